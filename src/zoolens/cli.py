@@ -1,0 +1,263 @@
+"""The `zoolens` command: a thin layer over the Python API. Errors are one line, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from zoolens import __version__
+from zoolens.errors import ZoolensError
+
+
+def _expand_inputs(items: list[str]) -> list[Path]:
+    """Files as given; folders walked for image files (sorted)."""
+    from zoolens.data.folders import walk_files
+    from zoolens.data.images import is_image_name
+
+    paths: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            paths.extend(p for p in walk_files(path) if is_image_name(p))
+        else:
+            paths.append(path)
+    if not paths:
+        raise ZoolensError(f"no image files in {', '.join(items)}")
+    return paths
+
+
+# ---- data -----------------------------------------------------------------------------------------
+def cmd_data_inspect(args) -> int:
+    from zoolens.data.inspect import format_summary, inspect_folder, plot_class_balance
+
+    summary = inspect_folder(args.data, progress=not args.json)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2), encoding="utf-8")
+        plot_class_balance(summary, out / "class_balance.png")
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    else:
+        print(format_summary(summary))
+        if args.out:
+            print(f"wrote {Path(args.out) / 'summary.json'} and {Path(args.out) / 'class_balance.png'}")
+    return 0
+
+
+def cmd_data_split(args) -> int:
+    from zoolens.data.folders import scan_folder
+    from zoolens.data.split import split_folder, write_manifest
+
+    folder = scan_folder(args.data)
+    manifest = split_folder(folder, args.ratios, args.seed)
+    out = Path(args.out) if args.out else Path(f"{folder.root.resolve().name}-split.csv")
+    write_manifest(manifest, out)
+    counts = manifest.counts()
+    print(f"{out}: " + ", ".join(f"{role} {sum(counts[role].values())}" for role in counts))
+    for name in manifest.classes:
+        print(f"  {name}: " + ", ".join(f"{role} {counts[role][name]}" for role in counts))
+    for path, reason in folder.skipped:
+        print(f"  skipped {path}: {reason}")
+    return 0
+
+
+# ---- train / evaluate -----------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from zoolens.evaluation.evaluate import format_evaluation
+    from zoolens.training.trainer import TrainConfig, train
+
+    config = TrainConfig(
+        backbone=args.backbone,
+        strategy=args.strategy,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        patience=args.patience,
+        dropout=args.dropout,
+        label_smoothing=args.label_smoothing,
+        ratios=args.ratios,
+        seed=args.seed,
+        image_size=args.image_size,
+        augmentation=None if args.no_augment else TrainConfig().augmentation,
+        accelerator=args.accelerator,
+        devices=args.devices,
+    )
+    model = train(args.data, args.out, config=config, split_file=args.split, progress=not args.quiet)
+    if model.evaluation is not None:
+        print(format_evaluation(model.evaluation))
+    out = Path(args.out)
+    print(f"\nmodel saved to {out}/ (training curves: {out / 'training_curves.png'}, "
+          f"confusion matrix: {out / 'evaluation' / 'confusion_matrix.png'})")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from zoolens.evaluation.evaluate import evaluate, format_evaluation, write_evaluation
+    from zoolens.inference.model import Model
+
+    model = Model.load(args.model)
+    evaluation = evaluate(model, args.data, progress=not args.json)
+    out = Path(args.out) if args.out else Path(args.model) / "evaluation"
+    written = write_evaluation(evaluation, out)
+    if args.json:
+        print(json.dumps(evaluation.summary(), indent=2))
+    else:
+        print(format_evaluation(evaluation))
+        print("\n" + "\n".join(f"wrote {path}" for path in written.values()))
+    return 0
+
+
+# ---- predict --------------------------------------------------------------------------------------
+def _print_predictions(predictions, top_k: int) -> None:
+    width = min(60, max(len(p.source) for p in predictions))
+    for p in predictions:
+        if p.error:
+            print(f"{p.source:<{width}}  error: {p.error}")
+            continue
+        others = "  ".join(f"{label} {prob:.1%}" for label, prob in p.top[:top_k])
+        answer = p.answer if p.label is not None else f"not sure (best guess {p.top[0][0]})"
+        print(f"{p.source:<{width}}  {answer:<24} {p.confidence:6.1%}   top-{top_k}: {others}")
+
+
+def _write_predictions_csv(predictions, path: Path, top_k: int) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        header = ["path", "label", "confidence"]
+        for i in range(1, top_k + 1):
+            header += [f"top{i}_label", f"top{i}_confidence"]
+        writer.writerow(header + ["error"])
+        for p in predictions:
+            row = [p.source, p.answer if not p.error else "", f"{p.confidence:.6f}"]
+            for i in range(top_k):
+                row += [p.top[i][0], f"{p.top[i][1]:.6f}"] if i < len(p.top) else ["", ""]
+            writer.writerow(row + [p.error or ""])
+
+
+def cmd_predict(args) -> int:
+    if args.imagenet:
+        from zoolens.inference.imagenet import ImageNetClassifier
+
+        inputs = _expand_inputs(args.model_and_paths)
+        predictions = ImageNetClassifier(args.backbone).predict(inputs, top_k=args.top_k)
+    else:
+        from zoolens.inference.model import Model
+
+        if len(args.model_and_paths) < 2:
+            raise ZoolensError("usage: zoolens predict MODEL PATH... (or zoolens predict --imagenet PATH...)")
+        model = Model.load(args.model_and_paths[0])
+        inputs = _expand_inputs(args.model_and_paths[1:])
+        threshold = args.min_confidence if args.min_confidence is not None else 0.0
+        predictions = model.predict(inputs, top_k=args.top_k, min_confidence=threshold, progress=len(inputs) > 64)
+    _print_predictions(predictions, args.top_k)
+    if args.csv:
+        _write_predictions_csv(predictions, Path(args.csv), args.top_k)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from zoolens.models.backbones import OFFLINE_WEIGHTS, describe_backbone, offline_weights_available
+
+    print("backbone               source       input  pretrained weights")
+    for name in OFFLINE_WEIGHTS:
+        info = describe_backbone(name)
+        state = "available offline" if offline_weights_available(name) else "not installed (download when online)"
+        print(f"{name:<22} {info.source:<12} {info.preprocessing.input_size:>5}  {state}")
+    print("\nAny other torchvision or timm model name also works as --backbone when its weights are in the\n"
+          "local cache or can be downloaded.")
+    return 0
+
+
+# ---- parser ---------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zoolens",
+        description="Turn a folder of labelled animal photos into an accurate image classifier.",
+    )
+    parser.add_argument("--version", action="version", version=f"zoolens {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="inspect or split a dataset folder").add_subparsers(
+        dest="data_command", required=True, metavar="ACTION")
+    inspect = data.add_parser("inspect", help="classes, counts, image sizes and modes, duplicates, unusable files")
+    inspect.add_argument("data", help="folder of class folders (or of train/val/test folders)")
+    inspect.add_argument("--json", action="store_true", help="print JSON for machines")
+    inspect.add_argument("--out", help="also write summary.json and class_balance.png to this folder")
+    inspect.set_defaults(run=cmd_data_inspect)
+    split = data.add_parser("split", help="write a stratified train/val/test manifest (CSV); no file is moved")
+    split.add_argument("data")
+    split.add_argument("--ratios", default="70/10/20", help="train/val/test, or train/test (default 70/10/20)")
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--out", help="manifest file (default: ./<folder>-split.csv)")
+    split.set_defaults(run=cmd_data_split)
+
+    train = commands.add_parser("train", help="train a classifier by transfer learning")
+    train.add_argument("data", help="folder of class folders (or of train/val/test folders)")
+    train.add_argument("--out", required=True, help="model folder to write")
+    train.add_argument("--backbone", default="mobilenet_v2", help="mobilenet_v2 (default), efficientnet_lite0, ...")
+    train.add_argument("--strategy", default="frozen", choices=["frozen", "finetune"],
+                       help="frozen: cached features + dense head (default); finetune: whole network")
+    train.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "rmsprop"])
+    train.add_argument("--lr", type=float, help="learning rate (default 1e-3 head, 1e-4 fine-tuning)")
+    train.add_argument("--epochs", type=int, help="most epochs (default 60 head, 5 fine-tuning)")
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--patience", type=int, default=8, help="early stopping: epochs without a better val loss")
+    train.add_argument("--dropout", type=float, default=0.2)
+    train.add_argument("--label-smoothing", type=float, default=0.0)
+    train.add_argument("--image-size", type=int, help="network input size (default: the backbone's)")
+    train.add_argument("--no-augment", action="store_true", help="fine-tune without augmentation")
+    train.add_argument("--ratios", default="70/10/20", help="train/val/test split (default 70/10/20)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--split", help="use this split manifest (from `zoolens data split`)")
+    train.add_argument("--accelerator", default="auto", help="auto, cpu, gpu (Lightning)")
+    train.add_argument("--devices", default="auto", help="auto, or how many devices (Lightning)")
+    train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.set_defaults(run=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="metrics, report and confusion matrix on unseen photos")
+    evaluate.add_argument("model")
+    evaluate.add_argument("data")
+    evaluate.add_argument("--out", help="folder for the figures and metrics (default MODEL/evaluation)")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(run=cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="label, confidence and top-k for photos")
+    predict.add_argument("model_and_paths", nargs="+", metavar="MODEL PATH", help="model folder, then files or folders")
+    predict.add_argument("--imagenet", action="store_true", help="no model: the pretrained ImageNet classes")
+    predict.add_argument("--backbone", default="mobilenet_v2", help="network for --imagenet")
+    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--min-confidence", type=float, help="answer 'not sure' below this probability")
+    predict.add_argument("--csv", help="also write one row per photo to this CSV")
+    predict.set_defaults(run=cmd_predict)
+
+    models = commands.add_parser("models", help="backbones and whether their weights are available offline")
+    models.set_defaults(run=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not os.environ.get("ZOOLENS_DEBUG"):
+        warnings.filterwarnings("ignore")
+    try:
+        return args.run(args)
+    except ZoolensError as error:
+        print(f"zoolens: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zoolens: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

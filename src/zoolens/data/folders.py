@@ -1,0 +1,115 @@
+"""A dataset is a folder of class folders (`DATA/<class>/*.jpg`), or one already split
+(`DATA/{train,val,test}/<class>/`). Reading it never writes inside it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zoolens.data.images import is_image_name
+from zoolens.errors import ZoolensError
+
+SPLIT_FOLDER_ROLES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: str
+
+
+@dataclass
+class ImageFolder:
+    """What was found under `root`: the classes, the photos, and every file left out and why."""
+
+    root: Path
+    classes: list[str]
+    samples: list[Sample]
+    # For an already split folder: the role ("train"/"val"/"test") each sample's part plays.
+    parts: dict[Path, str] | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def presplit(self) -> bool:
+        return self.parts is not None
+
+    def counts(self) -> dict[str, int]:
+        counts = {name: 0 for name in self.classes}
+        for sample in self.samples:
+            counts[sample.label] += 1
+        return counts
+
+
+def walk_files(folder: Path) -> list[Path]:
+    """Every file below `folder`, sorted; symlinked folders are not followed (no loops)."""
+    found = []
+    for current, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(current) / name for name in sorted(files) if not name.startswith("."))
+    return found
+
+
+def _class_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _scan_classes(folder: Path, skipped: list[tuple[str, str]]) -> list[Sample]:
+    samples = []
+    for class_dir in _class_dirs(folder):
+        found = 0
+        for path in walk_files(class_dir):
+            if not is_image_name(path):
+                skipped.append((str(path), f"not an image file type ({path.suffix or 'no extension'})"))
+            elif not os.access(path, os.R_OK):
+                skipped.append((str(path), "permission denied"))
+            elif path.stat().st_size == 0:
+                skipped.append((str(path), "empty file (0 bytes)"))
+            else:
+                samples.append(Sample(path, class_dir.name))
+                found += 1
+        if not found:
+            skipped.append((str(class_dir), "class folder has no usable images; class left out"))
+    return samples
+
+
+def _split_layout(root: Path) -> dict[str, Path] | None:
+    subdirs = _class_dirs(root)
+    roles = {SPLIT_FOLDER_ROLES.get(d.name.lower()): d for d in subdirs}
+    if subdirs and None not in roles and "train" in roles:
+        return roles
+    return None
+
+
+def scan_folder(root: str | Path) -> ImageFolder:
+    """Find the classes and photos under `root`; raise ZoolensError when it cannot be a dataset."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise ZoolensError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise ZoolensError(f"{root}: is a file; give the folder that holds one folder per class")
+    skipped: list[tuple[str, str]] = []
+    layout = _split_layout(root)
+    if layout is None:
+        samples, parts = _scan_classes(root, skipped), None
+        for path in sorted(p for p in root.iterdir() if p.is_file() and is_image_name(p)):
+            skipped.append((str(path), "image not inside a class folder"))
+    else:
+        samples, parts = [], {}
+        for role, folder in layout.items():
+            found = _scan_classes(folder, skipped)
+            samples.extend(found)
+            parts.update({sample.path: role for sample in found})
+    classes = sorted({sample.label for sample in samples})
+    if len(classes) < 2:
+        found = f"found {len(classes)} class folder with images" if classes else "found no class folders with images"
+        raise ZoolensError(f"{root}: needs at least two class folders of images (DATA/<class>/*.jpg); {found}")
+    return ImageFolder(root=root, classes=classes, samples=samples, parts=parts, skipped=skipped)

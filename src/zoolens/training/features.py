@@ -1,0 +1,229 @@
+"""Frozen "bottleneck" features: computed once per photo and backbone, cached on disk by file content.
+
+The network runs under ONNX Runtime when it can (about 4x PyTorch eager on a 2-core CPU, measured),
+with photos decoded in worker processes while the network works.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from zoolens.data.images import open_image
+from zoolens.data.transforms import eval_transform
+from zoolens.errors import ImageError
+from zoolens.models.backbones import Backbone, Preprocessing, state_fingerprint
+
+FEATURE_FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("ZOOLENS_CACHE", Path.home() / ".cache" / "zoolens"))
+
+
+def backbone_key(backbone: Backbone, prep: Preprocessing) -> str:
+    """Identifies what the features are a function of: the backbone's weights and the preprocessing."""
+    weights = backbone.info.weights_id if backbone.info.weights_tag != "none" else state_fingerprint(backbone)
+    text = json.dumps([FEATURE_FORMAT_VERSION, weights, prep.to_dict()], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+class OnnxEngine:
+    """The backbone exported to ONNX once (cached by key) and run with ONNX Runtime."""
+
+    def __init__(self, module: torch.nn.Module, key: str, input_size: int):
+        import onnxruntime as ort
+
+        path = cache_dir() / "onnx" / f"{key}.onnx"
+        if not path.exists():
+            self._export(module, path, input_size)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = os.cpu_count() or 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    @staticmethod
+    def _export(module: torch.nn.Module, path: Path, input_size: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module.eval(),
+                (torch.zeros(1, 3, input_size, input_size),),
+                str(partial),
+                input_names=["images"],
+                output_names=["outputs"],
+                dynamic_axes={"images": {0: "batch"}, "outputs": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,  # the TorchScript exporter handles every torchvision/timm CNN tried here
+            )
+        partial.replace(path)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+
+class TorchEngine:
+    def __init__(self, module: torch.nn.Module):
+        self.module = module.eval()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.module(torch.from_numpy(np.asarray(batch, dtype=np.float32))).numpy()
+
+
+_ENGINES: dict[tuple[str, str], object] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def make_engine(module: torch.nn.Module, key: str, input_size: int, engine: str = "auto"):
+    """An engine per (key, kind), reused across calls in one process."""
+    with _ENGINES_LOCK:
+        if (key, engine) in _ENGINES:
+            return _ENGINES[(key, engine)]
+        built = None
+        if engine in ("auto", "onnx"):
+            try:
+                built = OnnxEngine(module, key, input_size)
+            except Exception as error:  # any export/runtime failure: PyTorch still gives the same numbers
+                if engine == "onnx":
+                    raise
+                log.warning("ONNX Runtime unavailable for this network (%s); using PyTorch", error)
+        if built is None:
+            built = TorchEngine(module)
+        _ENGINES[(key, engine)] = built
+        return built
+
+
+class FeatureCache:
+    """content hash -> feature vector, in one SQLite file per backbone key (safe under concurrent use)."""
+
+    def __init__(self, key: str):
+        path = cache_dir() / "features" / f"{key}.sqlite"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), timeout=60, check_same_thread=False)
+        self.db.execute("CREATE TABLE IF NOT EXISTS features (digest TEXT PRIMARY KEY, vector BLOB, sha TEXT)")
+
+    def get_many(self, digests: list[str]) -> dict[str, np.ndarray]:
+        found = {}
+        unique = list(dict.fromkeys(digests))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            query = f"SELECT digest, vector, sha FROM features WHERE digest IN ({','.join('?' * len(chunk))})"
+            for digest, blob, sha in self.db.execute(query, chunk):
+                if hashlib.sha1(blob).hexdigest() == sha:  # a torn write is recomputed, never served
+                    found[digest] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, items: dict[str, np.ndarray]) -> None:
+        rows = []
+        for digest, vector in items.items():
+            blob = np.asarray(vector, dtype=np.float32).tobytes()
+            rows.append((digest, blob, hashlib.sha1(blob).hexdigest()))
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?)", rows)
+
+
+def file_digest(path: Path) -> str:
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as error:
+        raise ImageError(path, f"cannot read ({error.strerror or error})") from None
+
+
+class _DecodeDataset(torch.utils.data.Dataset):
+    def __init__(self, paths: list[Path], prep: Preprocessing):
+        self.paths = paths
+        self.prep = prep
+        self.transform = eval_transform(prep)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        try:
+            image = open_image(self.paths[index], min_side=self.prep.resize_size)
+            return index, self.transform(image), ""
+        except ImageError as error:
+            size = self.prep.input_size
+            return index, torch.zeros(3, size, size), error.reason
+
+
+@dataclass
+class FeatureSet:
+    features: np.ndarray  # (N, D) float32; rows of unusable photos are zeros
+    usable: np.ndarray  # (N,) bool
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _digests(paths: list[Path], problems: list[tuple[str, str]]) -> list[str | None]:
+    def one(path):
+        try:
+            return file_digest(path)
+        except ImageError as error:
+            problems.append((error.path, error.reason))
+            return None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(one, paths))
+
+
+def _decode_workers(count: int) -> int:
+    return 0 if count < 64 else min(4, os.cpu_count() or 1)
+
+
+def extract_features(
+    paths: list[Path],
+    backbone: Backbone,
+    prep: Preprocessing | None = None,
+    batch_size: int = 32,
+    engine: str = "auto",
+    progress: bool = True,
+) -> FeatureSet:
+    """Pooled backbone features for each photo, from the cache where possible."""
+    prep = prep or backbone.info.preprocessing
+    key = backbone_key(backbone, prep)
+    cache = FeatureCache(key)
+    problems: list[tuple[str, str]] = []
+    digests = _digests(paths, problems)
+    known = cache.get_many([d for d in digests if d])
+    missing = [i for i, d in enumerate(digests) if d and d not in known]
+    if missing:
+        run = make_engine(backbone, key, prep.input_size, engine)
+        loader = torch.utils.data.DataLoader(
+            _DecodeDataset([paths[i] for i in missing], prep),
+            batch_size=batch_size,
+            num_workers=_decode_workers(len(missing)),
+        )
+        with tqdm(total=len(missing), desc="features", unit="img", disable=not progress, leave=False) as bar:
+            for positions, images, errors in loader:
+                ok = [j for j, error in enumerate(errors) if not error]
+                vectors = run(images[ok].numpy()) if ok else np.zeros((0, backbone.feature_dim), np.float32)
+                fresh = {digests[missing[int(positions[j])]]: vectors[n] for n, j in enumerate(ok)}
+                cache.put_many(fresh)
+                known.update(fresh)
+                problems.extend((str(paths[missing[int(positions[j])]]), errors[j]) for j in range(len(errors)) if errors[j])
+                bar.update(len(errors))
+    features = np.zeros((len(paths), backbone.feature_dim), dtype=np.float32)
+    usable = np.zeros(len(paths), dtype=bool)
+    for i, digest in enumerate(digests):
+        if digest in known:
+            features[i] = known[digest]
+            usable[i] = True
+    return FeatureSet(features, usable, problems)

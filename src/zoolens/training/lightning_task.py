@@ -1,0 +1,114 @@
+"""The Lightning pieces: one LightningModule for any classifier, and the callbacks zoolens adds."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import sys
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+
+
+def quiet_lightning() -> None:
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def make_optimizer(name: str, parameters, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+
+
+class ClassificationTask(pl.LightningModule):
+    """Cross-entropy training of `network` (a head on cached features, or a whole CNN on images)."""
+
+    def __init__(self, network: nn.Module, optimizer: str, lr: float, weight_decay: float, label_smoothing: float):
+        super().__init__()
+        self.network = network
+        self.optimizer_name = optimizer
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.loss = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.network(inputs)
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        inputs, labels = batch
+        logits = self(inputs)
+        loss = self.loss(logits, labels)
+        accuracy = (logits.argmax(1) == labels).float().mean()
+        batch_size = len(labels)
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
+        self.log(f"{stage}_acc", accuracy, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
+        return loss
+
+    def training_step(self, batch, batch_index):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_index):
+        self._step(batch, "val")
+
+    def configure_optimizers(self):
+        trainable = [p for p in self.network.parameters() if p.requires_grad]
+        return make_optimizer(self.optimizer_name, trainable, self.lr, self.weight_decay)
+
+
+class EpochHistory(pl.Callback):
+    """One row per epoch (train/val loss and accuracy), printed as it goes when asked."""
+
+    def __init__(self, phase: str, total_epochs: int, echo: bool):
+        self.phase = phase
+        self.total_epochs = total_epochs
+        self.echo = echo
+        self.rows: list[dict] = []
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        row = {"phase": self.phase, "epoch": trainer.current_epoch + 1}
+        row.update({k: metrics.get(k, math.nan) for k in ("train_loss", "train_acc", "val_loss", "val_acc")})
+        self.rows.append(row)
+        if self.echo and trainer.is_global_zero:
+            print(
+                f"  {self.phase} epoch {row['epoch']:>3}/{self.total_epochs}  "
+                f"loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
+                f"val_loss {row['val_loss']:.4f} val_acc {row['val_acc']:.4f}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+class KeepBestWeights(pl.Callback):
+    """Restores the weights of the epoch with the lowest validation loss when training ends.
+
+    Kept in memory instead of Lightning's ModelCheckpoint because that writes pickled checkpoint
+    files, and zoolens model files hold no pickle (the bundle is written in safetensors afterwards).
+    """
+
+    def __init__(self):
+        self.best_loss = math.inf
+        self.best_epoch = 0
+        self.best_state: dict | None = None
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        loss = float(trainer.callback_metrics.get("val_loss", math.inf))
+        if loss < self.best_loss:
+            self.best_loss = loss
+            self.best_epoch = trainer.current_epoch + 1
+            self.best_state = copy.deepcopy(pl_module.network.state_dict())
+
+    def on_fit_end(self, trainer, pl_module):
+        if self.best_state is not None:
+            pl_module.network.load_state_dict(self.best_state)

@@ -1,0 +1,297 @@
+"""`train()`: class folders in, a saved, evaluated model bundle out."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping
+
+from zoolens.data.folders import Sample, scan_folder
+from zoolens.data.images import open_image
+from zoolens.data.split import Manifest, read_manifest, split_folder, write_manifest
+from zoolens.data.transforms import Augmentation, eval_transform, train_transform
+from zoolens.errors import ZoolensError
+from zoolens.evaluation.evaluate import evaluate_samples, write_evaluation
+from zoolens.evaluation.plots import plot_training_curves
+from zoolens.inference.model import Model
+from zoolens.models.backbones import DEFAULT_BACKBONE, build_backbone
+from zoolens.models.classifier import Classifier
+from zoolens.training.features import extract_features
+from zoolens.training.lightning_task import (
+    OPTIMIZERS,
+    ClassificationTask,
+    EpochHistory,
+    KeepBestWeights,
+    quiet_lightning,
+)
+
+STRATEGIES = ("frozen", "finetune")
+
+
+@dataclass
+class TrainConfig:
+    backbone: str = DEFAULT_BACKBONE
+    strategy: str = "frozen"
+    optimizer: str = "adam"
+    lr: float | None = None  # default: 1e-3 for the head, 1e-4 when fine-tuning
+    epochs: int | None = None  # default: 60 for the head (early stopping ends it sooner), 5 fine-tuning
+    batch_size: int = 32
+    patience: int = 8
+    weight_decay: float = 1e-4
+    dropout: float = 0.2
+    label_smoothing: float = 0.0
+    ratios: str = "70/10/20"
+    seed: int = 0
+    image_size: int | None = None  # default: the backbone's own input size
+    augmentation: Augmentation | None = field(default_factory=Augmentation)
+    head_epochs: int = 60
+    accelerator: str = "auto"
+    devices: str | int = "auto"
+    workers: int | None = None
+
+    def validate(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ZoolensError(f"--strategy {self.strategy!r}: choose from {', '.join(STRATEGIES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ZoolensError(f"--optimizer {self.optimizer!r}: choose from {', '.join(OPTIMIZERS)}")
+        for name in ("lr", "epochs", "image_size"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ZoolensError(f"--{name.replace('_', '-')} must be positive, not {value}")
+        if self.batch_size < 1:
+            raise ZoolensError(f"--batch-size must be at least 1, not {self.batch_size}")
+        if not 0 <= self.dropout < 1:
+            raise ZoolensError(f"--dropout must be in [0, 1), not {self.dropout}")
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["augmentation"] = self.augmentation.to_dict() if self.augmentation else None
+        return data
+
+
+def _say(progress: bool, message: str) -> None:
+    if progress:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _check_parts(manifest: Manifest, usable: dict[Path, bool]) -> None:
+    train_classes = {s.label for s in manifest.part("train") if usable.get(s.path)}
+    missing = [c for c in manifest.classes if c not in train_classes]
+    if len(train_classes) < 2:
+        raise ZoolensError(f"{manifest.root}: fewer than two classes have usable training photos")
+    if missing:
+        raise ZoolensError(f"{manifest.root}: class(es) {', '.join(missing)} have no usable training photos")
+    if not any(usable.get(s.path) for s in manifest.part("val")):
+        raise ZoolensError(f"{manifest.root}: too few photos to hold any out for validation; add photos")
+
+
+def _trainer(config: TrainConfig, epochs: int, callbacks: list, on_features: bool, progress: bool) -> pl.Trainer:
+    quiet_lightning()
+    return pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu" if on_features else config.accelerator,
+        devices=1 if on_features else config.devices,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=progress and not on_features,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        default_root_dir=tempfile.gettempdir(),
+    )
+
+
+def _fit(network, train_loader, val_loader, config: TrainConfig, phase: str, lr: float, epochs: int,
+         on_features: bool, progress: bool) -> list[dict]:
+    history = EpochHistory(phase, epochs, echo=progress)
+    best = KeepBestWeights()
+    stop = EarlyStopping(monitor="val_loss", patience=config.patience, mode="min")
+    task = ClassificationTask(network, config.optimizer, lr, config.weight_decay, config.label_smoothing)
+    _trainer(config, epochs, [history, best, stop], on_features, progress).fit(task, train_loader, val_loader)
+    if progress and best.best_state is not None:
+        _say(True, f"  best validation loss {best.best_loss:.4f} at {phase} epoch {best.best_epoch}")
+    return history.rows
+
+
+def fit_head(head: torch.nn.Module, features: dict[str, tuple[np.ndarray, np.ndarray]], config: TrainConfig,
+             progress: bool) -> list[dict]:
+    """Train the dense softmax head on cached features: seconds, even for thousands of photos."""
+    def loader(role: str, shuffle: bool):
+        x, y = features[role]
+        dataset = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+        return torch.utils.data.DataLoader(dataset, batch_size=max(config.batch_size, 64), shuffle=shuffle)
+
+    lr = config.lr if (config.lr and config.strategy == "frozen") else 1e-3
+    epochs = config.epochs if (config.epochs and config.strategy == "frozen") else config.head_epochs
+    return _fit(head, loader("train", True), loader("val", False), config, "head", lr, epochs, True, progress)
+
+
+class _PhotoDataset(torch.utils.data.Dataset):
+    def __init__(self, samples: list[Sample], classes: list[str], transform):
+        self.samples = samples
+        self.index = {name: i for i, name in enumerate(classes)}
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        sample = self.samples[i]
+        image = open_image(sample.path, min_side=None)
+        return self.transform(image), self.index[sample.label]
+
+
+def finetune(network: Classifier, parts: dict[str, list[Sample]], classes: list[str], prep, config: TrainConfig,
+             progress: bool) -> list[dict]:
+    """End-to-end training of the whole network on augmented photos (after the head is warm)."""
+    workers = config.workers if config.workers is not None else min(4, os.cpu_count() or 1)
+    train_set = _PhotoDataset(parts["train"], classes, train_transform(prep, config.augmentation))
+    val_set = _PhotoDataset(parts["val"], classes, eval_transform(prep))
+    common = dict(batch_size=config.batch_size, num_workers=workers, persistent_workers=workers > 0)
+    train_loader = torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > config.batch_size, **common)
+    val_loader = torch.utils.data.DataLoader(val_set, **common)
+    network.set_backbone_trainable(True)
+    network.backbone.info = replace(network.backbone.info, weights_tag="none")  # weights change from here on
+    lr = config.lr or 1e-4
+    epochs = config.epochs or 5
+    rows = _fit(network, train_loader, val_loader, config, "finetune", lr, epochs, False, progress)
+    network.eval()
+    return rows
+
+
+def calibrate_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature scaling (Guo et al., 2017) on validation photos, so that confidences mean what they say."""
+    from scipy.optimize import minimize_scalar
+
+    logits_t = torch.from_numpy(logits).double()
+    labels_t = torch.from_numpy(labels).long()
+
+    def nll(log_t: float) -> float:
+        return float(torch.nn.functional.cross_entropy(logits_t / np.exp(log_t), labels_t))
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
+
+
+def _write_history(rows: list[dict], path: Path) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0].keys()))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _usable_parts(manifest: Manifest, usable: dict[Path, bool]) -> dict[str, list[Sample]]:
+    return {role: [s for s in manifest.part(role) if usable.get(s.path)] for role in ("train", "val", "test")}
+
+
+def _feature_arrays(parts, feature_of: dict[Path, np.ndarray], classes: list[str]):
+    index = {name: i for i, name in enumerate(classes)}
+    arrays = {}
+    for role, samples in parts.items():
+        x = np.stack([feature_of[s.path] for s in samples]) if samples else np.zeros((0, 1), np.float32)
+        arrays[role] = (x.astype(np.float32), np.array([index[s.label] for s in samples], dtype=np.int64))
+    return arrays
+
+
+def _validation_logits(model: Model, parts, features, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    if config.strategy == "frozen":
+        x, y = features["val"]
+    else:
+        found = extract_features([s.path for s in parts["val"]], model.network.backbone, model.preprocessing, progress=False)
+        x, y = found.features, features["val"][1]
+    with torch.inference_mode():
+        return model.network.head(torch.from_numpy(x)).numpy(), y
+
+
+def train(data: str | Path, out: str | Path | None = None, *, config: TrainConfig | None = None,
+          split_file: str | Path | None = None, progress: bool = True, **options) -> Model:
+    """Train a classifier on DATA (class folders, or an already split folder) and save it to `out`.
+
+    Options are TrainConfig fields (backbone, strategy, optimizer, lr, epochs, ...). The returned Model
+    carries `.evaluation` (its test-part results) and `.history` (one row per epoch).
+    """
+    started = time.time()
+    config = replace(config or TrainConfig(), **options)
+    config.validate()
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    folder = scan_folder(data)
+    manifest = read_manifest(split_file, folder.root) if split_file else split_folder(folder, config.ratios, config.seed)
+    counts = manifest.counts()
+    _say(progress, f"{folder.root}: {len(folder.classes)} classes, "
+         + ", ".join(f"{role} {sum(counts[role].values())}" for role in ("train", "val", "test")))
+    for path, reason in folder.skipped:
+        _say(progress, f"  skipped {path}: {reason}")
+
+    backbone = build_backbone(config.backbone, pretrained=True)
+    prep = backbone.info.preprocessing
+    if config.image_size:
+        prep = prep.at_size(config.image_size)
+    samples = [s for s, _ in manifest.rows]
+    _say(progress, f"features from {config.backbone} at {prep.input_size} px (cached for next time)")
+    found = extract_features([s.path for s in samples], backbone, prep, batch_size=32, progress=progress)
+    for path, reason in found.problems:
+        _say(progress, f"  skipped {path}: {reason}")
+    usable = {s.path: bool(ok) for s, ok in zip(samples, found.usable)}
+    _check_parts(manifest, usable)
+    parts = _usable_parts(manifest, usable)
+    features = _feature_arrays(parts, {s.path: found.features[i] for i, s in enumerate(samples)}, manifest.classes)
+
+    network = Classifier(backbone, len(manifest.classes), dropout=config.dropout)
+    network.set_backbone_trainable(False)
+    _say(progress, f"training the head ({config.optimizer}, early stopping on validation loss)")
+    history = fit_head(network.head, features, config, progress)
+    if config.strategy == "finetune":
+        _say(progress, f"fine-tuning the whole network ({len(parts['train'])} photos per epoch, with augmentation)")
+        history += finetune(network, parts, manifest.classes, prep, config, progress)
+    network.eval()
+
+    model = Model(network, manifest.classes, prep, {})
+    val_logits, val_labels = _validation_logits(model, parts, features, config)
+    temperature = calibrate_temperature(val_logits, val_labels)
+    model.temperature = temperature
+
+    evaluation = None
+    if parts["test"]:
+        evaluation = evaluate_samples(model, parts["test"], f"the test part of the split of {folder.root}", progress=progress)
+    elapsed = time.time() - started
+    model.meta = {
+        "training": {**config.to_dict(), "seconds": round(elapsed, 1), "epochs_run": len(history)},
+        "data": {
+            "root": str(folder.root.resolve()),
+            "presplit": folder.presplit,
+            "counts": counts,
+            "skipped": [{"path": p, "reason": r} for p, r in folder.skipped + found.problems],
+        },
+        "calibration": {"temperature": temperature, "fitted_on": "validation part"},
+        "metrics": {k: v for k, v in evaluation.summary().items() if k not in ("skipped",)} if evaluation else {},
+    }
+    model.history = history
+    model.evaluation = evaluation
+    if out is not None:
+        _save_training_outputs(model, manifest, history, evaluation, Path(out))
+        _say(progress, f"saved {out} in {elapsed:.0f} s")
+    return model
+
+
+def _save_training_outputs(model: Model, manifest: Manifest, history, evaluation, out: Path) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        extra = {
+            "split.csv": write_manifest(manifest, scratch / "split.csv"),
+            "history.csv": _write_history(history, scratch / "history.csv"),
+            "training_curves.png": plot_training_curves(history, scratch / "training_curves.png"),
+        }
+        model.save(out, extra_files=extra)
+    if evaluation is not None:
+        write_evaluation(evaluation, out / "evaluation")
+
