@@ -71,11 +71,10 @@ def _facts(path: Path, label: str, part: str) -> PhotoFacts:
     facts = PhotoFacts(str(path), label, part)
     try:
         facts.digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        upright = open_image(path)  # full decode: finds truncated and damaged files
+        facts.width, facts.height = upright.size
         with Image.open(path) as image:
             facts.mode = image.mode + ("+transparency" if "transparency" in image.info else "")
-        open_image(path)  # full decode: finds truncated and damaged files
-        with Image.open(path) as image:
-            facts.width, facts.height = image.size
     except ImageError as error:
         facts.problem = error.reason
     except OSError as error:
@@ -128,7 +127,7 @@ def inspect_folder(folder: ImageFolder | str | Path, progress: bool = True) -> D
 def format_summary(summary: DatasetSummary) -> str:
     lines = [f"{summary.root}: {len(summary.classes)} classes"]
     parts = list(summary.counts)
-    width = max(len(c) for c in summary.classes)
+    width = max(5, *(len(c) for c in summary.classes))
     lines.append("  " + "class".ljust(width) + "".join(p.rjust(9) for p in parts) + "    share")
     totals = {p: sum(summary.counts[p].values()) for p in parts}
     grand = sum(totals.values()) or 1

@@ -6,6 +6,7 @@ import copy
 import logging
 import math
 import sys
+import warnings
 
 import lightning.pytorch as pl
 import torch
@@ -15,6 +16,8 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop")
 
 
 def quiet_lightning() -> None:
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -95,10 +98,12 @@ class KeepBestWeights(pl.Callback):
     files, and zoolens model files hold no pickle (the bundle is written in safetensors afterwards).
     """
 
-    def __init__(self):
-        self.best_loss = math.inf
+    def __init__(self, network: nn.Module | None = None, baseline_loss: float = math.inf):
+        # With a baseline (the warm-started network's validation loss), an epoch must beat it to count:
+        # fine-tuning that only makes things worse gives back the network it started from.
+        self.best_loss = baseline_loss
         self.best_epoch = 0
-        self.best_state: dict | None = None
+        self.best_state: dict | None = copy.deepcopy(network.state_dict()) if network is not None else None
 
     def on_validation_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking:

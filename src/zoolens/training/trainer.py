@@ -112,14 +112,16 @@ def _trainer(config: TrainConfig, epochs: int, callbacks: list, on_features: boo
 
 
 def _fit(network, train_loader, val_loader, config: TrainConfig, phase: str, lr: float, epochs: int,
-         on_features: bool, progress: bool) -> list[dict]:
+         on_features: bool, progress: bool, baseline_loss: float | None = None) -> list[dict]:
     history = EpochHistory(phase, epochs, echo=progress)
-    best = KeepBestWeights()
+    best = KeepBestWeights() if baseline_loss is None else KeepBestWeights(network, baseline_loss)
     stop = EarlyStopping(monitor="val_loss", patience=config.patience, mode="min")
     task = ClassificationTask(network, config.optimizer, lr, config.weight_decay, config.label_smoothing)
     _trainer(config, epochs, [history, best, stop], on_features, progress).fit(task, train_loader, val_loader)
-    if progress and best.best_state is not None:
-        _say(True, f"  best validation loss {best.best_loss:.4f} at {phase} epoch {best.best_epoch}")
+    if best.best_epoch:
+        _say(progress, f"  best validation loss {best.best_loss:.4f} at {phase} epoch {best.best_epoch}")
+    elif baseline_loss is not None:
+        _say(progress, f"  no {phase} epoch beat validation loss {baseline_loss:.4f}; keeping the network it started from")
     return history.rows
 
 
@@ -152,7 +154,7 @@ class _PhotoDataset(torch.utils.data.Dataset):
 
 
 def finetune(network: Classifier, parts: dict[str, list[Sample]], classes: list[str], prep, config: TrainConfig,
-             progress: bool) -> list[dict]:
+             progress: bool, baseline_loss: float) -> list[dict]:
     """End-to-end training of the whole network on augmented photos (after the head is warm)."""
     workers = config.workers if config.workers is not None else min(4, os.cpu_count() or 1)
     train_set = _PhotoDataset(parts["train"], classes, train_transform(prep, config.augmentation))
@@ -164,7 +166,7 @@ def finetune(network: Classifier, parts: dict[str, list[Sample]], classes: list[
     network.backbone.info = replace(network.backbone.info, weights_tag="none")  # weights change from here on
     lr = config.lr or 1e-4
     epochs = config.epochs or 5
-    rows = _fit(network, train_loader, val_loader, config, "finetune", lr, epochs, False, progress)
+    rows = _fit(network, train_loader, val_loader, config, "finetune", lr, epochs, False, progress, baseline_loss)
     network.eval()
     return rows
 
@@ -252,7 +254,8 @@ def train(data: str | Path, out: str | Path | None = None, *, config: TrainConfi
     history = fit_head(network.head, features, config, progress)
     if config.strategy == "finetune":
         _say(progress, f"fine-tuning the whole network ({len(parts['train'])} photos per epoch, with augmentation)")
-        history += finetune(network, parts, manifest.classes, prep, config, progress)
+        head_best = min(row["val_loss"] for row in history)
+        history += finetune(network, parts, manifest.classes, prep, config, progress, head_best)
     network.eval()
 
     model = Model(network, manifest.classes, prep, {})

@@ -1,0 +1,97 @@
+"""The command line as a user types it: real output, one-line errors, no tracebacks."""
+
+import csv
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from conftest import copy_subset
+
+
+def zoolens(*args, cwd=None):
+    result = subprocess.run([sys.executable, "-m", "zoolens.cli", *map(str, args)], capture_output=True, text=True,
+                            cwd=cwd, timeout=600)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def test_data_inspect_names_every_problem(small_animals, tmp_path):
+    data = copy_subset(small_animals, tmp_path / "d", per_class=5)
+    (data / "cats" / "empty.jpg").write_bytes(b"")
+    (data / "dogs" / "text.jpg").write_text("not an image")
+    Image.new("L", (30, 20)).save(data / "dogs" / "grey.png")
+    Image.new("CMYK", (30, 20)).save(data / "panda" / "cmyk.jpg")
+    first = sorted((data / "cats").glob("cats_*.jpg"))[0]
+    (data / "panda" / "copy.jpg").write_bytes(first.read_bytes())
+    result = zoolens("data", "inspect", data, "--out", tmp_path / "summary")
+    assert result.returncode == 0
+    out = result.stdout
+    assert "3 classes" in out and "cats" in out
+    assert "empty.jpg: empty file" in out
+    assert "text.jpg: not an image" in out
+    assert "greyscale 1" in out and "cmyk 1" in out
+    assert "exact duplicates: 1 group" in out and "copy.jpg" in out
+    assert (tmp_path / "summary" / "class_balance.png").stat().st_size > 0
+
+
+def test_data_split_writes_a_manifest_outside_the_data(small_animals, tmp_path):
+    result = zoolens("data", "split", small_animals, "--ratios", "70/10/20", "--seed", "0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    manifest = tmp_path / "animals-split.csv"
+    rows = list(csv.DictReader(manifest.open()))
+    assert len(rows) == 180
+    assert sum(r["split"] == "test" for r in rows) == 36
+    assert not list(small_animals.glob("*.csv"))
+
+
+def test_train_with_one_class_is_one_clear_sentence(tmp_path):
+    (tmp_path / "d" / "cats").mkdir(parents=True)
+    Image.new("RGB", (10, 10)).save(tmp_path / "d" / "cats" / "a.jpg")
+    result = zoolens("train", tmp_path / "d", "--out", tmp_path / "m")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "at least two class folders" in result.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_missing_folder_and_bad_option(tmp_path):
+    result = zoolens("train", tmp_path / "nowhere", "--out", tmp_path / "m")
+    assert result.returncode == 2 and "no such folder" in result.stderr
+    result = zoolens("train", tmp_path, "--out", tmp_path / "m", "--ratios", "lots")
+    assert result.returncode == 2
+
+
+def test_evaluate_and_predict_commands(trained_model, other_animals, tmp_path):
+    result = zoolens("evaluate", trained_model.path, other_animals, "--out", tmp_path / "eval")
+    assert result.returncode == 0, result.stderr
+    assert "all photos in" in result.stdout and "precision" in result.stdout and "macro avg" in result.stdout
+    assert (tmp_path / "eval" / "confusion_matrix.png").exists()
+
+    photos = sorted((other_animals / "panda").iterdir())[:2]
+    result = zoolens("predict", trained_model.path, *photos, other_animals / "cats", "--csv", tmp_path / "p.csv")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert len(rows) == 22
+    assert rows[0]["label"] == "panda" and float(rows[0]["top1_confidence"]) > 0.5
+
+    result = zoolens("predict", trained_model.path, photos[0], "--min-confidence", "1.01")
+    assert "not sure" in result.stdout
+
+
+def test_predict_imagenet_without_training(tmp_path):
+    from skimage import data
+
+    Image.fromarray(data.chelsea()).save(tmp_path / "chelsea.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    result = zoolens("predict", "--imagenet", tmp_path / "chelsea.png", tmp_path / "broken.jpg", "--top-k", "5")
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.splitlines()[:2]
+    assert any(cat in first for cat in ("tabby", "tiger cat", "Egyptian cat"))
+    assert "broken.jpg" in second and "error" in second
+
+
+@pytest.mark.parametrize("args", [["predict", "nowhere-model", "x.jpg"], ["evaluate", "nowhere-model", "."]])
+def test_missing_model_is_one_line(args, tmp_path):
+    result = zoolens(*args, cwd=tmp_path)
+    assert result.returncode == 2 and "no such model folder" in result.stderr

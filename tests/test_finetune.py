@@ -1,0 +1,20 @@
+"""Fine-tuning the whole network end to end, on a small real subset, at a reduced size to fit in CI."""
+
+import zoolens
+from zoolens.inference.model import Model
+
+
+def test_finetuning_improves_validation_loss_over_the_frozen_head(small_animals, tmp_path):
+    model = zoolens.train(small_animals, tmp_path / "ft", strategy="finetune", image_size=128, epochs=3,
+                          progress=False)
+    head = [row["val_loss"] for row in model.history if row["phase"] == "head"]
+    tuned = [row["val_loss"] for row in model.history if row["phase"] == "finetune"]
+    assert len(tuned) >= 1
+    assert min(tuned) < min(head)
+    assert model.evaluation.accuracy >= 0.85
+    loaded = Model.load(tmp_path / "ft")
+    assert loaded.meta["training"]["strategy"] == "finetune"
+    assert loaded.preprocessing.input_size == 128
+    assert loaded.network.backbone.info.weights_tag == "none"  # its features are its own, not the cached ones
+    photos = sorted((small_animals / "panda").iterdir())[-3:]
+    assert [p.label for p in loaded.predict(photos)] == [p.label for p in model.predict(photos)]
