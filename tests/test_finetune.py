@@ -5,7 +5,7 @@ from zoolens.inference.model import Model
 
 
 def test_finetuning_improves_validation_loss_over_the_frozen_head(small_animals, tmp_path):
-    model = zoolens.train(small_animals, tmp_path / "ft", strategy="finetune", image_size=128, epochs=3,
+    model = zoolens.train(small_animals, tmp_path / "ft", strategy="finetune", image_size=128, epochs=4,
                           progress=False)
     head = [row["val_loss"] for row in model.history if row["phase"] == "head"]
     tuned = [row["val_loss"] for row in model.history if row["phase"] == "finetune"]

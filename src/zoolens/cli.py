@@ -205,11 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--strategy", default="frozen", choices=["frozen", "finetune"],
                        help="frozen: cached features + dense head (default); finetune: whole network")
     train.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "rmsprop"])
-    train.add_argument("--lr", type=float, help="learning rate (default 1e-3 head, 1e-4 fine-tuning)")
+    train.add_argument("--lr", type=float, help="learning rate (default 1e-3 head; fine-tuning 3e-5 adam/rmsprop, 1e-3 sgd)")
     train.add_argument("--epochs", type=int, help="most epochs (default 60 head, 5 fine-tuning)")
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--patience", type=int, default=8, help="early stopping: epochs without a better val loss")
-    train.add_argument("--dropout", type=float, default=0.2)
+    train.add_argument("--dropout", type=float, default=0.5, help="dropout before the dense layer (default 0.5)")
     train.add_argument("--label-smoothing", type=float, default=0.0)
     train.add_argument("--image-size", type=int, help="network input size (default: the backbone's)")
     train.add_argument("--no-augment", action="store_true", help="fine-tune without augmentation")

@@ -8,15 +8,27 @@ from torch import nn
 from zoolens.models.backbones import Backbone
 
 
-def build_head(feature_dim: int, num_classes: int, dropout: float = 0.2) -> nn.Sequential:
+def build_head(feature_dim: int, num_classes: int, dropout: float = 0.5) -> nn.Sequential:
     return nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, num_classes))
 
 
 class Classifier(nn.Module):
-    def __init__(self, backbone: Backbone, num_classes: int, dropout: float = 0.2):
+    def __init__(self, backbone: Backbone, num_classes: int, dropout: float = 0.5):
         super().__init__()
         self.backbone = backbone
         self.head = build_head(backbone.feature_dim, num_classes, dropout)
+        self.freeze_batchnorm_statistics = True
+
+    def train(self, mode: bool = True) -> "Classifier":
+        """Batch-norm layers of the backbone keep their ImageNet statistics while fine-tuning (their scale
+        and shift still learn): small, augmented batches would otherwise drag the running statistics
+        away from what the pretrained weights expect (Keras' transfer-learning guide does the same)."""
+        super().train(mode)
+        if mode and self.freeze_batchnorm_statistics:
+            for module in self.backbone.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))

@@ -56,6 +56,9 @@ class ClassificationTask(pl.LightningModule):
         self.log(f"{stage}_acc", accuracy, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
         return loss
 
+    def on_train_epoch_start(self) -> None:
+        self.network.train()  # applies the network's own rules (frozen batch-norm statistics)
+
     def training_step(self, batch, batch_index):
         return self._step(batch, "train")
 

@@ -35,6 +35,9 @@ from zoolens.training.lightning_task import (
 )
 
 STRATEGIES = ("frozen", "finetune")
+# Whole-network learning rates: adaptive optimizers' first steps move every weight by about lr, so they
+# need a small one (measured: 1e-4 made validation loss worse than the warm head, 3e-5 improved on it).
+FINETUNE_LR = {"adam": 3e-5, "rmsprop": 3e-5, "sgd": 1e-3}
 
 
 @dataclass
@@ -42,12 +45,12 @@ class TrainConfig:
     backbone: str = DEFAULT_BACKBONE
     strategy: str = "frozen"
     optimizer: str = "adam"
-    lr: float | None = None  # default: 1e-3 for the head, 1e-4 when fine-tuning
+    lr: float | None = None  # default: 1e-3 for the head, FINETUNE_LR when fine-tuning
     epochs: int | None = None  # default: 60 for the head (early stopping ends it sooner), 5 fine-tuning
     batch_size: int = 32
     patience: int = 8
     weight_decay: float = 1e-4
-    dropout: float = 0.2
+    dropout: float = 0.5  # measured best of 0.2/0.5 on animals3 (98.7 % vs 98.3 %) with Imagewoof within noise
     label_smoothing: float = 0.0
     ratios: str = "70/10/20"
     seed: int = 0
@@ -164,7 +167,7 @@ def finetune(network: Classifier, parts: dict[str, list[Sample]], classes: list[
     val_loader = torch.utils.data.DataLoader(val_set, **common)
     network.set_backbone_trainable(True)
     network.backbone.info = replace(network.backbone.info, weights_tag="none")  # weights change from here on
-    lr = config.lr or 1e-4
+    lr = config.lr or FINETUNE_LR[config.optimizer]
     epochs = config.epochs or 5
     rows = _fit(network, train_loader, val_loader, config, "finetune", lr, epochs, False, progress, baseline_loss)
     network.eval()
