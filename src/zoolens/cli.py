@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import warnings
+from dataclasses import fields
 from pathlib import Path
 
 from zoolens import __version__
@@ -72,23 +73,8 @@ def cmd_train(args) -> int:
     from zoolens.evaluation.evaluate import format_evaluation
     from zoolens.training.trainer import TrainConfig, train
 
-    config = TrainConfig(
-        backbone=args.backbone,
-        strategy=args.strategy,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        patience=args.patience,
-        dropout=args.dropout,
-        label_smoothing=args.label_smoothing,
-        ratios=args.ratios,
-        seed=args.seed,
-        image_size=args.image_size,
-        augmentation=None if args.no_augment else TrainConfig().augmentation,
-        accelerator=args.accelerator,
-        devices=args.devices,
-    )
+    options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    config = TrainConfig(**options, augmentation=None if args.no_augment else TrainConfig().augmentation)
     model = train(args.data, args.out, config=config, split_file=args.split, progress=not args.quiet)
     if model.evaluation is not None:
         print(format_evaluation(model.evaluation))

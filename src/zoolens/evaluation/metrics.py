@@ -32,25 +32,17 @@ class Evaluation:
     def confusion(self) -> np.ndarray:
         return confusion_matrix(self.y_true, self.y_pred, labels=range(len(self.classes)))
 
-    def report_dict(self) -> dict:
+    def _report(self, **options):
         return classification_report(
-            self.y_true,
-            self.y_pred,
-            labels=range(len(self.classes)),
-            target_names=self.classes,
-            output_dict=True,
-            zero_division=0,
+            self.y_true, self.y_pred, labels=range(len(self.classes)), target_names=self.classes, zero_division=0,
+            **options,
         )
 
+    def report_dict(self) -> dict:
+        return self._report(output_dict=True)
+
     def report_text(self) -> str:
-        return classification_report(
-            self.y_true,
-            self.y_pred,
-            labels=range(len(self.classes)),
-            target_names=self.classes,
-            digits=4,
-            zero_division=0,
-        )
+        return self._report(digits=4)
 
     def summary(self) -> dict:
         report = self.report_dict()

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
 from zoolens.data.images import open_image  # noqa: E402
@@ -33,6 +34,7 @@ def plot_training_curves(history: list[dict], path: Path) -> Path:
         axis.plot(x, [row[f"val_{key}"] for row in history], marker="o", ms=3, label=f"validation {key}")
         axis.set_title(f"Training and validation {title.lower()}")
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylabel(title.lower())
         axis.grid(alpha=0.3)
         phases = [row["phase"] for row in history]
