@@ -116,6 +116,9 @@ def _trainer(config: TrainConfig, epochs: int, callbacks: list, on_features: boo
 
 def _fit(network, train_loader, val_loader, config: TrainConfig, phase: str, lr: float, epochs: int,
          on_features: bool, progress: bool, baseline_loss: float | None = None) -> list[dict]:
+    # Reseeded per phase: decoding workers draw from the global generator, and a warm feature cache
+    # (no workers) must train exactly the same head as a cold one.
+    pl.seed_everything(config.seed, workers=True, verbose=False)
     history = EpochHistory(phase, epochs, echo=progress)
     best = KeepBestWeights() if baseline_loss is None else KeepBestWeights(network, baseline_loss)
     stop = EarlyStopping(monitor="val_loss", patience=config.patience, mode="min")
