@@ -48,8 +48,10 @@ class Model:
 
     # ---- persistence -------------------------------------------------------------------------
     def describe(self) -> dict:
+        """The bundle's JSON: what was recorded about training, then the facts of this network now."""
         backbone = self.network.backbone
         return {
+            **self.meta,
             "format": bundle.FORMAT,
             "format_version": bundle.FORMAT_VERSION,
             "zoolens_version": __version__,
@@ -64,7 +66,7 @@ class Model:
             "preprocessing": self.preprocessing.to_dict(),
             "head": {"dropout": float(self.network.head[0].p)},
             "parameters": sum(p.numel() for p in self.network.parameters()),
-            **{k: v for k, v in self.meta.items() if k not in ("format", "format_version", "classes", "backbone")},
+            "calibration": {**self.meta.get("calibration", {}), "temperature": self.temperature},
         }
 
     def save(self, path: str | Path, extra_files: dict[str, Path] | None = None) -> Path:
