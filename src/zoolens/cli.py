@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import json
 import os
 import sys
@@ -162,6 +163,9 @@ def cmd_models(args) -> int:
 
 
 # ---- parser ---------------------------------------------------------------------------------------
+# Command families that live beside the code they drive; each module has `register(subparsers)`.
+COMMAND_MODULES: tuple[str, ...] = ()
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zoolens",
@@ -225,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="backbones and whether their weights are available offline")
     models.set_defaults(run=cmd_models)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(commands)
     return parser
 
 
