@@ -22,11 +22,11 @@ import torch
 from tqdm.auto import tqdm
 
 from zoolens.data.images import open_image
-from zoolens.data.transforms import eval_transform
+from zoolens.data.transforms import preprocess_array
 from zoolens.errors import ImageError
 from zoolens.models.backbones import Backbone, Preprocessing, state_fingerprint
 
-FEATURE_FORMAT_VERSION = 1
+FEATURE_FORMAT_VERSION = 2  # 2: resize on the PIL image before converting to a tensor
 log = logging.getLogger(__name__)
 
 
@@ -117,6 +117,10 @@ class FeatureCache:
         path = cache_dir() / "features" / f"{key}.sqlite"
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path), timeout=60, check_same_thread=False)
+        # WAL with NORMAL sync: a crash can lose the last writes but never corrupts the file, and a
+        # commit costs no fsync (one per predicted photo would dominate single-photo latency).
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS features (digest TEXT PRIMARY KEY, vector BLOB, sha TEXT)")
 
     def get_many(self, digests: list[str]) -> dict[str, np.ndarray]:
@@ -151,7 +155,6 @@ class _DecodeDataset(torch.utils.data.Dataset):
     def __init__(self, paths: list[Path], prep: Preprocessing):
         self.paths = paths
         self.prep = prep
-        self.transform = eval_transform(prep)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -159,10 +162,23 @@ class _DecodeDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         try:
             image = open_image(self.paths[index], min_side=self.prep.resize_size)
-            return index, self.transform(image), ""
+            return index, preprocess_array(image, self.prep), ""
         except ImageError as error:
             size = self.prep.input_size
-            return index, torch.zeros(3, size, size), error.reason
+            return index, np.zeros((3, size, size), np.float32), error.reason
+
+
+def _decoded_batches(dataset: _DecodeDataset, batch_size: int):
+    """(positions, images, errors) batches; decoding runs in worker processes for large jobs, inline for
+    a handful of photos, where starting workers would cost more than it saves."""
+    if len(dataset) >= 64:
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=min(4, os.cpu_count() or 1))
+        for positions, images, errors in loader:
+            yield positions.tolist(), images.numpy(), list(errors)
+        return
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        yield [i for i, _, _ in items], np.stack([x for _, x, _ in items]), [e for _, _, e in items]
 
 
 @dataclass
@@ -180,12 +196,10 @@ def _digests(paths: list[Path], problems: list[tuple[str, str]]) -> list[str | N
             problems.append((error.path, error.reason))
             return None
 
+    if len(paths) < 16:
+        return [one(path) for path in paths]
     with ThreadPoolExecutor(max_workers=8) as pool:
         return list(pool.map(one, paths))
-
-
-def _decode_workers(count: int) -> int:
-    return 0 if count < 64 else min(4, os.cpu_count() or 1)
 
 
 def extract_features(
@@ -206,19 +220,15 @@ def extract_features(
     missing = [i for i, d in enumerate(digests) if d and d not in known]
     if missing:
         run = make_engine(backbone, key, prep.input_size, engine)
-        loader = torch.utils.data.DataLoader(
-            _DecodeDataset([paths[i] for i in missing], prep),
-            batch_size=batch_size,
-            num_workers=_decode_workers(len(missing)),
-        )
+        dataset = _DecodeDataset([paths[i] for i in missing], prep)
         with tqdm(total=len(missing), desc="features", unit="img", disable=not progress, leave=False) as bar:
-            for positions, images, errors in loader:
+            for positions, images, errors in _decoded_batches(dataset, batch_size):
                 ok = [j for j, error in enumerate(errors) if not error]
-                vectors = run(images[ok].numpy()) if ok else np.zeros((0, backbone.feature_dim), np.float32)
-                fresh = {digests[missing[int(positions[j])]]: vectors[n] for n, j in enumerate(ok)}
+                vectors = run(images[ok]) if ok else np.zeros((0, backbone.feature_dim), np.float32)
+                fresh = {digests[missing[positions[j]]]: vectors[n] for n, j in enumerate(ok)}
                 cache.put_many(fresh)
                 known.update(fresh)
-                problems.extend((str(paths[missing[int(positions[j])]]), errors[j]) for j in range(len(errors)) if errors[j])
+                problems.extend((str(paths[missing[positions[j]]]), errors[j]) for j in range(len(errors)) if errors[j])
                 bar.update(len(errors))
     features = np.zeros((len(paths), backbone.feature_dim), dtype=np.float32)
     usable = np.zeros(len(paths), dtype=bool)
