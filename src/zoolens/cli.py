@@ -72,10 +72,9 @@ def cmd_data_split(args) -> int:
 # ---- train / evaluate -----------------------------------------------------------------------------
 def cmd_train(args) -> int:
     from zoolens.evaluation.evaluate import format_evaluation
-    from zoolens.training.trainer import TrainConfig, train
+    from zoolens.training.trainer import train
 
-    options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    config = TrainConfig(**options, augmentation=None if args.no_augment else TrainConfig().augmentation)
+    config = training_config(args)
     model = train(args.data, args.out, config=config, split_file=args.split, progress=not args.quiet)
     if model.evaluation is not None:
         print(format_evaluation(model.evaluation))
@@ -149,6 +148,24 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from zoolens.evaluation.evaluate import choose_photos
+    from zoolens.inference.export import check_export, export_onnx
+    from zoolens.inference.model import Model
+
+    model = Model.load(args.model)
+    out = export_onnx(model, Path(args.out) if args.out else Path(args.model) / "model.onnx")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): images (N, 3, {model.preprocessing.input_size}, "
+          f"{model.preprocessing.input_size}) normalised -> class probabilities; classes in its metadata")
+    data = args.check or model.meta.get("data", {}).get("root")
+    if data and Path(data).is_dir():
+        samples, description, _ = choose_photos(model, data)
+        check = check_export(model, out, samples)
+        print(f"checked on {check.images} photos ({description}): same top-1 for {check.same_top1}, "
+              f"largest probability difference {check.max_probability_difference:.2e}")
+    return 0
+
+
 def cmd_models(args) -> int:
     from zoolens.models.backbones import OFFLINE_WEIGHTS, describe_backbone, offline_weights_available
 
@@ -164,7 +181,36 @@ def cmd_models(args) -> int:
 
 # ---- parser ---------------------------------------------------------------------------------------
 # Command families that live beside the code they drive; each module has `register(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("zoolens.evaluation.explain_cli", "zoolens.studies.cli")
+
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """The options that shape a training run (TrainConfig fields); shared by train, study, kfold, tune."""
+    parser.add_argument("--backbone", default="mobilenet_v2", help="mobilenet_v2 (default), efficientnet_lite0, ...")
+    parser.add_argument("--strategy", default="frozen", choices=["frozen", "finetune", "scratch"],
+                        help="frozen: cached features + dense head (default); finetune: then train through the "
+                             "backbone; scratch: a randomly initialised network")
+    parser.add_argument("--unfreeze", type=int, default=0, help="finetune only the last N backbone blocks (0: all)")
+    parser.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "rmsprop"])
+    parser.add_argument("--lr", type=float, help="learning rate (default 1e-3 head; fine-tuning 3e-5 adam/rmsprop, 1e-3 sgd)")
+    parser.add_argument("--epochs", type=int, help="most epochs (default 60 head, 5 fine-tuning)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--patience", type=int, default=8, help="early stopping: epochs without a better val loss")
+    parser.add_argument("--dropout", type=float, default=0.5, help="dropout before the dense layer (default 0.5)")
+    parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument("--image-size", type=int, help="network input size (default: the backbone's)")
+    parser.add_argument("--no-augment", action="store_true", help="fine-tune without augmentation")
+    parser.add_argument("--ratios", default="70/10/20", help="train/val/test split (default 70/10/20)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--accelerator", default="auto", help="auto, cpu, gpu (Lightning)")
+    parser.add_argument("--devices", default="auto", help="auto, or how many devices (Lightning)")
+
+
+def training_config(args):
+    from zoolens.training.trainer import TrainConfig
+
+    options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    return TrainConfig(**options, augmentation=None if args.no_augment else TrainConfig().augmentation)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -191,23 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a classifier by transfer learning")
     train.add_argument("data", help="folder of class folders (or of train/val/test folders)")
     train.add_argument("--out", required=True, help="model folder to write")
-    train.add_argument("--backbone", default="mobilenet_v2", help="mobilenet_v2 (default), efficientnet_lite0, ...")
-    train.add_argument("--strategy", default="frozen", choices=["frozen", "finetune"],
-                       help="frozen: cached features + dense head (default); finetune: whole network")
-    train.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "rmsprop"])
-    train.add_argument("--lr", type=float, help="learning rate (default 1e-3 head; fine-tuning 3e-5 adam/rmsprop, 1e-3 sgd)")
-    train.add_argument("--epochs", type=int, help="most epochs (default 60 head, 5 fine-tuning)")
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--patience", type=int, default=8, help="early stopping: epochs without a better val loss")
-    train.add_argument("--dropout", type=float, default=0.5, help="dropout before the dense layer (default 0.5)")
-    train.add_argument("--label-smoothing", type=float, default=0.0)
-    train.add_argument("--image-size", type=int, help="network input size (default: the backbone's)")
-    train.add_argument("--no-augment", action="store_true", help="fine-tune without augmentation")
-    train.add_argument("--ratios", default="70/10/20", help="train/val/test split (default 70/10/20)")
-    train.add_argument("--seed", type=int, default=0)
+    add_training_options(train)
     train.add_argument("--split", help="use this split manifest (from `zoolens data split`)")
-    train.add_argument("--accelerator", default="auto", help="auto, cpu, gpu (Lightning)")
-    train.add_argument("--devices", default="auto", help="auto, or how many devices (Lightning)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.set_defaults(run=cmd_train)
 
@@ -226,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--min-confidence", type=float, help="answer 'not sure' below this probability")
     predict.add_argument("--csv", help="also write one row per photo to this CSV")
     predict.set_defaults(run=cmd_predict)
+
+    export = commands.add_parser("export", help="the whole classifier as one ONNX file, for deployment")
+    export.add_argument("model")
+    export.add_argument("--format", default="onnx", choices=["onnx"])
+    export.add_argument("--out", help="file to write (default MODEL/model.onnx)")
+    export.add_argument("--check", metavar="DATA", help="compare with PyTorch on these photos (default: its test part)")
+    export.set_defaults(run=cmd_export)
 
     models = commands.add_parser("models", help="backbones and whether their weights are available offline")
     models.set_defaults(run=cmd_models)

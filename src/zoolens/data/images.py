@@ -86,3 +86,22 @@ def _unidentified_reason(source) -> str:
 def _short(error: Exception) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return text[:120]
+
+
+def find_usable(paths: list[Path], progress: bool = False) -> tuple[list[bool], list[tuple[str, str]]]:
+    """Decode every photo once (in threads: Pillow decodes without the GIL); which are usable, and why not."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    def check(path):
+        try:
+            open_image(path, min_side=64)
+            return ""
+        except ImageError as error:
+            return error.reason
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        reasons = list(tqdm(pool.map(check, paths), total=len(paths), desc="checking photos", unit="img",
+                            disable=not progress, leave=False))
+    return [not r for r in reasons], [(str(p), r) for p, r in zip(paths, reasons) if r]

@@ -113,7 +113,15 @@ def _timm_is_model(name: str) -> bool:
     return timm.is_model(name)
 
 
+def _scratch_models() -> dict:
+    from zoolens.models.scratch import SCRATCH_MODELS
+
+    return SCRATCH_MODELS
+
+
 def backbone_source(name: str) -> str:
+    if name in _scratch_models():
+        return "zoolens"
     if name in OFFLINE_WEIGHTS:
         return "timm" if name.startswith("efficientnet_lite") else "torchvision"
     if name in _torchvision_names():
@@ -133,6 +141,8 @@ def _torchvision_weights(name: str):
 def describe_backbone(name: str) -> BackboneInfo:
     """Name, source and input preprocessing, without building or loading anything heavy."""
     source = backbone_source(name)
+    if source == "zoolens":
+        return BackboneInfo(name, source, _scratch_models()[name][1], "none")
     offline = OFFLINE_WEIGHTS.get(name)
     if offline is not None:
         return BackboneInfo(name, source, offline.preprocessing, offline.tag)
@@ -157,7 +167,10 @@ def offline_weights_available(name: str) -> bool:
     offline = OFFLINE_WEIGHTS.get(name)
     if offline is not None and offline.path() is not None:
         return True
-    if backbone_source(name) == "torchvision":
+    source = backbone_source(name)
+    if source == "zoolens":
+        return False
+    if source == "torchvision":
         from torch.hub import get_dir
 
         url = _torchvision_weights(name).url
@@ -186,9 +199,16 @@ def _strip_torchvision_head(model: nn.Module, name: str) -> nn.Module:
         model.aux_logits = False
         model.AuxLogits = None
     for attribute in ("fc", "classifier", "head", "heads"):
-        if hasattr(model, attribute):
+        layer = getattr(model, attribute, None)
+        if layer is None:
+            continue
+        if isinstance(layer, nn.Sequential) and not all(isinstance(m, (nn.Dropout, nn.Linear)) for m in layer):
+            # e.g. ConvNeXt's LayerNorm + Flatten before its Linear: keep them, drop only the Linear.
+            last = max(i for i, m in enumerate(layer) if isinstance(m, nn.Linear))
+            layer[last] = nn.Identity()
+        else:
             setattr(model, attribute, nn.Identity())
-            return model
+        return model
     raise ZoolensError(f"backbone {name!r}: cannot find its classification layer to replace")
 
 
@@ -241,6 +261,11 @@ def _build_imagenet_model(name: str, pretrained: bool) -> nn.Module:
 def build_backbone(name: str = DEFAULT_BACKBONE, pretrained: bool = True) -> Backbone:
     """A feature extractor; `pretrained=False` builds the bare architecture (for loading saved weights)."""
     info = describe_backbone(name)
+    if info.source == "zoolens":
+        if pretrained:
+            raise ZoolensError(f"{name} has no pretrained weights; train it with --strategy scratch")
+        trunk = _scratch_models()[name][0]()
+        return Backbone(trunk.eval(), info, _feature_dim(trunk, info.preprocessing.input_size))
     model = _build_imagenet_model(name, pretrained)
     if info.source == "timm":
         model.reset_classifier(0)
@@ -248,12 +273,30 @@ def build_backbone(name: str = DEFAULT_BACKBONE, pretrained: bool = True) -> Bac
     else:
         trunk = _strip_torchvision_head(model, name)
     trunk.eval()
-    with torch.no_grad():
-        size = info.preprocessing.input_size
-        feature_dim = int(trunk(torch.zeros(1, 3, size, size)).shape[1])
+    feature_dim = _feature_dim(trunk, info.preprocessing.input_size)
     if not pretrained:
         info = BackboneInfo(info.name, info.source, info.preprocessing, "none")
     return Backbone(trunk, info, feature_dim)
+
+
+def _feature_dim(trunk: nn.Module, size: int) -> int:
+    with torch.no_grad():
+        return int(trunk.eval()(torch.zeros(1, 3, size, size)).shape[1])
+
+
+def has_pretrained_weights(name: str) -> bool:
+    return backbone_source(name) != "zoolens"
+
+
+def trainable_blocks(trunk: nn.Module) -> list[nn.Module]:
+    """The trunk as an ordered list of blocks with weights (for "fine-tune the last N blocks"): its
+    children, with containers (Sequential, ModuleList, ...) opened one level."""
+    blocks = []
+    for child in trunk.children():
+        grandchildren = list(child.children())
+        members = grandchildren if isinstance(child, (nn.Sequential, nn.ModuleList)) and grandchildren else [child]
+        blocks += [m for m in members if any(True for _ in m.parameters())]
+    return blocks
 
 
 def build_imagenet_classifier(name: str = DEFAULT_BACKBONE) -> tuple[nn.Module, Preprocessing]:

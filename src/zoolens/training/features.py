@@ -6,7 +6,9 @@ with photos decoded in worker processes while the network works.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -60,7 +62,7 @@ class OnnxEngine:
     def _export(module: torch.nn.Module, path: Path, input_size: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.stem}.{os.getpid()}.partial")
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 module.eval(),
@@ -103,7 +105,8 @@ def make_engine(module: torch.nn.Module, key: str, input_size: int, engine: str 
             except Exception as error:  # any export/runtime failure: PyTorch still gives the same numbers
                 if engine == "onnx":
                     raise
-                log.warning("ONNX Runtime unavailable for this network (%s); using PyTorch", error)
+                reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+                log.warning("ONNX Runtime unavailable for this network (%s); using PyTorch", reason)
         if built is None:
             built = TorchEngine(module)
         _ENGINES[(key, engine)] = built

@@ -16,14 +16,14 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping
 
 from zoolens.data.folders import Sample, scan_folder
-from zoolens.data.images import open_image
+from zoolens.data.images import find_usable, open_image
 from zoolens.data.split import Manifest, read_manifest, split_folder, write_manifest
 from zoolens.data.transforms import Augmentation, eval_transform, train_transform
 from zoolens.errors import ZoolensError
 from zoolens.evaluation.evaluate import evaluate_samples, write_evaluation
 from zoolens.evaluation.plots import plot_training_curves
 from zoolens.inference.model import Model
-from zoolens.models.backbones import DEFAULT_BACKBONE, build_backbone
+from zoolens.models.backbones import DEFAULT_BACKBONE, build_backbone, trainable_blocks
 from zoolens.models.classifier import Classifier
 from zoolens.training.features import extract_features
 from zoolens.training.lightning_task import (
@@ -34,10 +34,11 @@ from zoolens.training.lightning_task import (
     quiet_lightning,
 )
 
-STRATEGIES = ("frozen", "finetune")
+STRATEGIES = ("frozen", "finetune", "scratch")
 # Whole-network learning rates: adaptive optimizers' first steps move every weight by about lr, so they
 # need a small one (measured: 1e-4 made validation loss worse than the warm head, 3e-5 improved on it).
 FINETUNE_LR = {"adam": 3e-5, "rmsprop": 3e-5, "sgd": 1e-3}
+SCRATCH_LR = {"adam": 1e-3, "rmsprop": 1e-3, "sgd": 1e-2}
 
 
 @dataclass
@@ -57,6 +58,7 @@ class TrainConfig:
     image_size: int | None = None  # default: the backbone's own input size
     augmentation: Augmentation | None = field(default_factory=Augmentation)
     head_epochs: int = 60
+    unfreeze: int = 0  # fine-tuning: how many of the backbone's last blocks train (0: all)
     accelerator: str = "auto"
     devices: str | int = "auto"
     workers: int | None = None
@@ -70,6 +72,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ZoolensError(f"--{name.replace('_', '-')} must be positive, not {value}")
+        if self.unfreeze < 0:
+            raise ZoolensError(f"--unfreeze must be 0 (all blocks) or more, not {self.unfreeze}")
         if self.batch_size < 1:
             raise ZoolensError(f"--batch-size must be at least 1, not {self.batch_size}")
         if not 0 <= self.dropout < 1:
@@ -159,27 +163,49 @@ class _PhotoDataset(torch.utils.data.Dataset):
         return self.transform(image), self.index[sample.label]
 
 
-def finetune(network: Classifier, parts: dict[str, list[Sample]], classes: list[str], prep, config: TrainConfig,
-             progress: bool, baseline_loss: float) -> list[dict]:
-    """End-to-end training of the whole network on augmented photos (after the head is warm)."""
+def _unfreeze(network: Classifier, config: TrainConfig) -> None:
+    if config.strategy == "scratch" or not config.unfreeze:
+        network.set_backbone_trainable(True)
+        return
+    network.set_backbone_trainable(False)
+    for block in trainable_blocks(network.backbone.trunk)[-config.unfreeze:]:
+        for parameter in block.parameters():
+            parameter.requires_grad = True
+
+
+def train_on_photos(network: Classifier, parts: dict[str, list[Sample]], classes: list[str], prep,
+                    config: TrainConfig, progress: bool, baseline_loss: float | None = None) -> list[dict]:
+    """Training through the backbone on augmented photos: fine-tuning a warm network (which must then
+    beat `baseline_loss`, its validation loss before), or a network from scratch."""
     workers = config.workers if config.workers is not None else min(4, os.cpu_count() or 1)
     train_set = _PhotoDataset(parts["train"], classes, train_transform(prep, config.augmentation))
     val_set = _PhotoDataset(parts["val"], classes, eval_transform(prep))
     common = dict(batch_size=config.batch_size, num_workers=workers, persistent_workers=workers > 0)
     train_loader = torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > config.batch_size, **common)
     val_loader = torch.utils.data.DataLoader(val_set, **common)
-    network.set_backbone_trainable(True)
+    scratch = config.strategy == "scratch"
+    network.freeze_batchnorm_statistics = not scratch  # a new network must learn its own statistics
+    _unfreeze(network, config)
     network.backbone.info = replace(network.backbone.info, weights_tag="none")  # weights change from here on
-    lr = config.lr or FINETUNE_LR[config.optimizer]
-    epochs = config.epochs or 5
-    rows = _fit(network, train_loader, val_loader, config, "finetune", lr, epochs, False, progress, baseline_loss)
+    lr = config.lr or (SCRATCH_LR if scratch else FINETUNE_LR)[config.optimizer]
+    epochs = config.epochs or (10 if scratch else 5)
+    rows = _fit(network, train_loader, val_loader, config, config.strategy, lr, epochs, False, progress, baseline_loss)
     network.eval()
     return rows
 
 
+MIN_CALIBRATION_PHOTOS = 50
+
+
 def calibrate_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Temperature scaling (Guo et al., 2017) on validation photos, so that confidences mean what they say."""
+    """Temperature scaling (Guo et al., 2017) on validation photos, so that confidences mean what they say.
+
+    Left at 1 when the validation part is too small or has no mistake: the fit then only drives the
+    temperature towards zero, making every answer look certain."""
     from scipy.optimize import minimize_scalar
+
+    if len(labels) < MIN_CALIBRATION_PHOTOS or (logits.argmax(1) == labels).all():
+        return 1.0
 
     logits_t = torch.from_numpy(logits).double()
     labels_t = torch.from_numpy(labels).long()
@@ -187,7 +213,7 @@ def calibrate_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     def nll(log_t: float) -> float:
         return float(torch.nn.functional.cross_entropy(logits_t / np.exp(log_t), labels_t))
 
-    return float(np.exp(minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
+    return float(np.exp(minimize_scalar(nll, bounds=(-2, 2), method="bounded").x))
 
 
 def _write_history(rows: list[dict], path: Path) -> Path:
@@ -212,11 +238,13 @@ def _feature_arrays(parts, feature_of: dict[Path, np.ndarray], classes: list[str
 
 
 def _validation_logits(model: Model, parts, features, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    index = {name: i for i, name in enumerate(model.classes)}
+    y = np.array([index[s.label] for s in parts["val"]], dtype=np.int64)
     if config.strategy == "frozen":
-        x, y = features["val"]
+        x = features["val"][0]
     else:
-        found = extract_features([s.path for s in parts["val"]], model.network.backbone, model.preprocessing, progress=False)
-        x, y = found.features, features["val"][1]
+        x = extract_features([s.path for s in parts["val"]], model.network.backbone, model.preprocessing,
+                             progress=False).features
     with torch.inference_mode():
         return model.network.head(torch.from_numpy(x)).numpy(), y
 
@@ -240,28 +268,41 @@ def train(data: str | Path, out: str | Path | None = None, *, config: TrainConfi
     for path, reason in folder.skipped:
         _say(progress, f"  skipped {path}: {reason}")
 
-    backbone = build_backbone(config.backbone, pretrained=True)
+    pretrained = config.strategy != "scratch"
+    backbone = build_backbone(config.backbone, pretrained=pretrained)
     prep = backbone.info.preprocessing
     if config.image_size:
         prep = prep.at_size(config.image_size)
     samples = [s for s, _ in manifest.rows]
-    _say(progress, f"features from {config.backbone} at {prep.input_size} px (cached for next time)")
-    found = extract_features([s.path for s in samples], backbone, prep, batch_size=32, progress=progress)
-    for path, reason in found.problems:
+    if pretrained:
+        _say(progress, f"features from {config.backbone} at {prep.input_size} px (cached for next time)")
+        found = extract_features([s.path for s in samples], backbone, prep, batch_size=32, progress=progress)
+        usable_mask, problems = found.usable, found.problems
+    else:
+        usable_mask, problems = find_usable([s.path for s in samples], progress=progress)
+    for path, reason in problems:
         _say(progress, f"  skipped {path}: {reason}")
-    usable = {s.path: bool(ok) for s, ok in zip(samples, found.usable)}
+    usable = {s.path: bool(ok) for s, ok in zip(samples, usable_mask)}
     _check_parts(manifest, usable)
     parts = _usable_parts(manifest, usable)
-    features = _feature_arrays(parts, {s.path: found.features[i] for i, s in enumerate(samples)}, manifest.classes)
 
     network = Classifier(backbone, len(manifest.classes), dropout=config.dropout)
-    network.set_backbone_trainable(False)
-    _say(progress, f"training the head ({config.optimizer}, early stopping on validation loss)")
-    history = fit_head(network.head, features, config, progress)
+    features = None
+    if pretrained:
+        features = _feature_arrays(parts, {s.path: found.features[i] for i, s in enumerate(samples)}, manifest.classes)
+        network.set_backbone_trainable(False)
+        _say(progress, f"training the head ({config.optimizer}, early stopping on validation loss)")
+        history = fit_head(network.head, features, config, progress)
+    else:
+        history = []
     if config.strategy == "finetune":
-        _say(progress, f"fine-tuning the whole network ({len(parts['train'])} photos per epoch, with augmentation)")
+        blocks = f"the last {config.unfreeze} blocks" if config.unfreeze else "the whole network"
+        _say(progress, f"fine-tuning {blocks} ({len(parts['train'])} photos per epoch, with augmentation)")
         head_best = min(row["val_loss"] for row in history)
-        history += finetune(network, parts, manifest.classes, prep, config, progress, head_best)
+        history += train_on_photos(network, parts, manifest.classes, prep, config, progress, head_best)
+    elif config.strategy == "scratch":
+        _say(progress, f"training {config.backbone} from scratch ({len(parts['train'])} photos per epoch)")
+        history += train_on_photos(network, parts, manifest.classes, prep, config, progress)
     network.eval()
 
     model = Model(network, manifest.classes, prep, {})
@@ -279,9 +320,10 @@ def train(data: str | Path, out: str | Path | None = None, *, config: TrainConfi
             "root": str(folder.root.resolve()),
             "presplit": folder.presplit,
             "counts": counts,
-            "skipped": [{"path": p, "reason": r} for p, r in folder.skipped + found.problems],
+            "skipped": [{"path": p, "reason": r} for p, r in folder.skipped + problems],
         },
-        "calibration": {"temperature": temperature, "fitted_on": "validation part"},
+        "calibration": {"temperature": temperature,
+                        "fitted_on": f"{len(val_labels)} validation photos" if temperature != 1.0 else "not fitted"},
         "metrics": {k: v for k, v in evaluation.summary().items() if k not in ("skipped",)} if evaluation else {},
     }
     model.history = history

@@ -1,0 +1,345 @@
+"""One self-contained HTML page per model: data, training, metrics, confusions, and Grad-CAM galleries.
+
+Every picture is embedded (PNG figures, ~224-256 px JPEG thumbnails), there are no scripts or links,
+so the file opens offline and can be mailed as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import io
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+from PIL import Image
+
+from zoolens import __version__
+from zoolens.errors import ZoolensError
+
+GALLERY_SIZE = 12
+THUMBNAIL_SIZE = 256
+FIGURE_WIDTH = 1000  # px; wider figures are scaled down before embedding
+
+
+# ---- embedding -------------------------------------------------------------------------------------
+def data_uri(image: Image.Image, format: str = "JPEG", max_side: int | None = None) -> str:
+    image = image.convert("RGB") if format == "JPEG" else image
+    if max_side and max(image.size) > max_side:
+        image = image.copy()
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    if format == "JPEG":
+        image.save(buffer, "JPEG", quality=82, optimize=True)
+    else:
+        image.save(buffer, "PNG", optimize=True)
+    return f"data:image/{format.lower()};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
+
+
+def figure_uri(path: Path) -> str:
+    """A PNG figure on disk, scaled to the page width."""
+    with Image.open(path) as image:
+        image.load()
+        if image.width > FIGURE_WIDTH:
+            image = image.resize((FIGURE_WIDTH, round(image.height * FIGURE_WIDTH / image.width)), Image.Resampling.LANCZOS)
+        return data_uri(image, "PNG")
+
+
+def _plotted(plot, *args, **kwargs) -> str:
+    """Run one of the plots helpers (which write a PNG file) and embed what it drew."""
+    with tempfile.TemporaryDirectory() as scratch:
+        return figure_uri(plot(*args, Path(scratch) / "figure.png", **kwargs))
+
+
+# ---- the page's parts --------------------------------------------------------------------------------
+def _percent(value) -> str:
+    return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.1%}"
+
+
+def _file_size(path: Path) -> str:
+    size = path.stat().st_size
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
+
+
+def model_card(model) -> dict:
+    meta = model.meta
+    training = meta.get("training", {})
+    prep = model.preprocessing
+    info = model.network.backbone.info
+    weights = model.path / "model.safetensors" if model.path else None
+    parameters = sum(p.numel() for p in model.network.parameters())
+    head = sum(p.numel() for p in model.network.head.parameters())
+    strategy = training.get("strategy")
+    how = {
+        "frozen": "frozen backbone features + a trained dense head",
+        "finetune": "dense head, then the backbone fine-tuned",
+        "scratch": "the whole network trained from random initialisation",
+    }.get(strategy, strategy or "unknown")
+    facts = [
+        ("model folder", str(model.path) if model.path else "(not saved)"),
+        ("backbone", f"{info.name} ({info.source}, weights {info.weights_tag})"),
+        ("input", f"{prep.input_size} × {prep.input_size} px centre crop of the photo resized to {prep.resize_size} px "
+                  f"(shorter side); mean {tuple(round(v, 3) for v in prep.mean)}, std {tuple(round(v, 3) for v in prep.std)}"),
+        ("classes", ", ".join(model.classes)),
+        ("parameters", f"{parameters:,} ({head:,} in the dense head)"),
+        ("file size", _file_size(weights) if weights and weights.exists() else "–"),
+        ("trained", meta.get("created", "unknown")),
+        ("how", how),
+        ("training time", f"{training['seconds']:.0f} s, {training.get('epochs_run', '?')} epochs"
+         if "seconds" in training else "–"),
+        ("trained on", meta.get("data", {}).get("root", "unknown")),
+        ("calibration", f"temperature {model.temperature:.3g} "
+                        f"(fitted on the {meta.get('calibration', {}).get('fitted_on', 'validation part')})"),
+        ("zoolens version", meta.get("zoolens_version", "unknown")),
+    ]
+    return {"backbone": info.name, "facts": facts}
+
+
+def training_rows(meta: dict) -> list[tuple[str, str]]:
+    rows = []
+    for key, value in meta.get("training", {}).items():
+        if key in ("seconds", "epochs_run"):
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        rows.append((key.replace("_", " "), "default" if value is None else str(value)))
+    return rows
+
+
+def _counts_table(classes: list[str], counts: dict[str, dict[str, int]]) -> tuple[list[str], list[dict]]:
+    parts = list(counts)
+    grand = sum(sum(part.values()) for part in counts.values()) or 1
+    rows = []
+    for name in classes:
+        row = [int(counts[part].get(name, 0)) for part in parts]
+        rows.append({"name": name, "counts": row, "share": f"{sum(row) / grand:.1%}"})
+    rows.append({"name": "total", "counts": [sum(counts[p].values()) for p in parts],
+                 "share": "100%"})
+    return parts, rows
+
+
+def plot_image_sizes(widths: list[int], heights: list[int], path: Path) -> Path:
+    from zoolens.evaluation.plots import _save, plt
+
+    figure, axis = plt.subplots(figsize=(4.6, 4))
+    axis.scatter(widths, heights, s=6, alpha=0.35)
+    axis.set_xlabel("width (px)")
+    axis.set_ylabel("height (px)")
+    axis.set_title(f"Image sizes ({len(widths)} photos)")
+    axis.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def dataset_section(model, data: Path | None, summary) -> dict:
+    from zoolens.data.inspect import _size_stats, plot_class_balance
+
+    if summary is not None:
+        parts, rows = _counts_table(summary.classes, summary.counts)
+        stats = _size_stats(summary.widths, summary.heights)
+        facts = []
+        if stats:
+            w, h = stats["width"], stats["height"]
+            facts += [("width", f"{w['min']}–{w['max']} px (median {w['median']:.0f})"),
+                      ("height", f"{h['min']}–{h['max']} px (median {h['median']:.0f})")]
+        facts += [
+            ("modes", ", ".join(f"{m} {n}" for m, n in sorted(summary.modes.items(), key=lambda x: -x[1]))),
+            ("exact duplicates", f"{len(summary.duplicates)} group(s)"),
+        ]
+        return {
+            "note": f"{summary.root}: {len(summary.widths)} usable photos in {len(summary.classes)} classes.",
+            "parts": parts,
+            "rows": rows,
+            "facts": facts,
+            "balance_chart": _plotted(plot_class_balance, summary),
+            "size_chart": _plotted(plot_image_sizes, summary.widths, summary.heights) if summary.widths else None,
+            "problems": list(summary.unreadable) + list(summary.skipped),
+        }
+    recorded = model.meta.get("data", {})
+    counts = recorded.get("counts") or {}
+    root = recorded.get("root", "unknown")
+    note = (f"No data folder: the training folder {root} is not here (pass --data to see the photos). "
+            "Counts as recorded at training time.")
+    if not counts:
+        return {"note": note, "parts": [], "rows": [], "facts": [], "balance_chart": "", "size_chart": None,
+                "problems": []}
+    parts, rows = _counts_table(model.classes, counts)
+    recorded_summary = SimpleNamespace(classes=model.classes, counts=counts)
+    problems = [(p["path"], p["reason"]) for p in recorded.get("skipped", [])]
+    return {"note": note, "parts": parts, "rows": rows, "facts": [],
+            "balance_chart": _plotted(plot_class_balance, recorded_summary), "size_chart": None, "problems": problems}
+
+
+def per_class_rows(summary: dict) -> list[dict]:
+    rows = []
+    for name, values in summary.get("per_class", {}).items():
+        rows.append({"name": name, "precision": _percent(values["precision"]), "recall": _percent(values["recall"]),
+                     "f1": _percent(values["f1-score"]), "support": int(values["support"])})
+    return rows
+
+
+def overall_rows(summary: dict) -> list[tuple[str, str, str, str]]:
+    """(average, precision, recall, F1) for the macro and weighted averages."""
+    return [
+        (kind, _percent(summary.get(f"precision_{kind}")), _percent(summary.get(f"recall_{kind}")),
+         _percent(summary.get(f"f1_{kind}")))
+        for kind in ("macro", "weighted")
+        if f"f1_{kind}" in summary
+    ]
+
+
+def headline(summary: dict) -> list[tuple[str, str]]:
+    return [
+        ("accuracy", _percent(summary.get("accuracy"))),
+        ("macro F1", _percent(summary.get("f1_macro"))),
+        ("log loss", f"{summary['loss']:.3f}" if summary.get("loss") is not None else "–"),
+        ("photos evaluated", str(summary.get("images", "–"))),
+    ]
+
+
+def confused_pairs(matrix: np.ndarray, classes: list[str], limit: int = 10) -> list[dict]:
+    """Off-diagonal cells of the confusion matrix, largest first."""
+    totals = matrix.sum(1)
+    pairs = [
+        (int(matrix[i, j]), i, j)
+        for i in range(len(classes))
+        for j in range(len(classes))
+        if i != j and matrix[i, j] > 0
+    ]
+    pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
+    return [
+        {"true": classes[i], "predicted": classes[j], "count": n, "share": f"{n / max(totals[i], 1):.1%}"}
+        for n, i, j in pairs[:limit]
+    ]
+
+
+def confusion_section(matrix: np.ndarray, classes: list[str]) -> dict:
+    from zoolens.evaluation.plots import plot_confusion_matrix
+
+    return {
+        "counts": _plotted(plot_confusion_matrix, matrix, classes),
+        "normalized": _plotted(plot_confusion_matrix, matrix, classes, normalize=True),
+    }
+
+
+# ---- galleries ---------------------------------------------------------------------------------------
+def _most_confident_correct(evaluation, limit: int) -> list[int]:
+    """The most confident right answers, taking the classes in turn so each one shows."""
+    correct = np.flatnonzero(evaluation.y_pred == evaluation.y_true)
+    by_class = [
+        sorted((i for i in correct if evaluation.y_true[i] == c), key=lambda i: -evaluation.probabilities[i].max())
+        for c in range(len(evaluation.classes))
+    ]
+    chosen: list[int] = []
+    for rank in range(max((len(rows) for rows in by_class), default=0)):
+        chosen += [int(rows[rank]) for rows in by_class if rank < len(rows)]
+    return chosen[:limit]
+
+
+def gallery_shots(model, evaluation, indices: list[int], progress: bool) -> list[dict]:
+    from zoolens.evaluation.explain import explain
+
+    if not indices:
+        return []
+    paths = [evaluation.paths[i] for i in indices]
+    predicted = [int(evaluation.y_pred[i]) for i in indices]
+    shots = []
+    for i, explanation in zip(indices, explain(model, paths, "gradcam", targets=predicted, progress=progress)):
+        if explanation.error:
+            continue
+        true, guess = int(evaluation.y_true[i]), int(evaluation.y_pred[i])
+        shots.append({
+            "photo": data_uri(explanation.image, max_side=THUMBNAIL_SIZE),
+            "overlay": data_uri(explanation.overlay("gradcam"), max_side=THUMBNAIL_SIZE),
+            "true": evaluation.classes[true],
+            "predicted": evaluation.classes[guess],
+            "correct": true == guess,
+            "confidence": f"{evaluation.probabilities[i, guess]:.1%}",
+            "file": evaluation.paths[i],
+        })
+    return shots
+
+
+def galleries(model, evaluation, size: int, progress: bool) -> list[dict]:
+    mistakes = {"id": "mistakes", "title": "Worst mistakes",
+                "note": "", 
+                "empty": "", "shots": []}
+    correct = {"id": "correct", "title": "Correct predictions",
+               "note": "The most confident right answers, class by class, with Grad-CAM.", "empty": "", "shots": []}
+    if evaluation is None:
+        mistakes["empty"] = correct["empty"] = "No photos to show: pass --data with a folder of class folders."
+        return [mistakes, correct]
+    wrong = evaluation.mistakes()
+    mistakes["note"] = (f"{len(wrong)} of {len(evaluation.y_true)} photos were misclassified; the most confidently "
+                        "wrong come first. Grad-CAM (right) shows where the network looked for its answer.")
+    mistakes["shots"] = gallery_shots(model, evaluation, wrong[:size], progress)
+    mistakes["empty"] = "No mistakes on these photos."
+    correct["shots"] = gallery_shots(model, evaluation, _most_confident_correct(evaluation, size), progress)
+    correct["empty"] = "No correct predictions on these photos."
+    return [mistakes, correct]
+
+
+# ---- the report --------------------------------------------------------------------------------------
+def default_data(model) -> Path | None:
+    """The folder the model was trained on, when it is still there."""
+    root = model.meta.get("data", {}).get("root")
+    return Path(root) if root and Path(root).is_dir() else None
+
+
+def render(context: dict) -> str:
+    import jinja2
+
+    from zoolens.evaluation.report_template import REPORT_TEMPLATE
+
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    return environment.from_string(REPORT_TEMPLATE).render(**context)
+
+
+def write_report(model, data: str | Path | None = None, out: str | Path | None = None,
+                 progress: bool = True, gallery_size: int = GALLERY_SIZE) -> Path:
+    """Write MODEL's report (default MODEL/report.html). DATA defaults to the folder it was trained on;
+    without any data the page shows what was recorded at training time and no photo galleries."""
+    from zoolens.data.inspect import inspect_folder
+    from zoolens.evaluation.evaluate import evaluate
+    from zoolens.inference.model import Model
+
+    if isinstance(model, (str, Path)):
+        model = Model.load(model)
+    if out is None:
+        if model.path is None:
+            raise ZoolensError("this model was never saved: give write_report an `out` file")
+        out = model.path / "report.html"
+    data = Path(data) if data is not None else default_data(model)
+    summary = inspect_folder(data, progress=progress) if data is not None else None
+    evaluation = evaluate(model, data, progress=progress) if data is not None else None
+    metrics = evaluation.summary() if evaluation is not None else model.meta.get("metrics", {})
+    if evaluation is not None:
+        matrix = evaluation.confusion()
+    elif metrics.get("confusion_matrix"):
+        matrix = np.array(metrics["confusion_matrix"])
+    else:
+        raise ZoolensError(f"{model.path}: no evaluation recorded and no data folder: pass --data")
+    curves = model.path / "training_curves.png" if model.path else None
+    context = {
+        "title": model.path.name if model.path else model.network.backbone.info.name,
+        "classes": model.classes,
+        "written": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "version": __version__,
+        "headline": headline(metrics),
+        "evaluated_on": metrics.get("evaluated_on", "unknown photos"),
+        "card": model_card(model),
+        "dataset": dataset_section(model, data, summary),
+        "training": training_rows(model.meta),
+        "curves": figure_uri(curves) if curves and curves.exists() else None,
+        "per_class": per_class_rows(metrics),
+        "overall": overall_rows(metrics),
+        "report_text": evaluation.report_text() if evaluation is not None else "",
+        "confusion": confusion_section(matrix, model.classes),
+        "confused_pairs": confused_pairs(matrix, model.classes),
+        "galleries": galleries(model, evaluation, gallery_size, progress),
+    }
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(context), encoding="utf-8")
+    return out

@@ -1,0 +1,69 @@
+"""`zoolens study`, `zoolens kfold`, `zoolens tune`: the seeds' comparisons, on any dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def cmd_study(args) -> int:
+    from zoolens.studies.runner import comparison_markdown, run_study
+    from zoolens.studies.spec import load_study
+
+    spec = load_study(args.spec, args.budget)
+    out = Path(args.out or f"studies/{spec.name}")
+    rows = run_study(spec, args.data, out, progress=not args.quiet)
+    print(comparison_markdown(rows, spec))
+    print(f"wrote {out / 'comparison.csv'}, {out / 'comparison.md'}, {out / 'metrics.png'}, "
+          f"{out / 'accuracy_curves.png'}; each run's model in {out}/<experiment>/")
+    return 0
+
+
+def cmd_kfold(args) -> int:
+    from zoolens.cli import training_config
+    from zoolens.studies.kfold import format_kfold, run_kfold
+
+    summary = run_kfold(args.data, args.out, k=args.k, config=training_config(args), progress=not args.quiet)
+    print(format_kfold(summary))
+    print(f"wrote {Path(args.out) / 'kfold.json'} and {Path(args.out) / 'kfold.png'}")
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from zoolens.cli import training_config
+    from zoolens.studies.tune import format_tune, run_tune
+
+    summary = run_tune(args.data, args.out, trials=args.trials, method=args.method, config=training_config(args),
+                       progress=not args.quiet)
+    print(format_tune(summary))
+    print(f"wrote {Path(args.out) / 'trials.csv'} and {Path(args.out) / 'best_config.json'}")
+    return 0
+
+
+def register(commands) -> None:
+    from zoolens.cli import add_training_options
+    from zoolens.studies.spec import preset_names
+
+    study = commands.add_parser("study", help="run several experiments on one split; table and charts")
+    study.add_argument("spec", help=f"a study YAML file, or a preset: {', '.join(preset_names())}")
+    study.add_argument("--data", required=True, help="dataset folder")
+    study.add_argument("--budget", help="scale of the preset, e.g. small (this CPU, minutes) or full (a GPU)")
+    study.add_argument("--out", help="study folder (default studies/<name>); finished runs are kept and skipped")
+    study.add_argument("--quiet", action="store_true")
+    study.set_defaults(run=cmd_study)
+
+    kfold = commands.add_parser("kfold", help="stratified k-fold cross validation; mean +- std; best fold kept")
+    kfold.add_argument("data")
+    kfold.add_argument("--k", type=int, default=5)
+    kfold.add_argument("--out", required=True)
+    kfold.add_argument("--quiet", action="store_true")
+    add_training_options(kfold)
+    kfold.set_defaults(run=cmd_kfold)
+
+    tune = commands.add_parser("tune", help="search optimizer, learning rate, dropout, epochs (Optuna)")
+    tune.add_argument("data")
+    tune.add_argument("--out", required=True)
+    tune.add_argument("--trials", type=int, default=20)
+    tune.add_argument("--method", default="tpe", choices=["tpe", "random", "grid"])
+    tune.add_argument("--quiet", action="store_true")
+    add_training_options(tune)
+    tune.set_defaults(run=cmd_tune)

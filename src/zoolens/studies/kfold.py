@@ -1,0 +1,99 @@
+"""Stratified k-fold cross validation (seed 004): every non-test photo validates once; mean +- std of every
+metric over the folds; the best fold's model is kept and judged on the untouched test part."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+from zoolens.data.folders import scan_folder
+from zoolens.data.split import Manifest, split_folder, write_manifest
+from zoolens.errors import ZoolensError
+from zoolens.evaluation.evaluate import evaluate_samples
+from zoolens.evaluation.plots import _save, plt
+from zoolens.training.trainer import TrainConfig, train
+
+FOLD_METRICS = ("accuracy", "loss", "precision_macro", "recall_macro", "f1_macro")
+
+
+def fold_manifests(manifest: Manifest, k: int, seed: int) -> list[Manifest]:
+    pool = manifest.part("train") + manifest.part("val")
+    test = [(sample, "test") for sample in manifest.part("test")]
+    labels = [sample.label for sample in pool]
+    smallest = min(labels.count(name) for name in set(labels))
+    if smallest < k:
+        raise ZoolensError(f"{manifest.root}: a class has only {smallest} photos outside the test part; "
+                           f"--k {k} needs at least {k} per class")
+    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(pool)), labels)
+    return [
+        Manifest(manifest.root, manifest.classes,
+                 [(pool[i], "train") for i in train_idx] + [(pool[i], "val") for i in val_idx] + test)
+        for train_idx, val_idx in folds
+    ]
+
+
+def run_kfold(data: str | Path, out: str | Path, k: int = 5, config: TrainConfig | None = None,
+              progress: bool = True) -> dict:
+    config = config or TrainConfig()
+    if k < 2:
+        raise ZoolensError(f"--k must be at least 2, not {k}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = split_folder(scan_folder(data), config.ratios, config.seed)
+    rows = []
+    for number, fold in enumerate(fold_manifests(manifest, k, config.seed), 1):
+        print(f"[fold {number}/{k}]", file=sys.stderr, flush=True)
+        split_file = write_manifest(fold, out / f"fold-{number}.csv")
+        model = train(data, out / f"fold-{number}", config=config, split_file=split_file, progress=progress)
+        validation = evaluate_samples(model, fold.part("val"), f"fold {number}", progress=False).summary()
+        rows.append({"fold": number, **{m: float(validation[m]) for m in FOLD_METRICS},
+                     "test_accuracy": float(model.meta["metrics"].get("accuracy", np.nan))})
+    summary = _summarise(rows)
+    best = max(rows, key=lambda row: row["accuracy"])["fold"]
+    _keep_only_best(out, k, best)
+    summary.update({"k": k, "folds": rows, "best_fold": best, "best_model": str(out / "best"),
+                    "best_fold_test_accuracy": rows[best - 1]["test_accuracy"]})
+    (out / "kfold.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    plot_folds(rows, out / "kfold.png")
+    return summary
+
+
+def _summarise(rows: list[dict]) -> dict:
+    return {f"{m}_{stat}": float(getattr(np, stat)([row[m] for row in rows])) for m in FOLD_METRICS
+            for stat in ("mean", "std")}
+
+
+def _keep_only_best(out: Path, k: int, best: int) -> None:
+    shutil.rmtree(out / "best", ignore_errors=True)
+    (out / f"fold-{best}").rename(out / "best")
+    for number in range(1, k + 1):
+        if number != best:
+            shutil.rmtree(out / f"fold-{number}", ignore_errors=True)
+
+
+def format_kfold(summary: dict) -> str:
+    lines = [f"{summary['k']}-fold cross validation (validation fold of each run):"]
+    lines += [f"  fold {row['fold']}: accuracy {row['accuracy']:.4f}  loss {row['loss']:.4f}  "
+              f"F1 {row['f1_macro']:.4f}" for row in summary["folds"]]
+    lines += [f"  {m:<16} {summary[m + '_mean']:.4f} +- {summary[m + '_std']:.4f}" for m in FOLD_METRICS]
+    lines.append(f"best fold {summary['best_fold']} kept as {summary['best_model']}: "
+                 f"test accuracy {summary['best_fold_test_accuracy']:.4f}")
+    return "\n".join(lines)
+
+
+def plot_folds(rows: list[dict], path: Path) -> Path:
+    figure, axis = plt.subplots(figsize=(max(5, 0.7 * len(rows) + 3), 4))
+    accuracies = [row["accuracy"] for row in rows]
+    axis.bar([f"fold {row['fold']}" for row in rows], accuracies, color="#4c72b0")
+    mean, std = np.mean(accuracies), np.std(accuracies)
+    axis.axhline(mean, color="black", lw=1, label=f"mean {mean:.3f} +- {std:.3f}")
+    axis.set_ylim(max(0.0, min(accuracies) - 0.1), 1.0)
+    axis.set_ylabel("validation accuracy")
+    axis.set_title("Cross validation: accuracy on each held-out fold")
+    axis.legend()
+    return _save(figure, path)

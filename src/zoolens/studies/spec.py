@@ -1,0 +1,111 @@
+"""A study: several training runs that differ in backbone, strategy, optimizer, ... on one split.
+
+Written as YAML (or one of the named presets in `presets/`):
+
+    name: my-study
+    split: {ratios: 70/10/20, seed: 0}
+    defaults: {optimizer: adam}
+    experiments:
+      - {name: frozen, strategy: frozen}
+      - {name: tuned, strategy: finetune, backbone: [resnet18, mobilenet_v2]}   # first one available
+    budgets:
+      small: {finetune: {epochs: 2, image_size: 128}}     # per strategy, or `all:`
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import yaml
+
+from zoolens.errors import ZoolensError
+from zoolens.models.backbones import backbone_source, offline_weights_available
+from zoolens.training.trainer import TrainConfig
+
+PRESETS = Path(__file__).with_name("presets")
+TRAIN_OPTIONS = {f.name for f in fields(TrainConfig)} - {"augmentation", "ratios", "seed"}
+
+
+@dataclass
+class Experiment:
+    name: str
+    options: dict  # TrainConfig fields
+
+
+@dataclass
+class StudySpec:
+    name: str
+    description: str
+    ratios: str
+    seed: int
+    experiments: list[Experiment]
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS.glob("*.yaml"))
+
+
+def _read_yaml(source: str) -> tuple[dict, str]:
+    path = Path(source)
+    if not path.exists() and source in preset_names():
+        path = PRESETS / f"{source}.yaml"
+    if not path.exists():
+        raise ZoolensError(f"{source}: no such study file or preset (presets: {', '.join(preset_names())})")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ZoolensError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("experiments"), list) or not data["experiments"]:
+        raise ZoolensError(f"{path}: a study needs a list of experiments")
+    return data, str(path)
+
+
+def _choose_backbone(candidates, strategy: str, where: str) -> str:
+    """A list of backbones means: the first whose pretrained weights are available here."""
+    if isinstance(candidates, str):
+        return candidates
+    for name in candidates:
+        if strategy == "scratch" or backbone_source(name) == "zoolens" or offline_weights_available(name):
+            return name
+    raise ZoolensError(f"{where}: none of {candidates} has pretrained weights available offline")
+
+
+def _check_options(options: dict, where: str) -> None:
+    unknown = set(options) - TRAIN_OPTIONS - {"name"}
+    if unknown:
+        raise ZoolensError(f"{where}: unknown option(s) {', '.join(sorted(unknown))}; "
+                           f"known: {', '.join(sorted(TRAIN_OPTIONS))}")
+
+
+def load_study(source: str, budget: str | None = None) -> StudySpec:
+    data, where = _read_yaml(source)
+    defaults = data.get("defaults") or {}
+    _check_options(defaults, f"{where} defaults")
+    budgets = data.get("budgets") or {}
+    if budget and budget not in budgets:
+        raise ZoolensError(f"{where}: no budget {budget!r} (has: {', '.join(budgets) or 'none'})")
+    limits = budgets.get(budget, {}) if budget else {}
+    experiments, names = [], set()
+    for number, entry in enumerate(data["experiments"], 1):
+        if not isinstance(entry, dict):
+            raise ZoolensError(f"{where}: experiment {number} must be a mapping of options")
+        options = {**defaults, **entry}
+        _check_options(options, f"{where} experiment {number}")
+        name = str(options.pop("name", f"run-{number}"))
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", name) or name in names:
+            raise ZoolensError(f"{where}: experiment name {name!r} must be unique, letters/digits/._- only")
+        names.add(name)
+        strategy = options.get("strategy", "frozen")
+        options.update(limits.get("all", {}), **limits.get(strategy, {}))
+        options["backbone"] = _choose_backbone(options.get("backbone", "mobilenet_v2"), strategy, f"{where} {name}")
+        experiments.append(Experiment(name, options))
+    split = data.get("split") or {}
+    return StudySpec(
+        name=str(data.get("name", Path(where).stem)),
+        description=" ".join(str(data.get("description", "")).split()),
+        ratios=str(split.get("ratios", "70/10/20")),
+        seed=int(split.get("seed", 0)),
+        experiments=experiments,
+    )

@@ -1,0 +1,101 @@
+"""Hyper-parameter search with Optuna: optimizer, learning rate, dropout and epochs, judged on the
+validation part only; the test part judges the winner once, beside the default configuration."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from zoolens.data.folders import scan_folder
+from zoolens.data.split import split_folder, write_manifest
+from zoolens.training.trainer import TrainConfig, train
+
+GRID = {
+    "optimizer": ["adam", "rmsprop", "sgd"],
+    "lr": [3e-4, 1e-3, 3e-3, 1e-2],
+    "dropout": [0.2, 0.5],
+}
+EPOCH_CHOICES = [20, 60]
+
+
+def _suggest(trial, method: str) -> dict:
+    if method == "grid":
+        return {name: trial.suggest_categorical(name, values) for name, values in GRID.items()}
+    return {
+        "optimizer": trial.suggest_categorical("optimizer", GRID["optimizer"]),
+        "lr": trial.suggest_float("lr", 1e-4, 3e-2, log=True),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.7),
+        "epochs": trial.suggest_categorical("epochs", EPOCH_CHOICES),
+    }
+
+
+def _sampler(method: str, seed: int):
+    import optuna
+
+    if method == "grid":
+        return optuna.samplers.GridSampler(GRID, seed=seed)
+    if method == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def run_tune(data: str | Path, out: str | Path, trials: int = 20, method: str = "tpe",
+             config: TrainConfig | None = None, progress: bool = True) -> dict:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    config = config or TrainConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    split_file = write_manifest(split_folder(scan_folder(data), config.ratios, config.seed), out / "split.csv")
+    if method == "grid":
+        trials = min(trials, len(GRID["optimizer"]) * len(GRID["lr"]) * len(GRID["dropout"]))
+    records = []
+
+    def objective(trial) -> float:
+        options = _suggest(trial, method)
+        model = train(data, None, config=replace(config, **options), split_file=split_file, progress=False)
+        best = min(model.history, key=lambda row: row["val_loss"])
+        records.append({"trial": trial.number + 1, **options, "val_loss": best["val_loss"], "val_acc": best["val_acc"]})
+        print(f"  trial {trial.number + 1}/{trials}: {options} -> val_loss {best['val_loss']:.4f} "
+              f"val_acc {best['val_acc']:.4f}", file=sys.stderr, flush=True)
+        return best["val_loss"]
+
+    study = optuna.create_study(direction="minimize", sampler=_sampler(method, config.seed))
+    study.optimize(objective, n_trials=trials)
+    best_options = dict(study.best_params)
+    best_model = train(data, out / "best", config=replace(config, **best_options), split_file=split_file,
+                       progress=progress)
+    default_model = train(data, None, config=config, split_file=split_file, progress=False)
+    summary = {
+        "method": method,
+        "trials": len(records),
+        "best_config": best_options,
+        "best_val_loss": study.best_value,
+        "best_test_accuracy": best_model.meta["metrics"]["accuracy"],
+        "default_test_accuracy": default_model.meta["metrics"]["accuracy"],
+        "default_val_loss": min(row["val_loss"] for row in default_model.history),
+        "best_model": str(out / "best"),
+    }
+    _write_trials(records, out / "trials.csv")
+    (out / "best_config.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return summary
+
+
+def _write_trials(records: list[dict], path: Path) -> None:
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(sorted(records, key=lambda r: r["val_loss"]))
+
+
+def format_tune(summary: dict) -> str:
+    return (f"{summary['trials']} trials ({summary['method']}), judged on validation loss\n"
+            f"best: {summary['best_config']}  val_loss {summary['best_val_loss']:.4f}\n"
+            f"test accuracy: best {summary['best_test_accuracy']:.4f}, default {summary['default_test_accuracy']:.4f} "
+            f"(default val_loss {summary['default_val_loss']:.4f})\n"
+            f"best model saved as {summary['best_model']}")

@@ -1,0 +1,117 @@
+"""The HTML report: one self-contained page with every section, images inline, nothing fetched."""
+
+import base64
+import io
+import json
+import shutil
+from html.parser import HTMLParser
+
+import pytest
+from PIL import Image
+
+from zoolens.cli import main
+from zoolens.evaluation.report import confused_pairs, write_report
+
+SECTIONS = ["summary", "model-card", "dataset", "training", "metrics", "confusion", "confused-pairs", "mistakes", "correct"]
+MAX_REPORT_BYTES = 3_000_000
+
+
+class PageParts(HTMLParser):
+    """Section ids, image sources and any tags that would load something from elsewhere."""
+
+    def __init__(self):
+        super().__init__()
+        self.sections: list[str] = []
+        self.images: list[tuple[str, str]] = []  # (alt, src)
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "section":
+            self.sections.append(attrs.get("id"))
+        if tag == "img":
+            self.images.append((attrs.get("alt", ""), attrs.get("src", "")))
+        if tag in ("script", "link", "iframe", "object", "embed"):
+            self.external.append(tag)
+
+
+def parse(path) -> tuple[str, PageParts]:
+    html = path.read_text(encoding="utf-8")
+    parts = PageParts()
+    parts.feed(html)
+    return html, parts
+
+
+def decode(src: str) -> Image.Image:
+    header, payload = src.split(",", 1)
+    return Image.open(io.BytesIO(base64.b64decode(payload)))
+
+
+def assert_self_contained(html: str, parts: PageParts, path) -> None:
+    assert parts.external == []
+    assert "http://" not in html and "https://" not in html and "url(" not in html
+    assert all(src.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for _, src in parts.images)
+    assert path.stat().st_size < MAX_REPORT_BYTES
+
+
+def test_report_on_a_trained_model(trained_model, tmp_path):
+    out = write_report(trained_model.path, out=tmp_path / "report.html", progress=False)
+    html, parts = parse(out)
+
+    assert parts.sections == SECTIONS
+    assert_self_contained(html, parts, out)
+    for fact in ("mobilenet_v2", "224 × 224", "frozen", " MB", "classification report"):
+        assert fact.lower() in html.lower()
+    for name in trained_model.classes:
+        assert name in html
+    # Default data: the folder it was trained on, evaluated on the test part of its own split.
+    assert "test part of the model&#39;s own split" in html
+    alts = [alt for alt, _ in parts.images]
+    for figure in ("photos per class", "image sizes", "training curves", "confusion matrix (photos)",
+                   "confusion matrix (share of each true class)"):
+        assert figure in alts
+    thumbnails = [decode(src) for alt, src in parts.images if alt in ("photo", "Grad-CAM")]
+    assert len(thumbnails) >= 2 * len(trained_model.classes)  # at least one correct photo per class, with its map
+    assert all(t.format == "JPEG" and max(t.size) <= 256 for t in thumbnails)
+
+
+def test_report_without_the_training_folder_uses_what_was_recorded(trained_model, tmp_path, capsys):
+    model_copy = shutil.copytree(trained_model.path, tmp_path / "moved-model")
+    meta_path = model_copy / "zoolens.json"
+    meta = json.loads(meta_path.read_text())
+    meta["data"]["root"] = str(tmp_path / "gone")
+    meta_path.write_text(json.dumps(meta))
+
+    assert main(["report", str(model_copy), "--quiet"]) == 0
+    out = model_copy / "report.html"
+    assert str(out) in capsys.readouterr().out
+    html, parts = parse(out)
+    assert parts.sections == SECTIONS
+    assert_self_contained(html, parts, out)
+    assert "pass --data" in html
+    assert not [alt for alt, _ in parts.images if alt in ("photo", "Grad-CAM")]
+
+
+def test_report_command_on_a_missing_data_folder_is_one_line(trained_model, tmp_path, capsys):
+    assert main(["report", str(trained_model.path), "--data", str(tmp_path / "nowhere"),
+                 "--out", str(tmp_path / "r.html"), "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("zoolens: error:") and "nowhere" in error and "\n" not in error
+
+
+def test_confused_pairs_are_the_largest_off_diagonal_cells():
+    import numpy as np
+
+    matrix = np.array([[50, 7, 3], [1, 40, 0], [9, 0, 30]])
+    pairs = confused_pairs(matrix, ["cat", "dog", "fox"])
+    assert [(p["true"], p["predicted"], p["count"]) for p in pairs] == [
+        ("fox", "cat", 9), ("cat", "dog", 7), ("cat", "fox", 3), ("dog", "cat", 1)]
+    assert pairs[0]["share"] == "23.1%"
+
+
+@pytest.mark.parametrize("size", [(300, 200), (120, 400)])
+def test_thumbnails_are_small_jpegs(size):
+    from zoolens.evaluation.report import THUMBNAIL_SIZE, data_uri
+
+    image = decode(data_uri(Image.new("RGB", (size[0] * 3, size[1] * 3), "orange"), max_side=THUMBNAIL_SIZE))
+    assert image.format == "JPEG" and max(image.size) == THUMBNAIL_SIZE

@@ -1,0 +1,130 @@
+"""Studies (several runs on one split), k-fold cross validation, tuning, and the seeds' scratch models."""
+
+import csv
+import json
+from collections import Counter
+
+import pytest
+import yaml
+
+import zoolens
+from conftest import copy_subset
+from zoolens.data.folders import scan_folder
+from zoolens.data.split import split_folder
+from zoolens.errors import ZoolensError
+from zoolens.models.backbones import build_backbone
+from zoolens.models.classifier import Classifier
+from zoolens.studies.kfold import fold_manifests, run_kfold
+from zoolens.studies.runner import run_study
+from zoolens.studies.spec import load_study, preset_names
+from zoolens.studies.tune import run_tune
+
+
+def write_spec(path, experiments, **extra):
+    path.write_text(yaml.safe_dump({"name": "tiny", "experiments": experiments, **extra}))
+    return path
+
+
+def test_presets_load_with_budgets_and_fall_back_to_offline_backbones():
+    assert {"seed-002", "seed-003", "seed-004"} <= set(preset_names())
+    study = load_study("seed-002", "small")
+    by_name = {e.name: e.options for e in study.experiments}
+    assert by_name["resnet18-scratch"]["backbone"] == "resnet18"  # scratch needs no weights
+    assert by_name["pretrained-finetuned"]["backbone"] == "mobilenet_v2"  # no offline ResNet-18 weights
+    assert by_name["resnet18-scratch"]["image_size"] == 64 and by_name["resnet18-scratch"]["epochs"] == 6
+    assert by_name["pretrained-finetuned"]["epochs"] == 2
+    assert load_study("seed-002", "full").experiments[0].options["epochs"] == 20
+
+
+@pytest.mark.parametrize("experiments, message", [
+    ([{"name": "a", "colour": "red"}], "unknown option"),
+    ([{"name": "a"}, {"name": "a"}], "must be unique"),
+    ([{"name": "a/b"}], "letters/digits"),
+    ([], "list of experiments"),
+])
+def test_bad_study_files_get_one_clear_error(tmp_path, experiments, message):
+    with pytest.raises(ZoolensError, match=message):
+        load_study(str(write_spec(tmp_path / "s.yaml", experiments)))
+
+
+def test_unknown_preset_or_budget(tmp_path):
+    with pytest.raises(ZoolensError, match="no such study file or preset"):
+        load_study("seed-999")
+    with pytest.raises(ZoolensError, match="no budget"):
+        load_study("seed-003", "huge")
+
+
+def test_tiny_study_end_to_end_and_resumes(small_animals, tmp_path):
+    spec_file = write_spec(tmp_path / "s.yaml", [
+        {"name": "adam", "optimizer": "adam"},
+        {"name": "sgd", "optimizer": "sgd", "lr": 0.01},
+    ], split={"ratios": "70/10/20", "seed": 1})
+    out = tmp_path / "study"
+    rows = run_study(load_study(str(spec_file)), small_animals, out, progress=False)
+    assert [r["experiment"] for r in rows] == ["adam", "sgd"]
+    assert all(r["accuracy"] >= 0.85 for r in rows)
+    table = list(csv.DictReader((out / "comparison.csv").open()))
+    assert [t["optimizer"] for t in table] == ["adam", "sgd"]
+    for chart in ("metrics.png", "accuracy_curves.png"):
+        assert (out / chart).stat().st_size > 10_000
+    splits = {json.loads((out / n / "zoolens.json").read_text())["data"]["counts"]["test"]["cats"] for n in ("adam", "sgd")}
+    assert splits == {12}  # both runs on the same split
+
+    stamps = {n: (out / n / "model.safetensors").stat().st_mtime_ns for n in ("adam", "sgd")}
+    write_spec(spec_file, [{"name": "adam", "optimizer": "adam"}, {"name": "sgd", "optimizer": "sgd", "lr": 0.02}],
+               split={"ratios": "70/10/20", "seed": 1})
+    run_study(load_study(str(spec_file)), small_animals, out, progress=False)
+    assert (out / "adam" / "model.safetensors").stat().st_mtime_ns == stamps["adam"]  # finished: not redone
+    assert (out / "sgd" / "model.safetensors").stat().st_mtime_ns != stamps["sgd"]  # changed: redone
+
+
+def test_folds_are_stratified_and_cover_every_photo_once(small_animals):
+    manifest = split_folder(scan_folder(small_animals))
+    folds = fold_manifests(manifest, 4, seed=0)
+    pool = {s.path for s in manifest.part("train") + manifest.part("val")}
+    seen = Counter(s.path for fold in folds for s in fold.part("val"))
+    assert set(seen) == pool and set(seen.values()) == {1}
+    for fold in folds:
+        per_class = Counter(s.label for s in fold.part("val"))
+        assert max(per_class.values()) - min(per_class.values()) <= 1
+        assert {s.path for s in fold.part("test")} == {s.path for s in manifest.part("test")}
+    with pytest.raises(ZoolensError, match="needs at least 60"):
+        fold_manifests(manifest, 60, seed=0)
+
+
+def test_kfold_reports_mean_and_std_and_keeps_the_best_fold(small_animals, tmp_path):
+    summary = run_kfold(small_animals, tmp_path / "kf", k=3, progress=False)
+    assert len(summary["folds"]) == 3
+    assert 0.85 <= summary["accuracy_mean"] <= 1.0 and summary["accuracy_std"] >= 0
+    assert sorted(p.name for p in (tmp_path / "kf").iterdir() if p.is_dir()) == ["best"]
+    assert zoolens.Model.load(tmp_path / "kf" / "best").classes == ["cats", "dogs", "panda"]
+
+
+def test_tune_picks_the_lowest_validation_loss(small_animals, tmp_path):
+    summary = run_tune(small_animals, tmp_path / "tune", trials=3, method="random", progress=False)
+    trials = list(csv.DictReader((tmp_path / "tune" / "trials.csv").open()))
+    assert len(trials) == 3
+    assert summary["best_val_loss"] == pytest.approx(min(float(t["val_loss"]) for t in trials))
+    assert summary["best_test_accuracy"] >= 0.85
+
+
+def test_seed001_cnn_has_the_parameter_count_of_its_report():
+    network = Classifier(build_backbone("seed001_cnn", pretrained=False), 3)
+    assert sum(p.numel() for p in network.parameters()) == 3_454_147  # seed 001's model summary
+
+
+def test_scratch_training_learns_and_reloads(small_animals, tmp_path):
+    data = copy_subset(small_animals, tmp_path / "d", per_class=40)
+    model = zoolens.train(data, tmp_path / "m", strategy="scratch", backbone="seed002_baseline", image_size=64,
+                          epochs=4, progress=False)
+    losses = [row["train_loss"] for row in model.history]
+    assert [row["phase"] for row in model.history] == ["scratch"] * len(losses)
+    assert losses[-1] < losses[0]
+    reloaded = zoolens.Model.load(tmp_path / "m")
+    assert reloaded.network.backbone.info.name == "seed002_baseline"
+    assert reloaded.predict(sorted((data / "panda").iterdir())[0])[0].label in model.classes
+
+
+def test_scratch_only_models_refuse_pretrained_strategies(small_animals, tmp_path):
+    with pytest.raises(ZoolensError, match="no pretrained weights"):
+        zoolens.train(small_animals, tmp_path / "m", backbone="seed004_cnn", strategy="frozen", progress=False)
