@@ -127,6 +127,13 @@ def _write_predictions_csv(predictions, path: Path, top_k: int) -> None:
 
 
 def cmd_predict(args) -> int:
+    if args.groups:
+        from zoolens.apps.groups import format_group_predictions, predict_groups
+
+        if not args.imagenet:
+            raise ZoolensError("--groups needs --imagenet: zoolens predict --imagenet --groups PATH...")
+        print(format_group_predictions(predict_groups(_expand_inputs(args.model_and_paths), top_k=args.top_k)))
+        return 0
     if args.imagenet:
         from zoolens.inference.imagenet import ImageNetClassifier
 
@@ -181,7 +188,7 @@ def cmd_models(args) -> int:
 
 # ---- parser ---------------------------------------------------------------------------------------
 # Command families that live beside the code they drive; each module has `register(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = ("zoolens.evaluation.explain_cli", "zoolens.studies.cli")
+COMMAND_MODULES: tuple[str, ...] = ("zoolens.apps.cli", "zoolens.evaluation.explain_cli", "zoolens.studies.cli")
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     """The options that shape a training run (TrainConfig fields); shared by train, study, kfold, tune."""
@@ -252,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="label, confidence and top-k for photos")
     predict.add_argument("model_and_paths", nargs="+", metavar="MODEL PATH", help="model folder, then files or folders")
     predict.add_argument("--imagenet", action="store_true", help="no model: the pretrained ImageNet classes")
+    predict.add_argument("--groups", action="store_true",
+                         help="with --imagenet: animal group (dog, snake, bird, ...) summed over its ImageNet classes")
     predict.add_argument("--backbone", default="mobilenet_v2", help="network for --imagenet")
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--min-confidence", type=float, help="answer 'not sure' below this probability")

@@ -1,0 +1,104 @@
+"""`zoolens desktop`, `zoolens web` and `zoolens dogs`: registered into the main parser by zoolens.cli."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from zoolens.apps.common import DEFAULT_MIN_CONFIDENCE, require_model_folder
+from zoolens.errors import ZoolensError
+
+WEB_SCRIPT = Path(__file__).with_name("web.py")
+MAX_UPLOAD_MB = 20
+
+
+def cmd_desktop(args) -> int:
+    from zoolens.apps.desktop import run_desktop
+
+    model = require_model_folder(args.model) if args.model else None
+    return run_desktop(model, min_confidence=args.min_confidence, backbone=args.backbone)
+
+
+def web_command(args) -> list[str]:
+    """The `streamlit run` command line for the web app; app options follow `--`."""
+    command = [sys.executable, "-m", "streamlit", "run", str(WEB_SCRIPT),
+               "--server.port", str(args.port), "--server.address", args.address,
+               "--server.maxUploadSize", str(MAX_UPLOAD_MB), "--browser.gatherUsageStats", "false",
+               "--client.toolbarMode", "viewer"]
+    if args.headless:
+        command += ["--server.headless", "true"]
+    command += ["--", "--models-dir", args.models_dir, "--min-confidence", str(args.min_confidence)]
+    if args.model:
+        command += ["--model", str(require_model_folder(args.model))]
+    if args.breeds:
+        command += ["--breeds", args.breeds]
+    return command
+
+
+def cmd_web(args) -> int:
+    if _port_in_use(args.address, args.port):
+        raise ZoolensError(f"port {args.port} is already in use: pass --port with another number")
+    server = subprocess.Popen(web_command(args))
+    try:
+        return server.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached streamlit too: let it shut down cleanly
+        server.wait(timeout=15)
+        return 0
+    finally:
+        if server.poll() is None:
+            server.terminate()
+
+
+def _port_in_use(address: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        return probe.connect_ex((address if address != "0.0.0.0" else "127.0.0.1", port)) == 0
+
+
+def cmd_dogs(args) -> int:
+    from zoolens.apps import dogs
+
+    if args.audit:
+        print(dogs.format_audit(dogs.audit_detectors(n=args.n, seed=args.seed, backbone=args.backbone), args.backbone))
+        return 0
+    if not args.images:
+        raise ZoolensError("usage: zoolens dogs IMAGE... [--breeds MODEL]  (or zoolens dogs --audit)")
+    from zoolens.cli import _expand_inputs
+
+    inputs = _expand_inputs(args.images)
+    app = dogs.DogBreedApp(dogs.find_breeds_model(args.breeds), backbone=args.backbone,
+                           min_confidence=args.min_confidence)
+    print(dogs.format_reports(app.identify(inputs)))
+    return 0
+
+
+def register(subparsers) -> None:
+    desktop = subparsers.add_parser("desktop", help="desktop app (Tkinter): pick a photo, see what it is")
+    desktop.add_argument("model", nargs="?", help="model folder (default: the ImageNet classes, no training)")
+    desktop.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
+                         help=f"answer 'not sure' below this probability (default {DEFAULT_MIN_CONFIDENCE})")
+    desktop.add_argument("--backbone", default="mobilenet_v2", help="network for the ImageNet mode")
+    desktop.set_defaults(run=cmd_desktop)
+
+    web = subparsers.add_parser("web", help="web app (Streamlit): upload photos, see predictions, download CSV")
+    web.add_argument("model", nargs="?", help="model folder to start with (default: the first in --models-dir)")
+    web.add_argument("--port", type=int, default=8501)
+    web.add_argument("--address", default="127.0.0.1", help="interface to serve on (default: this machine only)")
+    web.add_argument("--models-dir", default="runs", help="folder whose model folders the model picker lists")
+    web.add_argument("--breeds", help="dog-breed model for the dog page (default runs/dog-breeds)")
+    web.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
+    web.add_argument("--headless", action="store_true", help="do not open a browser")
+    web.set_defaults(run=cmd_web)
+
+    dogs = subparsers.add_parser("dogs", help="dog breed of a dog, or the breed a human face resembles (seed 004)")
+    dogs.add_argument("images", nargs="*", metavar="IMAGE", help="photos or folders")
+    dogs.add_argument("--breeds", help="breed model (default runs/dog-breeds; train: "
+                                       "zoolens train <imagewoof> --out runs/dog-breeds)")
+    dogs.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
+    dogs.add_argument("--backbone", default="mobilenet_v2", help="ImageNet network of the dog detector")
+    dogs.add_argument("--audit", action="store_true",
+                      help="measure both detectors on the shared faces, imagewoof and animals3 photos")
+    dogs.add_argument("--n", type=int, default=100, help="photos per set for --audit (default 100)")
+    dogs.add_argument("--seed", type=int, default=0, help="sampling seed for --audit")
+    dogs.set_defaults(run=cmd_dogs)

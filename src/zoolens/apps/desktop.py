@@ -1,0 +1,254 @@
+"""`zoolens desktop`: seed 000's Tkinter window on the zoolens API.
+
+"Select Animal" opens a file dialog; the photo is shown fitted to the window with the answer and its
+probability under it, then the top-3 as bars. Below the confidence threshold the answer is "not sure".
+Loading a model and classifying run on one worker thread; results come back to the Tk thread through a
+queue that `root.after` polls, so the window never freezes (Tk must only be touched from its own thread).
+"""
+
+from __future__ import annotations
+
+import queue
+import tkinter as tk
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from tkinter import filedialog, ttk
+
+from PIL import Image, ImageOps, ImageTk
+
+from zoolens.apps.common import DEFAULT_MIN_CONFIDENCE, IMAGENET_NAME, Predictor, describe_answer
+from zoolens.data.images import IMAGE_EXTENSIONS, open_image
+from zoolens.errors import ZoolensError
+
+TOP_K = 3
+POLL_MS = 40
+PHOTO_TYPES = [("Photos", " ".join(f"*{ext}" for ext in sorted(IMAGE_EXTENSIONS))), ("All files", "*")]
+BACKGROUND = "#f6f4ef"
+ACCENT = "#2f6f4f"
+UNSURE = "#a15c00"
+
+
+class DesktopApp:
+    def __init__(self, root: tk.Tk, model: str | Path | None = None, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+                 backbone: str = "mobilenet_v2"):
+        self.root = root
+        self.min_confidence = min_confidence
+        self.backbone = backbone
+        self.predictor: Predictor | None = None
+        self.photo: Image.Image | None = None  # the photo shown, at full size; refitted when the window resizes
+        self.shown: ImageTk.PhotoImage | None = None  # Tk keeps no reference of its own
+        self.last_prediction = None
+        self.busy = False
+        self.jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoolens-desktop")
+        self.results: queue.Queue = queue.Queue()
+        self._build_window()
+        self.root.after(POLL_MS, self._poll_results)
+        self.load_model(model)
+
+    # ---- layout ------------------------------------------------------------------------------
+    def _build_window(self) -> None:
+        root = self.root
+        root.title("zoolens")
+        root.geometry("560x680")
+        root.minsize(380, 480)
+        root.configure(background=BACKGROUND)
+        root.protocol("WM_DELETE_WINDOW", self.exit)
+        style = ttk.Style(root)
+        style.configure("Answer.TLabel", font=("DejaVu Sans", 18, "bold"), background=BACKGROUND, foreground=ACCENT)
+        style.configure("Unsure.TLabel", font=("DejaVu Sans", 18, "bold"), background=BACKGROUND, foreground=UNSURE)
+        style.configure("Status.TLabel", font=("DejaVu Sans", 9), background=BACKGROUND, foreground="#555555")
+        style.configure("TLabel", background=BACKGROUND)
+        style.configure("TFrame", background=BACKGROUND)
+
+        menu = tk.Menu(root)
+        file_menu = tk.Menu(menu, tearoff=False)
+        file_menu.add_command(label="Select Animal…", command=self.select_animal)
+        file_menu.add_command(label="Open model…", command=self.open_model_dialog)
+        file_menu.add_command(label="Use ImageNet classes", command=lambda: self.load_model(None))
+        file_menu.add_separator()
+        file_menu.add_command(label="Exit", command=self.exit)
+        menu.add_cascade(label="File", menu=file_menu)
+        root.configure(menu=menu)
+        self.file_menu = file_menu
+
+        top = ttk.Frame(root, padding=(12, 12, 12, 4))
+        top.pack(fill="x")
+        self.select_button = ttk.Button(top, text="Select Animal", command=self.select_animal)
+        self.select_button.pack(side="left")
+        self.model_label = ttk.Label(top, text="", style="Status.TLabel")
+        self.model_label.pack(side="right")
+
+        self.image_area = tk.Label(root, background="#e4e0d6", text="Pick a photo with “Select Animal”",
+                                   foreground="#777777")
+        self.image_area.pack(fill="both", expand=True, padx=12, pady=4)
+        self.image_area.bind("<Configure>", lambda event: self._fit_photo())
+
+        self.answer_label = ttk.Label(root, text="", style="Answer.TLabel", anchor="center", justify="center",
+                                      wraplength=520)
+        self.answer_label.pack(fill="x", padx=12, pady=(6, 2))
+
+        bars = ttk.Frame(root, padding=(12, 0))
+        bars.pack(fill="x")
+        bars.columnconfigure(1, weight=1)
+        self.bar_names, self.bars, self.bar_values = [], [], []
+        for row in range(TOP_K):
+            name = ttk.Label(bars, text="", width=22, anchor="w")
+            bar = ttk.Progressbar(bars, maximum=100.0, mode="determinate")
+            value = ttk.Label(bars, text="", width=7, anchor="e")
+            name.grid(row=row, column=0, sticky="w", pady=1)
+            bar.grid(row=row, column=1, sticky="ew", padx=6, pady=1)
+            value.grid(row=row, column=2, sticky="e", pady=1)
+            self.bar_names.append(name)
+            self.bars.append(bar)
+            self.bar_values.append(value)
+
+        bottom = ttk.Frame(root, padding=(12, 6, 12, 12))
+        bottom.pack(fill="x")
+        self.status_label = ttk.Label(bottom, text="", style="Status.TLabel")
+        self.status_label.pack(side="left")
+        ttk.Button(bottom, text="Exit", command=self.exit).pack(side="right")
+
+    # ---- actions (Tk thread) -----------------------------------------------------------------
+    def select_animal(self) -> None:
+        path = filedialog.askopenfilename(parent=self.root, title="Select Animal", filetypes=PHOTO_TYPES)
+        if path:
+            self.classify_path(path)
+
+    def open_model_dialog(self) -> None:
+        folder = filedialog.askdirectory(parent=self.root, title="Open model folder (holding zoolens.json)")
+        if folder:
+            self.load_model(folder)
+
+    def load_model(self, model: str | Path | None) -> None:
+        name = Path(model).name if model else IMAGENET_NAME
+        self._set_busy(True, f"Loading {name}…")
+
+        def load():
+            # Set on the worker thread: jobs run in order, so the next classification already uses it.
+            self.predictor = Predictor(model, backbone=self.backbone)
+            return self.predictor
+
+        self._submit("model", load)
+
+    def classify_path(self, path: str | Path) -> None:
+        """What "Select Animal" does once a file is chosen; returns at once, the answer arrives later."""
+        if self.predictor is None and not self.busy:
+            self._set_status("No model loaded: File > Open model…")
+            return
+        path = Path(path)
+        self._set_busy(True, f"Classifying {path.name}…")
+        self.answer_label.configure(text="…", style="Answer.TLabel")
+        min_confidence = self.min_confidence
+
+        def classify():
+            predictor = self._current_predictor()
+            image = open_image(path, min_side=1024)
+            return image, predictor.predict([path], top_k=TOP_K, min_confidence=min_confidence)[0]
+
+        self._submit("prediction", classify)
+
+    def exit(self) -> None:
+        self.jobs.shutdown(wait=False, cancel_futures=True)
+        self.root.destroy()
+
+    # ---- worker plumbing ---------------------------------------------------------------------
+    def _current_predictor(self) -> Predictor:
+        # Jobs run one at a time, in order: a model load submitted before this job has finished by now.
+        if self.predictor is None:
+            raise ZoolensError("no model loaded")
+        return self.predictor
+
+    def _submit(self, kind: str, work) -> None:
+        def run():
+            try:
+                self.results.put((kind, work(), None))
+            except Exception as error:  # shown in the window; a worker must never die silently
+                self.results.put((kind, None, error))
+
+        self.jobs.submit(run)
+
+    def _poll_results(self) -> None:
+        try:
+            while True:
+                kind, value, error = self.results.get_nowait()
+                self._show_result(kind, value, error)
+        except queue.Empty:
+            pass
+        if self.root.winfo_exists():
+            self.root.after(POLL_MS, self._poll_results)
+
+    def _show_result(self, kind: str, value, error: Exception | None) -> None:
+        if kind == "model":
+            self._show_model_name()
+            if error is not None:  # the previous model, if any, stays in use
+                self._set_busy(False, "")
+                self.answer_label.configure(text=f"Could not open the model: {error}", style="Unsure.TLabel")
+                return
+            self._set_busy(False, f"Ready. Answers below {self.min_confidence:.0%} confidence say “not sure”.")
+            return
+        self._set_busy(False, "")
+        if error is not None:
+            self.last_prediction = None
+            self.answer_label.configure(text=f"Cannot read this photo: {error}", style="Unsure.TLabel")
+            self._show_bars([])
+            return
+        image, prediction = value
+        self.last_prediction = prediction
+        self.photo = image
+        self._fit_photo()
+        style = "Answer.TLabel" if prediction.label is not None else "Unsure.TLabel"
+        self.answer_label.configure(text=describe_answer(prediction), style=style)
+        self._show_bars(prediction.top)
+        self._set_status(Path(prediction.source).name)
+
+    # ---- display helpers ---------------------------------------------------------------------
+    def _show_model_name(self) -> None:
+        name = self.predictor.name if self.predictor else "no model"
+        self.model_label.configure(text=f"Model: {name}")
+        self.root.title(f"zoolens — {name}")
+
+    def _show_bars(self, top: list[tuple[str, float]]) -> None:
+        for row in range(TOP_K):
+            label, probability = top[row] if row < len(top) else ("", 0.0)
+            self.bar_names[row].configure(text=label[:28])
+            self.bars[row].configure(value=probability * 100.0)
+            self.bar_values[row].configure(text=f"{probability:.1%}" if label else "")
+
+    def _fit_photo(self) -> None:
+        if self.photo is None:
+            return
+        width, height = self.image_area.winfo_width(), self.image_area.winfo_height()
+        if width < 10 or height < 10:
+            return
+        fitted = ImageOps.contain(self.photo, (width - 4, height - 4))
+        self.shown = ImageTk.PhotoImage(fitted)
+        self.image_area.configure(image=self.shown, text="")
+
+    def _set_busy(self, busy: bool, status: str) -> None:
+        self.busy = busy
+        self.select_button.configure(state="disabled" if busy else "normal")
+        self._set_status(status)
+
+    def _set_status(self, text: str) -> None:
+        self.status_label.configure(text=text)
+
+    # ---- for tests and scripts ---------------------------------------------------------------
+    def answer_text(self) -> str:
+        return str(self.answer_label.cget("text"))
+
+
+def run_desktop(model: str | Path | None = None, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+                backbone: str = "mobilenet_v2") -> int:
+    try:
+        root = tk.Tk()
+    except tk.TclError as error:
+        raise ZoolensError(f"cannot open a window ({error}): the desktop app needs a graphical session") from None
+    DesktopApp(root, model, min_confidence=min_confidence, backbone=backbone)
+    root.mainloop()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(run_desktop(sys.argv[1] if len(sys.argv) > 1 else None))

@@ -1,0 +1,326 @@
+"""`zoolens web`: the Streamlit app. Run by `streamlit run web.py -- [--model M] [--models-dir D] ...`.
+
+Uploads are checked (bytes and pixels) and decoded from memory: nothing a client sends becomes a path,
+and nothing is written to disk. Everything that knows about models goes through the zoolens API;
+this file only lays out the page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import importlib.util
+import io
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from zoolens.apps.common import DEFAULT_MIN_CONFIDENCE, IMAGENET_NAME, describe_answer, find_models
+
+MAX_UPLOAD_MB = 20
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+MAX_PIXELS = 50_000_000  # a 50-megapixel photo decodes to ~150 MB of RGB; beyond that, refuse
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+CLASSIFY_PAGE = "What is this animal?"
+DOGS_PAGE = "Dog breeds"
+EXPLAIN_MODULE = "zoolens.evaluation.explain"
+
+CSS = """
+<style>
+:root { --zl-green: #2f6f4f; --zl-amber: #a15c00; --zl-sand: #f6f4ef; --zl-ink: #1f2a24; }
+.stApp { background: linear-gradient(180deg, var(--zl-sand) 0%, #ffffff 320px); }
+.zl-hero h1 { font-size: 2.1rem; margin-bottom: 0; color: var(--zl-ink); letter-spacing: -0.02em; }
+.zl-hero p { color: #56625b; margin-top: 0.2rem; }
+.zl-card { background: #ffffff; border: 1px solid #e4e0d6; border-radius: 14px; padding: 0.8rem 1rem;
+           box-shadow: 0 2px 10px rgba(31, 42, 36, 0.06); margin-bottom: 0.8rem; }
+.zl-file { font-size: 0.78rem; color: #7a847e; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.zl-answer { font-size: 1.35rem; font-weight: 700; color: var(--zl-green); margin: 0.1rem 0 0.4rem 0; }
+.zl-answer.zl-unsure { color: var(--zl-amber); }
+.zl-answer.zl-error { color: #b3261e; font-size: 1rem; }
+.zl-answer.zl-message { font-size: 1.05rem; line-height: 1.45; }
+.zl-bar { display: flex; align-items: center; gap: 0.5rem; font-size: 0.85rem; margin: 0.15rem 0; }
+.zl-bar-label { flex: 0 0 42%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.zl-bar-track { flex: 1 1 auto; min-width: 3rem; background: #eef0ec; border-radius: 6px; height: 0.7rem;
+                overflow: hidden; }
+.zl-bar-fill { background: linear-gradient(90deg, #4f9a72, var(--zl-green)); height: 100%; border-radius: 6px; }
+.zl-bar-value { flex: 0 0 3.6rem; text-align: right; font-variant-numeric: tabular-nums; color: #56625b; }
+.zl-badge { display: inline-block; border-radius: 999px; padding: 0.05rem 0.6rem; font-size: 0.75rem;
+            background: #e7f1eb; color: var(--zl-green); font-weight: 600; }
+section[data-testid="stSidebar"] { background: #eef0ec; }
+</style>
+"""
+
+
+# ---- options ----------------------------------------------------------------------------------------
+def parse_app_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="zoolens web")
+    parser.add_argument("--model", help="model folder to select first")
+    parser.add_argument("--models-dir", default="runs", help="folder whose model folders the picker lists")
+    parser.add_argument("--breeds", help="dog-breed model (default runs/dog-breeds)")
+    parser.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
+    args, _unknown = parser.parse_known_args(argv)
+    return args
+
+
+def model_choices(models_dir: str | Path, first: str | None = None) -> list[str]:
+    """The picker's options: the given model, the models found in `models_dir`, then ImageNet."""
+    choices = [str(first)] if first else []
+    choices += [str(p) for p in find_models(models_dir) if str(p) not in choices]
+    return choices + [IMAGENET_NAME]
+
+
+def describe_choice(choice: str) -> str:
+    if choice == IMAGENET_NAME:
+        return choice
+    import json
+
+    from zoolens.inference.bundle import META_FILE
+
+    try:
+        classes = json.loads((Path(choice) / META_FILE).read_text(encoding="utf-8"))["classes"]
+    except (OSError, ValueError, KeyError):
+        return Path(choice).name
+    from zoolens.apps.common import display_label
+
+    shown = ", ".join(display_label(c) for c in classes[:4]) + (", …" if len(classes) > 4 else "")
+    return f"{Path(choice).name} — {len(classes)} classes ({shown})"
+
+
+# ---- uploads ------------------------------------------------------------------------------------------
+@dataclass
+class Upload:
+    name: str  # the client's file name: shown (escaped), never used as a path
+    data: bytes
+    problem: str | None = None
+
+
+def check_upload(name: str, data: bytes) -> Upload:
+    """Refuse what is too big, not an image, or has too many pixels, before anything decodes it fully."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        return Upload(name, b"", f"larger than {MAX_UPLOAD_MB} MB")
+    if not data:
+        return Upload(name, b"", "empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as image:  # reads the header only
+            width, height = image.size
+    except Exception:  # Pillow raises many kinds for hostile or broken data
+        return Upload(name, b"", "not an image Pillow can read")
+    if width * height > MAX_PIXELS:
+        return Upload(name, b"", f"too many pixels ({width}×{height}; at most {MAX_PIXELS // 1_000_000} megapixels)")
+    return Upload(name, data)
+
+
+@dataclass
+class Result:
+    name: str
+    answer: str  # what a person reads: 'cats (97.2 %)', 'not sure (...)' or the problem
+    label: str | None
+    confidence: float
+    top: list[tuple[str, float]] = field(default_factory=list)
+    error: str | None = None
+
+
+def classify_upload(predictor, upload: Upload, top_k: int, min_confidence: float) -> Result:
+    if upload.problem:
+        return Result(upload.name, f"refused: {upload.problem}", None, 0.0, error=upload.problem)
+    prediction = predictor.predict([upload.data], top_k=top_k, min_confidence=min_confidence)[0]
+    return Result(upload.name, describe_answer(prediction), prediction.label, prediction.confidence, prediction.top,
+                  prediction.error)
+
+
+def classify_uploads(classify, uploads: list[Upload], on_progress=None) -> list[Result]:
+    """`classify(upload) -> Result` for each upload in turn, reporting progress after each."""
+    results = []
+    for n, upload in enumerate(uploads):
+        results.append(classify(upload))
+        if on_progress:
+            on_progress(n + 1, len(uploads))
+    return results
+
+
+def results_csv(results: list[Result], top_k: int) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    header = ["file", "answer", "label", "confidence"]
+    for i in range(1, top_k + 1):
+        header += [f"top{i}_label", f"top{i}_confidence"]
+    writer.writerow(header + ["error"])
+    for r in results:
+        row = [r.name, r.answer, r.label or "", f"{r.confidence:.6f}"]
+        for i in range(top_k):
+            row += [r.top[i][0], f"{r.top[i][1]:.6f}"] if i < len(r.top) else ["", ""]
+        writer.writerow(row + [r.error or ""])
+    return out.getvalue()
+
+
+def bars_html(top: list[tuple[str, float]]) -> str:
+    rows = []
+    for label, probability in top:
+        rows.append(
+            f'<div class="zl-bar"><span class="zl-bar-label" title="{html.escape(label)}">{html.escape(label)}</span>'
+            f'<div class="zl-bar-track"><div class="zl-bar-fill" style="width:{probability * 100:.1f}%"></div></div>'
+            f'<span class="zl-bar-value">{probability:.1%}</span></div>'
+        )
+    return "".join(rows)
+
+
+def answer_class(result: Result) -> str:
+    if result.error:
+        return "zl-answer zl-error"
+    return "zl-answer" if result.label is not None else "zl-answer zl-unsure"
+
+
+def explain_available() -> bool:
+    return importlib.util.find_spec(EXPLAIN_MODULE) is not None
+
+
+# ---- the page -----------------------------------------------------------------------------------------
+def main() -> None:
+    import streamlit as st
+
+    args = parse_app_args(sys.argv[1:])
+    st.set_page_config(page_title="zoolens", page_icon="🐾", layout="wide")
+    st.markdown(CSS, unsafe_allow_html=True)
+
+    @st.cache_resource(show_spinner="Loading the model…")
+    def load_predictor(choice: str):
+        from zoolens.apps.common import Predictor
+
+        return Predictor(None if choice == IMAGENET_NAME else choice)
+
+    # Plain tuples out: a rerun (a slider, the Grad-CAM toggle, a download) reuses them, not the network.
+    @st.cache_data(show_spinner=False, max_entries=2000)
+    def cached_result(choice: str, name: str, data: bytes, problem: str | None, top_k: int, min_confidence: float):
+        result = classify_upload(load_predictor(choice), Upload(name, data, problem), top_k, min_confidence)
+        return result.answer, result.label, result.confidence, result.top, result.error
+
+    @st.cache_resource(show_spinner="Loading the dog-breed app…")
+    def load_dog_app(breeds: str | None):
+        from zoolens.apps.dogs import DogBreedApp, find_breeds_model
+
+        return DogBreedApp(find_breeds_model(breeds))
+
+    with st.sidebar:
+        st.markdown("### zoolens")
+        page = st.radio("Page", [CLASSIFY_PAGE, DOGS_PAGE], key="page")
+        min_confidence = st.slider("“Not sure” below", 0.0, 1.0, float(args.min_confidence), 0.05,
+                                   key="min_confidence")
+
+    if page == DOGS_PAGE:
+        dogs_page(st, args, min_confidence, load_dog_app)
+    else:
+        classify_page(st, args, min_confidence, load_predictor, cached_result)
+
+
+def uploads_from(files) -> list[Upload]:
+    return [check_upload(f.name, f.getvalue()) for f in files or []]
+
+
+def classify_page(st, args, min_confidence: float, load_predictor, cached_result) -> None:
+    choices = model_choices(args.models_dir, args.model)
+    with st.sidebar:
+        choice = st.selectbox("Model", choices, format_func=describe_choice, key="model",
+                              help=f"Model folders found in {args.models_dir}/, or the pretrained ImageNet classes")
+        top_k = st.slider("Top-k", 1, 10, 3, key="top_k")
+        gradcam = st.toggle("Grad-CAM heat map", key="gradcam",
+                            help="Where in the photo the network looked") if explain_available() else False
+
+    st.markdown('<div class="zl-hero"><h1>What is this animal?</h1>'
+                f'<p>Drop photos below. Model: <b>{html.escape(describe_choice(choice))}</b></p></div>',
+                unsafe_allow_html=True)
+    files = st.file_uploader("Photos", type=UPLOAD_TYPES, accept_multiple_files=True, key="photos",
+                             help=f"Up to {MAX_UPLOAD_MB} MB each")
+    if not files:
+        st.caption("JPEG, PNG, WebP, … up to 20 MB each. Photos are read in memory and never stored.")
+        return
+    try:
+        predictor = load_predictor(choice)
+    except Exception as error:  # a broken model folder: say so on the page, do not crash it
+        st.error(f"Cannot load {choice}: {error}")
+        return
+    uploads = uploads_from(files)
+    bar = st.progress(0.0, text=f"Classifying {len(uploads)} photo(s)…")
+
+    def classify(upload: Upload) -> Result:
+        return Result(upload.name, *cached_result(choice, upload.name, upload.data, upload.problem, top_k,
+                                                  min_confidence))
+
+    results = classify_uploads(classify, uploads, on_progress=lambda done, total: bar.progress(
+        done / total, text=f"Classified {done} of {total}"))
+    bar.empty()
+    st.download_button("Download results (CSV)", results_csv(results, top_k), file_name="zoolens-predictions.csv",
+                       mime="text/csv", key="download", on_click="ignore")
+    explanations = explain_uploads(st, predictor, uploads) if gradcam else {}
+    columns = st.columns(3)
+    for n, (upload, result) in enumerate(zip(uploads, results)):
+        with columns[n % 3]:
+            show_result(st, upload, result, explanations.get(n))
+
+
+def explain_uploads(st, predictor, uploads: list[Upload]) -> dict:
+    """Grad-CAM overlays by upload position; an explainer that fails costs a warning, never the page."""
+    usable = [(n, u) for n, u in enumerate(uploads) if not u.problem]
+    try:
+        from zoolens.evaluation import explain as explainer
+
+        target = predictor.model if predictor.model is not None else explainer.Explainable.imagenet()
+        explanations = explainer.explain(target, [u.data for _, u in usable], method="gradcam")
+        return {n: e.overlay("gradcam") for (n, _), e in zip(usable, explanations) if not e.error}
+    except Exception as error:
+        st.warning(f"Grad-CAM is not available here: {error}")
+        return {}
+
+
+def show_result(st, upload: Upload, result: Result, overlay=None) -> None:
+    st.markdown(f'<div class="zl-card"><div class="zl-file">{html.escape(result.name)}</div>'
+                f'<div class="{answer_class(result)}" data-testid="zl-answer">{html.escape(result.answer)}</div>'
+                f"{bars_html(result.top)}</div>", unsafe_allow_html=True)
+    if upload.problem:
+        return
+    if overlay is not None:
+        st.image(overlay, caption="Grad-CAM: where the network looked", width="stretch")
+    else:
+        st.image(upload.data, width="stretch")
+
+
+def dogs_page(st, args, min_confidence: float, load_dog_app) -> None:
+    from zoolens.apps.dogs import TRAIN_BREEDS_COMMAND
+
+    st.markdown('<div class="zl-hero"><h1>Which dog breed?</h1><p>A dog gets its breed; a human gets the breed '
+                "they look like.</p></div>", unsafe_allow_html=True)
+    try:
+        app = load_dog_app(args.breeds)
+    except Exception as error:
+        st.info(f"{error}\n\nTrain the breed model once with `{TRAIN_BREEDS_COMMAND}`.")
+        return
+    files = st.file_uploader("Photos of dogs or people", type=UPLOAD_TYPES, accept_multiple_files=True,
+                             key="dog_photos", help=f"Up to {MAX_UPLOAD_MB} MB each")
+    if not files:
+        return
+    uploads = uploads_from(files)
+    bar = st.progress(0.0, text="Looking for dogs and faces…")
+    columns = st.columns(3)
+    for n, upload in enumerate(uploads):
+        with columns[n % 3]:
+            if upload.problem:
+                st.markdown(f'<div class="zl-card"><div class="zl-file">{html.escape(upload.name)}</div>'
+                            f'<div class="zl-answer zl-error">refused: {html.escape(upload.problem)}</div></div>',
+                            unsafe_allow_html=True)
+            else:
+                report = app.identify_one(upload.data, min_confidence=min_confidence)
+                top = report.breed_top or report.resembles_top
+                st.markdown(f'<div class="zl-card"><div class="zl-file">{html.escape(upload.name)}</div>'
+                            f'<span class="zl-badge">{html.escape(report.kind)}</span>'
+                            '<div class="zl-answer zl-message" data-testid="zl-answer">'
+                            f"{html.escape(report.message)}</div>"
+                            f"{bars_html(top)}</div>", unsafe_allow_html=True)
+                st.image(upload.data, width="stretch")
+        bar.progress((n + 1) / len(uploads), text=f"Done {n + 1} of {len(uploads)}")
+    bar.empty()
+
+
+if __name__ == "__main__":
+    main()

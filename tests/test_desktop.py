@@ -1,0 +1,185 @@
+"""The Tkinter desktop app, driven as a person uses it, in a virtual X display (Xvfb)."""
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+IMAGENET_CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
+
+
+def _missing(reason: str):
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}: CI must have it (.ci/run installs xvfb)")
+    pytest.skip(f"{reason}: install it with `apt-get install -y xvfb` to run the desktop tests")
+
+
+def _read_line(fd: int, timeout: float = 30.0) -> str:
+    """Read up to the newline: Xvfb writes the number and the newline separately, and dies if the pipe
+    is closed in between."""
+    import select
+
+    text = b""
+    deadline = time.monotonic() + timeout
+    while not text.endswith(b"\n") and select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+        chunk = os.read(fd, 16)
+        if not chunk:
+            break
+        text += chunk
+    os.close(fd)
+    return text.decode().strip()
+
+
+@pytest.fixture(scope="module")
+def display():
+    """A private X server: Xvfb picks a free display number and writes it to the pipe we give it."""
+    if shutil.which("Xvfb") is None:
+        _missing("Xvfb is not installed")
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "800x800x24", "-nolisten", "tcp",
+                               "-noreset"], pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    try:
+        number = _read_line(read_end)
+        if not number:
+            pytest.fail("Xvfb did not start")
+        previous = os.environ.get("DISPLAY")
+        os.environ["DISPLAY"] = f":{number}"
+        assert server.poll() is None, "Xvfb exited"
+        yield f":{number}"
+        if previous is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = previous
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture
+def root(display):
+    import tkinter as tk
+
+    window = tk.Tk()
+    yield window
+    try:
+        window.destroy()
+    except tk.TclError:
+        pass  # the test closed it (Exit)
+
+
+def pump_until(root, done, timeout: float = 90.0) -> None:
+    """Run the Tk event loop until `done()` is true, like mainloop would."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            pytest.fail("the desktop app did not finish in time")
+        root.update()
+        time.sleep(0.02)
+    for _ in range(5):  # let the last redraws happen before anything looks at the window
+        root.update()
+        time.sleep(0.02)
+
+
+def screenshot(display: str, path: Path) -> Path:
+    """The whole virtual screen as PNG, grabbed straight from the X server."""
+    from PIL import ImageGrab
+
+    image = ImageGrab.grab(xdisplay=display)
+    assert image.getextrema() != ((0, 0), (0, 0), (0, 0)), "the screen is black: no window was drawn"
+    image.save(path)
+    return path
+
+
+@pytest.fixture
+def screenshots(tmp_path) -> Path:
+    folder = Path(os.environ.get("ZOOLENS_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def open_app(root, model, **options):
+    from zoolens.apps.desktop import DesktopApp
+
+    app = DesktopApp(root, model, **options)
+    pump_until(root, lambda: not app.busy)
+    return app
+
+
+def test_select_animal_shows_the_photo_and_the_right_class(root, display, trained_model, other_animals, screenshots):
+    app = open_app(root, trained_model.path)
+    assert app.model_label.cget("text") == f"Model: {trained_model.path.name}"
+    photo = sorted((other_animals / "cats").iterdir())[0]
+
+    ticks = []
+    root.after(10, lambda: ticks.append(time.monotonic()))
+    started = time.monotonic()
+    app.classify_path(photo)  # what "Select Animal" does with the file the dialog returns
+    assert time.monotonic() - started < 0.5, "classifying must not block the window"
+    assert app.busy and str(app.select_button.cget("state")) == "disabled"
+    pump_until(root, lambda: not app.busy)
+    assert ticks, "the window kept handling events while the photo was classified"
+
+    assert app.answer_text().startswith("cats (")
+    assert app.last_prediction.label == "cats"
+    assert app.bar_names[0].cget("text") == "cats"
+    assert float(app.bars[0].cget("value")) > 60
+    assert app.shown is not None and app.shown.width() > 100  # the photo is on screen, fitted
+    shot = screenshot(display, screenshots / "desktop-cats.png")
+    print(f"screenshot: {shot}")
+
+
+def test_not_sure_below_the_threshold(root, trained_model, other_animals):
+    app = open_app(root, trained_model.path, min_confidence=0.9999)
+    app.classify_path(sorted((other_animals / "dogs").iterdir())[0])
+    pump_until(root, lambda: not app.busy)
+    assert app.last_prediction.label is None
+    assert app.answer_text().startswith("not sure (best guess: ")
+
+
+def test_an_unreadable_file_is_reported_in_the_window(root, trained_model, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a photo")
+    app = open_app(root, trained_model.path)
+    app.classify_path(broken)
+    pump_until(root, lambda: not app.busy)
+    assert app.answer_text().startswith("Cannot read this photo")
+
+
+def test_a_folder_that_is_not_a_model_keeps_the_current_one(root, trained_model, tmp_path):
+    app = open_app(root, trained_model.path)
+    app.load_model(tmp_path)  # File > Open model… on the wrong folder
+    pump_until(root, lambda: not app.busy)
+    assert app.answer_text().startswith("Could not open the model: ")
+    assert app.predictor.model_path == trained_model.path and not app.busy
+
+
+def test_switch_to_imagenet_and_back_then_exit(root, display, trained_model, tmp_path, screenshots):
+    from PIL import Image
+    from skimage import data
+
+    cat = tmp_path / "chelsea.jpg"
+    Image.fromarray(data.chelsea()).save(cat)
+    app = open_app(root, trained_model.path)
+    app.load_model(None)  # File > Use ImageNet classes
+    app.classify_path(cat)  # queued behind the model load: runs once ImageNet is ready
+    pump_until(root, lambda: not app.busy and app.last_prediction is not None)
+    assert app.predictor.is_imagenet and "ImageNet" in root.title()
+    assert app.last_prediction.top[0][0] in IMAGENET_CATS
+    screenshot(display, screenshots / "desktop-imagenet.png")
+
+    app.load_model(trained_model.path)  # File > Open model… with the folder the dialog returns
+    pump_until(root, lambda: not app.busy)
+    assert not app.predictor.is_imagenet and trained_model.path.name in root.title()
+    app.exit()
+    import tkinter as tk
+
+    with pytest.raises(tk.TclError):
+        root.winfo_exists()

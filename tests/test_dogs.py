@@ -1,0 +1,148 @@
+"""The dog-breed app (seed 004): detectors, the breed pipeline on real photos, the audit, the CLI and the web page."""
+
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import copy_subset
+from zoolens.apps import dogs
+from zoolens.apps.common import BREED_NAMES
+from zoolens.cli import main
+from zoolens.inference.imagenet import imagenet_categories
+
+WEB_SCRIPT = Path(dogs.__file__).with_name("web.py")
+GOLDEN_RETRIEVER = "n02099601"
+
+
+@pytest.fixture(scope="module")
+def breeds_model(imagewoof, tmp_path_factory):
+    """A small breed classifier: 20 Imagewoof training photos per breed (the app's real model uses all)."""
+    import zoolens
+
+    root = tmp_path_factory.mktemp("breeds")
+    data = copy_subset(imagewoof / "train", root / "woof", per_class=20)
+    return zoolens.train(data, root / "dog-breeds", progress=False)
+
+
+@pytest.fixture(scope="module")
+def app(breeds_model):
+    return dogs.DogBreedApp(breeds_model)
+
+
+@pytest.fixture(scope="module")
+def photos(imagewoof, tmp_path_factory) -> dict[str, Path]:
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("dog-photos")
+    astronaut = Image.fromarray(data.astronaut())
+    dog_path = sorted((imagewoof / "val" / GOLDEN_RETRIEVER).iterdir())[0]
+    # A person and a dog in one photo: the astronaut's head pasted into a corner of a retriever photo.
+    both = Image.open(dog_path).convert("RGB").resize((448, 448))
+    both.paste(astronaut.crop((120, 0, 300, 220)).resize((140, 170)), (0, 0))
+    paths = {"human": folder / "astronaut.jpg", "cat": folder / "chelsea.jpg", "both": folder / "both.jpg",
+             "dog": dog_path}
+    astronaut.save(paths["human"])
+    Image.fromarray(data.chelsea()).save(paths["cat"])
+    both.save(paths["both"])
+    return paths
+
+
+def test_breed_table_names_are_imagenet_categories_and_cover_imagewoof(imagewoof):
+    categories = set(imagenet_categories())
+    assert set(BREED_NAMES.values()) <= categories
+    assert {p.name for p in (imagewoof / "train").iterdir()} == set(BREED_NAMES)
+
+
+def test_imagewoofs_dingo_lies_outside_the_seeds_dog_classes():
+    from zoolens.inference.imagenet import DOG_CLASSES
+
+    assert imagenet_categories().index(BREED_NAMES["n02115641"]) == 273 not in DOG_CLASSES
+
+
+def test_face_detector_uses_the_seeds_cascade_and_finds_a_face_not_a_cat(photos):
+    detector = dogs.FaceDetector()
+    assert (detector.scale_factor, detector.min_neighbors) == (1.35, 4)
+    faces = detector.find_faces(Image.open(photos["human"]))
+    assert len(faces) == 1
+    x, y, w, h = faces[0]
+    assert 100 < x + w / 2 < 350 and y < 250  # the astronaut's face, upper middle of the photo
+    assert not detector.has_face(Image.open(photos["cat"]))
+
+
+def test_a_dog_gets_its_breed(app, photos):
+    report = app.identify(photos["dog"])[0]
+    assert report.kind == "dog"
+    assert report.breed == "golden retriever"
+    assert "golden retriever" in report.message
+
+
+def test_a_human_gets_a_resembling_breed(app, photos):
+    report = app.identify(photos["human"])[0]
+    assert report.kind == "human"
+    assert report.resembles in BREED_NAMES.values()
+    assert f"you look like {dogs.with_article(report.resembles)}" in report.message
+
+
+def test_neither_says_so_and_what_imagenet_sees(app, photos):
+    report = app.identify(photos["cat"])[0]
+    assert report.kind == "neither"
+    assert "Neither a dog nor a human face" in report.message and "cat" in report.message
+
+
+def test_dog_and_human_in_one_photo_get_both_answers(app, photos):
+    report = app.identify(photos["both"])[0]
+    assert report.kind == "dog and human"
+    assert report.breed == "golden retriever"
+    assert report.resembles in BREED_NAMES.values()
+    assert "Dog detected" in report.message and "you look like" in report.message
+
+
+def test_unreadable_photo_is_an_error_not_a_crash(app, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really")
+    report = app.identify([broken])[0]
+    assert report.kind == "error" and "cannot read this photo" in report.message
+
+
+def test_audit_measures_both_detectors_on_the_shared_sets():
+    rows = {row.key: row for row in dogs.audit_detectors(n=12)}
+    assert set(rows) == {"faces", "imagewoof", "dogs", "cats", "panda"}
+    assert all(row.photos == 12 for row in rows.values())
+    assert rows["faces"].face_rate >= 0.4 and rows["faces"].dog_rate <= 0.1
+    assert rows["imagewoof"].dog_rate >= 0.6 and rows["imagewoof"].face_rate <= 0.3
+    assert rows["panda"].dog_rate <= 0.2
+    table = dogs.format_audit(list(rows.values()))
+    assert "seed 004" in table and "100%" in table and "11%" in table
+
+
+def test_cli_dogs(breeds_model, photos, capsys):
+    assert main(["dogs", str(photos["dog"]), str(photos["cat"]), "--breeds", str(breeds_model.path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "golden retriever" in out[0] and "neither" in out[1]
+
+
+def test_cli_dogs_without_a_breed_model_says_how_to_train_one(photos, tmp_path, capsys):
+    assert main(["dogs", str(photos["dog"]), "--breeds", str(tmp_path / "missing")]) == 2
+    assert "zoolens train" in capsys.readouterr().err
+
+
+def test_cli_dogs_audit(capsys):
+    assert main(["dogs", "--audit", "--n", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "faces (humans)" in out and "imagewoof (dogs)" in out and "animals3 panda" in out
+
+
+def test_web_dog_page(breeds_model, photos, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setattr(sys, "argv", ["web.py", "--breeds", str(breeds_model.path), "--models-dir", "nowhere"])
+    at = AppTest.from_file(str(WEB_SCRIPT), default_timeout=120).run()
+    at.radio(key="page").set_value("Dog breeds").run()
+    uploads = [("dog.jpg", photos["dog"].read_bytes(), "image/jpeg"),
+               ("me.jpg", photos["human"].read_bytes(), "image/jpeg")]
+    at.file_uploader(key="dog_photos").set_value(uploads).run()
+    assert not at.exception
+    page = " ".join(m.value for m in at.markdown)
+    assert "golden retriever" in page and "you look like" in page

@@ -1,0 +1,215 @@
+"""The Streamlit web app: its checks and logic with AppTest, then a real browser (Debian chromium + Playwright)
+uploading a real photo to `streamlit run` and reading the prediction off the page."""
+
+import csv
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from zoolens.apps import web
+from zoolens.apps.common import IMAGENET_NAME
+
+WEB_SCRIPT = str(Path(web.__file__))
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def models_dir(trained_model, tmp_path_factory) -> Path:
+    """A runs/-like folder holding one trained model, as the model picker finds them."""
+    folder = tmp_path_factory.mktemp("runs")
+    shutil.copytree(trained_model.path, folder / "animals")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cat_photo(other_animals) -> Path:
+    return sorted((other_animals / "cats").iterdir())[0]
+
+
+# ---- upload checks and CSV ------------------------------------------------------------------------
+def test_uploads_too_large_not_images_or_too_many_pixels_are_refused(tmp_path):
+    assert web.check_upload("big.jpg", b"\xff" * (web.MAX_UPLOAD_BYTES + 1)).problem == "larger than 20 MB"
+    assert web.check_upload("empty.jpg", b"").problem == "empty file"
+    assert web.check_upload("notes.jpg", b"just text").problem == "not an image Pillow can read"
+    huge = io.BytesIO()
+    Image.new("1", (8000, 8000)).save(huge, format="PNG")  # 64 megapixels in a few kilobytes
+    assert len(huge.getvalue()) < 100_000
+    assert "too many pixels (8000×8000" in web.check_upload("bomb.png", huge.getvalue()).problem
+    ok = io.BytesIO()
+    Image.new("RGB", (64, 48), "orange").save(ok, format="JPEG")
+    upload = web.check_upload("ok.jpg", ok.getvalue())
+    assert upload.problem is None and upload.data == ok.getvalue()
+
+
+def test_results_csv_has_one_row_per_photo_with_top_k():
+    results = [web.Result("a.jpg", "cats (90.0%)", "cats", 0.9, [("cats", 0.9), ("dogs", 0.1)]),
+               web.Result("b.jpg", "refused: empty file", None, 0.0, error="empty file")]
+    rows = list(csv.DictReader(io.StringIO(web.results_csv(results, top_k=2))))
+    assert [r["file"] for r in rows] == ["a.jpg", "b.jpg"]
+    assert rows[0]["top2_label"] == "dogs" and float(rows[0]["top2_confidence"]) == pytest.approx(0.1)
+    assert rows[1]["error"] == "empty file" and rows[1]["label"] == ""
+
+
+def test_bars_escape_labels():
+    assert "<script>" not in web.bars_html([("<script>x</script>", 0.5)])
+
+
+# ---- the app's logic through AppTest --------------------------------------------------------------
+@pytest.fixture
+def app_test(models_dir, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setattr(sys, "argv", ["web.py", "--models-dir", str(models_dir), "--breeds", str(models_dir / "none")])
+    return AppTest.from_file(WEB_SCRIPT, default_timeout=120)
+
+
+def test_app_lists_models_classifies_uploads_and_refuses_bad_ones(app_test, models_dir, cat_photo):
+    at = app_test.run()
+    picker = at.selectbox(key="model")
+    assert picker.options[-1] == IMAGENET_NAME and "animals — 3 classes" in picker.options[0]
+    uploads = [("cat.jpg", cat_photo.read_bytes(), "image/jpeg"), ("notes.jpg", b"not a photo", "image/jpeg")]
+    at.file_uploader(key="photos").set_value(uploads).run()
+    assert not at.exception
+    page = " ".join(m.value for m in at.markdown)
+    assert "cats (" in page and "refused: not an image Pillow can read" in page
+    assert len(at.get("download_button")) == 1
+
+
+def test_imagenet_mode_without_a_trained_model(app_test, cat_photo):
+    at = app_test.run()
+    at.selectbox(key="model").set_value(IMAGENET_NAME).run()
+    at.file_uploader(key="photos").set_value(("cat.jpg", cat_photo.read_bytes(), "image/jpeg")).run()
+    assert not at.exception
+    page = " ".join(m.value for m in at.markdown)
+    assert any(name in page for name in ("tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat"))
+
+
+def test_gradcam_toggle_when_the_explainer_exists(app_test, cat_photo):
+    if not web.explain_available():
+        pytest.skip("zoolens.evaluation.explain is not in this checkout")
+    at = app_test.run()
+    at.toggle(key="gradcam").set_value(True).run()
+    at.file_uploader(key="photos").set_value(("cat.jpg", cat_photo.read_bytes(), "image/jpeg")).run()
+    assert not at.exception
+    assert not at.warning, [w.value for w in at.warning]
+    captions = [caption for image in at.get("image") for caption in image.captions]
+    assert any("Grad-CAM" in caption for caption in captions), captions
+
+
+def test_dog_page_without_a_breed_model_says_how_to_train_one(app_test):
+    at = app_test.run()
+    at.radio(key="page").set_value(web.DOGS_PAGE).run()
+    assert not at.exception
+    assert "zoolens train" in at.info[0].value
+
+
+# ---- a real browser -------------------------------------------------------------------------------
+def _missing(reason: str):
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}: CI must have it (.ci/run installs chromium; pip install playwright)")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(models_dir, tmp_path_factory):
+    """`streamlit run` on a free loopback port, as `zoolens web` starts it; stopped at the end."""
+    from zoolens.apps.cli import MAX_UPLOAD_MB
+
+    workdir = tmp_path_factory.mktemp("web-cwd")
+    port = _free_port()
+    command = [sys.executable, "-m", "streamlit", "run", WEB_SCRIPT, "--server.port", str(port),
+               "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--server.maxUploadSize", str(MAX_UPLOAD_MB), "--client.toolbarMode", "viewer",
+               "--", "--models-dir", str(models_dir)]
+    log = open(workdir.parent / "streamlit.log", "w")
+    process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"streamlit did not start: {(workdir.parent / 'streamlit.log').read_text()[-2000:]}")
+                time.sleep(0.3)
+        yield url, workdir
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        _missing("Debian chromium is not installed (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright is not installed (pip install playwright; never `playwright install`)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def test_browser_upload_shows_the_prediction(server, browser, cat_photo, tmp_path):
+    url, workdir = server
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url, timeout=60_000)
+    page.wait_for_selector("input[type=file]", state="attached", timeout=60_000)
+    photo = {"name": cat_photo.name, "mimeType": "image/jpeg", "buffer": cat_photo.read_bytes()}
+    hostile_name = {**photo, "name": "../../escape.jpg"}
+    page.set_input_files("input[type=file]", [photo, hostile_name])
+    page.wait_for_function("document.querySelectorAll('[data-testid=zl-answer]').length >= 2", timeout=90_000)
+    page.wait_for_selector("[data-testid=stImage] img", timeout=30_000)
+    answers = [element.inner_text() for element in page.query_selector_all("[data-testid=zl-answer]")]
+    assert all(answer.startswith("cats (") for answer in answers), answers
+    assert page.get_by_text("Download results (CSV)").is_visible()
+
+    folder = Path(os.environ.get("ZOOLENS_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / "web-cats.png"), full_page=True)
+    print(f"screenshot: {folder / 'web-cats.png'}")
+    page.close()
+    # Nothing a client sent became a file: not in the server's folder, not where "../../" would point.
+    assert list(workdir.iterdir()) == []
+    assert not (workdir.parent.parent / "escape.jpg").exists()
+
+
+def test_zoolens_web_runs_streamlit_with_the_upload_limit_and_the_app_options(trained_model):
+    from zoolens.apps.cli import web_command
+    from zoolens.cli import build_parser
+
+    args = build_parser().parse_args(["web", str(trained_model.path), "--port", "8600", "--models-dir", "elsewhere",
+                                      "--headless"])
+    command = web_command(args)
+    assert command[1:4] == ["-m", "streamlit", "run"] and command[4] == WEB_SCRIPT
+    app_options = command[command.index("--") + 1 :]
+    assert app_options[:2] == ["--models-dir", "elsewhere"] and str(trained_model.path) in app_options
+    server_options = " ".join(command[: command.index("--")])
+    assert "--server.port 8600" in server_options and "--server.maxUploadSize 20" in server_options
+    assert "--server.address 127.0.0.1" in server_options and "--server.headless true" in server_options
