@@ -1,6 +1,8 @@
 import os
 import shutil
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,58 @@ def tree_snapshot(root: Path) -> dict:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+def missing_tool(reason: str, install_hint: str) -> None:
+    """A test that needs a system tool skips without it on a developer machine; CI must have it."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}: CI must have it (.ci/run installs it)")
+    pytest.skip(f"{reason}: {install_hint}")
+
+
+def _read_line(fd: int, timeout: float = 30.0) -> str:
+    """Read up to the newline: Xvfb writes the number and the newline separately, and dies if the pipe
+    is closed in between."""
+    import select
+
+    text = b""
+    deadline = time.monotonic() + timeout
+    while not text.endswith(b"\n") and select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+        chunk = os.read(fd, 16)
+        if not chunk:
+            break
+        text += chunk
+    os.close(fd)
+    return text.decode().strip()
+
+
+@pytest.fixture(scope="session")
+def display():
+    """A private X server for the whole session: Xvfb picks a free display number and writes it to the pipe
+    we give it. One per session because Tk keeps its X connection after a window is destroyed, and Xlib
+    exits the process when that server goes away."""
+    if shutil.which("Xvfb") is None:
+        missing_tool("Xvfb is not installed", "apt-get install -y xvfb to run the desktop tests")
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "800x800x24", "-nolisten", "tcp",
+                               "-noreset"], pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    try:
+        number = _read_line(read_end)
+        if not number:
+            pytest.fail("Xvfb did not start")
+        previous = os.environ.get("DISPLAY")
+        os.environ["DISPLAY"] = f":{number}"
+        assert server.poll() is None, "Xvfb exited"
+        yield f":{number}"
+        if previous is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = previous
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

@@ -1,66 +1,12 @@
 """The Tkinter desktop app, driven as a person uses it, in a virtual X display (Xvfb)."""
 
 import os
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 IMAGENET_CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
-
-
-def _missing(reason: str):
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}: CI must have it (.ci/run installs xvfb)")
-    pytest.skip(f"{reason}: install it with `apt-get install -y xvfb` to run the desktop tests")
-
-
-def _read_line(fd: int, timeout: float = 30.0) -> str:
-    """Read up to the newline: Xvfb writes the number and the newline separately, and dies if the pipe
-    is closed in between."""
-    import select
-
-    text = b""
-    deadline = time.monotonic() + timeout
-    while not text.endswith(b"\n") and select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
-        chunk = os.read(fd, 16)
-        if not chunk:
-            break
-        text += chunk
-    os.close(fd)
-    return text.decode().strip()
-
-
-@pytest.fixture(scope="module")
-def display():
-    """A private X server: Xvfb picks a free display number and writes it to the pipe we give it."""
-    if shutil.which("Xvfb") is None:
-        _missing("Xvfb is not installed")
-    read_end, write_end = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "800x800x24", "-nolisten", "tcp",
-                               "-noreset"], pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write_end)
-    try:
-        number = _read_line(read_end)
-        if not number:
-            pytest.fail("Xvfb did not start")
-        previous = os.environ.get("DISPLAY")
-        os.environ["DISPLAY"] = f":{number}"
-        assert server.poll() is None, "Xvfb exited"
-        yield f":{number}"
-        if previous is None:
-            os.environ.pop("DISPLAY", None)
-        else:
-            os.environ["DISPLAY"] = previous
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @pytest.fixture

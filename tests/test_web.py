@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from conftest import missing_tool
 from zoolens.apps import web
 from zoolens.apps.common import IMAGENET_NAME
 
@@ -115,12 +116,6 @@ def test_dog_page_without_a_breed_model_says_how_to_train_one(app_test):
 
 
 # ---- a real browser -------------------------------------------------------------------------------
-def _missing(reason: str):
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}: CI must have it (.ci/run installs chromium; pip install playwright)")
-    pytest.skip(reason)
-
-
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -165,11 +160,11 @@ def server(models_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
-        _missing("Debian chromium is not installed (apt-get install -y chromium)")
+        missing_tool("Debian chromium is not installed", "apt-get install -y chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _missing("playwright is not installed (pip install playwright; never `playwright install`)")
+        missing_tool("playwright is not installed", "pip install playwright; never `playwright install`")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium

@@ -75,7 +75,8 @@ def cmd_train(args) -> int:
     from zoolens.training.trainer import train
 
     config = training_config(args)
-    model = train(args.data, args.out, config=config, split_file=args.split, progress=not args.quiet)
+    model = train(args.data, args.out, config=config, split_file=args.split, progress=not args.quiet,
+                  resume=args.resume)
     if model.evaluation is not None:
         print(format_evaluation(model.evaluation))
     out = Path(args.out)
@@ -113,7 +114,7 @@ def _print_predictions(predictions, top_k: int) -> None:
 
 
 def _write_predictions_csv(predictions, path: Path, top_k: int) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.writer(handle)
         header = ["path", "label", "confidence"]
         for i in range(1, top_k + 1):
@@ -198,7 +199,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                              "backbone; scratch: a randomly initialised network")
     parser.add_argument("--unfreeze", type=int, default=0, help="finetune only the last N backbone blocks (0: all)")
     parser.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "rmsprop"])
-    parser.add_argument("--lr", type=float, help="learning rate (default 1e-3 head; fine-tuning 3e-5 adam/rmsprop, 1e-3 sgd)")
+    parser.add_argument("--lr", type=float, help="learning rate (default head 1e-3, sgd 1e-2; fine-tuning 3e-5 adam/rmsprop, 1e-4 sgd)")
     parser.add_argument("--epochs", type=int, help="most epochs (default 60 head, 5 fine-tuning)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--patience", type=int, default=8, help="early stopping: epochs without a better val loss")
@@ -247,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_options(train)
     train.add_argument("--split", help="use this split manifest (from `zoolens data split`)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.add_argument("--resume", action="store_true",
+                       help="go on from OUT.partial/, the per-epoch checkpoint an interrupted run left")
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="metrics, report and confusion matrix on unseen photos")

@@ -24,6 +24,9 @@ MAX_UPLOAD_MB = 20
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 MAX_PIXELS = 50_000_000  # a 50-megapixel photo decodes to ~150 MB of RGB; beyond that, refuse
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+# Checked on the bytes, whatever the name says: Pillow's other readers (EPS runs Ghostscript, PSD, ICO, ...)
+# are never reached from an upload.
+UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 CLASSIFY_PAGE = "What is this animal?"
 DOGS_PAGE = "Dog breeds"
 EXPLAIN_MODULE = "zoolens.evaluation.explain"
@@ -104,8 +107,10 @@ def check_upload(name: str, data: bytes) -> Upload:
     if not data:
         return Upload(name, b"", "empty file")
     try:
-        with Image.open(io.BytesIO(data)) as image:  # reads the header only
+        with Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS) as image:  # reads the header only
             width, height = image.size
+    except Image.DecompressionBombError:
+        return Upload(name, b"", f"too many pixels (at most {MAX_PIXELS // 1_000_000} megapixels)")
     except Exception:  # Pillow raises many kinds for hostile or broken data
         return Upload(name, b"", "not an image Pillow can read")
     if width * height > MAX_PIXELS:

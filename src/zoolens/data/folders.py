@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoolens.data.images import is_image_name
+from zoolens.data.images import file_problem, is_image_name
 from zoolens.errors import ZoolensError
 
 SPLIT_FOLDER_ROLES = {
@@ -69,10 +69,8 @@ def _scan_classes(folder: Path, skipped: list[tuple[str, str]]) -> list[Sample]:
         for path in walk_files(class_dir):
             if not is_image_name(path):
                 skipped.append((str(path), f"not an image file type ({path.suffix or 'no extension'})"))
-            elif not os.access(path, os.R_OK):
-                skipped.append((str(path), "permission denied"))
-            elif path.stat().st_size == 0:
-                skipped.append((str(path), "empty file (0 bytes)"))
+            elif problem := file_problem(path):
+                skipped.append((str(path), problem))
             else:
                 samples.append(Sample(path, class_dir.name))
                 found += 1

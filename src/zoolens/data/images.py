@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import stat
+import struct
 import warnings
 from pathlib import Path
 
@@ -18,6 +22,31 @@ IMAGE_EXTENSIONS = frozenset(
 
 def is_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def file_problem(path: str | os.PathLike) -> str | None:
+    """Why a path cannot be read as a photo before opening it (None: a readable, non-empty regular file).
+
+    Checked with stat() first, so a FIFO or device never blocks a scan and a link loop is named as such."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "broken symbolic link (its target does not exist)" if os.path.islink(path) else "file not found"
+    except PermissionError:
+        return "permission denied"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return f"cannot be read ({error.strerror or type(error).__name__})"
+    if stat.S_ISDIR(info.st_mode):
+        return "is a folder, not an image"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file (a FIFO, device or socket)"
+    if info.st_size == 0:
+        return "empty file (0 bytes)"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    return None
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
@@ -54,6 +83,10 @@ def open_image(source, min_side: int | None = None) -> Image.Image:
     if isinstance(source, Image.Image):
         return to_rgb(ImageOps.exif_transpose(source))
     name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+    if isinstance(source, (str, os.PathLike)):
+        problem = file_problem(source)
+        if problem:
+            raise ImageError(name, problem)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -73,7 +106,8 @@ def open_image(source, min_side: int | None = None) -> Image.Image:
         raise ImageError(name, _unidentified_reason(source)) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(name, "too many pixels (possible decompression bomb)") from None
-    except (OSError, SyntaxError, ValueError) as error:
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError, ZeroDivisionError,
+            MemoryError) as error:  # what Pillow's decoders raise on hostile bytes (found by tests/test_fuzz.py)
         raise ImageError(name, f"damaged image ({_short(error)})") from None
 
 

@@ -114,7 +114,7 @@ def write_manifest(manifest: Manifest, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".partial")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+    with open(temporary, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "split"])
         for sample, role in manifest.rows:
@@ -126,7 +126,7 @@ def write_manifest(manifest: Manifest, path: str | Path) -> Path:
 def read_manifest(path: str | Path, root: str | Path) -> Manifest:
     path, root = Path(path), Path(root)
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
             reader = csv.DictReader(handle)
             if reader.fieldnames is None or not {"path", "label", "split"} <= set(reader.fieldnames):
                 raise ZoolensError(f"{path}: not a zoolens split manifest (needs path,label,split columns)")

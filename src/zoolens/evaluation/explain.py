@@ -345,7 +345,8 @@ def save_explanation_figure(explanation: Explanation, path: Path) -> Path:
         axis.imshow(picture)
         axis.set_title(caption, fontsize=10)
         axis.axis("off")
-    figure.suptitle(f"{Path(explanation.source).name}: {explanation.title}", fontsize=12)
+    shown_name = Path(explanation.source).name.encode("utf-8", "backslashreplace").decode("utf-8")  # non-UTF-8 names
+    figure.suptitle(f"{shown_name}: {explanation.title}", fontsize=12)
     return _save(figure, path)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from zoolens.data.images import open_image
+from zoolens.data.images import file_problem, open_image
 from zoolens.data.transforms import preprocess_array
 from zoolens.errors import ImageError
 from zoolens.models.backbones import Backbone, Preprocessing, state_fingerprint
@@ -147,6 +147,9 @@ class FeatureCache:
 
 
 def file_digest(path: Path) -> str:
+    problem = file_problem(path)  # before open(): a FIFO or /dev/zero would block or never end
+    if problem:
+        raise ImageError(path, problem)
     try:
         with open(path, "rb") as handle:
             return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -73,15 +73,16 @@ class ClassificationTask(pl.LightningModule):
 class EpochHistory(pl.Callback):
     """One row per epoch (train/val loss and accuracy), printed as it goes when asked."""
 
-    def __init__(self, phase: str, total_epochs: int, echo: bool):
+    def __init__(self, phase: str, total_epochs: int, echo: bool, rows_so_far: list[dict] | None = None):
         self.phase = phase
         self.total_epochs = total_epochs
         self.echo = echo
-        self.rows: list[dict] = []
+        self.rows: list[dict] = list(rows_so_far or [])
+        self.first_epoch = len(self.rows)  # a resumed phase numbers its epochs on from the saved ones
 
     def on_train_epoch_end(self, trainer, pl_module):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        row = {"phase": self.phase, "epoch": trainer.current_epoch + 1}
+        row = {"phase": self.phase, "epoch": self.first_epoch + trainer.current_epoch + 1}
         row.update({k: metrics.get(k, math.nan) for k in ("train_loss", "train_acc", "val_loss", "val_acc")})
         self.rows.append(row)
         if self.echo and trainer.is_global_zero:
@@ -107,6 +108,13 @@ class KeepBestWeights(pl.Callback):
         self.best_loss = baseline_loss
         self.best_epoch = 0
         self.best_state: dict | None = copy.deepcopy(network.state_dict()) if network is not None else None
+        self.first_epoch = 0  # set when a phase resumes after epochs already done
+
+    def resume(self, best_loss: float | None, best_epoch: int, best_state: dict | None, first_epoch: int) -> None:
+        self.best_loss = math.inf if best_loss is None else best_loss
+        self.best_epoch = best_epoch
+        self.best_state = best_state if best_state else self.best_state
+        self.first_epoch = first_epoch
 
     def on_validation_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking:
@@ -114,9 +122,12 @@ class KeepBestWeights(pl.Callback):
         loss = float(trainer.callback_metrics.get("val_loss", math.inf))
         if loss < self.best_loss:
             self.best_loss = loss
-            self.best_epoch = trainer.current_epoch + 1
+            self.best_epoch = self.first_epoch + trainer.current_epoch + 1
             self.best_state = copy.deepcopy(pl_module.network.state_dict())
 
     def on_fit_end(self, trainer, pl_module):
+        self.restore_into(pl_module.network)
+
+    def restore_into(self, network: nn.Module) -> None:
         if self.best_state is not None:
-            pl_module.network.load_state_dict(self.best_state)
+            network.load_state_dict(self.best_state)

@@ -1,0 +1,174 @@
+"""Resumable training without pickle: after every epoch, `<out>.partial/` holds the network and optimizer
+in safetensors and everything else (phase, epoch, history, best so far, early stopping) in JSON.
+
+`progress.json` is the commit point: it is replaced atomically after the epoch's tensors file is
+complete, and names that file, so a kill at any moment leaves the previous epoch's state readable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from zoolens.errors import ZoolensError
+
+PROGRESS_FILE = "progress.json"
+
+
+def checkpoint_folder(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(f"{out.name}.partial")
+
+
+def _plain_tensors(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {f"{prefix}{k}": v.detach().cpu().contiguous().clone() for k, v in state.items()}
+
+
+def strip_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def flatten_optimizer_state(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """An optimizer's state_dict as safetensors-ready tensors (`optimizer.<param>.<key>`) plus JSON-ready rest."""
+    tensors, plain = {}, {"param_groups": state_dict["param_groups"], "state": {}}
+    for index, entries in state_dict["state"].items():
+        for key, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{index}.{key}"] = value.detach().cpu().contiguous().clone()
+            else:
+                plain["state"].setdefault(str(index), {})[key] = value
+    return tensors, plain
+
+
+def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], plain: dict) -> dict:
+    state: dict[int, dict] = {int(i): dict(entries) for i, entries in plain["state"].items()}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            index, key = name[len("optimizer."):].split(".", 1)
+            state.setdefault(int(index), {})[key] = value
+    return {"state": state, "param_groups": plain["param_groups"]}
+
+
+class TrainingCheckpoints:
+    """The `<out>.partial/` folder of one training run: what each phase had done when last saved."""
+
+    def __init__(self, folder: Path, fingerprint: dict):
+        self.folder = Path(folder)
+        self.fingerprint = fingerprint  # the options and data that must match for a resume to make sense
+        self.phases: dict[str, dict] = {}
+
+    @classmethod
+    def start(cls, out: str | Path, fingerprint: dict, resume: bool) -> tuple[TrainingCheckpoints, str]:
+        """The run's checkpoints, resumed from disk when asked and possible; with a line saying what happened."""
+        checkpoints = cls(checkpoint_folder(out), fingerprint)
+        if resume and (checkpoints.folder / PROGRESS_FILE).exists():
+            checkpoints._read()
+            done = ", ".join(f"{p} epoch {s['epoch']}{' (finished)' if s['finished'] else ''}"
+                             for p, s in checkpoints.phases.items())
+            return checkpoints, f"resuming from {checkpoints.folder} ({done or 'nothing trained yet'})"
+        shutil.rmtree(checkpoints.folder, ignore_errors=True)
+        checkpoints.folder.mkdir(parents=True, exist_ok=True)
+        checkpoints._write_progress()
+        note = f"no checkpoint at {checkpoints.folder}; starting from the beginning" if resume else ""
+        return checkpoints, note
+
+    def _read(self) -> None:
+        path = self.folder / PROGRESS_FILE
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            phases = saved["phases"]
+            fingerprint = saved["fingerprint"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ZoolensError(f"{path}: unreadable checkpoint ({error}); delete {self.folder} to start over") from None
+        if fingerprint != json.loads(json.dumps(self.fingerprint)):
+            changed = sorted(k for k in set(fingerprint) | set(self.fingerprint)
+                             if fingerprint.get(k) != json.loads(json.dumps(self.fingerprint.get(k))))
+            raise ZoolensError(f"{self.folder}: was made with different options ({', '.join(changed)}); "
+                               f"run with the same options, or without --resume to start over")
+        self.phases = phases
+
+    def _write_progress(self) -> None:
+        target = self.folder / PROGRESS_FILE
+        staging = target.with_suffix(".json.tmp")
+        staging.write_text(json.dumps({"fingerprint": self.fingerprint, "phases": self.phases}, indent=1,
+                                      default=str), encoding="utf-8")
+        os.replace(staging, target)
+
+    def phase(self, name: str) -> dict | None:
+        return self.phases.get(name)
+
+    def load_tensors(self, name: str) -> dict[str, torch.Tensor]:
+        path = self.folder / self.phases[name]["tensors"]
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as error:
+            raise ZoolensError(f"{path}: damaged checkpoint ({error}); delete {self.folder} to start over") from None
+
+    def save_epoch(self, name: str, epoch: int, network: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                   best_state: dict | None, state: dict, finished: bool = False) -> None:
+        """Write the tensors under a new name, then point progress.json at them, then drop the old file."""
+        tensors = _plain_tensors(network.state_dict(), "network.")
+        optimizer_plain = None
+        if optimizer is not None:
+            optimizer_tensors, optimizer_plain = flatten_optimizer_state(optimizer.state_dict())
+            tensors.update(optimizer_tensors)
+        if best_state is not None:
+            tensors.update(_plain_tensors(best_state, "best."))
+        file_name = f"{name}-epoch{epoch:04d}{'-final' if finished else ''}.safetensors"
+        staging = self.folder / f".{file_name}.tmp"
+        save_file(tensors, str(staging))
+        os.replace(staging, self.folder / file_name)
+        previous = (self.phases.get(name) or {}).get("tensors")
+        self.phases[name] = {**state, "epoch": epoch, "finished": finished, "tensors": file_name,
+                             "optimizer": optimizer_plain}
+        self._write_progress()
+        if previous and previous != file_name:
+            (self.folder / previous).unlink(missing_ok=True)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class SaveEachEpoch(pl.Callback):
+    """After every epoch (validation and early stopping included), save everything needed to go on."""
+
+    def __init__(self, checkpoints: TrainingCheckpoints, phase: str, history, best, stop, first_epoch: int = 0):
+        self.checkpoints = checkpoints
+        self.phase = phase
+        self.history = history
+        self.best = best
+        self.stop = stop
+        self.first_epoch = first_epoch
+        self.optimizer_state: dict | None = None  # set when resuming; loaded once the optimizer exists
+
+    def on_train_start(self, trainer, pl_module):
+        if self.optimizer_state is not None:
+            trainer.optimizers[0].load_state_dict(self.optimizer_state)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        epoch = self.first_epoch + trainer.current_epoch + 1
+        self.checkpoints.save_epoch(self.phase, epoch, pl_module.network, trainer.optimizers[0],
+                                    self.best.best_state, progress_state(self.history, self.best, self.stop))
+
+
+def progress_state(history, best, stop) -> dict:
+    """The JSON half of a checkpoint: history rows, best so far and the early-stopping counter."""
+    best_score = float(stop.best_score) if stop is not None else math.inf
+    return {
+        "history": history.rows,
+        "best_loss": best.best_loss if math.isfinite(best.best_loss) else None,
+        "best_epoch": best.best_epoch,
+        "stop_wait": int(stop.wait_count) if stop is not None else 0,
+        "stop_best": best_score if math.isfinite(best_score) else None,
+        "stopped_early": bool(stop is not None and stop.wait_count >= stop.patience),
+    }
