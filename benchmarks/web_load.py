@@ -4,6 +4,8 @@
    cached predictor) from USERS threads x UPLOADS uploads each: real photos mixed with refused ones.
    Streamlit carries uploads over its websocket protocol, so this drives the same code a page run does.
 2. Over HTTP, a real `streamlit run` on 127.0.0.1: USERS threads fetching the health endpoint and the page.
+3. Over loopback in real browsers: USERS headless Chromium sessions at once, each uploading UPLOADS photos
+   through the page and waiting for all its answers (when Debian's chromium and playwright are installed).
 
     python benchmarks/web_load.py [--users 20] [--uploads 50] [--requests 50] [--model MODEL]
 """
@@ -172,6 +174,58 @@ def http_load(server: StreamlitServer, users: int, requests_each: int, timeout: 
                     requests_per_user=requests_each, server_rss_before_mb=before, server_rss_after_mb=server.rss_mb())
 
 
+CHROMIUM = "/usr/bin/chromium"  # Debian's; never a downloaded browser
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def browser_load(server: StreamlitServer, uploads: list[tuple[str, bytes]], users: int, uploads_each: int,
+                 timeout_s: float = 900) -> dict:
+    """USERS real browser tabs (headless Chromium, each its own session) at once, each uploading UPLOADS_EACH
+    photos through the page's uploader over loopback and waiting until every answer is on its page."""
+    import asyncio
+
+    from playwright.async_api import async_playwright
+
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    async def user(browser, number: int) -> None:
+        files = [uploads[(number * uploads_each + i) % len(uploads)] for i in range(uploads_each)]
+        payload = [{"name": f"{i:03d}-{name}", "mimeType": "image/jpeg", "buffer": data}
+                   for i, (name, data) in enumerate(files)]
+        context = await browser.new_context()
+        page = await context.new_page()
+        try:
+            await page.goto(server.url, timeout=timeout_s * 1000)
+            await page.wait_for_selector("input[type=file]", state="attached", timeout=timeout_s * 1000)
+            started = time.perf_counter()
+            await page.set_input_files("input[type=file]", payload)
+            await page.wait_for_function(f"document.querySelectorAll('[data-testid=zl-answer]').length >= "
+                                         f"{uploads_each}", timeout=timeout_s * 1000, polling=500)
+            latencies.append(time.perf_counter() - started)
+        except Exception as error:  # a page that never shows all its answers is a failure
+            errors.append(f"user {number}: {type(error).__name__}: {str(error)[:120]}")
+        finally:
+            await context.close()
+
+    async def run() -> float:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            started = time.perf_counter()
+            await asyncio.gather(*(user(browser, n) for n in range(users)))
+            seconds = time.perf_counter() - started
+            await browser.close()
+            return seconds
+
+    before = server.rss_mb()
+    seconds = asyncio.run(run())
+    return _summary("web_browser_uploads", latencies, errors, seconds, users=users, uploads_per_user=uploads_each,
+                    photos_answered=len(latencies) * uploads_each, server_rss_before_mb=before,
+                    server_rss_after_mb=server.rss_mb(),
+                    note="latency = one user's whole batch, upload to the last answer on the page")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, default=20)
@@ -191,6 +245,8 @@ def main() -> None:
     print(json.dumps(in_process_load(predictor, upload_mix(photos), args.users, args.uploads)), flush=True)
     with StreamlitServer(model.parent) as server:
         print(json.dumps(http_load(server, args.users, args.requests)), flush=True)
+        if Path(CHROMIUM).exists():
+            print(json.dumps(browser_load(server, upload_mix(photos), args.users, args.uploads)), flush=True)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,16 @@ def tree_snapshot(root: Path) -> dict:
     }
 
 
+def stop_process(process: subprocess.Popen, timeout: float) -> None:
+    """Terminate, then kill what does not stop in time."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def missing_tool(reason: str, install_hint: str) -> None:
     """A test that needs a system tool skips without it on a developer machine; CI must have it."""
     if os.environ.get("CI"):
@@ -112,9 +122,4 @@ def display():
         else:
             os.environ["DISPLAY"] = previous
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server, timeout=10)

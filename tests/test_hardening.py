@@ -231,3 +231,10 @@ def test_web_app_refuses_hostile_models_and_runs_no_code(trained_model, tmp_path
         with pytest.raises(ZoolensError):
             Predictor(model)  # what the page's load_predictor calls; the page shows the error
     assert not (tmp_path / "code-ran").exists()
+
+
+def test_the_hostile_pickle_really_runs_code_when_unpickled(trained_model, tmp_path):
+    """The control for the tests above: unpickling the planted file does write the marker."""
+    models = hostile_models(trained_model, tmp_path)
+    pickle.loads((models["pickle"] / "model.safetensors").read_bytes())
+    assert (tmp_path / "code-ran").exists()

@@ -128,3 +128,11 @@ def test_scratch_training_learns_and_reloads(small_animals, tmp_path):
 def test_scratch_only_models_refuse_pretrained_strategies(small_animals, tmp_path):
     with pytest.raises(ZoolensError, match="no pretrained weights"):
         zoolens.train(small_animals, tmp_path / "m", backbone="seed004_cnn", strategy="frozen", progress=False)
+
+
+def test_score_axis_starts_below_close_high_scores_and_at_zero_otherwise():
+    from zoolens.studies.runner import _score_axis_start
+
+    assert _score_axis_start([0.975, 0.982, 0.98]) == pytest.approx(0.90)
+    assert _score_axis_start([0.44, 0.76]) == 0.0
+    assert _score_axis_start([0.6, 0.99]) == 0.0

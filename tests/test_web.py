@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import missing_tool
+from conftest import missing_tool, stop_process
 from zoolens.apps import web
 from zoolens.apps.common import IMAGENET_NAME
 
@@ -148,12 +148,7 @@ def server(models_dir, tmp_path_factory):
                 time.sleep(0.3)
         yield url, workdir
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=15)
         log.close()
 
 

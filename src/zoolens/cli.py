@@ -127,7 +127,29 @@ def _write_predictions_csv(predictions, path: Path, top_k: int) -> None:
             writer.writerow(row + [p.error or ""])
 
 
+def cmd_predict_folder(args) -> int:
+    """`zoolens predict MODEL DIR --out results.parquet`: the resumable batch job (zoolens.inference.batch)."""
+    from zoolens.inference.batch import format_summary, predict_folder, summary_rows
+
+    if args.imagenet or len(args.model_and_paths) != 2:
+        raise ZoolensError("usage: zoolens predict MODEL FOLDER --out RESULTS.parquet (one model, one folder)")
+    model_path, folder = args.model_and_paths
+    summary = predict_folder(
+        model_path, folder, args.out, top_k=args.top_k,
+        min_confidence=args.min_confidence if args.min_confidence is not None else 0.0,
+        sort_target=args.sort_into, copy=args.copy, summary_csv=args.summary, workers=args.workers,
+        limit=args.limit, engine=args.engine, ray_address=args.ray_address, concurrency=args.concurrency,
+    )
+    print(format_summary(*summary_rows(summary.per_folder, summary.classes)))
+    print(f"wrote {summary.out}/ (Parquet parts) and {summary.summary_csv}")
+    return 0
+
+
 def cmd_predict(args) -> int:
+    if args.out:
+        return cmd_predict_folder(args)
+    if any(getattr(args, option) for option in ("sort_into", "copy", "limit", "ray_address")) or args.engine != "local":
+        raise ZoolensError("--sort-into, --copy, --limit, --engine and --ray-address need --out RESULTS.parquet")
     if args.groups:
         from zoolens.apps.groups import format_group_predictions, predict_groups
 
@@ -268,6 +290,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--min-confidence", type=float, help="answer 'not sure' below this probability")
     predict.add_argument("--csv", help="also write one row per photo to this CSV")
+    batch = predict.add_argument_group("a whole folder tree, resumable (zoolens predict MODEL FOLDER --out ...)")
+    batch.add_argument("--out", metavar="RESULTS.parquet",
+                       help="write results as a Parquet folder of parts; run again to go on where it stopped")
+    batch.add_argument("--sort-into", metavar="FOLDER", help="link each photo into FOLDER/<class>/ or 'not sure/'")
+    batch.add_argument("--copy", action="store_true", help="with --sort-into: copy instead of linking")
+    batch.add_argument("--summary", metavar="CSV", help="per-folder counts (default: RESULTS-summary.csv beside it)")
+    batch.add_argument("--workers", type=int, help="photo-decoding processes (default: CPU count, at most 4)")
+    batch.add_argument("--limit", type=int, help="stop after this many new photos (the next run goes on)")
+    batch.add_argument("--engine", default="local", choices=["local", "ray"],
+                       help="local (default) or ray: the same job on Ray Data (pip install 'zoolens[scale]')")
+    batch.add_argument("--ray-address", help="with --engine ray: a running cluster, e.g. ray://host:10001 "
+                                             "(default: start a local one)")
+    batch.add_argument("--concurrency", type=int, help="with --engine ray: model replicas (default: 2)")
     predict.set_defaults(run=cmd_predict)
 
     export = commands.add_parser("export", help="the whole classifier as one ONNX file, for deployment")

@@ -124,6 +124,10 @@ class Model:
 
     def predict_proba_images(self, images: list[Image.Image]) -> np.ndarray:
         batch = np.stack([preprocess_array(open_image(image), self.preprocessing) for image in images])
+        return self.predict_proba_arrays(batch)
+
+    def predict_proba_arrays(self, batch: np.ndarray) -> np.ndarray:
+        """Class probabilities for already preprocessed network inputs (N, 3, S, S)."""
         backbone = self.network.backbone
         engine = make_engine(backbone, backbone_key(backbone, self.preprocessing), self.preprocessing.input_size)
         return self._head_probabilities(engine(batch))

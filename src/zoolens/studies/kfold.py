@@ -95,5 +95,5 @@ def plot_folds(rows: list[dict], path: Path) -> Path:
     axis.set_ylim(max(0.0, min(accuracies) - 0.1), 1.0)
     axis.set_ylabel("validation accuracy")
     axis.set_title("Cross validation: accuracy on each held-out fold")
-    axis.legend()
+    axis.legend(loc="lower right")  # the bars reach the top
     return _save(figure, path)

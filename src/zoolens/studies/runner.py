@@ -95,6 +95,15 @@ def comparison_markdown(rows: list[dict], spec: StudySpec) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _score_axis_start(values: list[float]) -> float:
+    """0, unless every score is high and close to the others: then the axis starts just below them,
+    or runs that differ by a point would look identical."""
+    low, high = min(values), max(values)
+    if low < 0.5 or high - low > 0.15:
+        return 0.0
+    return float(np.floor((low - 0.05) * 20) / 20)
+
+
 def plot_metric_bars(rows: list[dict], path: Path, title: str) -> Path:
     """Grouped bars: one group per experiment, one bar per metric (seed 003's comparison chart)."""
     figure, axis = plt.subplots(figsize=(max(6, 1.8 * len(rows) + 2), 4.5))
@@ -103,10 +112,11 @@ def plot_metric_bars(rows: list[dict], path: Path, title: str) -> Path:
     for i, metric in enumerate(BAR_METRICS):
         values = [row[metric] for row in rows]
         bars = axis.bar(x + (i - (len(BAR_METRICS) - 1) / 2) * width, values, width, label=metric.replace("_", " "))
-        axis.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
+        axis.bar_label(bars, fmt="%.3f", fontsize=7, padding=2, rotation=90)
     axis.set_xticks(x, [row["experiment"] for row in rows], rotation=20, ha="right")
-    axis.set_ylim(0, 1.08)
-    axis.set_ylabel("test score")
+    bottom = _score_axis_start([row[m] for row in rows for m in BAR_METRICS])
+    axis.set_ylim(bottom, 1.0 + 0.12 * (1.0 - bottom))
+    axis.set_ylabel("test score" if bottom == 0 else f"test score (axis starts at {bottom:.2f})")
     axis.set_title(f"{title}: test metrics per experiment")
     axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(BAR_METRICS), fontsize=8)
     axis.grid(axis="y", alpha=0.3)

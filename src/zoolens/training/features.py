@@ -157,6 +157,14 @@ def file_digest(path: Path) -> str:
         raise ImageError(path, f"cannot read ({error.strerror or error})") from None
 
 
+def decode_for_network(path: Path, prep: Preprocessing) -> tuple[np.ndarray | None, str]:
+    """One photo as network input (3, S, S), or (None, why it cannot be used)."""
+    try:
+        return preprocess_array(open_image(path, min_side=prep.resize_size), prep), ""
+    except ImageError as error:
+        return None, error.reason
+
+
 class _DecodeDataset(torch.utils.data.Dataset):
     def __init__(self, paths: list[Path], prep: Preprocessing):
         self.paths = paths
@@ -166,12 +174,11 @@ class _DecodeDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int):
-        try:
-            image = open_image(self.paths[index], min_side=self.prep.resize_size)
-            return index, preprocess_array(image, self.prep), ""
-        except ImageError as error:
+        pixels, problem = decode_for_network(self.paths[index], self.prep)
+        if pixels is None:
             size = self.prep.input_size
-            return index, np.zeros((3, size, size), np.float32), error.reason
+            pixels = np.zeros((3, size, size), np.float32)
+        return index, pixels, problem
 
 
 def _decoded_batches(dataset: _DecodeDataset, batch_size: int):

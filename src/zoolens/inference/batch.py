@@ -1,0 +1,514 @@
+"""Batch prediction over a folder tree of any size (the camera-trap workflow): `predict_folder`.
+
+The tree is walked lazily in a fixed order and handled in chunks: photos are decoded in worker processes
+one chunk ahead of the network (ONNX Runtime), and each chunk's results become one Parquet part file,
+written under a hidden temporary name and renamed into place, so a killed run never leaves a damaged part
+and the same command goes on where it stopped. Memory does not grow with the number of photos, except for
+`DoneSet` (8 bytes per photo already done).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import filecmp
+import functools
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from zoolens.data.images import is_image_name
+from zoolens.errors import ZoolensError
+from zoolens.inference.model import NOT_SURE, Model, Prediction
+
+CHUNK_SIZE = 256  # photos per part file; also how far decoding runs ahead of the network
+NETWORK_BATCH = 32
+SETTINGS_FILE = "_zoolens.json"  # pyarrow.dataset ignores files starting with "_" or "."
+PART_NAME = re.compile(r"part-(\d{5,})\.parquet")
+TEMP_NAME = re.compile(r"\.part-\d{5,}\.parquet\.tmp-\d+")
+FORMAT = "zoolens-batch-predictions"
+
+
+@dataclass(frozen=True)
+class Found:
+    """A photo found by the walk; `folder` is its sub-folder relative to the root ("." for the root)."""
+
+    path: Path
+    folder: str
+    problem: str | None = None  # set when it cannot even be looked at (a folder that cannot be listed)
+
+
+@dataclass
+class BatchSummary:
+    out: Path
+    predicted: int  # photos handled by this run, errors included
+    skipped: int  # photos an earlier run had already done
+    errors: int  # photos of this run that could not be used
+    classes: list[str]
+    per_folder: dict[str, Counter] = field(default_factory=dict)  # folder -> class/"not sure"/"errors" -> count
+    summary_csv: Path | None = None
+    sorted_into: Path | None = None
+    stopped_at_limit: bool = False
+
+
+# ---- the walk -------------------------------------------------------------------------------------
+def walk_photos(root: Path, folder: str = ".") -> Iterator[Found]:
+    """Image files below `root`, depth first: each folder's files sorted by name, then its sub-folders
+    sorted by name. Symlinked folders are not followed (no loops), hidden entries are skipped, and only
+    one folder's listing is held at a time per level."""
+    try:
+        with os.scandir(root) as entries:
+            listing = sorted((entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries
+                             if not entry.name.startswith("."))
+    except OSError as error:
+        yield Found(root, folder, f"cannot list this folder ({error.strerror or type(error).__name__})")
+        return
+    for name, is_folder in listing:
+        if not is_folder and is_image_name(Path(name)):
+            yield Found(root / name, folder)
+    for name, is_folder in listing:
+        if is_folder:
+            yield from walk_photos(root / name, name if folder == "." else f"{folder}/{name}")
+
+
+def as_text(value: str | os.PathLike) -> str:
+    """A file name as Parquet/CSV text: bytes that are not UTF-8 are shown as \\xNN escapes."""
+    return os.fspath(value).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def photo_key(folder_text: str, name_text: str) -> int:
+    """64-bit identity of a photo, from its path relative to the root as stored in the results."""
+    digest = hashlib.blake2b(f"{folder_text}/{name_text}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+class DoneSet:
+    """The photos earlier runs finished, as sorted 64-bit hashes of their relative paths: the one thing
+    that grows with the number of photos, 8 bytes each (80 MB for ten million). A photo is wrongly taken
+    as done only on a 64-bit hash collision (odds about 3 in a million for ten million photos)."""
+
+    def __init__(self, keys: np.ndarray):
+        self.keys = np.unique(np.asarray(keys, dtype=np.uint64))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def contains(self, keys: list[int]) -> np.ndarray:
+        wanted = np.asarray(keys, dtype=np.uint64)
+        if not len(self.keys):
+            return np.zeros(len(wanted), dtype=bool)
+        positions = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
+        return self.keys[positions] == wanted
+
+
+# ---- the results dataset --------------------------------------------------------------------------
+def results_schema(top_k: int):
+    import pyarrow as pa
+
+    columns = [("path", pa.string()), ("folder", pa.string()), ("label", pa.string()), ("confidence", pa.float32())]
+    for i in range(1, top_k + 1):
+        columns += [(f"top{i}_label", pa.string()), (f"top{i}_confidence", pa.float32())]
+    return pa.schema(columns + [("error", pa.string())])
+
+
+class ResultsDataset:
+    """A folder of Parquet parts (`part-00000.parquet`, ...) that pyarrow/pandas/DuckDB read as one table,
+    plus `_zoolens.json`, the settings the results were made with (a re-run must use the same)."""
+
+    def __init__(self, folder: Path, settings: dict):
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise ZoolensError(f"{self.folder}: is a file; --out names a results folder (made if missing)")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._check_settings(settings)
+        for stale in self.folder.iterdir():  # what a killed run was writing: never visible as a part
+            if TEMP_NAME.fullmatch(stale.name):
+                stale.unlink(missing_ok=True)
+        self.schema = results_schema(settings["top_k"])
+        parts = self.parts()
+        self.next_index = int(PART_NAME.fullmatch(parts[-1].name).group(1)) + 1 if parts else 0
+
+    def _check_settings(self, settings: dict) -> None:
+        path = self.folder / SETTINGS_FILE
+        if path.exists():
+            try:
+                earlier = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                raise ZoolensError(f"{path}: cannot be read ({error}); delete it or use another --out") from None
+            changed = [key for key in settings if earlier.get(key) != settings[key]]
+            if changed:
+                raise ZoolensError(f"{self.folder}: holds results made with other settings ({', '.join(changed)}); "
+                                   f"use another --out, or the same settings to go on")
+            return
+        if any(PART_NAME.fullmatch(p.name) for p in self.folder.iterdir()):
+            raise ZoolensError(f"{self.folder}: has part files but no {SETTINGS_FILE}; not zoolens results")
+        _write_atomically(path, json.dumps(settings, indent=2).encode())
+
+    def parts(self) -> list[Path]:
+        return sorted(p for p in self.folder.iterdir() if PART_NAME.fullmatch(p.name))
+
+    def read_parts(self, columns: list[str]) -> Iterator:
+        """Each part's table (only these columns), one at a time."""
+        import pyarrow.parquet as pq
+
+        for part in self.parts():
+            try:
+                yield pq.read_table(part, columns=columns)
+            except (OSError, ValueError) as error:
+                raise ZoolensError(f"{part}: damaged results part ({str(error).splitlines()[0][:120]}); "
+                                   f"delete it and run again to redo its photos") from None
+
+    def done(self) -> DoneSet:
+        keys = []
+        for table in self.read_parts(["path", "folder"]):
+            paths, folders = table.column("path").to_pylist(), table.column("folder").to_pylist()
+            keys.append(np.fromiter((photo_key(f, os.path.basename(p)) for p, f in zip(paths, folders)),
+                                    dtype=np.uint64, count=len(paths)))
+        return DoneSet(np.concatenate(keys) if keys else np.zeros(0, np.uint64))
+
+    def write_part(self, found: list[Found], predictions: list[Prediction], top_k: int) -> Path:
+        import pyarrow.parquet as pq
+
+        table = predictions_table(found, predictions, top_k, self.schema)
+        target = self.folder / f"part-{self.next_index:05d}.parquet"
+        temporary = self.folder / f".{target.name}.tmp-{os.getpid()}"
+        with open(temporary, "wb") as handle:
+            pq.write_table(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())  # the rename must never publish a part whose bytes are not on disk
+        os.replace(temporary, target)
+        self.next_index += 1
+        return target
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+def predictions_table(found: list[Found], predictions: list[Prediction], top_k: int, schema):
+    import pyarrow as pa
+
+    columns: dict[str, list] = {name: [] for name in schema.names}
+    for item, prediction in zip(found, predictions):
+        columns["path"].append(as_text(item.path))
+        columns["folder"].append(as_text(item.folder))
+        columns["label"].append(prediction.label)
+        columns["confidence"].append(None if prediction.error else prediction.confidence)
+        for i in range(top_k):
+            label, probability = prediction.top[i] if i < len(prediction.top) else (None, None)
+            columns[f"top{i + 1}_label"].append(label)
+            columns[f"top{i + 1}_confidence"].append(probability)
+        columns["error"].append(prediction.error)
+    return pa.table(columns, schema=schema)
+
+
+# ---- decoding and the network ---------------------------------------------------------------------
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: no worker tracebacks
+
+
+class ChunkDecoder:
+    """Decodes a chunk of photos in worker processes that live for the whole run (extract_features starts a
+    DataLoader per call, too costly once per chunk), so the next chunk decodes while the network runs."""
+
+    def __init__(self, preprocessing, workers: int):
+        from zoolens.training.features import decode_for_network
+
+        self.decode = functools.partial(decode_for_network, prep=preprocessing)
+        self.pool = multiprocessing.Pool(workers, initializer=_ignore_interrupts) if workers > 0 else None
+
+    def submit(self, found: list[Found]):
+        paths = [item.path for item in found if item.problem is None]
+        if self.pool is None:
+            return [self.decode(path) for path in paths]
+        return self.pool.map_async(self.decode, paths, chunksize=8)
+
+    @staticmethod
+    def result(handle) -> list:
+        return handle if isinstance(handle, list) else handle.get()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+
+def chunk_predictions(model: Model, found: list[Found], decoded: list, top_k: int,
+                      min_confidence: float) -> list[Prediction]:
+    """The predictions of one chunk, in walk order; `decoded` holds (pixels or None, problem) for each
+    photo of `found` that has no problem of its own."""
+    usable = [pixels for pixels, problem in decoded if pixels is not None]
+    probabilities = np.zeros((0, len(model.classes)), np.float32)
+    if usable:
+        batches = [np.stack(usable[i : i + NETWORK_BATCH]) for i in range(0, len(usable), NETWORK_BATCH)]
+        probabilities = np.concatenate([model.predict_proba_arrays(batch) for batch in batches])
+    outcomes = iter(decoded)
+    rows = iter(probabilities)
+    predictions = []
+    for item in found:
+        problem = item.problem
+        if problem is None:
+            pixels, problem = next(outcomes)
+            if pixels is not None:
+                predictions.append(model._to_prediction(str(item.path), next(rows), top_k, min_confidence))
+                continue
+        predictions.append(Prediction(str(item.path), None, 0.0, error=problem or "unusable"))
+    return predictions
+
+
+def pending_chunks(walk: Iterable[Found], done: DoneSet, size: int, limit: int | None,
+                   counts: Counter) -> Iterator[list[Found]]:
+    """The walk without the photos already done, in chunks of `size`, stopping after `limit` photos.
+    Counts "skipped" and "pending" as it goes, and "limited" when the limit stopped it."""
+    chunk: list[Found] = []
+    for group in in_groups(walk, size):
+        keys = [photo_key(as_text(item.folder), as_text(item.path.name)) for item in group]
+        for item, already in zip(group, done.contains(keys)):
+            if already:
+                counts["skipped"] += 1
+                continue
+            if limit is not None and counts["pending"] >= limit:
+                counts["limited"] = 1
+                break
+            counts["pending"] += 1
+            chunk.append(item)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+        if counts["limited"]:
+            break
+    if chunk:
+        yield chunk
+
+
+def in_groups(items: Iterable, size: int) -> Iterator[list]:
+    group = []
+    for item in items:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def local_predictions(model: Model, chunks: Iterator[list[Found]], top_k: int, min_confidence: float,
+                      workers: int) -> Iterator[tuple[list[Found], list[Prediction]]]:
+    """(chunk, its predictions) for each chunk; decoding of the next chunk overlaps the network's work.
+
+    The same decoding and ONNX Runtime engine as `extract_features`, but not its feature cache: that hashes
+    every file first (a second full read) and stores 5 KB per photo in SQLite, worth it for training's many
+    epochs and runs, waste for photos a batch job sees once (500 MB for 100 000 camera-trap photos)."""
+    decoder = ChunkDecoder(model.preprocessing, workers)  # workers start before ONNX Runtime's threads exist
+    try:
+        waiting = None
+        for chunk in chunks:
+            handle = decoder.submit(chunk)
+            if waiting is not None:
+                yield waiting[0], chunk_predictions(model, waiting[0], decoder.result(waiting[1]), top_k,
+                                                    min_confidence)
+            waiting = (chunk, handle)
+        if waiting is not None:
+            yield waiting[0], chunk_predictions(model, waiting[0], decoder.result(waiting[1]), top_k, min_confidence)
+    finally:
+        decoder.close()
+
+
+# ---- sorting into class folders -------------------------------------------------------------------
+def _same_file(a: Path, b: Path, copy: bool) -> bool:
+    try:
+        return filecmp.cmp(a, b, shallow=True) if copy else os.path.samefile(a, b)
+    except OSError:  # e.g. a dangling symlink left from an earlier run
+        return False
+
+
+def _candidate_names(folder: str, name: str) -> Iterator[str]:
+    """The photo's own name, then (for a name another sub-folder already used) one that says where it came
+    from, then numbered ones: deterministic, so a re-run finds its earlier links instead of adding more."""
+    yield name
+    if folder != ".":
+        yield f"{folder.replace('/', '__')}__{name}"
+    stem, suffix = os.path.splitext(name)
+    for n in range(2, 1_000_000):
+        yield f"{stem} ({n}){suffix}"
+
+
+def _place(source: Path, target: Path, copy: bool) -> None:
+    if copy:
+        shutil.copy2(source, target)
+        return
+    try:
+        os.link(source, target)
+    except OSError as error:
+        if error.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        os.symlink(os.path.abspath(source), target)  # another file system (or no hard links there)
+
+
+def sort_into(results: ResultsDataset, target: Path, copy: bool = False) -> Counter:
+    """Link (or copy) every usable photo of the results into TARGET/<class>/ or TARGET/not sure/; photos
+    already placed by an earlier run are recognised and left as they are. The photos are never changed."""
+    counts: Counter = Counter()
+    for table in results.read_parts(["path", "folder", "label", "error"]):
+        for path, folder, label, error in zip(*(table.column(c).to_pylist() for c in table.column_names)):
+            if error:
+                continue
+            source = Path(path)
+            if not source.is_file():
+                counts["missing"] += 1
+                continue
+            destination = target / (label or NOT_SURE)
+            destination.mkdir(parents=True, exist_ok=True)
+            for name in _candidate_names(folder, source.name):
+                candidate = destination / name
+                if os.path.lexists(candidate):
+                    if _same_file(candidate, source, copy):
+                        counts["already"] += 1
+                        break
+                    continue
+                try:
+                    _place(source, candidate, copy)
+                except OSError as error:
+                    raise ZoolensError(f"{candidate}: cannot be written ({error.strerror or error})") from None
+                counts["placed"] += 1
+                break
+    return counts
+
+
+# ---- the per-folder summary -----------------------------------------------------------------------
+def folder_counts(results: ResultsDataset) -> dict[str, Counter]:
+    """folder -> counts of each class, "not sure" and "errors", over every part (earlier runs too)."""
+    per_folder: dict[str, Counter] = {}
+    for table in results.read_parts(["folder", "label", "error"]):
+        for folder, label, error in zip(*(table.column(c).to_pylist() for c in table.column_names)):
+            per_folder.setdefault(folder, Counter())["errors" if error else (label or NOT_SURE)] += 1
+    return dict(sorted(per_folder.items()))
+
+
+def summary_rows(per_folder: dict[str, Counter], classes: list[str]) -> tuple[list[str], list[list]]:
+    header = ["folder", "photos", *classes, NOT_SURE, "errors"]
+    rows = []
+    for folder, counts in [*per_folder.items(), ("(all)", sum(per_folder.values(), Counter()))]:
+        rows.append([folder, sum(counts.values()), *(counts[name] for name in [*classes, NOT_SURE, "errors"])])
+    return header, rows
+
+
+def write_summary_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(temporary, path)
+
+
+def format_summary(header: list[str], rows: list[list]) -> str:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(f"{str(cell):<{widths[i]}}" if i == 0 else f"{str(cell):>{widths[i]}}"
+                       for i, cell in enumerate(row)) for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+def default_summary_path(out: Path) -> Path:
+    return out.with_name(f"{out.name.removesuffix('.parquet')}-summary.csv")
+
+
+# ---- the whole job --------------------------------------------------------------------------------
+def _check_folders(root: Path, out: Path, sort_target: Path | None) -> None:
+    if not root.exists():
+        raise ZoolensError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise ZoolensError(f"{root}: is a file; batch prediction with --out takes one folder of photos")
+    for option, place in (("--sort-into", sort_target), ("--out", out)):
+        if place is not None and place.resolve().is_relative_to(root.resolve()):
+            raise ZoolensError(f"{place}: {option} must be outside the photo folder {root} (it is never written to)")
+
+
+def predict_folder(
+    model: Model | str | Path,
+    root: str | Path,
+    out: str | Path,
+    *,
+    top_k: int = 3,
+    min_confidence: float = 0.0,
+    sort_target: str | Path | None = None,
+    copy: bool = False,
+    summary_csv: str | Path | None = None,
+    workers: int | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    limit: int | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+    concurrency: int | None = None,
+    progress: bool = True,
+) -> BatchSummary:
+    """Predict every photo below `root` into the Parquet results folder `out`, going on from what an
+    earlier run with the same `out` finished; optionally link the photos into per-class folders under
+    `sort_target`; write the per-folder summary CSV (default: beside `out`, `<name>-summary.csv`)."""
+    from tqdm.auto import tqdm
+
+    model = model if isinstance(model, Model) else Model.load(model)
+    root, out = Path(root).expanduser(), Path(out).expanduser()
+    sort_target = Path(sort_target).expanduser() if sort_target is not None else None
+    _check_folders(root, out, sort_target)
+    if top_k < 1 or chunk_size < 1 or (limit is not None and limit < 0):
+        raise ZoolensError("--top-k and the chunk size must be at least 1, --limit at least 0")
+    settings = {
+        "format": FORMAT,
+        "root": str(root.resolve()),
+        "classes": model.classes,
+        "model_created": model.meta.get("created"),
+        "top_k": top_k,
+        "min_confidence": min_confidence,
+    }
+    results = ResultsDataset(out, settings)
+    done = results.done()
+    if len(done):
+        print(f"{out}: {len(done)} photos already done by an earlier run; skipping them", file=sys.stderr)
+    counts: Counter = Counter()
+    chunks = pending_chunks(walk_photos(root), done, chunk_size, limit, counts)
+    if engine == "ray":
+        from zoolens.inference.batch_ray import ray_predictions
+
+        predictions = ray_predictions(model, chunks, top_k, min_confidence, ray_address, concurrency)
+    elif engine == "local":
+        workers = min(4, os.cpu_count() or 1) if workers is None else workers
+        predictions = local_predictions(model, chunks, top_k, min_confidence, workers)
+    else:
+        raise ZoolensError(f"unknown engine {engine!r}: local or ray")
+    errors = 0
+    with contextlib.closing(predictions), tqdm(desc="predict", unit="img", file=sys.stderr, disable=not progress,
+                                               dynamic_ncols=True) as bar:  # closing: workers end on Ctrl-C too
+        for chunk, chunk_results in predictions:
+            results.write_part(chunk, chunk_results, top_k)
+            errors += sum(1 for p in chunk_results if p.error)
+            bar.update(len(chunk))
+            bar.set_postfix(errors=errors, skipped=counts["skipped"], refresh=False)
+    print(f"{out}: predicted {counts['pending']} photos ({errors} unusable), skipped {counts['skipped']} "
+          f"already done", file=sys.stderr)
+    if counts["limited"]:
+        print(f"stopped after {limit} photos (--limit); run the same command again to go on", file=sys.stderr)
+    if sort_target is not None:
+        placed = sort_into(results, sort_target, copy)
+        print(f"{sort_target}: {'copied' if copy else 'linked'} {placed['placed']} photos into class folders "
+              f"({placed['already']} already there, {placed['missing']} no longer found)", file=sys.stderr)
+    per_folder = folder_counts(results)
+    summary_path = Path(summary_csv) if summary_csv else default_summary_path(out)
+    write_summary_csv(summary_path, *summary_rows(per_folder, model.classes))
+    return BatchSummary(out, counts["pending"], counts["skipped"], errors, model.classes, per_folder, summary_path,
+                        sort_target, bool(counts["limited"]))

@@ -1,0 +1,150 @@
+"""`--engine ray`: the batch job's decoding and network on Ray Data, on a local cluster (`ray.init()`) or a
+running one (`--ray-address ray://host:10001`). The walk, the resume bookkeeping and the Parquet parts stay
+in this process (`zoolens.inference.batch`); Ray only turns photo paths into class probabilities.
+
+The photos are read by the Ray workers, so on a remote cluster they must be at the same path on its nodes
+(shared storage), and the cluster's Python needs zoolens (`pip install 'zoolens[scale]'`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from zoolens.errors import ZoolensError
+from zoolens.inference.batch import NETWORK_BATCH, Found, in_groups
+from zoolens.inference.model import Model, Prediction
+
+# Photos per Ray Dataset: each starts its own pool of model replicas, so not too few; the paths of one
+# wave are all this process holds.
+CHUNKS_PER_WAVE = 32
+DEFAULT_CONCURRENCY = 2
+
+
+class OnnxClassifier:
+    """One model replica on a Ray worker: the exported classifier (`zoolens export`) under ONNX Runtime."""
+
+    def __init__(self, onnx_model: tuple, preprocessing: dict):
+        import onnxruntime as ort
+        import ray
+
+        from zoolens.models.backbones import Preprocessing
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(ray.get(onnx_model[0]), options, providers=["CPUExecutionProvider"])
+        self.preprocessing = Preprocessing.from_dict(preprocessing)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from zoolens.training.features import decode_for_network
+
+        decoded = [decode_for_network(Path(os.fsdecode(bytes(path))), self.preprocessing) for path in batch["path"]]
+        usable = [i for i, (pixels, _) in enumerate(decoded) if pixels is not None]
+        classes = self.session.get_outputs()[0].shape[1]
+        probabilities = np.zeros((len(decoded), classes), np.float32)
+        if usable:
+            images = np.stack([decoded[i][0] for i in usable])
+            probabilities[usable] = self.session.run(None, {"images": images})[0]
+        return {"index": batch["index"], "probabilities": probabilities,
+                "error": np.array([problem for _, problem in decoded], dtype=object)}
+
+
+def _start_ray(address: str | None):
+    try:
+        import ray
+        import ray.data
+        import ray.util.client  # is_connected(): whether this is a Ray Client (ray://) session
+    except ImportError:
+        raise ZoolensError("--engine ray needs Ray: pip install 'zoolens[scale]' (or 'ray[data]')") from None
+    ray.data.DataContext.get_current().enable_progress_bars = False  # zoolens shows its own
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # no execution plans or notices on stderr
+    if ray.is_initialized():  # started by the caller (Python API): theirs to shut down
+        return ray, False
+    # No address: a new local cluster ("local"), never whatever /tmp/ray last recorded, which may be dead;
+    # RAY_ADDRESS (set for `ray job submit` drivers) names the cluster otherwise.
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
+    try:
+        if address == "local":
+            ray.init(address="local", include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+        else:
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise ZoolensError(f"Ray cluster {address or '(local)'}: {str(error).splitlines()[0][:160]}") from None
+    return ray, True
+
+
+def exported_model(model: Model) -> bytes:
+    from zoolens.inference.export import export_onnx
+
+    with tempfile.TemporaryDirectory(prefix="zoolens-ray-") as folder:
+        return export_onnx(model, Path(folder) / "model.onnx").read_bytes()
+
+
+def run_wave(items: list[dict], onnx_model: tuple, preprocessing: dict, concurrency: int) -> list[tuple]:
+    """(index, probabilities, problem) for each {"index", "path"} item: one Ray Dataset over model replicas."""
+    import ray.data
+
+    dataset = ray.data.from_items(items).map_batches(
+        OnnxClassifier,
+        fn_constructor_kwargs={"onnx_model": onnx_model, "preprocessing": preprocessing},
+        batch_size=NETWORK_BATCH,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=concurrency),
+    )
+    outcomes = []
+    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+        outcomes.extend(zip(batch["index"].tolist(), batch["probabilities"], batch["error"].tolist()))
+    return outcomes
+
+
+def _wave_outcomes(ray, found: list[Found], onnx_model, preprocessing: dict, concurrency: int) -> list[tuple]:
+    """(position in `found`, probabilities, problem) for each photo of the wave that the walk could see."""
+    items = [{"index": i, "path": os.fsencode(item.path)} for i, item in enumerate(found) if item.problem is None]
+    if not items:
+        return []
+    # The model went once into the object store; wrapped in a tuple, its reference reaches each replica
+    # as is, and the replica fetches the bytes itself.
+    arguments = (items, (onnx_model,), preprocessing, concurrency)
+    if ray.util.client.ray.is_connected():
+        # Through Ray Client (ray://) the driver has no core worker and Ray Data cannot execute there, so
+        # the wave is driven by a task on the cluster (no CPU of its own: the replicas need them).
+        return ray.get(ray.remote(num_cpus=0)(run_wave).remote(*arguments))
+    return run_wave(*arguments)
+
+
+def ray_predictions(model: Model, chunks: Iterator[list[Found]], top_k: int, min_confidence: float,
+                    address: str | None = None, concurrency: int | None = None):
+    """(chunk, its predictions) for each chunk, as `batch.local_predictions` gives them."""
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    if first is None:  # everything already done: no cluster to start or reach
+        return
+    chunks = itertools.chain([first], chunks)
+    ray, started_here = _start_ray(address)
+    try:
+        onnx_model = ray.put(exported_model(model))
+        preprocessing = model.preprocessing.to_dict()
+        for wave in in_groups(chunks, CHUNKS_PER_WAVE):
+            found = [item for chunk in wave for item in chunk]
+            outcomes = {i: (probabilities, problem) for i, probabilities, problem
+                        in _wave_outcomes(ray, found, onnx_model, preprocessing, concurrency or DEFAULT_CONCURRENCY)}
+            position = 0
+            for chunk in wave:
+                predictions = []
+                for item in chunk:
+                    probabilities, problem = outcomes.get(position, (None, item.problem or "unusable"))
+                    if problem:
+                        predictions.append(Prediction(str(item.path), None, 0.0, error=problem))
+                    else:
+                        predictions.append(model._to_prediction(str(item.path), probabilities, top_k, min_confidence))
+                    position += 1
+                yield chunk, predictions
+    finally:
+        if started_here:
+            ray.shutdown()

@@ -1,0 +1,223 @@
+"""Batch prediction of a folder tree (`zoolens predict MODEL DIR --out results.parquet`): same answers as
+`Model.predict`, resumable after an interruption or a kill, sorting by links, per-folder summary."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import tree_snapshot
+from test_cli import zoolens
+
+
+@pytest.fixture
+def camera_tree(small_animals, tmp_path) -> Path:
+    """A camera-trap-like tree: photos in nested sub-folders, the same file names in two folders, two
+    unusable files, and files that are not photos (ignored)."""
+    root = tmp_path / "traps"
+    layout = {"site1": 0, "site1/night": 3, "site2": 6}
+    for folder, offset in layout.items():
+        (root / folder).mkdir(parents=True)
+        for class_dir in sorted(small_animals.iterdir()):
+            for n, photo in enumerate(sorted(class_dir.iterdir())[offset : offset + 3]):
+                shutil.copyfile(photo, root / folder / f"{class_dir.name}_{n}.jpg")  # same names in every folder
+    (root / "site2" / "empty.jpg").write_bytes(b"")
+    (root / "site1" / "night" / "text.jpg").write_text("not a photo")
+    (root / "site2" / "notes.txt").write_text("battery changed")
+    (root / "site2" / ".hidden.jpg").write_bytes(b"")
+    return root
+
+
+def photos_in(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.jpg") if not p.name.startswith("."))
+
+
+def read_results(out: Path) -> list[dict]:
+    return pq.read_table(out).to_pylist()
+
+
+def middle_confidence(model, photos) -> float:
+    """A threshold with photos on both sides of it, so "not sure" really happens."""
+    confidences = sorted(p.confidence for p in model.predict(photos) if not p.error)
+    return (confidences[len(confidences) // 4] + confidences[len(confidences) // 4 + 1]) / 2
+
+
+def test_results_match_model_predict_and_a_rerun_redoes_nothing(trained_model, camera_tree, tmp_path, capsys):
+    from zoolens.inference.batch import predict_folder
+
+    photos = photos_in(camera_tree)
+    threshold = middle_confidence(trained_model, photos)
+    out = tmp_path / "results.parquet"
+    summary = predict_folder(trained_model, camera_tree, out, top_k=2, min_confidence=threshold, workers=2,
+                             chunk_size=8, progress=False)
+    assert (summary.predicted, summary.skipped, summary.errors) == (len(photos), 0, 2)
+    rows = read_results(out)
+    assert sorted(r["path"] for r in rows) == sorted(str(p) for p in photos)
+    expected = {p.source: p for p in trained_model.predict(photos, top_k=2, min_confidence=threshold)}
+    for row in rows:
+        wanted = expected[row["path"]]
+        assert row["error"] == wanted.error
+        assert row["label"] == wanted.label
+        if not wanted.error:
+            assert row["top1_label"] == wanted.top[0][0] and row["top2_label"] == wanted.top[1][0]
+            assert row["confidence"] == pytest.approx(wanted.confidence, abs=1e-4)
+    errors = {Path(r["path"]).name: r["error"] for r in rows if r["error"]}
+    assert errors == {"empty.jpg": "empty file (0 bytes)", "text.jpg": "not an image file"}
+    assert any(r["label"] is None and not r["error"] for r in rows), "some photos should be 'not sure'"
+
+    parts_before = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
+    assert len(parts_before) == -(-len(photos) // 8)
+    capsys.readouterr()
+    again = predict_folder(trained_model, camera_tree, out, top_k=2, min_confidence=threshold, progress=False)
+    assert (again.predicted, again.skipped) == (0, len(photos))
+    assert f"{len(photos)} photos already done" in capsys.readouterr().err
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")} == parts_before
+    assert len(read_results(out)) == len(photos)
+
+
+def test_summary_counts_each_folder(trained_model, camera_tree, tmp_path):
+    import csv
+
+    from zoolens.inference.batch import predict_folder
+
+    summary = predict_folder(trained_model, camera_tree, tmp_path / "r.parquet", workers=0, progress=False)
+    table = {row["folder"]: row for row in csv.DictReader(summary.summary_csv.open())}
+    assert summary.summary_csv == tmp_path / "r-summary.csv"
+    assert set(table) == {"site1", "site1/night", "site2", "(all)"}
+    assert table["site1"]["photos"] == "9" and table["site1"]["errors"] == "0"
+    assert table["site1/night"]["photos"] == "10" and table["site1/night"]["errors"] == "1"
+    assert table["site2"]["errors"] == "1"
+    assert int(table["(all)"]["photos"]) == len(photos_in(camera_tree))
+    for row in table.values():  # every photo is counted once: a class, not sure, or an error
+        parts = sum(int(row[name]) for name in [*trained_model.classes, "not sure", "errors"])
+        assert parts == int(row["photos"])
+
+
+def test_an_interrupted_run_resumes_with_one_row_per_photo(trained_model, camera_tree, tmp_path):
+    from zoolens.inference.batch import predict_folder
+
+    out = tmp_path / "results.parquet"
+    first = predict_folder(trained_model, camera_tree, out, chunk_size=4, limit=6, workers=0, progress=False)
+    assert first.stopped_at_limit and first.predicted == 6
+    assert sorted(p.name for p in out.glob("part-*")) == ["part-00000.parquet", "part-00001.parquet"]
+    (out / ".part-00002.parquet.tmp-99999").write_bytes(b"PAR1 half a part")  # a kill in the middle of a write
+    second = predict_folder(trained_model, camera_tree, out, chunk_size=4, workers=0, progress=False)
+    photos = photos_in(camera_tree)
+    assert (second.predicted, second.skipped) == (len(photos) - 6, 6)
+    paths = [r["path"] for r in read_results(out)]
+    assert sorted(paths) == sorted(str(p) for p in photos)
+    assert not list(out.glob(".*tmp*"))
+
+
+_KILLED_RUN = """
+import sys, time
+from zoolens.inference import batch
+write = batch.ResultsDataset.write_part
+def slow_write(self, *args):
+    written = write(self, *args)
+    print(written.name, flush=True)
+    time.sleep(30)  # killed here, after its first part
+batch.ResultsDataset.write_part = slow_write
+batch.predict_folder(sys.argv[1], sys.argv[2], sys.argv[3], chunk_size=5, workers=1, progress=False)
+"""
+
+
+def test_a_killed_run_leaves_only_whole_parts_and_resumes(trained_model, camera_tree, tmp_path):
+    from zoolens.inference.batch import predict_folder
+
+    out = tmp_path / "results.parquet"
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(_KILLED_RUN), str(trained_model.path),
+                              str(camera_tree), str(out)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True)
+    try:
+        assert child.stdout.readline().strip() == "part-00000.parquet"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    assert len(read_results(out)) == 5
+    resumed = predict_folder(trained_model, camera_tree, out, workers=0, progress=False)
+    assert resumed.skipped == 5
+    paths = [r["path"] for r in read_results(out)]
+    assert len(paths) == len(set(paths)) == len(photos_in(camera_tree))
+
+
+def test_sort_into_links_by_class_without_touching_the_photos(trained_model, camera_tree, tmp_path):
+    from zoolens.inference.batch import predict_folder
+
+    before = tree_snapshot(camera_tree)
+    photos = photos_in(camera_tree)
+    threshold = middle_confidence(trained_model, photos)
+    target = tmp_path / "sorted"
+    predict_folder(trained_model, camera_tree, tmp_path / "r.parquet", min_confidence=threshold,
+                   sort_target=target, workers=0, progress=False)
+    assert tree_snapshot(camera_tree) == before
+    rows = read_results(tmp_path / "r.parquet")
+    placed = sorted(p for p in target.rglob("*") if p.is_file())
+    assert len(placed) == len(photos) - 2  # the two unusable files are listed in the results, not sorted
+    assert {p.parent.name for p in placed} <= {*trained_model.classes, "not sure"}
+    assert (target / "not sure").is_dir()
+    for row in rows:
+        if row["error"]:
+            continue
+        folder = target / (row["label"] or "not sure")
+        matches = [p for p in folder.iterdir() if os.path.samefile(p, row["path"])]
+        assert len(matches) == 1, row["path"]  # same-named photos of other folders did not overwrite it
+    assert any("__" in p.name for p in placed)  # e.g. site1__cats_0.jpg beside cats_0.jpg
+
+    predict_folder(trained_model, camera_tree, tmp_path / "r.parquet", min_confidence=threshold,
+                   sort_target=target, workers=0, progress=False)
+    assert sorted(p for p in target.rglob("*") if p.is_file()) == placed  # a re-run adds nothing
+    assert tree_snapshot(camera_tree) == before
+
+
+def test_cli_copy_summary_and_clear_errors(trained_model, camera_tree, tmp_path, capsys):
+    from zoolens.cli import main
+
+    out, target = tmp_path / "r.parquet", tmp_path / "sorted"
+    result = zoolens("predict", trained_model.path, camera_tree, "--out", out, "--sort-into", target, "--copy",
+                     "--top-k", "2", "--summary", tmp_path / "per-folder.csv")
+    assert result.returncode == 0, result.stderr
+    assert "site1/night" in result.stdout and "not sure" in result.stdout and "(all)" in result.stdout
+    assert (tmp_path / "per-folder.csv").exists()
+    copies = [p for p in target.rglob("*") if p.is_file()]
+    assert copies and not any(p.is_symlink() or p.stat().st_nlink > 1 for p in copies)
+
+    errors = {
+        "other settings (top_k)": [trained_model.path, camera_tree, "--out", out, "--top-k", "3"],
+        "must be outside the photo folder": [trained_model.path, camera_tree, "--out", camera_tree / "r.parquet"],
+        "no such folder": [trained_model.path, tmp_path / "nowhere", "--out", tmp_path / "x.parquet"],
+        "need --out": [trained_model.path, camera_tree, "--sort-into", target],
+    }
+    for message, args in errors.items():  # in this process: the same code path as the command, seconds faster
+        assert main(["predict", *map(str, args)]) == 2
+        error = capsys.readouterr().err
+        assert error.startswith("zoolens: error: ") and error.count("\n") == 1 and message in error, error
+
+
+def test_ray_engine_gives_the_same_results(trained_model, camera_tree, tmp_path):
+    ray = pytest.importorskip("ray", reason="the ray engine needs pip install 'zoolens[scale]'")
+    from zoolens.inference.batch import predict_folder
+
+    predict_folder(trained_model, camera_tree, tmp_path / "local.parquet", workers=0, progress=False)
+    # The caller's own cluster: predict_folder uses it and leaves it running, for both runs.
+    ray.init(address="local", include_dashboard=False, logging_level="ERROR")
+    try:
+        options = dict(engine="ray", concurrency=1, chunk_size=8, progress=False)
+        first = predict_folder(trained_model, camera_tree, tmp_path / "ray.parquet", limit=20, **options)
+        second = predict_folder(trained_model, camera_tree, tmp_path / "ray.parquet", **options)
+    finally:
+        ray.shutdown()
+    assert (first.predicted, second.skipped, first.errors + second.errors) == (20, 20, 2)
+    local = {row["path"]: row for row in read_results(tmp_path / "local.parquet")}
+    rows = read_results(tmp_path / "ray.parquet")
+    assert sorted(row["path"] for row in rows) == sorted(local)
+    for row in rows:
+        assert (row["label"], row["error"]) == (local[row["path"]]["label"], local[row["path"]]["error"])
+        if not row["error"]:
+            assert row["confidence"] == pytest.approx(local[row["path"]]["confidence"], abs=1e-4)
