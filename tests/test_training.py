@@ -128,3 +128,26 @@ def test_imagewoof_subset_presplit_uses_val_as_test(imagewoof, tmp_path):
     assert len(model.evaluation.y_true) == 100
     assert model.evaluation.accuracy >= 0.6  # 10 dog breeds: chance is 10 %
     assert np.isfinite(model.temperature) and model.temperature > 0
+
+
+def test_a_photo_replaced_under_the_same_name_gets_new_features(small_animals, tmp_path):
+    """Warm runs trust the stat stamp of a file instead of re-hashing it; a write must still be seen."""
+    import os
+    import shutil
+
+    from zoolens.models.backbones import build_backbone
+    from zoolens.training.features import extract_features
+
+    cat, panda = sorted((small_animals / "cats").glob("*.jpg"))[0], sorted((small_animals / "panda").glob("*.jpg"))[0]
+    photo = tmp_path / "photo.jpg"
+    shutil.copy(cat, photo)
+    backbone = build_backbone("mobilenet_v2")
+    prep = backbone.info.preprocessing.at_size(64)
+    as_cat = extract_features([photo], backbone, prep, progress=False).features[0]
+    mtime = os.stat(photo).st_mtime_ns
+    shutil.copyfile(panda, photo)
+    os.utime(photo, ns=(mtime, mtime))  # even with the old modification time (ctime still changes)
+    as_panda = extract_features([photo], backbone, prep, progress=False).features[0]
+    expected = extract_features([panda], backbone, prep, progress=False).features[0]
+    assert not np.allclose(as_cat, as_panda)
+    assert np.allclose(as_panda, expected, atol=1e-5)

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from scipy.ndimage import gaussian_filter
 from torch import nn
 from torchvision.transforms import v2 as T
 from tqdm.auto import tqdm
@@ -316,6 +315,7 @@ def explain(model_or_classifier, images, method: str = "gradcam", targets: list[
 def overlay_heatmap(image: Image.Image, heat: np.ndarray, method: str = "gradcam") -> Image.Image:
     """Grad-CAM as a translucent jet map over the whole photo; saliency only where it is strong."""
     from matplotlib import colormaps
+    from scipy.ndimage import gaussian_filter  # here, not at the top: every `zoolens` command imports this module
 
     if heat.shape != (image.height, image.width):
         heat = np.asarray(Image.fromarray(heat).resize(image.size, Image.Resampling.BILINEAR))

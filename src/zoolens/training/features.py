@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -113,18 +114,23 @@ def make_engine(module: torch.nn.Module, key: str, input_size: int, engine: str 
         return built
 
 
+def open_cache_database(path: Path, table: str) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path), timeout=60, check_same_thread=False)
+    # WAL with NORMAL sync: a crash can lose the last writes but never corrupts the file, and a
+    # commit costs no fsync (one per predicted photo would dominate single-photo latency).
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(f"CREATE TABLE IF NOT EXISTS {table}")
+    return db
+
+
 class FeatureCache:
     """content hash -> feature vector, in one SQLite file per backbone key (safe under concurrent use)."""
 
     def __init__(self, key: str):
-        path = cache_dir() / "features" / f"{key}.sqlite"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), timeout=60, check_same_thread=False)
-        # WAL with NORMAL sync: a crash can lose the last writes but never corrupts the file, and a
-        # commit costs no fsync (one per predicted photo would dominate single-photo latency).
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS features (digest TEXT PRIMARY KEY, vector BLOB, sha TEXT)")
+        self.db = open_cache_database(cache_dir() / "features" / f"{key}.sqlite",
+                                      "features (digest TEXT PRIMARY KEY, vector BLOB, sha TEXT)")
 
     def get_many(self, digests: list[str]) -> dict[str, np.ndarray]:
         found = {}
@@ -201,18 +207,67 @@ class FeatureSet:
     problems: list[tuple[str, str]] = field(default_factory=list)
 
 
+class DigestIndex:
+    """Remembers each file's content hash under its stat stamp (size, mtime, ctime, inode, device), as git's
+    index does, so a warm run does not read every photo again to hash it. Any write to a file, a chmod or a
+    replacement changes the stamp (ctime cannot be set back), and then the file is hashed again."""
+
+    def __init__(self):
+        self.db = open_cache_database(cache_dir() / "features" / "digests.sqlite",
+                                      "digests (path BLOB PRIMARY KEY, stamp TEXT, digest TEXT)")
+
+    @staticmethod
+    def stamp(path: Path) -> str | None:
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
+            return None
+        return f"{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}:{info.st_dev}"
+
+    def known(self, stamps: dict[bytes, str]) -> dict[bytes, str]:
+        """The digests still valid for these (absolute path -> current stamp)."""
+        found = {}
+        keys = list(stamps)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            query = f"SELECT path, stamp, digest FROM digests WHERE path IN ({','.join('?' * len(chunk))})"
+            for path, stamp_then, digest in self.db.execute(query, chunk):
+                if stamps.get(path) == stamp_then:
+                    found[path] = digest
+        return found
+
+    def remember(self, rows: list[tuple[bytes, str, str]]) -> None:
+        if rows:
+            with self.db:
+                self.db.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?)", rows)
+
+
 def _digests(paths: list[Path], problems: list[tuple[str, str]]) -> list[str | None]:
-    def one(path):
+    keys = [os.fsencode(os.path.abspath(path)) for path in paths]
+    stamps = {key: stamp for key, path in zip(keys, paths) if (stamp := DigestIndex.stamp(path))}
+    index = DigestIndex()
+    known = index.known(stamps)
+
+    def one(path, key):
+        if key in known:
+            return known[key]
         try:
             return file_digest(path)
         except ImageError as error:
             problems.append((error.path, error.reason))
             return None
 
-    if len(paths) < 16:
-        return [one(path) for path in paths]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(one, paths))
+    if len(paths) - len(known) < 16:
+        digests = [one(path, key) for path, key in zip(paths, keys)]
+    else:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            digests = list(pool.map(one, paths, keys))
+    # Stamped before hashing: a file changed meanwhile has a newer stamp next time, so it is hashed again.
+    index.remember([(key, stamps[key], digest) for key, digest in zip(keys, digests)
+                    if digest and key in stamps and key not in known])
+    return digests
 
 
 def extract_features(
