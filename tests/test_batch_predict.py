@@ -70,6 +70,9 @@ def test_results_match_model_predict_and_a_rerun_redoes_nothing(trained_model, c
     errors = {Path(r["path"]).name: r["error"] for r in rows if r["error"]}
     assert errors == {"empty.jpg": "empty file (0 bytes)", "text.jpg": "not an image file"}
     assert any(r["label"] is None and not r["error"] for r in rows), "some photos should be 'not sure'"
+    said = capsys.readouterr().err
+    for name, reason in errors.items():  # each unusable file is also named as the run goes
+        assert any(name in line and reason in line for line in said.splitlines()), (name, said)
 
     parts_before = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
     assert len(parts_before) == -(-len(photos) // 8)

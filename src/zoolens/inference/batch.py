@@ -496,7 +496,10 @@ def predict_folder(
                                                dynamic_ncols=True) as bar:  # closing: workers end on Ctrl-C too
         for chunk, chunk_results in predictions:
             results.write_part(chunk, chunk_results, top_k)
-            errors += sum(1 for p in chunk_results if p.error)
+            unusable = [p for p in chunk_results if p.error]
+            for prediction in unusable:  # named as they come, also kept in the results' error column
+                bar.write(f"  skipped {as_text(prediction.source)}: {prediction.error}", file=sys.stderr)
+            errors += len(unusable)
             bar.update(len(chunk))
             bar.set_postfix(errors=errors, skipped=counts["skipped"], refresh=False)
     print(f"{out}: predicted {counts['pending']} photos ({errors} unusable), skipped {counts['skipped']} "
