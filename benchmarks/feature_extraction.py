@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 from torchvision import transforms
-from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
+from torchvision.models import mobilenet_v2
 
 
 class PlainPhotos(torch.utils.data.Dataset):

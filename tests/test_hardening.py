@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import copy_subset
-from hardening_corpus import NON_UTF8_NAME, READABLE, REFUSED, make_corpus, running_as_root
+from hardening_corpus import NON_UTF8_NAME, READABLE, make_corpus, running_as_root
 from zoolens.data.images import open_image
 from zoolens.errors import ImageError
 

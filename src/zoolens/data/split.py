@@ -11,6 +11,7 @@ import numpy as np
 
 from zoolens.data.folders import ImageFolder, Sample
 from zoolens.errors import ZoolensError
+from zoolens.files import replaced_atomically
 
 ROLES = ("train", "val", "test")
 # Share of a train part held out for early stopping when the user's split has no validation part.
@@ -112,14 +113,12 @@ def split_folder(folder: ImageFolder, ratios="70/10/20", seed: int = 0) -> Manif
 
 def write_manifest(manifest: Manifest, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".partial")
-    with open(temporary, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
+    with replaced_atomically(path) as temporary, \
+            open(temporary, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "split"])
         for sample, role in manifest.rows:
             writer.writerow([sample.path.relative_to(manifest.root).as_posix(), sample.label, role])
-    temporary.replace(path)
     return path
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from zoolens.data.images import is_image_name
 from zoolens.errors import ZoolensError
+from zoolens.files import replaced_atomically
 from zoolens.inference.model import NOT_SURE, Model, Prediction
 
 CHUNK_SIZE = 256  # photos per part file; also how far decoding runs ahead of the network
@@ -154,7 +155,8 @@ class ResultsDataset:
             return
         if any(PART_NAME.fullmatch(p.name) for p in self.folder.iterdir()):
             raise ZoolensError(f"{self.folder}: has part files but no {SETTINGS_FILE}; not zoolens results")
-        _write_atomically(path, json.dumps(settings, indent=2).encode())
+        with replaced_atomically(path) as temporary:
+            temporary.write_text(json.dumps(settings, indent=2), encoding="utf-8")
 
     def parts(self) -> list[Path]:
         return sorted(p for p in self.folder.iterdir() if PART_NAME.fullmatch(p.name))
@@ -183,20 +185,11 @@ class ResultsDataset:
 
         table = predictions_table(found, predictions, top_k, self.schema)
         target = self.folder / f"part-{self.next_index:05d}.parquet"
-        temporary = self.folder / f".{target.name}.tmp-{os.getpid()}"
-        with open(temporary, "wb") as handle:
-            pq.write_table(table, handle)
-            handle.flush()
-            os.fsync(handle.fileno())  # the rename must never publish a part whose bytes are not on disk
-        os.replace(temporary, target)
+        # durable: the rename must never publish a part whose bytes are not on disk
+        with replaced_atomically(target, durable=True) as temporary:
+            pq.write_table(table, str(temporary))
         self.next_index += 1
         return target
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
 
 
 def predictions_table(found: list[Found], predictions: list[Prediction], top_k: int, schema):
@@ -408,13 +401,10 @@ def summary_rows(per_folder: dict[str, Counter], classes: list[str]) -> tuple[li
 
 
 def write_summary_csv(path: Path, header: list[str], rows: list[list]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+    with replaced_atomically(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
-    os.replace(temporary, path)
 
 
 def format_summary(header: list[str], rows: list[list]) -> str:

@@ -7,7 +7,6 @@ The file takes a batch of normalised images (N, 3, S, S) and returns calibrated 
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from zoolens.data.folders import Sample
 from zoolens.data.images import open_image
 from zoolens.data.transforms import preprocess_array
 from zoolens.errors import ImageError, ZoolensError
+from zoolens.files import replaced_atomically
 
 
 class _CalibratedClassifier(nn.Module):
@@ -41,10 +41,8 @@ class ExportCheck:
 
 def export_onnx(model, out: str | Path) -> Path:
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     size = model.preprocessing.input_size
-    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    with warnings.catch_warnings():
+    with replaced_atomically(out) as partial, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             _CalibratedClassifier(model.network.eval(), model.temperature),
@@ -56,8 +54,7 @@ def export_onnx(model, out: str | Path) -> Path:
             opset_version=17,
             dynamo=False,
         )
-    _add_metadata(partial, model)
-    partial.replace(out)
+        _add_metadata(partial, model)
     return out
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from zoolens.errors import ZoolensError
+from zoolens.files import replaced_atomically
 
 PROGRESS_FILE = "progress.json"
 
@@ -96,11 +96,9 @@ class TrainingCheckpoints:
         self.phases = phases
 
     def _write_progress(self) -> None:
-        target = self.folder / PROGRESS_FILE
-        staging = target.with_suffix(".json.tmp")
-        staging.write_text(json.dumps({"fingerprint": self.fingerprint, "phases": self.phases}, indent=1,
-                                      default=str), encoding="utf-8")
-        os.replace(staging, target)
+        with replaced_atomically(self.folder / PROGRESS_FILE) as staging:
+            staging.write_text(json.dumps({"fingerprint": self.fingerprint, "phases": self.phases}, indent=1,
+                                          default=str), encoding="utf-8")
 
     def phase(self, name: str) -> dict | None:
         return self.phases.get(name)
@@ -123,9 +121,8 @@ class TrainingCheckpoints:
         if best_state is not None:
             tensors.update(_plain_tensors(best_state, "best."))
         file_name = f"{name}-epoch{epoch:04d}{'-final' if finished else ''}.safetensors"
-        staging = self.folder / f".{file_name}.tmp"
-        save_file(tensors, str(staging))
-        os.replace(staging, self.folder / file_name)
+        with replaced_atomically(self.folder / file_name) as staging:
+            save_file(tensors, str(staging))
         previous = (self.phases.get(name) or {}).get("tensors")
         self.phases[name] = {**state, "epoch": epoch, "finished": finished, "tensors": file_name,
                              "optimizer": optimizer_plain}

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from zoolens.data.images import file_problem, open_image
 from zoolens.data.transforms import preprocess_array
 from zoolens.errors import ImageError
+from zoolens.files import replaced_atomically
 from zoolens.models.backbones import Backbone, Preprocessing, state_fingerprint
 
 FEATURE_FORMAT_VERSION = 2  # 2: resize on the PIL image before converting to a tensor
@@ -61,9 +62,8 @@ class OnnxEngine:
 
     @staticmethod
     def _export(module: torch.nn.Module, path: Path, input_size: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial")
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with replaced_atomically(path) as partial, warnings.catch_warnings(), \
+                contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 module.eval(),
@@ -75,7 +75,6 @@ class OnnxEngine:
                 opset_version=17,
                 dynamo=False,  # the TorchScript exporter handles every torchvision/timm CNN tried here
             )
-        partial.replace(path)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
