@@ -53,9 +53,10 @@ def _proc_fields(path: str) -> dict[str, str]:
         return dict(line.split(":", 1) for line in handle if ":" in line)
 
 
-def tree_pss_kib(pid: int) -> int:
+def tree_pss_kib(pid: int) -> tuple[int, int]:
     """Memory of a process and all its descendants (Linux /proc), as proportional set size: pages the
-    forked decoding workers share with their parent are counted once, not once per process as RSS would."""
+    forked decoding workers share with their parent are counted once, not once per process as RSS would.
+    Returns (the process alone, the process and its descendants)."""
     parents: dict[int, int] = {}
     pss: dict[int, int] = {}
     for entry in os.listdir("/proc"):
@@ -77,7 +78,7 @@ def tree_pss_kib(pid: int) -> int:
             pss[member] = int(_proc_fields(f"/proc/{member}/smaps_rollup").get("Pss", "0 kB").split()[0])
         except (OSError, ValueError):
             continue
-    return sum(pss.values())
+    return pss.get(pid, 0), sum(pss.values())
 
 
 def timed_predict(model: Path, folder: Path, out: Path, workers: int, env: dict) -> dict:
@@ -87,12 +88,15 @@ def timed_predict(model: Path, folder: Path, out: Path, workers: int, env: dict)
     existing = len(list(out.glob("part-*.parquet")))
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    peak, first_part = [0], [None]
+    peak, first_part, samples = [0], [None], []  # samples: (parts written, PSS of the main process, of all)
 
     def sample():
         while child.poll() is None:
-            peak[0] = max(peak[0], tree_pss_kib(child.pid))
-            if first_part[0] is None and len(list(out.glob("part-*.parquet"))) > existing:
+            main_kib, tree_kib = tree_pss_kib(child.pid)
+            peak[0] = max(peak[0], tree_kib)
+            parts = len(list(out.glob("part-*.parquet"))) - existing
+            samples.append((parts, main_kib, tree_kib))
+            if first_part[0] is None and parts > 0:
                 first_part[0] = time.perf_counter()
             time.sleep(0.25)
 
@@ -112,7 +116,23 @@ def timed_predict(model: Path, folder: Path, out: Path, workers: int, env: dict)
     return {"seconds": round(seconds, 1), "predicted": predicted, "skipped": skipped,
             "images_per_s": round(predicted / seconds, 1) if predicted else None,
             "images_per_s_after_first_part": steady,  # without startup (imports, model, workers)
-            "peak_tree_pss_mb": round(peak[0] / 1024, 1)}
+            "peak_tree_pss_mb": round(peak[0] / 1024, 1),
+            "pss_mb_by_progress": memory_by_progress(samples, predicted)}
+
+
+def memory_by_progress(samples: list[tuple[int, int, int]], predicted: int) -> dict | None:
+    """Peak PSS (main process, whole tree) over each tenth of the run: flat memory means no trend across it."""
+    parts = -(-predicted // CHUNK)
+    if parts < 10:
+        return None
+    tenths: dict[int, list[int]] = {}
+    for done, main_kib, tree_kib in samples:
+        if done > 0:  # after startup
+            tenth = min(9, done * 10 // parts)
+            peaks = tenths.setdefault(tenth, [0, 0])
+            peaks[0], peaks[1] = max(peaks[0], main_kib), max(peaks[1], tree_kib)
+    return {f"{10 * t}-{10 * t + 10}%": {"main": round(m / 1024), "tree": round(a / 1024)}
+            for t, (m, a) in sorted(tenths.items())}
 
 
 def main() -> None:

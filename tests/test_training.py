@@ -151,3 +151,47 @@ def test_a_photo_replaced_under_the_same_name_gets_new_features(small_animals, t
     expected = extract_features([panda], backbone, prep, progress=False).features[0]
     assert not np.allclose(as_cat, as_panda)
     assert np.allclose(as_panda, expected, atol=1e-5)
+
+
+def test_head_dropout_drops_and_rescales_in_training_only():
+    import torch
+
+    from zoolens.models.classifier import Dropout
+
+    dropout = Dropout(0.3).train()
+    out = dropout(torch.ones(200_000))
+    assert abs(float((out == 0).float().mean()) - 0.3) < 0.01
+    assert abs(float(out.mean()) - 1.0) < 0.01  # survivors scaled by 1 / 0.7
+    assert torch.equal(dropout.eval()(torch.ones(10)), torch.ones(10))
+
+
+def test_head_loop_stops_early_and_keeps_its_best_epoch():
+    import torch
+
+    from zoolens.models.classifier import build_head
+    from zoolens.training.head_loop import fit_dense_head
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 16)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    val = (rng.normal(size=(60, 16)).astype(np.float32), rng.integers(0, 2, 60))  # labels it cannot learn
+    head = build_head(16, 2, dropout=0.0)
+    fit = fit_dense_head(head, (x, y), val, optimizer="adam", lr=0.05, weight_decay=0.0, label_smoothing=0.0,
+                         epochs=200, patience=3, batch_size=32, seed=0)
+    assert fit.stopped_early and len(fit.rows) == fit.best_epoch + 3 < 200
+    assert fit.best_loss == min(row["val_loss"] for row in fit.rows)
+    with torch.inference_mode():  # the weights it ended with are those of the best epoch
+        loss = torch.nn.functional.cross_entropy(head(torch.from_numpy(val[0])), torch.from_numpy(val[1]))
+    assert float(loss) == pytest.approx(fit.best_loss, rel=1e-5)
+    assert fit.rows[-1]["train_acc"] > 0.9
+
+
+def test_frozen_training_does_not_import_lightning(small_animals, tmp_path):
+    import subprocess
+    import sys
+
+    script = (f"import sys, zoolens; zoolens.train({str(small_animals)!r}, {str(tmp_path / 'm')!r}, progress=False); "
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"  # 2.5 s of imports a frozen run does without

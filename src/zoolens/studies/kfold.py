@@ -39,7 +39,7 @@ def fold_manifests(manifest: Manifest, k: int, seed: int) -> list[Manifest]:
 
 def run_kfold(data: str | Path, out: str | Path, k: int = 5, config: TrainConfig | None = None,
               progress: bool = True) -> dict:
-    config = config or TrainConfig()
+    config = (config or TrainConfig()).on_one_device()
     if k < 2:
         raise ZoolensError(f"--k must be at least 2, not {k}")
     out = Path(out)

@@ -27,8 +27,9 @@ def _finished(bundle: Path, config: TrainConfig) -> dict | None:
         meta = json.loads((bundle / "zoolens.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    recorded = {k: v for k, v in meta.get("training", {}).items() if k not in ("seconds", "epochs_run")}
-    wanted = json.loads(json.dumps(config.to_dict()))
+    not_results = ("seconds", "epochs_run", "processes", "accelerator", "devices", "num_nodes", "workers")
+    recorded = {k: v for k, v in meta.get("training", {}).items() if k not in not_results}
+    wanted = {k: v for k, v in json.loads(json.dumps(config.to_dict())).items() if k not in not_results}
     return meta if recorded == wanted and meta.get("metrics") else None
 
 
@@ -61,7 +62,7 @@ def run_study(spec: StudySpec, data: str | Path, out: str | Path, progress: bool
     rows = []
     for number, experiment in enumerate(spec.experiments, 1):
         bundle = out / experiment.name
-        config = TrainConfig(ratios=spec.ratios, seed=spec.seed, **experiment.options)
+        config = TrainConfig(ratios=spec.ratios, seed=spec.seed, **experiment.options).on_one_device()
         meta = _finished(bundle, config)
         header = f"[{number}/{len(spec.experiments)}] {experiment.name}"
         if meta is None:

@@ -47,7 +47,7 @@ def run_tune(data: str | Path, out: str | Path, trials: int = 20, method: str = 
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    config = config or TrainConfig()
+    config = (config or TrainConfig()).on_one_device()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     split_file = write_manifest(split_folder(scan_folder(data), config.ratios, config.seed), out / "split.csv")

@@ -12,7 +12,6 @@ import math
 import shutil
 from pathlib import Path
 
-import lightning.pytorch as pl
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -64,6 +63,7 @@ class TrainingCheckpoints:
         self.folder = Path(folder)
         self.fingerprint = fingerprint  # the options and data that must match for a resume to make sense
         self.phases: dict[str, dict] = {}
+        self.writer = True  # False in the other processes of a multi-process run: one process writes
 
     @classmethod
     def start(cls, out: str | Path, fingerprint: dict, resume: bool) -> tuple[TrainingCheckpoints, str]:
@@ -79,6 +79,14 @@ class TrainingCheckpoints:
         checkpoints._write_progress()
         note = f"no checkpoint at {checkpoints.folder}; starting from the beginning" if resume else ""
         return checkpoints, note
+
+    @classmethod
+    def follow(cls, out: str | Path, fingerprint: dict) -> TrainingCheckpoints:
+        """What another process of this run started or resumed from, to read and never write."""
+        checkpoints = cls(checkpoint_folder(out), fingerprint)
+        checkpoints.writer = False
+        checkpoints._read()
+        return checkpoints
 
     def _read(self) -> None:
         path = self.folder / PROGRESS_FILE
@@ -113,6 +121,8 @@ class TrainingCheckpoints:
     def save_epoch(self, name: str, epoch: int, network: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
                    best_state: dict | None, state: dict, finished: bool = False) -> None:
         """Write the tensors under a new name, then point progress.json at them, then drop the old file."""
+        if not self.writer:
+            return
         tensors = _plain_tensors(network.state_dict(), "network.")
         optimizer_plain = None
         if optimizer is not None:
@@ -131,41 +141,19 @@ class TrainingCheckpoints:
             (self.folder / previous).unlink(missing_ok=True)
 
     def remove(self) -> None:
+        if not self.writer:
+            return
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-class SaveEachEpoch(pl.Callback):
-    """After every epoch (validation and early stopping included), save everything needed to go on."""
-
-    def __init__(self, checkpoints: TrainingCheckpoints, phase: str, history, best, stop, first_epoch: int = 0):
-        self.checkpoints = checkpoints
-        self.phase = phase
-        self.history = history
-        self.best = best
-        self.stop = stop
-        self.first_epoch = first_epoch
-        self.optimizer_state: dict | None = None  # set when resuming; loaded once the optimizer exists
-
-    def on_train_start(self, trainer, pl_module):
-        if self.optimizer_state is not None:
-            trainer.optimizers[0].load_state_dict(self.optimizer_state)
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        epoch = self.first_epoch + trainer.current_epoch + 1
-        self.checkpoints.save_epoch(self.phase, epoch, pl_module.network, trainer.optimizers[0],
-                                    self.best.best_state, progress_state(self.history, self.best, self.stop))
-
-
-def progress_state(history, best, stop) -> dict:
+def phase_state(rows: list[dict], best_loss: float, best_epoch: int, stop_wait: int, stop_best: float,
+                stopped_early: bool) -> dict:
     """The JSON half of a checkpoint: history rows, best so far and the early-stopping counter."""
-    best_score = float(stop.best_score) if stop is not None else math.inf
     return {
-        "history": history.rows,
-        "best_loss": best.best_loss if math.isfinite(best.best_loss) else None,
-        "best_epoch": best.best_epoch,
-        "stop_wait": int(stop.wait_count) if stop is not None else 0,
-        "stop_best": best_score if math.isfinite(best_score) else None,
-        "stopped_early": bool(stop is not None and stop.wait_count >= stop.patience),
+        "history": rows,
+        "best_loss": best_loss if math.isfinite(best_loss) else None,
+        "best_epoch": best_epoch,
+        "stop_wait": stop_wait,
+        "stop_best": stop_best if math.isfinite(stop_best) else None,
+        "stopped_early": stopped_early,
     }

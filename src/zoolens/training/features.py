@@ -19,6 +19,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ from zoolens.data.transforms import preprocess_array
 from zoolens.errors import ImageError
 from zoolens.files import replaced_atomically
 from zoolens.models.backbones import Backbone, Preprocessing, state_fingerprint
+
+if TYPE_CHECKING:
+    from zoolens.training.distributed import Processes
 
 FEATURE_FORMAT_VERSION = 2  # 2: resize on the PIL image before converting to a tensor
 log = logging.getLogger(__name__)
@@ -55,7 +59,9 @@ class OnnxEngine:
         if not path.exists():
             self._export(module, path, input_size)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = os.cpu_count() or 1
+        # In a multi-process run Lightning has already shared the cores out (torch's thread count).
+        several = torch.distributed.is_available() and torch.distributed.is_initialized()
+        options.intra_op_num_threads = torch.get_num_threads() if several else (os.cpu_count() or 1)
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
@@ -204,6 +210,8 @@ class FeatureSet:
     features: np.ndarray  # (N, D) float32; rows of unusable photos are zeros
     usable: np.ndarray  # (N,) bool
     problems: list[tuple[str, str]] = field(default_factory=list)
+    computed: int = 0  # photos run through the network this time (the rest came from the cache)
+    computed_by_process: list[int] | None = None  # the same, per process of a multi-process run
 
 
 class DigestIndex:
@@ -285,6 +293,7 @@ def extract_features(
     digests = _digests(paths, problems)
     known = cache.get_many([d for d in digests if d])
     missing = [i for i, d in enumerate(digests) if d and d not in known]
+    computed = 0
     if missing:
         run = make_engine(backbone, key, prep.input_size, engine)
         dataset = _DecodeDataset([paths[i] for i in missing], prep)
@@ -295,6 +304,7 @@ def extract_features(
                 fresh = {digests[missing[positions[j]]]: vectors[n] for n, j in enumerate(ok)}
                 cache.put_many(fresh)
                 known.update(fresh)
+                computed += len(fresh)
                 problems.extend((str(paths[missing[positions[j]]]), errors[j]) for j in range(len(errors)) if errors[j])
                 bar.update(len(errors))
     features = np.zeros((len(paths), backbone.feature_dim), dtype=np.float32)
@@ -303,4 +313,23 @@ def extract_features(
         if digest in known:
             features[i] = known[digest]
             usable[i] = True
-    return FeatureSet(features, usable, problems)
+    return FeatureSet(features, usable, problems, computed)
+
+
+def extract_features_sharded(paths: list[Path], backbone: Backbone, prep: Preprocessing, processes: Processes,
+                             batch_size: int = 32, progress: bool = True) -> FeatureSet:
+    """`extract_features` with the photos dealt out between the processes of a multi-process run (every
+    world_size-th photo to each), the pieces gathered so that every process gets the whole set."""
+    if processes.world_size == 1:
+        return extract_features(paths, backbone, prep, batch_size, progress=progress)
+    mine = list(range(processes.rank, len(paths), processes.world_size))
+    piece = extract_features([paths[i] for i in mine], backbone, prep, batch_size, progress=progress)
+    features = np.zeros((len(paths), backbone.feature_dim), dtype=np.float32)
+    usable = np.zeros(len(paths), dtype=bool)
+    problems, computed = [], []
+    for positions, part in processes.gather((mine, piece)):
+        features[positions] = part.features
+        usable[positions] = part.usable
+        problems += part.problems
+        computed.append(part.computed)
+    return FeatureSet(features, usable, sorted(problems), sum(computed), computed)

@@ -12,7 +12,8 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
+from zoolens.training.checkpoints import TrainingCheckpoints, phase_state
+from zoolens.training.common import epoch_line, make_optimizer
 
 
 def quiet_lightning() -> None:
@@ -20,16 +21,6 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def make_optimizer(name: str, parameters, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    if name == "adam":
-        return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(parameters, lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(parameters, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
 
 
 class ClassificationTask(pl.LightningModule):
@@ -86,13 +77,7 @@ class EpochHistory(pl.Callback):
         row.update({k: metrics.get(k, math.nan) for k in ("train_loss", "train_acc", "val_loss", "val_acc")})
         self.rows.append(row)
         if self.echo and trainer.is_global_zero:
-            print(
-                f"  {self.phase} epoch {row['epoch']:>3}/{self.total_epochs}  "
-                f"loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
-                f"val_loss {row['val_loss']:.4f} val_acc {row['val_acc']:.4f}",
-                file=sys.stderr,
-                flush=True,
-            )
+            print(epoch_line(row, self.total_epochs), file=sys.stderr, flush=True)
 
 
 class KeepBestWeights(pl.Callback):
@@ -131,3 +116,34 @@ class KeepBestWeights(pl.Callback):
     def restore_into(self, network: nn.Module) -> None:
         if self.best_state is not None:
             network.load_state_dict(self.best_state)
+
+
+class SaveEachEpoch(pl.Callback):
+    """After every epoch (validation and early stopping included), save everything needed to go on."""
+
+    def __init__(self, checkpoints: TrainingCheckpoints, phase: str, history: EpochHistory, best: KeepBestWeights,
+                 stop, first_epoch: int = 0):
+        self.checkpoints = checkpoints
+        self.phase = phase
+        self.history = history
+        self.best = best
+        self.stop = stop
+        self.first_epoch = first_epoch
+        self.optimizer_state: dict | None = None  # set when resuming; loaded once the optimizer exists
+
+    def on_train_start(self, trainer, pl_module):
+        if self.optimizer_state is not None:
+            trainer.optimizers[0].load_state_dict(self.optimizer_state)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        epoch = self.first_epoch + trainer.current_epoch + 1
+        self.checkpoints.save_epoch(self.phase, epoch, pl_module.network, trainer.optimizers[0],
+                                    self.best.best_state, progress_state(self.history, self.best, self.stop))
+
+
+def progress_state(history: EpochHistory, best: KeepBestWeights, stop) -> dict:
+    """A Lightning phase's checkpoint state, from its callbacks (`stop`: Lightning's EarlyStopping)."""
+    return phase_state(history.rows, best.best_loss, best.best_epoch, int(stop.wait_count), float(stop.best_score),
+                       bool(stop.wait_count >= stop.patience))

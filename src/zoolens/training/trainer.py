@@ -11,10 +11,10 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import lightning.pytorch as pl
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping
 
 from zoolens.data.folders import Sample, scan_folder
 from zoolens.data.images import find_usable, open_image
@@ -26,21 +26,17 @@ from zoolens.evaluation.plots import plot_training_curves
 from zoolens.inference.model import Model
 from zoolens.models.backbones import DEFAULT_BACKBONE, build_backbone, trainable_blocks
 from zoolens.models.classifier import Classifier
-from zoolens.training.checkpoints import (
-    SaveEachEpoch,
-    TrainingCheckpoints,
-    progress_state,
-    strip_prefix,
-    unflatten_optimizer_state,
-)
-from zoolens.training.features import extract_features
-from zoolens.training.lightning_task import (
-    OPTIMIZERS,
-    ClassificationTask,
-    EpochHistory,
-    KeepBestWeights,
-    quiet_lightning,
-)
+from zoolens.training.checkpoints import TrainingCheckpoints, phase_state, strip_prefix, unflatten_optimizer_state
+from zoolens.training.common import OPTIMIZERS, epoch_line, seed_everything
+from zoolens.training.distributed import Processes, start_processes
+from zoolens.training.features import extract_features, extract_features_sharded
+from zoolens.training.head_loop import fit_dense_head
+
+if TYPE_CHECKING:  # Lightning is imported only to train through the backbone: a frozen run does without it
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from zoolens.training.lightning_task import KeepBestWeights, SaveEachEpoch
 
 STRATEGIES = ("frozen", "finetune", "scratch")
 # Whole-network learning rates: adaptive optimizers' first steps move every weight by about lr, so they
@@ -69,7 +65,8 @@ class TrainConfig:
     head_epochs: int = 60
     unfreeze: int = 0  # fine-tuning: how many of the backbone's last blocks train (0: all)
     accelerator: str = "auto"
-    devices: str | int = "auto"
+    devices: str | int = "auto"  # per machine; more than one trains with DDP, one process per device
+    num_nodes: int = 1
     workers: int | None = None
 
     def validate(self) -> None:
@@ -83,10 +80,19 @@ class TrainConfig:
                 raise ZoolensError(f"--{name.replace('_', '-')} must be positive, not {value}")
         if self.unfreeze < 0:
             raise ZoolensError(f"--unfreeze must be 0 (all blocks) or more, not {self.unfreeze}")
+        if self.num_nodes < 1:
+            raise ZoolensError(f"--num-nodes must be at least 1, not {self.num_nodes}")
         if self.batch_size < 1:
             raise ZoolensError(f"--batch-size must be at least 1, not {self.batch_size}")
         if not 0 <= self.dropout < 1:
             raise ZoolensError(f"--dropout must be in [0, 1), not {self.dropout}")
+
+    def on_one_device(self) -> TrainConfig:
+        """For studies, k-fold and tuning, which train one model after another in this one process."""
+        if str(self.devices) not in ("auto", "1") or self.num_nodes != 1:
+            raise ZoolensError("--devices/--num-nodes: studies, k-fold and tuning train one model at a time on one "
+                               "device; several devices are for zoolens train")
+        return replace(self, devices=1)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -110,35 +116,62 @@ def _check_parts(manifest: Manifest, usable: dict[Path, bool]) -> None:
         raise ZoolensError(f"{manifest.root}: too few photos to hold any out for validation; add photos")
 
 
-def _trainer(config: TrainConfig, epochs: int, callbacks: list, on_features: bool, progress: bool) -> pl.Trainer:
+def _trainer(config: TrainConfig, epochs: int, callbacks: list, progress: bool) -> pl.Trainer:
+    """All the run's devices, with DDP when there are several processes."""
+    import lightning.pytorch as pl
+
+    from zoolens.training.lightning_task import quiet_lightning
+
     quiet_lightning()
+    several = torch.distributed.is_available() and torch.distributed.is_initialized()
     return pl.Trainer(
         max_epochs=epochs,
-        accelerator="cpu" if on_features else config.accelerator,
-        devices=1 if on_features else config.devices,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy="ddp" if several else "auto",
         callbacks=callbacks,
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
-        enable_progress_bar=progress and not on_features,
+        enable_progress_bar=progress,
         num_sanity_val_steps=0,
         log_every_n_steps=1,
         default_root_dir=tempfile.gettempdir(),
     )
 
 
-def _fit(network, train_loader, val_loader, config: TrainConfig, phase: str, lr: float, epochs: int,
-         on_features: bool, progress: bool, baseline_loss: float | None = None,
-         checkpoints: TrainingCheckpoints | None = None) -> list[dict]:
+def _finished_phase(checkpoints: TrainingCheckpoints | None, phase: str, network, progress: bool) -> list[dict] | None:
+    """The history of a phase an interrupted run had finished, its weights loaded into `network`; else None."""
     saved = checkpoints.phase(phase) if checkpoints else None
-    if saved and saved["finished"]:
-        network.load_state_dict(strip_prefix(checkpoints.load_tensors(phase), "network."))
-        _say(progress, f"  {phase}: finished before the interruption ({saved['epoch']} epochs); skipped")
-        return saved["history"]
+    if not (saved and saved["finished"]):
+        return None
+    network.load_state_dict(strip_prefix(checkpoints.load_tensors(phase), "network."))
+    _say(progress, f"  {phase}: finished before the interruption ({saved['epoch']} epochs); skipped")
+    return saved["history"]
+
+
+def _fit(network, train_loader, val_loader, config: TrainConfig, phase: str, lr: float, epochs: int,
+         progress: bool, baseline_loss: float | None = None,
+         checkpoints: TrainingCheckpoints | None = None) -> list[dict]:
+    """A Lightning phase through the backbone, checkpointed after every epoch."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from zoolens.training.lightning_task import (
+        ClassificationTask,
+        EpochHistory,
+        KeepBestWeights,
+        SaveEachEpoch,
+        progress_state,
+    )
+
+    if (rows := _finished_phase(checkpoints, phase, network, progress)) is not None:
+        return rows
+    saved = checkpoints.phase(phase) if checkpoints else None
     done = saved["epoch"] if saved else 0
     # Reseeded per phase: decoding workers draw from the global generator, and a warm feature cache
-    # (no workers) must train exactly the same head as a cold one. A resumed phase draws new shuffles.
-    pl.seed_everything(config.seed + done, workers=True, verbose=False)
+    # (no workers) must train exactly the same network as a cold one. A resumed phase draws new shuffles.
+    seed_everything(config.seed + done)
     history = EpochHistory(phase, epochs, echo=progress, rows_so_far=saved["history"] if saved else None)
     best = KeepBestWeights() if baseline_loss is None else KeepBestWeights(network, baseline_loss)
     stop = EarlyStopping(monitor="val_loss", patience=config.patience, mode="min")
@@ -150,7 +183,7 @@ def _fit(network, train_loader, val_loader, config: TrainConfig, phase: str, lr:
             _resume_phase(phase, saved, checkpoints.load_tensors(phase), network, best, stop, save, progress)
         callbacks.append(save)
     if done < epochs and not (saved and saved["stopped_early"]):
-        _trainer(config, epochs - done, callbacks, on_features, progress).fit(task, train_loader, val_loader)
+        _trainer(config, epochs - done, callbacks, progress).fit(task, train_loader, val_loader)
     else:
         best.restore_into(network)
     if best.best_epoch:
@@ -178,18 +211,23 @@ def _resume_phase(phase: str, saved: dict, tensors: dict, network, best: KeepBes
 
 def fit_head(head: torch.nn.Module, features: dict[str, tuple[np.ndarray, np.ndarray]], config: TrainConfig,
              progress: bool, checkpoints: TrainingCheckpoints | None = None) -> list[dict]:
-    """Train the dense softmax head on cached features: seconds, even for thousands of photos."""
-    def loader(role: str, shuffle: bool):
-        x, y = features[role]
-        dataset = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
-        # Validation in big batches: its loss is the same, and each Lightning step costs milliseconds.
-        batch_size = max(config.batch_size, 64) if shuffle else 1024
-        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle)
-
+    """Train the dense softmax head on cached features: seconds, even for thousands of photos. Checkpointed
+    once finished (an interrupted head is simply trained again: it takes seconds)."""
+    if (rows := _finished_phase(checkpoints, "head", head, progress)) is not None:
+        return rows
     lr = config.lr if (config.lr and config.strategy == "frozen") else HEAD_LR[config.optimizer]
     epochs = config.epochs if (config.epochs and config.strategy == "frozen") else config.head_epochs
-    return _fit(head, loader("train", True), loader("val", False), config, "head", lr, epochs, True, progress,
-                checkpoints=checkpoints)
+    seed_everything(config.seed)
+    fit = fit_dense_head(head, features["train"], features["val"], optimizer=config.optimizer, lr=lr,
+                         weight_decay=config.weight_decay, label_smoothing=config.label_smoothing, epochs=epochs,
+                         patience=config.patience, batch_size=max(config.batch_size, 64), seed=config.seed,
+                         on_epoch=(lambda row: _say(True, epoch_line(row, epochs))) if progress else None)
+    _say(progress, f"  best validation loss {fit.best_loss:.4f} at head epoch {fit.best_epoch}")
+    if checkpoints:
+        state = phase_state(fit.rows, fit.best_loss, fit.best_epoch, fit.epochs_without_improvement, fit.best_loss,
+                            fit.stopped_early)
+        checkpoints.save_epoch("head", len(fit.rows), head, None, None, state, finished=True)
+    return fit.rows
 
 
 class _PhotoDataset(torch.utils.data.Dataset):
@@ -219,14 +257,24 @@ def _unfreeze(network: Classifier, config: TrainConfig) -> None:
 
 def train_on_photos(network: Classifier, parts: dict[str, list[Sample]], classes: list[str], prep,
                     config: TrainConfig, progress: bool, baseline_loss: float | None = None,
-                    checkpoints: TrainingCheckpoints | None = None) -> list[dict]:
+                    checkpoints: TrainingCheckpoints | None = None, world_size: int = 1) -> list[dict]:
     """Training through the backbone on augmented photos: fine-tuning a warm network (which must then
-    beat `baseline_loss`, its validation loss before), or a network from scratch."""
-    workers = config.workers if config.workers is not None else min(4, os.cpu_count() or 1)
+    beat `baseline_loss`, its validation loss before), or a network from scratch.
+
+    `batch_size` is the whole run's: with several processes each takes its share of every batch, so the
+    same command learns the same way on one device or many."""
+    workers = config.workers if config.workers is not None else min(4, max(1, (os.cpu_count() or 1) // world_size))
+    batch_size = max(1, round(config.batch_size / world_size))
     train_set = _PhotoDataset(parts["train"], classes, train_transform(prep, config.augmentation))
     val_set = _PhotoDataset(parts["val"], classes, eval_transform(prep))
-    common = dict(batch_size=config.batch_size, num_workers=workers, persistent_workers=workers > 0)
-    train_loader = torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > config.batch_size, **common)
+    common = dict(batch_size=batch_size, num_workers=workers, persistent_workers=workers > 0)
+    # One shuffle of the whole set per epoch, each process taking every world_size-th photo of it: the global
+    # batches are then the same on one process or several, and so is what the network learns.
+    rank = torch.distributed.get_rank() if world_size > 1 else 0
+    sampler = torch.utils.data.DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True,
+                                                  seed=config.seed)
+    train_loader = torch.utils.data.DataLoader(train_set, sampler=sampler,
+                                               drop_last=len(train_set) > config.batch_size, **common)
     val_loader = torch.utils.data.DataLoader(val_set, **common)
     scratch = config.strategy == "scratch"
     network.freeze_batchnorm_statistics = not scratch  # a new network must learn its own statistics
@@ -234,7 +282,7 @@ def train_on_photos(network: Classifier, parts: dict[str, list[Sample]], classes
     network.backbone.info = replace(network.backbone.info, weights_tag="none")  # weights change from here on
     lr = config.lr or (SCRATCH_LR if scratch else FINETUNE_LR)[config.optimizer]
     epochs = config.epochs or (10 if scratch else 5)
-    rows = _fit(network, train_loader, val_loader, config, config.strategy, lr, epochs, False, progress, baseline_loss,
+    rows = _fit(network, train_loader, val_loader, config, config.strategy, lr, epochs, progress, baseline_loss,
                 checkpoints)
     network.eval()
     return rows
@@ -307,7 +355,10 @@ def train(data: str | Path, out: str | Path | None = None, *, config: TrainConfi
     started = time.time()
     config = replace(config or TrainConfig(), **options)
     config.validate()
-    pl.seed_everything(config.seed, workers=True, verbose=False)
+    processes = start_processes(config.accelerator, config.devices, config.num_nodes)
+    config = replace(config, devices=processes.devices, num_nodes=processes.num_nodes)
+    progress = progress and processes.is_main
+    seed_everything(config.seed)
     folder = scan_folder(data)
     manifest = read_manifest(split_file, folder.root) if split_file else split_folder(folder, config.ratios, config.seed)
     counts = manifest.counts()
@@ -324,7 +375,10 @@ def train(data: str | Path, out: str | Path | None = None, *, config: TrainConfi
     samples = [s for s, _ in manifest.rows]
     if pretrained:
         _say(progress, f"features from {config.backbone} at {prep.input_size} px (cached for next time)")
-        found = extract_features([s.path for s in samples], backbone, prep, batch_size=32, progress=progress)
+        found = extract_features_sharded([s.path for s in samples], backbone, prep, processes, progress=progress)
+        if found.computed_by_process:
+            _say(progress, f"  {found.computed} new photos through the backbone, shared between "
+                 f"{processes.world_size} processes ({' + '.join(map(str, found.computed_by_process))})")
         usable_mask, problems = found.usable, found.problems
     else:
         usable_mask, problems = find_usable([s.path for s in samples], progress=progress)
@@ -334,13 +388,12 @@ def train(data: str | Path, out: str | Path | None = None, *, config: TrainConfi
     _check_parts(manifest, usable)
     parts = _usable_parts(manifest, usable)
 
-    checkpoints = None
-    if out is not None:
-        fingerprint = _run_fingerprint(config, folder.root, manifest)
-        checkpoints, note = TrainingCheckpoints.start(out, fingerprint, resume)
-        if note:
-            _say(progress, note)
+    checkpoints = _start_checkpoints(out, _run_fingerprint(config, folder.root, manifest), resume, processes,
+                                     progress) if out is not None else None
 
+    # Reseeded so that the new head starts from the same weights however much of the above drew random
+    # numbers (decoding workers do on a cold feature cache, not on a warm one; one process's share or all).
+    seed_everything(config.seed)
     network = Classifier(backbone, len(manifest.classes), dropout=config.dropout)
     features = None
     if pretrained:
@@ -352,13 +405,18 @@ def train(data: str | Path, out: str | Path | None = None, *, config: TrainConfi
         history = []
     if config.strategy == "finetune":
         blocks = f"the last {config.unfreeze} blocks" if config.unfreeze else "the whole network"
-        _say(progress, f"fine-tuning {blocks} ({len(parts['train'])} photos per epoch, with augmentation)")
+        augmented = "with augmentation" if config.augmentation else "without augmentation"
+        _say(progress, f"fine-tuning {blocks} ({len(parts['train'])} photos per epoch, {augmented})")
         head_best = min(row["val_loss"] for row in history)
-        history += train_on_photos(network, parts, manifest.classes, prep, config, progress, head_best, checkpoints)
+        history += train_on_photos(network, parts, manifest.classes, prep, config, progress, head_best, checkpoints,
+                                   processes.world_size)
     elif config.strategy == "scratch":
         _say(progress, f"training {config.backbone} from scratch ({len(parts['train'])} photos per epoch)")
-        history += train_on_photos(network, parts, manifest.classes, prep, config, progress, checkpoints=checkpoints)
+        history += train_on_photos(network, parts, manifest.classes, prep, config, progress,
+                                   checkpoints=checkpoints, world_size=processes.world_size)
     network.eval()
+    if not processes.is_main:  # the first process evaluates and saves; the others' work is done
+        return Model(network, manifest.classes, prep, {})
 
     model = Model(network, manifest.classes, prep, {})
     val_logits, val_labels = _validation_logits(model, parts, features, config)
@@ -370,7 +428,8 @@ def train(data: str | Path, out: str | Path | None = None, *, config: TrainConfi
         evaluation = evaluate_samples(model, parts["test"], f"the test part of the split of {folder.root}", progress=progress)
     elapsed = time.time() - started
     model.meta = {
-        "training": {**config.to_dict(), "seconds": round(elapsed, 1), "epochs_run": len(history)},
+        "training": {**config.to_dict(), "seconds": round(elapsed, 1), "epochs_run": len(history),
+                     "processes": processes.world_size},
         "data": {
             "root": str(folder.root.resolve()),
             "presplit": folder.presplit,
@@ -390,9 +449,21 @@ def train(data: str | Path, out: str | Path | None = None, *, config: TrainConfi
     return model
 
 
+def _start_checkpoints(out, fingerprint: dict, resume: bool, processes: Processes,
+                       progress: bool) -> TrainingCheckpoints:
+    """The first process owns `<out>.partial/`; the others read what it resumed from, and write nothing."""
+    checkpoints = None
+    if processes.is_main:
+        checkpoints, note = TrainingCheckpoints.start(out, fingerprint, resume)
+        if note:
+            _say(progress, note)
+    processes.barrier()
+    return checkpoints or TrainingCheckpoints.follow(out, fingerprint)
+
+
 def _run_fingerprint(config: TrainConfig, root: Path, manifest: Manifest) -> dict:
     """What a checkpoint must agree on to be resumed: the options that shape training, the data and its split."""
-    where_it_runs = ("accelerator", "devices", "workers")
+    where_it_runs = ("accelerator", "devices", "num_nodes", "workers")
     split = "\n".join(f"{sample.path}\t{role}" for sample, role in manifest.rows)
     return {
         **{k: v for k, v in config.to_dict().items() if k not in where_it_runs},

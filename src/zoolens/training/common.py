@@ -1,0 +1,37 @@
+"""What both training loops share, without importing Lightning (a warm frozen run never needs it)."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+
+
+def make_optimizer(name: str, parameters, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+
+
+def seed_everything(seed: int) -> None:
+    """Lightning's `seed_everything(seed, workers=True)`, down to the environment variables through which its
+    data-loading workers and DDP processes take their seeds, without importing Lightning (2.5 s here)."""
+    os.environ["PL_GLOBAL_SEED"] = str(seed)
+    os.environ["PL_SEED_WORKERS"] = "1"
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def epoch_line(row: dict, total_epochs: int) -> str:
+    return (f"  {row['phase']} epoch {row['epoch']:>3}/{total_epochs}  "
+            f"loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
+            f"val_loss {row['val_loss']:.4f} val_acc {row['val_acc']:.4f}")
