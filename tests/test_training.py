@@ -192,6 +192,6 @@ def test_frozen_training_does_not_import_lightning(small_animals, tmp_path):
 
     script = (f"import sys, zoolens; zoolens.train({str(small_animals)!r}, {str(tmp_path / 'm')!r}, progress=False); "
               "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')))")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"  # 2.5 s of imports a frozen run does without

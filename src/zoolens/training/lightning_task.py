@@ -1,4 +1,5 @@
-"""The Lightning pieces: one LightningModule for any classifier, and the callbacks zoolens adds."""
+"""The Lightning pieces, for training through the backbone: one LightningModule for any classifier, and the
+callbacks zoolens adds. (The dense head on cached features trains without Lightning: head_loop.py.)"""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def quiet_lightning() -> None:
 
 
 class ClassificationTask(pl.LightningModule):
-    """Cross-entropy training of `network` (a head on cached features, or a whole CNN on images)."""
+    """Cross-entropy training of a whole CNN on photos (fine-tuning, or from scratch)."""
 
     def __init__(self, network: nn.Module, optimizer: str, lr: float, weight_decay: float, label_smoothing: float):
         super().__init__()

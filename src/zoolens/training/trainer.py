@@ -10,7 +10,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
