@@ -77,7 +77,9 @@ def start_processes(accelerator: str, devices: str | int, num_nodes: int = 1) ->
     try:
         devices, num_nodes = _launcher_sizes(devices, num_nodes)
     except ValueError:
-        raise ZoolensError(f"--devices {devices!r}: give a number of devices, or auto") from None
+        devices = 0
+    if devices != "auto" and devices < 1:
+        raise ZoolensError("--devices: give a number of devices (1 or more), or auto")
     if num_nodes < 1:
         raise ZoolensError(f"--num-nodes must be at least 1, not {num_nodes}")
     if _one_device(accelerator, devices, num_nodes):
@@ -88,7 +90,7 @@ def start_processes(accelerator: str, devices: str | int, num_nodes: int = 1) ->
 
     try:
         counted = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes).world_size
-    except (ValueError, RuntimeError, TypeError) as error:  # Lightning's own message says what is wrong
+    except Exception as error:  # Lightning's own message (MisconfigurationException and others) says what is wrong
         raise ZoolensError(f"--accelerator {accelerator} --devices {devices}: {error}") from None
     if counted == 1:
         return Processes(devices=devices, num_nodes=num_nodes)

@@ -60,7 +60,7 @@ def fit_dense_head(head: nn.Module, train: tuple[np.ndarray, np.ndarray], val: t
             step.zero_grad(set_to_none=True)
             loss.backward()
             step.step()
-            loss_sum += float(loss) * len(batch)
+            loss_sum += loss.item() * len(batch)
             correct += int((logits.argmax(1) == y[batch]).sum())
         val_loss, val_acc = _validation(head, loss_function, x_val, y_val)
         row = {"phase": "head", "epoch": epoch, "train_loss": loss_sum / len(y), "train_acc": correct / len(y),
