@@ -14,7 +14,7 @@ from zoolens.data.folders import scan_folder
 from zoolens.data.split import split_folder, write_manifest
 from zoolens.evaluation.plots import _save, plt
 from zoolens.studies.spec import StudySpec
-from zoolens.training.trainer import TrainConfig, train
+from zoolens.training.trainer import WHERE_IT_RUNS, TrainConfig, train
 
 TABLE_COLUMNS = ["experiment", "backbone", "strategy", "optimizer", "image_size", "epochs_run", "accuracy",
                  "precision_macro", "recall_macro", "f1_macro", "loss", "train_seconds", "parameters"]
@@ -27,7 +27,7 @@ def _finished(bundle: Path, config: TrainConfig) -> dict | None:
         meta = json.loads((bundle / "zoolens.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    not_results = ("seconds", "epochs_run", "processes", "accelerator", "devices", "num_nodes", "workers")
+    not_results = ("seconds", "epochs_run", "processes", *WHERE_IT_RUNS)
     recorded = {k: v for k, v in meta.get("training", {}).items() if k not in not_results}
     wanted = {k: v for k, v in json.loads(json.dumps(config.to_dict())).items() if k not in not_results}
     return meta if recorded == wanted and meta.get("metrics") else None

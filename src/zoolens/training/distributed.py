@@ -45,8 +45,13 @@ class Processes:
         return gathered
 
 
+def in_process_group() -> bool:
+    """Whether this process is one of a multi-process run (its process group started)."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def current_rank() -> int:
-    return torch.distributed.get_rank() if torch.distributed.is_available() and torch.distributed.is_initialized() else 0
+    return torch.distributed.get_rank() if in_process_group() else 0
 
 
 def _launcher_sizes(devices: str | int, num_nodes: int) -> tuple[str | int, int]:

@@ -30,6 +30,7 @@ from zoolens.data.transforms import preprocess_array
 from zoolens.errors import ImageError
 from zoolens.files import replaced_atomically
 from zoolens.models.backbones import Backbone, Preprocessing, state_fingerprint
+from zoolens.training.distributed import in_process_group
 
 if TYPE_CHECKING:
     from zoolens.training.distributed import Processes
@@ -60,8 +61,7 @@ class OnnxEngine:
             self._export(module, path, input_size)
         options = ort.SessionOptions()
         # In a multi-process run Lightning has already shared the cores out (torch's thread count).
-        several = torch.distributed.is_available() and torch.distributed.is_initialized()
-        options.intra_op_num_threads = torch.get_num_threads() if several else (os.cpu_count() or 1)
+        options.intra_op_num_threads = torch.get_num_threads() if in_process_group() else (os.cpu_count() or 1)
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name

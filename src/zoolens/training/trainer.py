@@ -27,7 +27,7 @@ from zoolens.models.backbones import DEFAULT_BACKBONE, build_backbone, trainable
 from zoolens.models.classifier import Classifier
 from zoolens.training.checkpoints import TrainingCheckpoints, phase_state, strip_prefix, unflatten_optimizer_state
 from zoolens.training.common import OPTIMIZERS, epoch_line, seed_everything
-from zoolens.training.distributed import Processes, start_processes
+from zoolens.training.distributed import Processes, in_process_group, start_processes
 from zoolens.training.features import extract_features, extract_features_sharded
 from zoolens.training.head_loop import fit_dense_head
 
@@ -43,6 +43,8 @@ STRATEGIES = ("frozen", "finetune", "scratch")
 HEAD_LR = {"adam": 1e-3, "rmsprop": 1e-3, "sgd": 1e-2}
 FINETUNE_LR = {"adam": 3e-5, "rmsprop": 3e-5, "sgd": 1e-4}  # SGD at 1e-3 collapsed on CIFAR animals (measured)
 SCRATCH_LR = {"adam": 1e-3, "rmsprop": 1e-3, "sgd": 1e-2}
+# Where and how fast a run goes, not what it learns: left out when comparing runs' settings.
+WHERE_IT_RUNS = ("accelerator", "devices", "num_nodes", "workers")
 
 
 @dataclass
@@ -122,7 +124,7 @@ def _trainer(config: TrainConfig, epochs: int, callbacks: list, progress: bool) 
     from zoolens.training.lightning_task import quiet_lightning
 
     quiet_lightning()
-    several = torch.distributed.is_available() and torch.distributed.is_initialized()
+    several = in_process_group()
     return pl.Trainer(
         max_epochs=epochs,
         accelerator=config.accelerator,
@@ -462,10 +464,9 @@ def _start_checkpoints(out, fingerprint: dict, resume: bool, processes: Processe
 
 def _run_fingerprint(config: TrainConfig, root: Path, manifest: Manifest) -> dict:
     """What a checkpoint must agree on to be resumed: the options that shape training, the data and its split."""
-    where_it_runs = ("accelerator", "devices", "num_nodes", "workers")
     split = "\n".join(f"{sample.path}\t{role}" for sample, role in manifest.rows)
     return {
-        **{k: v for k, v in config.to_dict().items() if k not in where_it_runs},
+        **{k: v for k, v in config.to_dict().items() if k not in WHERE_IT_RUNS},
         "data": str(root.resolve()),
         "split_sha256": hashlib.sha256(split.encode("utf-8", "surrogateescape")).hexdigest(),
     }
