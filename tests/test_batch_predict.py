@@ -1,6 +1,7 @@
 """Batch prediction of a folder tree (`zoolens predict MODEL DIR --out results.parquet`): same answers as
 `Model.predict`, resumable after an interruption or a kill, sorting by links, per-folder summary."""
 
+import gc
 import os
 import shutil
 import signal
@@ -42,6 +43,12 @@ def read_results(out: Path) -> list[dict]:
     return pq.read_table(out).to_pylist()
 
 
+def shared_memory_segments() -> set[str]:
+    """POSIX shared memory now in use on this machine (Linux shows it as files in /dev/shm)."""
+    shm = Path("/dev/shm")
+    return {p.name for p in shm.iterdir()} if shm.is_dir() else set()
+
+
 def middle_confidence(model, photos) -> float:
     """A threshold with photos on both sides of it, so "not sure" really happens."""
     confidences = sorted(p.confidence for p in model.predict(photos) if not p.error)
@@ -54,8 +61,11 @@ def test_results_match_model_predict_and_a_rerun_redoes_nothing(trained_model, c
     photos = photos_in(camera_tree)
     threshold = middle_confidence(trained_model, photos)
     out = tmp_path / "results.parquet"
+    segments_before, frozen_before = shared_memory_segments(), gc.get_freeze_count()
     summary = predict_folder(trained_model, camera_tree, out, top_k=2, min_confidence=threshold, workers=2,
                              chunk_size=8, progress=False)
+    assert shared_memory_segments() == segments_before  # the decoders' shared slots are given back
+    assert gc.get_freeze_count() == frozen_before  # objects frozen for the workers' sake are freed again
     assert (summary.predicted, summary.skipped, summary.errors) == (len(photos), 0, 2)
     rows = read_results(out)
     assert sorted(r["path"] for r in rows) == sorted(str(p) for p in photos)
@@ -84,12 +94,31 @@ def test_results_match_model_predict_and_a_rerun_redoes_nothing(trained_model, c
     assert len(read_results(out)) == len(photos)
 
 
+def test_too_little_shared_memory_decodes_in_process_and_says_so(trained_model, camera_tree, tmp_path,
+                                                                  monkeypatch, capsys):
+    """Docker's default /dev/shm is 64 MB; writing past it would kill the run with SIGBUS."""
+    from zoolens.inference import batch
+
+    monkeypatch.setattr(batch, "shared_memory_room", lambda: 1 << 20)
+    monkeypatch.setattr(batch.multiprocessing, "Pool", None)  # no workers may start
+    summary = batch.predict_folder(trained_model, camera_tree, tmp_path / "r.parquet", workers=2, chunk_size=8,
+                                   progress=False)
+    assert (summary.predicted, summary.errors) == (len(photos_in(camera_tree)), 2)
+    size = trained_model.preprocessing.input_size
+    needed_mb = -(-2 * 8 * size * size * 3 // 2**20)  # two chunks of 8 photos, 8-bit RGB
+    said = capsys.readouterr().err
+    assert f"/dev/shm: 1 MB free, decoding workers need {needed_mb} MB" in said and "--shm-size" in said
+    assert sum(r["label"] is not None for r in read_results(tmp_path / "r.parquet")) == summary.predicted - 2
+
+
 def test_summary_counts_each_folder(trained_model, camera_tree, tmp_path):
     import csv
 
     from zoolens.inference.batch import predict_folder
 
+    segments_before = shared_memory_segments()
     summary = predict_folder(trained_model, camera_tree, tmp_path / "r.parquet", workers=0, progress=False)
+    assert shared_memory_segments() == segments_before
     table = {row["folder"]: row for row in csv.DictReader(summary.summary_csv.open())}
     assert summary.summary_csv == tmp_path / "r-summary.csv"
     assert set(table) == {"site1", "site1/night", "site2", "(all)"}

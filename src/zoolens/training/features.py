@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from zoolens.data.images import file_problem, open_image
-from zoolens.data.transforms import preprocess_array
+from zoolens.data.transforms import cropped_pixels, normalised
 from zoolens.errors import ImageError
 from zoolens.files import replaced_atomically
 from zoolens.models.backbones import Backbone, Preprocessing, state_fingerprint
@@ -170,8 +170,14 @@ def file_digest(path: Path) -> str:
 
 def decode_for_network(path: Path, prep: Preprocessing) -> tuple[np.ndarray | None, str]:
     """One photo as network input (3, S, S), or (None, why it cannot be used)."""
+    pixels, problem = decode_pixels(path, prep)
+    return (None if pixels is None else normalised(pixels, prep)), problem
+
+
+def decode_pixels(path: Path, prep: Preprocessing) -> tuple[np.ndarray | None, str]:
+    """One photo resized and cropped for the network, 8-bit (S, S, 3), or (None, why it cannot be used)."""
     try:
-        return preprocess_array(open_image(path, min_side=prep.resize_size), prep), ""
+        return cropped_pixels(open_image(path, min_side=prep.resize_size), prep), ""
     except ImageError as error:
         return None, error.reason
 
