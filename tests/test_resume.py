@@ -215,3 +215,28 @@ def _rows(database: Path) -> int:
             return db.execute("SELECT COUNT(*) FROM features").fetchone()[0]
     except sqlite3.Error:
         return 0
+
+
+def _open_feature_cache_at_once(args) -> str:
+    path, start = args
+    from zoolens.training.features import open_cache_database
+
+    start.wait()
+    try:
+        open_cache_database(Path(path), "features (digest TEXT PRIMARY KEY, vector BLOB, sha TEXT)").close()
+        return ""
+    except sqlite3.Error as error:
+        return repr(error)
+
+
+def test_processes_opening_a_new_feature_cache_at_once_all_get_it(tmp_path):
+    """DDP ranks open the same new cache file at the same moment; SQLite alone answered "database is locked"
+    to some of them (6 of 120 opens in 20 rounds of 6 processes, before waiting was added)."""
+    import multiprocessing
+
+    with multiprocessing.Manager() as manager, multiprocessing.Pool(6) as pool:
+        for round_number in range(10):
+            start = manager.Barrier(6)
+            path = tmp_path / f"round{round_number}.sqlite"
+            problems = pool.map(_open_feature_cache_at_once, [(str(path), start)] * 6, chunksize=1)
+            assert problems == [""] * 6, problems
