@@ -12,11 +12,8 @@ import io
 import json
 import logging
 import os
-import random
-import sqlite3
 import stat
 import threading
-import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,7 +27,7 @@ from tqdm.auto import tqdm
 from zoolens.data.images import file_problem, open_image
 from zoolens.data.transforms import cropped_pixels, normalised
 from zoolens.errors import ImageError
-from zoolens.files import replaced_atomically
+from zoolens.files import open_cache_database, replaced_atomically
 from zoolens.models.backbones import Backbone, Preprocessing, state_fingerprint
 from zoolens.training.distributed import in_process_group
 
@@ -119,34 +116,6 @@ def make_engine(module: torch.nn.Module, key: str, input_size: int, engine: str 
             built = TorchEngine(module)
         _ENGINES[(key, engine)] = built
         return built
-
-
-SQLITE_WAIT_S = 60  # how long a process waits for another that holds a cache file
-
-
-def open_cache_database(path: Path, table: str) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(str(path), timeout=SQLITE_WAIT_S, check_same_thread=False)
-    # WAL with NORMAL sync: a crash can lose the last writes but never corrupts the file, and a
-    # commit costs no fsync (one per predicted photo would dominate single-photo latency).
-    for statement in ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", f"CREATE TABLE IF NOT EXISTS {table}"):
-        _execute_when_unlocked(db, statement)
-    return db
-
-
-def _execute_when_unlocked(db: sqlite3.Connection, statement: str) -> None:
-    """Run a set-up statement, waiting while another process holds the file. SQLite's own wait (the
-    connection's timeout) does not cover processes that open the same new file at once (DDP ranks): both
-    read it, both want to write, and SQLite answers "database is locked" at once to break the deadlock."""
-    deadline = time.monotonic() + SQLITE_WAIT_S
-    while True:
-        try:
-            db.execute(statement)
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() > deadline:
-                raise
-            time.sleep(random.uniform(0.01, 0.1))  # apart, so the processes do not collide again in step
 
 
 class FeatureCache:
