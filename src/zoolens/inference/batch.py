@@ -35,6 +35,7 @@ from zoolens.data.transforms import normalised
 from zoolens.errors import ZoolensError
 from zoolens.files import replaced_atomically
 from zoolens.inference.model import NOT_SURE, Model, Prediction
+from zoolens.training.features import decode_pixels
 
 CHUNK_SIZE = 256  # photos per part file; also how far decoding runs ahead of the network
 NETWORK_BATCH = 32
@@ -317,8 +318,6 @@ def _decode_in_worker(task: tuple[int, int, Path]) -> str:
 
 def decode_into(slots: np.ndarray, preprocessing, task: tuple[int, int, Path]) -> str:
     """Decode a photo into slots[slot, position]; "" if it could be, else why it cannot be used."""
-    from zoolens.training.features import decode_pixels
-
     slot, position, path = task
     pixels, problem = decode_pixels(path, preprocessing)
     if pixels is None:
