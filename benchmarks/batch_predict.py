@@ -54,10 +54,10 @@ def _proc_fields(path: str) -> dict[str, str]:
         return dict(line.split(":", 1) for line in handle if ":" in line)
 
 
-def tree_pss_kib(pid: int) -> tuple[int, int]:
+def tree_pss_kib(pid: int) -> tuple[int, int] | None:
     """Memory of a process and all its descendants (Linux /proc), as proportional set size: pages the
     forked decoding workers share with their parent are counted once, not once per process as RSS would.
-    Returns (the process alone, the process and its descendants)."""
+    Returns (the process alone, the process and its descendants), or None when one of them exited meanwhile."""
     parents: dict[int, int] = {}
     pss: dict[int, int] = {}
     for entry in os.listdir("/proc"):
@@ -79,7 +79,18 @@ def tree_pss_kib(pid: int) -> tuple[int, int]:
             pss[member] = int(_proc_fields(f"/proc/{member}/smaps_rollup").get("Pss", "0 kB").split()[0])
         except (OSError, ValueError):
             continue
+    if not all(is_running(member) for member in family):
+        # A worker exited between the reads: the pages it shared moved to its parent's PSS, possibly after
+        # they were counted to it, and would be counted twice (seen once: +150 MB in the last sample).
+        return None
     return pss.get(pid, 0), sum(pss.values())
+
+
+def is_running(pid: int) -> bool:
+    try:
+        return _proc_fields(f"/proc/{pid}/status")["State"].split()[0] not in ("Z", "X")
+    except (OSError, KeyError):
+        return False
 
 
 def timed_predict(model: Path, folder: Path, out: Path, workers: int, env: dict) -> dict:
@@ -93,10 +104,12 @@ def timed_predict(model: Path, folder: Path, out: Path, workers: int, env: dict)
 
     def sample():
         while child.poll() is None:
-            main_kib, tree_kib = tree_pss_kib(child.pid)
-            peak[0] = max(peak[0], tree_kib)
             parts = len(list(out.glob("part-*.parquet"))) - existing
-            samples.append((parts, main_kib, tree_kib))
+            measured = tree_pss_kib(child.pid)
+            if measured is not None:
+                main_kib, tree_kib = measured
+                peak[0] = max(peak[0], tree_kib)
+                samples.append((parts, main_kib, tree_kib))
             if first_part[0] is None and parts > 0:
                 first_part[0] = time.perf_counter()
             time.sleep(0.25)
