@@ -10,6 +10,17 @@ IMAGENET_CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian c
 
 
 @pytest.fixture
+def coffee(tmp_path) -> Path:
+    """skimage's espresso: a real photo with no animal in it."""
+    from PIL import Image
+    from skimage import data
+
+    path = tmp_path / "coffee.jpg"
+    Image.fromarray(data.coffee()).save(path)
+    return path
+
+
+@pytest.fixture
 def root(display):
     import tkinter as tk
 
@@ -87,7 +98,37 @@ def test_not_sure_below_the_threshold(root, trained_model, other_animals):
     app.classify_path(sorted((other_animals / "dogs").iterdir())[0])
     pump_until(root, lambda: not app.busy)
     assert app.last_prediction.label is None
-    assert app.answer_text().startswith("not sure (best guess: ")
+    assert app.answer_text().startswith("Not sure (best guess: ")
+    assert app.answer_label.cget("style") == "Unsure.TLabel"
+
+
+def test_no_animal_is_none_of_these_until_the_open_set_check_is_off(root, display, trained_model, coffee,
+                                                                   screenshots):
+    app = open_app(root, trained_model.path)
+    app.classify_path(coffee)
+    pump_until(root, lambda: not app.busy)
+    assert app.last_prediction.verdict == "none of these"
+    assert app.answer_text().startswith("None of these: no animal in the photo (it looks like")
+    assert app.answer_label.cget("style") == "None.TLabel"  # slate, never the class's green
+    assert str(app.bars[0].cget("style")) == "None.Horizontal.TProgressbar"
+    assert "not an answer" in app.scores_label.cget("text")
+    screenshot(display, screenshots / "desktop-none-of-these.png")
+
+    app.open_set.set("off")  # the "Open-set check" box, as a person picks "off" in it
+    app.open_set_box.event_generate("<<ComboboxSelected>>")
+    pump_until(root, lambda: not app.busy)
+    assert app.last_prediction.verdict != "none of these"  # the same photo, asked again without the check
+    assert not app.answer_text().startswith("None of these")
+
+
+def test_zoolens_desktop_passes_the_open_set_option(trained_model, monkeypatch):
+    from zoolens.apps import desktop
+    from zoolens.cli import main
+
+    started = {}
+    monkeypatch.setattr(desktop, "run_desktop", lambda model, **options: started.update(options, model=model) or 0)
+    assert main(["desktop", str(trained_model.path), "--open-set", "strict"]) == 0
+    assert started["open_set"] == "strict" and started["model"] == trained_model.path
 
 
 def test_an_unreadable_file_is_reported_in_the_window(root, trained_model, tmp_path):
@@ -107,7 +148,7 @@ def test_a_folder_that_is_not_a_model_keeps_the_current_one(root, trained_model,
     assert app.predictor.model_path == trained_model.path and not app.busy
 
 
-def test_switch_to_imagenet_and_back_then_exit(root, display, trained_model, tmp_path, screenshots):
+def test_switch_to_imagenet_and_back_then_exit(root, display, trained_model, tmp_path, coffee, screenshots):
     from PIL import Image
     from skimage import data
 
@@ -119,7 +160,12 @@ def test_switch_to_imagenet_and_back_then_exit(root, display, trained_model, tmp
     pump_until(root, lambda: not app.busy and app.last_prediction is not None)
     assert app.predictor.is_imagenet and "ImageNet" in root.title()
     assert app.last_prediction.top[0][0] in IMAGENET_CATS
+    assert app.answer_text().startswith("cat (") and "— most likely " in app.answer_text()
     screenshot(display, screenshots / "desktop-imagenet.png")
+    app.classify_path(coffee)
+    pump_until(root, lambda: not app.busy)
+    assert app.answer_text() == "No animal found (it looks like an espresso)"
+    assert app.answer_label.cget("style") == "None.TLabel"
 
     app.load_model(trained_model.path)  # File > Open model… with the folder the dialog returns
     pump_until(root, lambda: not app.busy)

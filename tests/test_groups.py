@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoolens.apps.groups import ANIMAL_GROUPS, NOT_AN_ANIMAL, group_indices, group_probabilities, predict_groups
+from zoolens.models.imagenet_groups import ANIMAL_GROUPS, NOT_AN_ANIMAL, group_indices, group_probabilities
 from zoolens.cli import main
-from zoolens.inference.imagenet import DOG_CLASSES, imagenet_categories
+from zoolens.inference.imagenet import DOG_CLASSES, ImageNetClassifier, imagenet_categories
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +57,10 @@ def test_real_photos_get_their_group(cat_photo, animals3, imagewoof, tmp_path):
     broken.write_bytes(b"not a photo")
     panda = sorted((animals3 / "panda").iterdir())[0]
     dog = sorted((imagewoof / "val" / "n02099601").iterdir())[0]  # golden retriever
-    cat, bear, retriever, unreadable = predict_groups([cat_photo, panda, dog, broken])
-    assert cat.group == "cat" and cat.confidence > 0.8
-    assert bear.group == "panda"
-    assert retriever.group == "dog" and retriever.answer.startswith("dog (")
+    cat, bear, retriever, unreadable = ImageNetClassifier().predict([cat_photo, panda, dog, broken], by_group=True)
+    assert cat.label == "cat" and cat.confidence > 0.8 and cat.top[0][0] == "cat"
+    assert bear.label == "panda" and bear.detail == "most likely giant panda"
+    assert retriever.label == "dog" and retriever.describe().startswith("dog (")
     assert unreadable.error and unreadable.answer.startswith("error:")
 
 

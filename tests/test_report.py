@@ -12,7 +12,8 @@ from PIL import Image
 from zoolens.cli import main
 from zoolens.evaluation.report import confused_pairs, write_report
 
-SECTIONS = ["summary", "model-card", "dataset", "training", "metrics", "confusion", "confused-pairs", "mistakes", "correct"]
+SECTIONS = ["summary", "model-card", "dataset", "training", "metrics", "confusion", "confused-pairs", "unknown-photos",
+            "mistakes", "correct"]
 MAX_REPORT_BYTES = 3_000_000
 
 
@@ -40,6 +41,10 @@ def parse(path) -> tuple[str, PageParts]:
     parts = PageParts()
     parts.feed(html)
     return html, parts
+
+
+def section_html(html: str, section_id: str) -> str:
+    return html.split(f'<section id="{section_id}">')[1].split("</section>")[0]
 
 
 def decode(src: str) -> Image.Image:
@@ -73,6 +78,12 @@ def test_report_on_a_trained_model(trained_model, tmp_path):
     thumbnails = [decode(src) for alt, src in parts.images if alt in ("photo", "Grad-CAM")]
     assert len(thumbnails) >= 2 * len(trained_model.classes)  # at least one correct photo per class, with its map
     assert all(t.format == "JPEG" and max(t.size) <= 256 for t in thumbnails)
+    # "None of these": how it works with this model's thresholds; no unknown photos measured yet.
+    unknown = section_html(html, "unknown-photos")
+    thresholds = trained_model.meta["open_set"]["thresholds"]
+    for value in (f"{thresholds['on']['distance']:.3f}", f"{thresholds['strict']['distance']:.3f}",
+                  "Is there an animal?", "answered with a class", "Not measured yet", "zoolens evaluate MODEL DATA --unknown"):
+        assert value in unknown
 
 
 def test_report_without_the_training_folder_uses_what_was_recorded(trained_model, tmp_path, capsys):
@@ -90,6 +101,18 @@ def test_report_without_the_training_folder_uses_what_was_recorded(trained_model
     assert_self_contained(html, parts, out)
     assert "pass --data" in html
     assert not [alt for alt, _ in parts.images if alt in ("photo", "Grad-CAM")]
+    assert "answered with a class" in section_html(html, "unknown-photos")  # as recorded at training time
+
+
+def test_report_of_a_model_made_before_the_open_set_check(trained_model, tmp_path):
+    model_copy = shutil.copytree(trained_model.path, tmp_path / "old-model")
+    (model_copy / "open_set.safetensors").unlink()
+    out = write_report(model_copy, out=tmp_path / "report.html", progress=False, gallery_size=1)
+    html, parts = parse(out)
+    assert parts.sections == SECTIONS
+    unknown = section_html(html, "unknown-photos")
+    assert "made before zoolens had" in unknown and "Is there an animal?" not in unknown
+    assert "100.0%" in unknown  # every test photo answered with a class
 
 
 def test_report_command_on_a_missing_data_folder_is_one_line(trained_model, tmp_path, capsys):

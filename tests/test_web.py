@@ -1,5 +1,5 @@
 """The Streamlit web app: its checks and logic with AppTest, then a real browser (Debian chromium + Playwright)
-uploading a real photo to `streamlit run` and reading the prediction off the page."""
+uploading real photos to `streamlit run` and reading the answers (class, not sure, none of these) off the page."""
 
 import csv
 import io
@@ -18,6 +18,7 @@ from PIL import Image
 from conftest import missing_tool, stop_process
 from zoolens.apps import web
 from zoolens.apps.common import IMAGENET_NAME
+from zoolens.inference.prediction import NONE_OF_THESE, Prediction
 
 WEB_SCRIPT = str(Path(web.__file__))
 CHROMIUM = "/usr/bin/chromium"
@@ -38,6 +39,28 @@ def cat_photo(other_animals) -> Path:
     return sorted((other_animals / "cats").iterdir())[0]
 
 
+@pytest.fixture(scope="module")
+def skimage_photos(tmp_path_factory) -> dict[str, Path]:
+    """Real photos with and without an animal: skimage's cat (chelsea), an espresso (coffee) and a rocket."""
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("skimage")
+    photos = {"chelsea": data.chelsea(), "coffee": data.coffee(), "rocket": data.rocket()}
+    for name, pixels in photos.items():
+        Image.fromarray(pixels).save(folder / f"{name}.jpg")
+    return {name: folder / f"{name}.jpg" for name in photos}
+
+
+def uploads_of(photos: dict[str, Path], *names: str) -> list[tuple[str, bytes, str]]:
+    return [(f"{name}.jpg", photos[name].read_bytes(), "image/jpeg") for name in names]
+
+
+def shown_answers(at) -> dict[str, str]:
+    """Each upload's answer box as the page's markdown holds it (its file name, then its verdict and line)."""
+    cards = [m.value for m in at.markdown if 'data-testid="zl-answer"' in m.value]
+    return {card.split('<div class="zl-file">')[1].split("</div>")[0]: card for card in cards}
+
+
 # ---- upload checks and CSV ------------------------------------------------------------------------
 def test_uploads_too_large_not_images_or_too_many_pixels_are_refused(tmp_path):
     assert web.check_upload("big.jpg", b"\xff" * (web.MAX_UPLOAD_BYTES + 1)).problem == "larger than 20 MB"
@@ -53,13 +76,27 @@ def test_uploads_too_large_not_images_or_too_many_pixels_are_refused(tmp_path):
     assert upload.problem is None and upload.data == ok.getvalue()
 
 
-def test_results_csv_has_one_row_per_photo_with_top_k():
-    results = [web.Result("a.jpg", "cats (90.0%)", "cats", 0.9, [("cats", 0.9), ("dogs", 0.1)]),
-               web.Result("b.jpg", "refused: empty file", None, 0.0, error="empty file")]
-    rows = list(csv.DictReader(io.StringIO(web.results_csv(results, top_k=2))))
-    assert [r["file"] for r in rows] == ["a.jpg", "b.jpg"]
-    assert rows[0]["top2_label"] == "dogs" and float(rows[0]["top2_confidence"]) == pytest.approx(0.1)
-    assert rows[1]["error"] == "empty file" and rows[1]["label"] == ""
+def test_a_refused_upload_is_an_error_answer_named_after_the_file():
+    refused = web.classify_upload(None, web.check_upload("notes.jpg", b"just text"), top_k=3, min_confidence=0.5)
+    assert isinstance(refused, Prediction) and refused.verdict == "error" and refused.source == "notes.jpg"
+    assert 'data-verdict="error"' in web.answer_html(refused, imagenet=False)
+    assert "Cannot read this photo: not an image Pillow can read" in web.answer_html(refused, imagenet=False)
+
+
+def test_each_verdict_has_its_own_look_and_only_a_class_is_green():
+    top = [("cats", 0.97), ("dogs", 0.03)]
+    looks = {
+        "class": Prediction("a.jpg", "cats", 0.97, top),
+        "not sure": Prediction("b.jpg", None, 0.41, top),
+        NONE_OF_THESE: Prediction("c.jpg", None, 0.97, top, verdict=NONE_OF_THESE, reason="a person",
+                                  detail="it looks like a suit"),
+    }
+    classes = {verdict: web.answer_class(prediction) for verdict, prediction in looks.items()}
+    assert len(set(classes.values())) == 3 and classes["class"] == "zl-answer zl-class"
+    none_of_these = web.answer_html(looks[NONE_OF_THESE], imagenet=False)
+    assert "None of these: a person (it looks like a suit)" in none_of_these and "zl-class" not in none_of_these
+    assert "not an answer" in web.scores_html(looks[NONE_OF_THESE], imagenet=False)
+    assert "not an answer" not in web.scores_html(looks["class"], imagenet=False)
 
 
 def test_bars_escape_labels():
@@ -83,7 +120,7 @@ def test_app_lists_models_classifies_uploads_and_refuses_bad_ones(app_test, mode
     at.file_uploader(key="photos").set_value(uploads).run()
     assert not at.exception
     page = " ".join(m.value for m in at.markdown)
-    assert "cats (" in page and "refused: not an image Pillow can read" in page
+    assert "cats (" in page and "Cannot read this photo: not an image Pillow can read" in page
     assert len(at.get("download_button")) == 1
 
 
@@ -94,6 +131,39 @@ def test_imagenet_mode_without_a_trained_model(app_test, cat_photo):
     assert not at.exception
     page = " ".join(m.value for m in at.markdown)
     assert any(name in page for name in ("tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat"))
+
+
+def test_a_trained_model_says_none_of_these_for_an_espresso_and_a_rocket(app_test, skimage_photos):
+    at = app_test.run()
+    at.file_uploader(key="photos").set_value(uploads_of(skimage_photos, "coffee", "rocket", "chelsea")).run()
+    assert not at.exception
+    answers = shown_answers(at)
+    for name in ("coffee.jpg", "rocket.jpg"):
+        assert 'class="zl-answer zl-none"' in answers[name] and 'data-verdict="none of these"' in answers[name]
+        assert "None of these: no animal in the photo (it looks like" in answers[name]
+    assert 'data-verdict="class"' in answers["chelsea.jpg"] and ">cats (" in answers["chelsea.jpg"]
+
+
+def test_the_open_set_control_turns_none_of_these_off(app_test, skimage_photos):
+    at = app_test.run()
+    assert at.radio(key="open_set").options == ["on", "strict", "off"] and at.radio(key="open_set").value == "on"
+    at.radio(key="open_set").set_value("off")
+    at.file_uploader(key="photos").set_value(uploads_of(skimage_photos, "rocket")).run()
+    assert not at.exception
+    assert "none of these" not in shown_answers(at)["rocket.jpg"].lower()
+
+
+def test_imagenet_mode_says_no_animal_found_and_names_the_cat_by_its_group(app_test, skimage_photos):
+    at = app_test.run()
+    at.selectbox(key="model").set_value(IMAGENET_NAME).run()
+    assert at.radio(key="open_set").disabled  # ImageNet mode always says when there is no animal
+    at.file_uploader(key="photos").set_value(uploads_of(skimage_photos, "coffee", "chelsea")).run()
+    assert not at.exception
+    answers = shown_answers(at)
+    assert ">No animal found (it looks like an espresso)<" in answers["coffee.jpg"]
+    assert "zl-class" not in answers["coffee.jpg"]
+    assert 'data-verdict="class"' in answers["chelsea.jpg"] and ">cat (" in answers["chelsea.jpg"]
+    assert "— most likely " in answers["chelsea.jpg"]
 
 
 def test_gradcam_toggle_when_the_explainer_exists(app_test, cat_photo):
@@ -190,16 +260,55 @@ def test_browser_upload_shows_the_prediction(server, browser, cat_photo, tmp_pat
     assert not (workdir.parent.parent / "escape.jpg").exists()
 
 
+def answer_boxes(page) -> dict[str, dict]:
+    """Each card's file name, answer line, verdict and background colour, as the browser shows them."""
+    return page.evaluate("""() => Array.from(document.querySelectorAll('.zl-card')).map(card => {
+        const answer = card.querySelector('[data-testid=zl-answer]');
+        return {file: card.querySelector('.zl-file').innerText, text: answer.innerText,
+                verdict: answer.dataset.verdict, background: getComputedStyle(answer).backgroundColor};
+    })""")
+
+
+def test_browser_shows_none_of_these_for_no_animal_and_downloads_the_verdicts(server, browser, skimage_photos,
+                                                                              tmp_path):
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1280, "height": 1400}, accept_downloads=True)
+    page.goto(url, timeout=60_000)
+    page.wait_for_selector("input[type=file]", state="attached", timeout=60_000)
+    names = ["coffee", "rocket", "chelsea"]
+    page.set_input_files("input[type=file]", [{"name": f"{name}.jpg", "mimeType": "image/jpeg",
+                                               "buffer": skimage_photos[name].read_bytes()} for name in names])
+    page.wait_for_function("document.querySelectorAll('[data-testid=zl-answer]').length >= 3", timeout=90_000)
+    boxes = {box["file"]: box for box in answer_boxes(page)}
+    for name in ("coffee.jpg", "rocket.jpg"):
+        assert boxes[name]["verdict"] == NONE_OF_THESE, boxes[name]
+        assert boxes[name]["text"].startswith("None of these: no animal in the photo"), boxes[name]
+    assert boxes["chelsea.jpg"]["verdict"] == "class" and boxes["chelsea.jpg"]["text"].startswith("cats (")
+    assert boxes["coffee.jpg"]["background"] != boxes["chelsea.jpg"]["background"]  # never the class's green
+
+    folder = Path(os.environ.get("ZOOLENS_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / "web-none-of-these.png"), full_page=True)
+    with page.expect_download(timeout=30_000) as download:
+        page.get_by_text("Download results (CSV)").click()
+    rows = {row["path"]: row for row in csv.DictReader(io.StringIO(Path(download.value.path()).read_text()))}
+    page.close()
+    assert rows["coffee.jpg"]["verdict"] == NONE_OF_THESE and rows["coffee.jpg"]["label"] == ""
+    assert rows["coffee.jpg"]["reason"] == "no animal in the photo"
+    assert rows["chelsea.jpg"]["verdict"] == "class" and rows["chelsea.jpg"]["label"] == "cats"
+
+
 def test_zoolens_web_runs_streamlit_with_the_upload_limit_and_the_app_options(trained_model):
     from zoolens.apps.cli import web_command
     from zoolens.cli import build_parser
 
     args = build_parser().parse_args(["web", str(trained_model.path), "--port", "8600", "--models-dir", "elsewhere",
-                                      "--headless"])
+                                      "--headless", "--open-set", "strict"])
     command = web_command(args)
     assert command[1:4] == ["-m", "streamlit", "run"] and command[4] == WEB_SCRIPT
     app_options = command[command.index("--") + 1 :]
     assert app_options[:2] == ["--models-dir", "elsewhere"] and str(trained_model.path) in app_options
+    assert web.parse_app_args(app_options).open_set == "strict"
     server_options = " ".join(command[: command.index("--")])
     assert "--server.port 8600" in server_options and "--server.maxUploadSize 20" in server_options
     assert "--server.address 127.0.0.1" in server_options and "--server.headless true" in server_options

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import gc
 import importlib
 import json
@@ -94,13 +93,23 @@ def cmd_evaluate(args) -> int:
     from zoolens.inference.model import Model
 
     model = Model.load(args.model)
-    evaluation = evaluate(model, args.data, progress=not args.json)
+    evaluation = evaluate(model, args.data, progress=not args.json, open_set=args.open_set)
     out = Path(args.out) if args.out else Path(args.model) / "evaluation"
     written = write_evaluation(evaluation, out)
+    summary = evaluation.summary()
+    text = format_evaluation(evaluation)
+    if args.unknown:
+        from zoolens.evaluation.open_set_eval import evaluate_open_set, format_open_set, write_open_set
+
+        open_set = evaluate_open_set(model, evaluation, [Path(folder) for folder in args.unknown],
+                                     open_set=args.open_set, progress=not args.json)
+        written.update(write_open_set(open_set, out))
+        summary["open_set"] = open_set.summary()
+        text += "\n\n" + format_open_set(open_set)
     if args.json:
-        print(json.dumps(evaluation.summary(), indent=2))
+        print(json.dumps(summary, indent=2))
     else:
-        print(format_evaluation(evaluation))
+        print(text)
         print("\n" + "\n".join(f"wrote {path}" for path in written.values()))
     return 0
 
@@ -108,27 +117,14 @@ def cmd_evaluate(args) -> int:
 # ---- predict --------------------------------------------------------------------------------------
 def _print_predictions(predictions, top_k: int) -> None:
     width = min(60, max(len(p.source) for p in predictions))
-    for p in predictions:
+    answers = [p.describe() for p in predictions]
+    answer_width = min(70, max(len(a) for a in answers))
+    for p, answer in zip(predictions, answers):
         if p.error:
             print(f"{p.source:<{width}}  error: {p.error}")
             continue
         others = "  ".join(f"{label} {prob:.1%}" for label, prob in p.top[:top_k])
-        answer = p.answer if p.label is not None else f"not sure (best guess {p.top[0][0]})"
-        print(f"{p.source:<{width}}  {answer:<24} {p.confidence:6.1%}   top-{top_k}: {others}")
-
-
-def _write_predictions_csv(predictions, path: Path, top_k: int) -> None:
-    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
-        writer = csv.writer(handle)
-        header = ["path", "label", "confidence"]
-        for i in range(1, top_k + 1):
-            header += [f"top{i}_label", f"top{i}_confidence"]
-        writer.writerow(header + ["error"])
-        for p in predictions:
-            row = [p.source, p.answer if not p.error else "", f"{p.confidence:.6f}"]
-            for i in range(top_k):
-                row += [p.top[i][0], f"{p.top[i][1]:.6f}"] if i < len(p.top) else ["", ""]
-            writer.writerow(row + [p.error or ""])
+        print(f"{p.source:<{width}}  {answer:<{answer_width}}   top-{top_k}: {others}")
 
 
 def cmd_predict_folder(args) -> int:
@@ -140,7 +136,7 @@ def cmd_predict_folder(args) -> int:
     model_path, folder = args.model_and_paths
     summary = predict_folder(
         model_path, folder, args.out, top_k=args.top_k,
-        min_confidence=args.min_confidence if args.min_confidence is not None else 0.0,
+        min_confidence=args.min_confidence if args.min_confidence is not None else 0.0, open_set=args.open_set,
         sort_target=args.sort_into, copy=args.copy, summary_csv=args.summary, workers=args.workers,
         limit=args.limit, engine=args.engine, ray_address=args.ray_address, concurrency=args.concurrency,
     )
@@ -154,18 +150,15 @@ def cmd_predict(args) -> int:
         return cmd_predict_folder(args)
     if any(getattr(args, option) for option in ("sort_into", "copy", "limit", "ray_address")) or args.engine != "local":
         raise ZoolensError("--sort-into, --copy, --limit, --engine and --ray-address need --out RESULTS.parquet")
-    if args.groups:
-        from zoolens.apps.groups import format_group_predictions, predict_groups
-
-        if not args.imagenet:
-            raise ZoolensError("--groups needs --imagenet: zoolens predict --imagenet --groups PATH...")
-        print(format_group_predictions(predict_groups(_expand_inputs(args.model_and_paths), top_k=args.top_k)))
-        return 0
+    threshold = args.min_confidence if args.min_confidence is not None else 0.0
+    if args.groups and not args.imagenet:
+        raise ZoolensError("--groups needs --imagenet: zoolens predict --imagenet --groups PATH...")
     if args.imagenet:
         from zoolens.inference.imagenet import ImageNetClassifier
 
         inputs = _expand_inputs(args.model_and_paths)
-        predictions = ImageNetClassifier(args.backbone).predict(inputs, top_k=args.top_k)
+        predictions = ImageNetClassifier(args.backbone).predict(inputs, top_k=args.top_k, min_confidence=threshold,
+                                                                by_group=args.groups)
     else:
         from zoolens.inference.model import Model
 
@@ -173,11 +166,13 @@ def cmd_predict(args) -> int:
             raise ZoolensError("usage: zoolens predict MODEL PATH... (or zoolens predict --imagenet PATH...)")
         model = Model.load(args.model_and_paths[0])
         inputs = _expand_inputs(args.model_and_paths[1:])
-        threshold = args.min_confidence if args.min_confidence is not None else 0.0
-        predictions = model.predict(inputs, top_k=args.top_k, min_confidence=threshold, progress=len(inputs) > 64)
+        predictions = model.predict(inputs, top_k=args.top_k, min_confidence=threshold, progress=len(inputs) > 64,
+                                    open_set=args.open_set)
     _print_predictions(predictions, args.top_k)
     if args.csv:
-        _write_predictions_csv(predictions, Path(args.csv), args.top_k)
+        from zoolens.inference.prediction import write_csv
+
+        write_csv(predictions, Path(args.csv), args.top_k)
         print(f"wrote {args.csv}")
     return 0
 
@@ -240,6 +235,9 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="auto, or how many devices (GPUs, or CPU processes) per machine; more than one "
                              "fine-tunes with DDP (docs/scale.md)")
     parser.add_argument("--num-nodes", type=int, default=1, help="machines in a multi-machine run (docs/scale.md)")
+    parser.add_argument("--open-set-share", type=float, default=0.02,
+                        help="share of the validation photos the 'none of these' / 'not sure' checks may turn "
+                             "away (default 0.02; 'zoolens predict --open-set strict' uses at least 0.05)")
 
 
 def training_config(args):
@@ -286,6 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("data")
     evaluate.add_argument("--out", help="folder for the figures and metrics (default MODEL/evaluation)")
     evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--unknown", action="append", metavar="FOLDER",
+                          help="photos of none of the model's classes (people, objects, other species; any layout): "
+                               "how many it accepts as a class, how many of its own it turns away, AUROC (repeatable)")
+    evaluate.add_argument("--open-set", default="on", choices=["on", "strict", "off"],
+                          help="the open-set mode to measure (default on)")
     evaluate.set_defaults(run=cmd_evaluate)
 
     predict = commands.add_parser("predict", help="label, confidence and top-k for photos")
@@ -295,12 +298,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help="with --imagenet: animal group (dog, snake, bird, ...) summed over its ImageNet classes")
     predict.add_argument("--backbone", default="mobilenet_v2", help="network for --imagenet")
     predict.add_argument("--top-k", type=int, default=3)
-    predict.add_argument("--min-confidence", type=float, help="answer 'not sure' below this probability")
+    predict.add_argument("--min-confidence", type=float,
+                         help="answer 'not sure' below this probability (on top of the model's calibrated threshold)")
+    predict.add_argument("--open-set", default="on", choices=["on", "strict", "off"],
+                         help="'none of these' for people, objects, empty frames and other species: on (default, "
+                              "turns away 2%% of the model's own validation photos), strict (5%%) or off")
     predict.add_argument("--csv", help="also write one row per photo to this CSV")
     batch = predict.add_argument_group("a whole folder tree, resumable (zoolens predict MODEL FOLDER --out ...)")
     batch.add_argument("--out", metavar="RESULTS.parquet",
                        help="write results as a Parquet folder of parts; run again to go on where it stopped")
-    batch.add_argument("--sort-into", metavar="FOLDER", help="link each photo into FOLDER/<class>/ or 'not sure/'")
+    batch.add_argument("--sort-into", metavar="FOLDER",
+                       help="link each photo into FOLDER/<class>/, 'not sure/' or 'none of these/'")
     batch.add_argument("--copy", action="store_true", help="with --sort-into: copy instead of linking")
     batch.add_argument("--summary", metavar="CSV", help="per-folder counts (default: RESULTS-summary.csv beside it)")
     batch.add_argument("--workers", type=int, help="photo-decoding processes (default: CPU count, at most 4)")

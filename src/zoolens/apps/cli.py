@@ -7,18 +7,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-from zoolens.apps.common import DEFAULT_MIN_CONFIDENCE, require_model_folder
+from zoolens.apps.common import DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET, OPEN_SET_MODES, require_model_folder
 from zoolens.errors import ZoolensError
 
 WEB_SCRIPT = Path(__file__).with_name("web.py")
 MAX_UPLOAD_MB = 20
+OPEN_SET_HELP = ("'none of these' for people, objects, empty frames and other species: on (default), strict "
+                 "(turns more photos away) or off; for trained models (ImageNet mode always says when no animal "
+                 "is found)")
 
 
 def cmd_desktop(args) -> int:
     from zoolens.apps.desktop import run_desktop
 
     model = require_model_folder(args.model) if args.model else None
-    return run_desktop(model, min_confidence=args.min_confidence, backbone=args.backbone)
+    return run_desktop(model, min_confidence=args.min_confidence, backbone=args.backbone, open_set=args.open_set)
 
 
 def web_command(args) -> list[str]:
@@ -29,7 +32,8 @@ def web_command(args) -> list[str]:
                "--client.toolbarMode", "viewer"]
     if args.headless:
         command += ["--server.headless", "true"]
-    command += ["--", "--models-dir", args.models_dir, "--min-confidence", str(args.min_confidence)]
+    command += ["--", "--models-dir", args.models_dir, "--min-confidence", str(args.min_confidence),
+                "--open-set", args.open_set]
     if args.model:
         command += ["--model", str(require_model_folder(args.model))]
     if args.breeds:
@@ -68,7 +72,7 @@ def cmd_dogs(args) -> int:
 
     inputs = _expand_inputs(args.images)
     app = dogs.DogBreedApp(dogs.find_breeds_model(args.breeds), backbone=args.backbone,
-                           min_confidence=args.min_confidence)
+                           min_confidence=args.min_confidence, open_set=args.open_set)
     print(dogs.format_reports(app.identify(inputs)))
     return 0
 
@@ -78,6 +82,7 @@ def register(subparsers) -> None:
     desktop.add_argument("model", nargs="?", help="model folder (default: the ImageNet classes, no training)")
     desktop.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
                          help=f"answer 'not sure' below this probability (default {DEFAULT_MIN_CONFIDENCE})")
+    desktop.add_argument("--open-set", default=DEFAULT_OPEN_SET, choices=OPEN_SET_MODES, help=OPEN_SET_HELP)
     desktop.add_argument("--backbone", default="mobilenet_v2", help="network for the ImageNet mode")
     desktop.set_defaults(run=cmd_desktop)
 
@@ -88,6 +93,8 @@ def register(subparsers) -> None:
     web.add_argument("--models-dir", default="runs", help="folder whose model folders the model picker lists")
     web.add_argument("--breeds", help="dog-breed model for the dog page (default runs/dog-breeds)")
     web.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
+    web.add_argument("--open-set", default=DEFAULT_OPEN_SET, choices=OPEN_SET_MODES,
+                     help=OPEN_SET_HELP + "; the page's control starts here")
     web.add_argument("--headless", action="store_true", help="do not open a browser")
     web.set_defaults(run=cmd_web)
 
@@ -96,6 +103,8 @@ def register(subparsers) -> None:
     dogs.add_argument("--breeds", help="breed model (default runs/dog-breeds; train: "
                                        "zoolens train <imagewoof> --out runs/dog-breeds)")
     dogs.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
+    dogs.add_argument("--open-set", default=DEFAULT_OPEN_SET, choices=OPEN_SET_MODES,
+                      help="whether a dog may be 'none of the breeds this model knows': on (default), strict or off")
     dogs.add_argument("--backbone", default="mobilenet_v2", help="ImageNet network of the dog detector")
     dogs.add_argument("--audit", action="store_true",
                       help="measure both detectors on the shared faces, imagewoof and animals3 photos")

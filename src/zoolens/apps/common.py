@@ -1,4 +1,5 @@
-"""What the apps share: one `Predictor` for a trained zoolens model or the ImageNet classes, and model discovery."""
+"""What the apps share: one `Predictor` for a trained zoolens model or the ImageNet classes, the line each app shows
+for its answer, and model discovery."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ from pathlib import Path
 
 from zoolens.errors import ZoolensError
 from zoolens.inference.bundle import META_FILE
-from zoolens.inference.model import Prediction
+from zoolens.inference.prediction import CLASS, NONE_OF_THESE, Prediction
+from zoolens.models.open_set import MODES, PERSON
 
 DEFAULT_MIN_CONFIDENCE = 0.6
+DEFAULT_OPEN_SET = "on"
+OPEN_SET_MODES = MODES  # "on", "strict" (turns more photos away), "off" (never "none of these")
 IMAGENET_NAME = "ImageNet (1000 classes, no training)"
 
 # Imagewoof's class folders are ImageNet WordNet ids.
@@ -29,13 +33,6 @@ BREED_NAMES = {
 def display_label(label: str) -> str:
     """A class name for people: Imagewoof's WordNet ids become breed names; anything else stays."""
     return BREED_NAMES.get(label, label)
-
-
-def with_display_labels(prediction: Prediction) -> Prediction:
-    if prediction.label is not None:
-        prediction.label = display_label(prediction.label)
-    prediction.top = [(display_label(label), probability) for label, probability in prediction.top]
-    return prediction
 
 
 class Predictor:
@@ -62,25 +59,31 @@ class Predictor:
     def is_imagenet(self) -> bool:
         return self.model is None
 
-    def predict(self, inputs, top_k: int = 3, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> list[Prediction]:
+    def predict(self, inputs, top_k: int = 3, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+                open_set: str = DEFAULT_OPEN_SET) -> list[Prediction]:
+        """`open_set` ("on", "strict", "off") applies to a trained model; ImageNet mode always says when a
+        photo holds no animal, as its 1000 classes are all there is to be."""
         if self.model is not None:
-            predictions = self.model.predict(inputs, top_k=top_k, min_confidence=min_confidence)
-            return [with_display_labels(p) for p in predictions]
-        predictions = self.imagenet.predict(inputs, top_k=top_k)
-        for p in predictions:
-            if p.label is not None and p.confidence < min_confidence:
-                p.label = None  # the same honest "not sure" a trained model gives
-        return predictions
+            predictions = self.model.predict(inputs, top_k=top_k, min_confidence=min_confidence, open_set=open_set)
+            return [p.renamed(display_label) for p in predictions]
+        return self.imagenet.predict(inputs, top_k=top_k, min_confidence=min_confidence)
 
 
-def describe_answer(prediction: Prediction) -> str:
-    """One line a person reads: 'cats (97.2 %)', 'not sure (best guess: cats, 41.0 %)' or the error."""
-    if prediction.error:
-        return f"cannot read this photo: {prediction.error}"
-    if prediction.label is None:
-        best, probability = prediction.top[0]
-        return f"not sure (best guess: {best}, {probability:.1%})"
-    return f"{prediction.label} ({prediction.confidence:.1%})"
+def answer_line(prediction: Prediction, imagenet: bool = False) -> str:
+    """The line an app shows: `Prediction.describe()` as a sentence. With the ImageNet classes there is no
+    "these" to be none of, so a photo without an animal reads "No animal found (it looks like an espresso)"."""
+    if imagenet and prediction.verdict == NONE_OF_THESE:
+        found = "No animal found" + (": a person" if prediction.reason == PERSON else "")
+        return found + (f" ({prediction.detail})" if prediction.detail else "")
+    line = prediction.describe()
+    return line if prediction.verdict == CLASS else line[:1].upper() + line[1:]
+
+
+def scores_note(prediction: Prediction, imagenet: bool = False) -> str | None:
+    """What the top-k bars are when they are not the answer: a rocket's "dogs 97 %" is only the nearest class."""
+    if prediction.verdict == CLASS or not prediction.top:
+        return None
+    return "ImageNet's closest classes" if imagenet else "Scores among the classes this model knows — not an answer"
 
 
 def find_models(folder: str | Path) -> list[Path]:

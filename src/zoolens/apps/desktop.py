@@ -1,7 +1,9 @@
 """`zoolens desktop`: seed 000's Tkinter window on the zoolens API.
 
-"Select Animal" opens a file dialog; the photo is shown fitted to the window with the answer and its
-probability under it, then the top-3 as bars. Below the confidence threshold the answer is "not sure".
+"Select Animal" opens a file dialog; the photo is shown fitted to the window with the answer under it, then
+the top-3 as bars. The answer is a class (green), "not sure" below the confidence threshold (amber), or "none of
+these" with its reason (slate: a person, no animal, an animal unlike the training photos), as the open-set
+check chosen beside the button allows.
 Loading a model and classifying run on one worker thread; results come back to the Tk thread through a
 queue that `root.after` polls, so the window never freezes (Tk must only be touched from its own thread).
 """
@@ -16,9 +18,18 @@ from tkinter import filedialog, ttk
 
 from PIL import Image, ImageOps, ImageTk
 
-from zoolens.apps.common import DEFAULT_MIN_CONFIDENCE, IMAGENET_NAME, Predictor, describe_answer
+from zoolens.apps.common import (
+    DEFAULT_MIN_CONFIDENCE,
+    DEFAULT_OPEN_SET,
+    IMAGENET_NAME,
+    OPEN_SET_MODES,
+    Predictor,
+    answer_line,
+    scores_note,
+)
 from zoolens.data.images import IMAGE_EXTENSIONS, open_image
 from zoolens.errors import ZoolensError
+from zoolens.inference.prediction import CLASS, ERROR, NONE_OF_THESE, NOT_SURE
 
 TOP_K = 3
 POLL_MS = 40
@@ -26,13 +37,23 @@ PHOTO_TYPES = [("Photos", " ".join(f"*{ext}" for ext in sorted(IMAGE_EXTENSIONS)
 BACKGROUND = "#f6f4ef"
 ACCENT = "#2f6f4f"
 UNSURE = "#a15c00"
+NONE = "#3d4f63"
+PROBLEM = "#b3261e"
+# Each verdict's colour, for the answer and its bars: a class is the only green answer.
+VERDICT_COLOURS = {CLASS: ACCENT, NOT_SURE: UNSURE, NONE_OF_THESE: NONE, ERROR: PROBLEM}
+VERDICT_STYLES = {CLASS: "Answer", NOT_SURE: "Unsure", NONE_OF_THESE: "None", ERROR: "Problem"}
+BAR_COLOURS = {CLASS: "#4f9a72", NOT_SURE: "#d49a4a", NONE_OF_THESE: "#a3aebb", ERROR: "#a3aebb"}
 
 
 class DesktopApp:
     def __init__(self, root: tk.Tk, model: str | Path | None = None, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-                 backbone: str = "mobilenet_v2"):
+                 backbone: str = "mobilenet_v2", open_set: str = DEFAULT_OPEN_SET):
+        if open_set not in OPEN_SET_MODES:
+            raise ZoolensError(f"open_set must be one of {', '.join(OPEN_SET_MODES)}, not {open_set!r}")
         self.root = root
         self.min_confidence = min_confidence
+        self.open_set = tk.StringVar(root, value=open_set)
+        self.last_path: Path | None = None  # the photo shown, asked again when the open-set check changes
         self.backbone = backbone
         self.predictor: Predictor | None = None
         self.photo: Image.Image | None = None  # the photo shown, at full size; refitted when the window resizes
@@ -54,8 +75,11 @@ class DesktopApp:
         root.configure(background=BACKGROUND)
         root.protocol("WM_DELETE_WINDOW", self.exit)
         style = ttk.Style(root)
-        style.configure("Answer.TLabel", font=("DejaVu Sans", 18, "bold"), background=BACKGROUND, foreground=ACCENT)
-        style.configure("Unsure.TLabel", font=("DejaVu Sans", 18, "bold"), background=BACKGROUND, foreground=UNSURE)
+        for verdict, name in VERDICT_STYLES.items():
+            size = 16 if verdict in (CLASS, NOT_SURE) else 15
+            style.configure(f"{name}.TLabel", font=("DejaVu Sans", size, "bold"), background=BACKGROUND,
+                            foreground=VERDICT_COLOURS[verdict])
+            style.configure(f"{name}.Horizontal.TProgressbar", background=BAR_COLOURS[verdict])
         style.configure("Status.TLabel", font=("DejaVu Sans", 9), background=BACKGROUND, foreground="#555555")
         style.configure("TLabel", background=BACKGROUND)
         style.configure("TFrame", background=BACKGROUND)
@@ -75,8 +99,14 @@ class DesktopApp:
         top.pack(fill="x")
         self.select_button = ttk.Button(top, text="Select Animal", command=self.select_animal)
         self.select_button.pack(side="left")
-        self.model_label = ttk.Label(top, text="", style="Status.TLabel")
-        self.model_label.pack(side="right")
+        ttk.Label(top, text="Open-set check:").pack(side="left", padx=(14, 4))
+        self.open_set_box = ttk.Combobox(top, textvariable=self.open_set, values=OPEN_SET_MODES, state="readonly",
+                                         width=7)
+        self.open_set_box.pack(side="left")
+        self.open_set_box.bind("<<ComboboxSelected>>", lambda event: self._open_set_changed())
+        # A line of its own: "Model: ImageNet (1000 classes, no training)" does not fit beside the controls.
+        self.model_label = ttk.Label(root, text="", style="Status.TLabel")
+        self.model_label.pack(fill="x", padx=12)
 
         self.image_area = tk.Label(root, background="#e4e0d6", text="Pick a photo with “Select Animal”",
                                    foreground="#777777")
@@ -87,6 +117,8 @@ class DesktopApp:
                                       wraplength=520)
         self.answer_label.pack(fill="x", padx=12, pady=(6, 2))
 
+        self.scores_label = ttk.Label(root, text="", style="Status.TLabel", anchor="w")
+        self.scores_label.pack(fill="x", padx=12)
         bars = ttk.Frame(root, padding=(12, 0))
         bars.pack(fill="x")
         bars.columnconfigure(1, weight=1)
@@ -136,16 +168,22 @@ class DesktopApp:
             self._set_status("No model loaded: File > Open model…")
             return
         path = Path(path)
+        self.last_path = path
         self._set_busy(True, f"Classifying {path.name}…")
         self.answer_label.configure(text="…", style="Answer.TLabel")
-        min_confidence = self.min_confidence
+        min_confidence, open_set = self.min_confidence, self.open_set.get()  # Tk variables: read on the Tk thread
 
         def classify():
             predictor = self._current_predictor()
             image = open_image(path, min_side=1024)
-            return image, predictor.predict([path], top_k=TOP_K, min_confidence=min_confidence)[0]
+            prediction = predictor.predict([path], top_k=TOP_K, min_confidence=min_confidence, open_set=open_set)[0]
+            return image, prediction, predictor.is_imagenet
 
         self._submit("prediction", classify)
+
+    def _open_set_changed(self) -> None:
+        if self.last_path is not None and not self.busy:
+            self.classify_path(self.last_path)
 
     def exit(self) -> None:
         self.jobs.shutdown(wait=False, cancel_futures=True)
@@ -182,23 +220,27 @@ class DesktopApp:
             self._show_model_name()
             if error is not None:  # the previous model, if any, stays in use
                 self._set_busy(False, "")
-                self.answer_label.configure(text=f"Could not open the model: {error}", style="Unsure.TLabel")
+                self.answer_label.configure(text=f"Could not open the model: {error}", style="Problem.TLabel")
                 return
+            self.open_set_box.configure(state="disabled" if self.predictor.is_imagenet else "readonly")
             self._set_busy(False, f"Ready. Answers below {self.min_confidence:.0%} confidence say “not sure”.")
             return
         self._set_busy(False, "")
         if error is not None:
             self.last_prediction = None
-            self.answer_label.configure(text=f"Cannot read this photo: {error}", style="Unsure.TLabel")
-            self._show_bars([])
+            self.answer_label.configure(text=f"Cannot read this photo: {error}", style="Problem.TLabel")
+            self._show_bars([], ERROR)
+            self.scores_label.configure(text="")
             return
-        image, prediction = value
+        # Whether ImageNet answered comes with the answer: a model load queued after it may have finished by now.
+        image, prediction, imagenet = value
         self.last_prediction = prediction
         self.photo = image
         self._fit_photo()
-        style = "Answer.TLabel" if prediction.label is not None else "Unsure.TLabel"
-        self.answer_label.configure(text=describe_answer(prediction), style=style)
-        self._show_bars(prediction.top)
+        self.answer_label.configure(text=answer_line(prediction, imagenet),
+                                    style=f"{VERDICT_STYLES[prediction.verdict]}.TLabel")
+        self._show_bars(prediction.top, prediction.verdict)
+        self.scores_label.configure(text=scores_note(prediction, imagenet) or "")
         self._set_status(Path(prediction.source).name)
 
     # ---- display helpers ---------------------------------------------------------------------
@@ -207,11 +249,12 @@ class DesktopApp:
         self.model_label.configure(text=f"Model: {name}")
         self.root.title(f"zoolens — {name}")
 
-    def _show_bars(self, top: list[tuple[str, float]]) -> None:
+    def _show_bars(self, top: list[tuple[str, float]], verdict: str) -> None:
         for row in range(TOP_K):
             label, probability = top[row] if row < len(top) else ("", 0.0)
             self.bar_names[row].configure(text=label[:28])
-            self.bars[row].configure(value=probability * 100.0)
+            self.bars[row].configure(value=probability * 100.0,
+                                     style=f"{VERDICT_STYLES[verdict]}.Horizontal.TProgressbar")
             self.bar_values[row].configure(text=f"{probability:.1%}" if label else "")
 
     def _fit_photo(self) -> None:
@@ -238,12 +281,12 @@ class DesktopApp:
 
 
 def run_desktop(model: str | Path | None = None, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-                backbone: str = "mobilenet_v2") -> int:
+                backbone: str = "mobilenet_v2", open_set: str = DEFAULT_OPEN_SET) -> int:
     try:
         root = tk.Tk()
     except tk.TclError as error:
         raise ZoolensError(f"cannot open a window ({error}): the desktop app needs a graphical session") from None
-    DesktopApp(root, model, min_confidence=min_confidence, backbone=backbone)
+    DesktopApp(root, model, min_confidence=min_confidence, backbone=backbone, open_set=open_set)
     root.mainloop()
     return 0
 

@@ -6,31 +6,29 @@
   tuned scaleFactor=1.35, minNeighbors=4.
 - Dog detector: the pretrained ImageNet network's argmax falls in the dog classes 151-268.
 - Breed classifier: a zoolens model trained on Imagewoof's 10 breeds
-  (`zoolens train <imagewoof> --out runs/dog-breeds`).
+  (`zoolens train <imagewoof> --out runs/dog-breeds`). Its answer for a dog is its `Prediction`: a breed,
+  "not sure" or "none of these" (a dog of a breed it was not trained on).
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from zoolens.apps.common import DEFAULT_MIN_CONFIDENCE, display_label
-from zoolens.apps.groups import NOT_AN_ANIMAL, rank_groups
+from zoolens.apps.common import DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET, display_label
 from zoolens.data.images import is_image_name, open_image
 from zoolens.errors import ImageError, ZoolensError
+from zoolens.inference.prediction import CLASS, ERROR, NONE_OF_THESE, Prediction, open_input, source_name, with_article
+from zoolens.models.faces import FACE_CASCADE_FILE, FACE_MIN_NEIGHBORS, FACE_SCALE_FACTOR, FaceDetector
+from zoolens.models.imagenet_groups import NOT_AN_ANIMAL, rank_groups
 
 DEFAULT_BREEDS_MODEL = Path("runs") / "dog-breeds"
 TRAIN_BREEDS_COMMAND = "zoolens train <imagewoof folder> --out runs/dog-breeds"
 
-FACE_CASCADE_FILE = "haarcascade_frontalface_alt.xml"
-FACE_SCALE_FACTOR = 1.35  # seed 004's tuned values (OpenCV defaults: 1.1 and 3)
-FACE_MIN_NEIGHBORS = 4
-FACE_MAX_SIDE = 1024  # larger photos are scaled down before the cascade runs: same faces, a fraction of the time
-FACE_PAD = 0.15  # grey border around the photo, as a share of its longer side (see find_faces)
 FACE_CROP_MARGIN = 0.3  # each side of a face box, as a share of its size, when a human's face is classified
 
 # Seed 004's measured rates on 100 photos each (human faces / dog photos).
@@ -38,51 +36,7 @@ SEED_FACE_RATES = {"faces": 1.00, "imagewoof": 0.11}
 SEED_DOG_RATES = {"faces": 0.00, "imagewoof": 1.00}
 
 
-def with_article(name: str) -> str:
-    return ("an " if name[:1].lower() in "aeiou" else "a ") + name
-
-
 # ---- detectors ------------------------------------------------------------------------------------
-def _clip_box(box, size) -> tuple[int, int, int, int]:
-    x, y, w, h = box
-    left, top = max(0.0, x), max(0.0, y)
-    right, bottom = min(float(size[0]), x + w), min(float(size[1]), y + h)
-    return round(left), round(top), round(right - left), round(bottom - top)
-
-
-class FaceDetector:
-    """Human faces by OpenCV's frontal-face Haar cascade."""
-
-    def __init__(self, scale_factor: float = FACE_SCALE_FACTOR, min_neighbors: int = FACE_MIN_NEIGHBORS):
-        import cv2
-
-        self.cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / FACE_CASCADE_FILE))
-        if self.cascade.empty():
-            raise ZoolensError(f"OpenCV could not load {FACE_CASCADE_FILE} from {cv2.data.haarcascades}")
-        self.scale_factor = scale_factor
-        self.min_neighbors = min_neighbors
-
-    def find_faces(self, image: Image.Image) -> list[tuple[int, int, int, int]]:
-        """Face boxes (x, y, width, height) in the image's own pixels, largest first."""
-        scale = min(1.0, FACE_MAX_SIDE / max(image.size))
-        grey = image.convert("L")
-        if scale < 1.0:
-            grey = grey.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
-        # A face that fills the whole photo (a tight portrait crop) leaves the cascade no margin around
-        # it; a plain grey border gives it one (LFW crops: 78 % -> 93 % found, no more hits on animals).
-        pad = round(FACE_PAD * max(grey.size))
-        padded = ImageOps.expand(grey, border=pad, fill=128)
-        boxes = self.cascade.detectMultiScale(
-            np.asarray(padded), scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors
-        )
-        faces = [_clip_box(((x - pad) / scale, (y - pad) / scale, w / scale, h / scale), image.size)
-                 for x, y, w, h in boxes]
-        return sorted(faces, key=lambda box: -box[2] * box[3])
-
-    def has_face(self, image: Image.Image) -> bool:
-        return bool(self.find_faces(image))
-
-
 class DogDetector:
     """A dog when the pretrained ImageNet network's most likely class is one of its dog breeds."""
 
@@ -112,12 +66,27 @@ class DogReport:
     message: str
     dog: bool = False
     faces: int = 0
-    breed: str | None = None  # the dog's breed, when a dog was found and the model is confident
-    breed_top: list[tuple[str, float]] = field(default_factory=list)
-    resembles: str | None = None  # the breed a human face resembles
-    resembles_top: list[tuple[str, float]] = field(default_factory=list)
+    breed_prediction: Prediction | None = None  # the breeds model's answer for the dog, when a dog was found
+    resemblance: Prediction | None = None  # its scores for the largest face: the breed a human resembles
     imagenet_group: tuple[str, float] | None = None
     error: str | None = None
+
+    @property
+    def breed(self) -> str | None:
+        """The dog's breed, when the breeds model names one (not "not sure", not "none of these")."""
+        return self.breed_prediction.label if self.breed_prediction is not None else None
+
+    @property
+    def breed_top(self) -> list[tuple[str, float]]:
+        return self.breed_prediction.top if self.breed_prediction is not None else []
+
+    @property
+    def resembles(self) -> str | None:
+        return self.resemblance.top[0][0] if self.resemblance is not None else None
+
+    @property
+    def resembles_top(self) -> list[tuple[str, float]]:
+        return self.resemblance.top if self.resemblance is not None else []
 
     @property
     def kind(self) -> str:
@@ -138,7 +107,7 @@ class DogBreedApp:
     """Seed 004's algorithm on the zoolens API; `identify` answers for photo paths, PIL images or bytes."""
 
     def __init__(self, breeds_model=None, backbone: str = "mobilenet_v2",
-                 min_confidence: float = DEFAULT_MIN_CONFIDENCE, imagenet=None):
+                 min_confidence: float = DEFAULT_MIN_CONFIDENCE, imagenet=None, open_set: str = DEFAULT_OPEN_SET):
         from zoolens.inference.model import Model
 
         if breeds_model is None:
@@ -147,22 +116,28 @@ class DogBreedApp:
         self.faces = FaceDetector()
         self.dogs = DogDetector(backbone, classifier=imagenet)
         self.min_confidence = min_confidence
+        self.open_set = open_set
 
-    def _breed_ranking(self, image: Image.Image) -> list[tuple[str, float]]:
-        prediction = self.breeds.predict(image, top_k=3)[0]
-        return [(display_label(label), probability) for label, probability in prediction.top]
+    def _breed_of(self, image: Image.Image, min_confidence: float, open_set: str) -> Prediction:
+        return self.breeds.predict(image, top_k=3, min_confidence=min_confidence, open_set=open_set)[0] \
+            .renamed(display_label)
+
+    def _resemblance_of(self, face: Image.Image) -> Prediction:
+        # A face is never one of the breeds: its nearest breed is the answer, so no threshold and no open set.
+        return self._breed_of(face, 0.0, "off")
 
     def identify(self, inputs) -> list[DogReport]:
         inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
         return [self.identify_one(item, n) for n, item in enumerate(inputs)]
 
-    def identify_one(self, item, position: int = 0, min_confidence: float | None = None) -> DogReport:
-        """The report for one photo; `min_confidence` overrides the app's threshold for naming a breed."""
+    def identify_one(self, item, position: int = 0, min_confidence: float | None = None,
+                     open_set: str | None = None) -> DogReport:
+        """The report for one photo; `min_confidence` and `open_set` override the app's for naming a breed."""
         threshold = self.min_confidence if min_confidence is None else min_confidence
-        source = (str(item) if isinstance(item, (str, Path))
-                  else getattr(item, "filename", None) or f"<image {position + 1}>")
+        open_set = self.open_set if open_set is None else open_set
+        source = source_name(item, position)
         try:
-            image = open_image(Path(item) if isinstance(item, str) else item)
+            image = open_input(item)
         except ImageError as error:
             return DogReport(source, f"cannot read this photo: {error.reason}", error=error.reason)
         probabilities = self.dogs.probabilities([image])[0]
@@ -170,13 +145,10 @@ class DogBreedApp:
         boxes = self.faces.find_faces(image)
         report.faces = len(boxes)
         if report.dog:
-            report.breed_top = self._breed_ranking(image)
-            best, probability = report.breed_top[0]
-            report.breed = best if probability >= threshold else None
+            report.breed_prediction = self._breed_of(image, threshold, open_set)
         if boxes:
             # The largest face alone, so a dog beside the person does not decide whom they resemble.
-            report.resembles_top = self._breed_ranking(crop_face(image, boxes[0]))
-            report.resembles = report.resembles_top[0][0]
+            report.resemblance = self._resemblance_of(crop_face(image, boxes[0]))
         if not report.dog and not boxes:
             report.imagenet_group = rank_groups(probabilities, top_k=1)[0]
         report.message = compose_message(report, len(self.breeds.classes))
@@ -186,12 +158,7 @@ class DogBreedApp:
 def compose_message(report: DogReport, known_breeds: int) -> str:
     parts = []
     if report.dog:
-        best, probability = report.breed_top[0]
-        if report.breed is not None:
-            parts.append(f"Dog detected: it looks like {with_article(report.breed)} ({probability:.0%}).")
-        else:
-            parts.append(f"Dog detected, but not clearly one of the {known_breeds} breeds this model knows "
-                         f"(closest: {best}, {probability:.0%}).")
+        parts.append(dog_sentence(report.breed_prediction, known_breeds))
     if report.faces:
         people = "Human detected" if report.faces == 1 else f"{report.faces} human faces detected (the largest used)"
         parts.append(f"{people}: you look like {with_article(report.resembles)}!")
@@ -202,6 +169,18 @@ def compose_message(report: DogReport, known_breeds: int) -> str:
         parts.append(f"Neither a dog nor a human face found in this photo.{seen} "
                      "Try a clearer photo of a dog or a face.")
     return " ".join(parts)
+
+
+def dog_sentence(breed: Prediction, known_breeds: int) -> str:
+    """What the breeds model said about a dog: its breed, or that the dog is not (clearly) one it knows."""
+    if breed.verdict == ERROR:
+        return f"Dog detected, but the breed model could not read the photo: {breed.error}."
+    if breed.verdict == CLASS:
+        return f"Dog detected: it looks like {with_article(breed.label)} ({breed.confidence:.0%})."
+    # "Not sure" still thinks it is one of the breeds; "none of these" says it is none of them.
+    which = "not one" if breed.verdict == NONE_OF_THESE else "not clearly one"
+    return (f"Dog detected, but {which} of the {known_breeds} breeds this model knows "
+            f"(closest: {breed.nearest}, {breed.confidence:.0%}).")
 
 
 def find_breeds_model(path: str | Path | None) -> Path:

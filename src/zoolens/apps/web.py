@@ -8,17 +8,25 @@ this file only lays out the page.
 from __future__ import annotations
 
 import argparse
-import csv
 import html
 import importlib.util
 import io
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
-from zoolens.apps.common import DEFAULT_MIN_CONFIDENCE, IMAGENET_NAME, describe_answer, find_models
+from zoolens.apps.common import (
+    DEFAULT_MIN_CONFIDENCE,
+    DEFAULT_OPEN_SET,
+    IMAGENET_NAME,
+    OPEN_SET_MODES,
+    answer_line,
+    find_models,
+    scores_note,
+)
+from zoolens.inference.prediction import CLASS, ERROR, NONE_OF_THESE, NOT_SURE, Prediction, csv_text, failed
 
 MAX_UPLOAD_MB = 20
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
@@ -31,24 +39,37 @@ CLASSIFY_PAGE = "What is this animal?"
 DOGS_PAGE = "Dog breeds"
 EXPLAIN_MODULE = "zoolens.evaluation.explain"
 
+# Each verdict's look: a class is the only green answer; "none of these" is a neutral note, never a success.
+VERDICT_STYLES = {CLASS: "zl-class", NOT_SURE: "zl-unsure", NONE_OF_THESE: "zl-none", ERROR: "zl-error"}
+OPEN_SET_HELP = ("Whether a trained model may answer “none of these” (a person, no animal, an animal unlike its "
+                 "training photos): on, strict (turns more photos away) or off. ImageNet mode always says when "
+                 "no animal is found.")
+
 CSS = """
 <style>
-:root { --zl-green: #2f6f4f; --zl-amber: #a15c00; --zl-sand: #f6f4ef; --zl-ink: #1f2a24; }
+:root { --zl-green: #2f6f4f; --zl-amber: #a15c00; --zl-slate: #3d4f63; --zl-sand: #f6f4ef; --zl-ink: #1f2a24; }
 .stApp { background: linear-gradient(180deg, var(--zl-sand) 0%, #ffffff 320px); }
 .zl-hero h1 { font-size: 2.1rem; margin-bottom: 0; color: var(--zl-ink); letter-spacing: -0.02em; }
 .zl-hero p { color: #56625b; margin-top: 0.2rem; }
 .zl-card { background: #ffffff; border: 1px solid #e4e0d6; border-radius: 14px; padding: 0.8rem 1rem;
            box-shadow: 0 2px 10px rgba(31, 42, 36, 0.06); margin-bottom: 0.8rem; }
 .zl-file { font-size: 0.78rem; color: #7a847e; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.zl-answer { font-size: 1.35rem; font-weight: 700; color: var(--zl-green); margin: 0.1rem 0 0.4rem 0; }
-.zl-answer.zl-unsure { color: var(--zl-amber); }
-.zl-answer.zl-error { color: #b3261e; font-size: 1rem; }
-.zl-answer.zl-message { font-size: 1.05rem; line-height: 1.45; }
+.zl-answer { font-size: 1.2rem; font-weight: 700; line-height: 1.35; margin: 0.2rem 0 0.5rem 0;
+             padding: 0.45rem 0.7rem; border-radius: 8px; border-left: 5px solid; }
+.zl-answer.zl-class { color: var(--zl-green); background: #e7f1eb; border-color: var(--zl-green); }
+.zl-answer.zl-unsure { color: var(--zl-amber); background: #fbf1e2; border-color: var(--zl-amber); }
+.zl-answer.zl-none { color: var(--zl-slate); background: #eaeef3; border-color: #7d8da1; font-size: 1.05rem; }
+.zl-answer.zl-error { color: #b3261e; background: #fbeceb; border-color: #b3261e; font-size: 1rem; }
+.zl-answer.zl-message { font-size: 1.05rem; line-height: 1.45; color: var(--zl-ink); background: #ffffff;
+                        border-color: #c9c4b8; }
+.zl-bars-note { font-size: 0.75rem; color: #7a847e; margin-top: 0.3rem; }
 .zl-bar { display: flex; align-items: center; gap: 0.5rem; font-size: 0.85rem; margin: 0.15rem 0; }
 .zl-bar-label { flex: 0 0 42%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .zl-bar-track { flex: 1 1 auto; min-width: 3rem; background: #eef0ec; border-radius: 6px; height: 0.7rem;
                 overflow: hidden; }
 .zl-bar-fill { background: linear-gradient(90deg, #4f9a72, var(--zl-green)); height: 100%; border-radius: 6px; }
+.zl-unsure-bars .zl-bar-fill { background: #d49a4a; }
+.zl-none-bars .zl-bar-fill { background: #a3aebb; }
 .zl-bar-value { flex: 0 0 3.6rem; text-align: right; font-variant-numeric: tabular-nums; color: #56625b; }
 .zl-badge { display: inline-block; border-radius: 999px; padding: 0.05rem 0.6rem; font-size: 0.75rem;
             background: #e7f1eb; color: var(--zl-green); font-weight: 600; }
@@ -64,6 +85,7 @@ def parse_app_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--models-dir", default="runs", help="folder whose model folders the picker lists")
     parser.add_argument("--breeds", help="dog-breed model (default runs/dog-breeds)")
     parser.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
+    parser.add_argument("--open-set", default=DEFAULT_OPEN_SET, choices=OPEN_SET_MODES)
     args, _unknown = parser.parse_known_args(argv)
     return args
 
@@ -118,47 +140,24 @@ def check_upload(name: str, data: bytes) -> Upload:
     return Upload(name, data)
 
 
-@dataclass
-class Result:
-    name: str
-    answer: str  # what a person reads: 'cats (97.2 %)', 'not sure (...)' or the problem
-    label: str | None
-    confidence: float
-    top: list[tuple[str, float]] = field(default_factory=list)
-    error: str | None = None
-
-
-def classify_upload(predictor, upload: Upload, top_k: int, min_confidence: float) -> Result:
+def classify_upload(predictor, upload: Upload, top_k: int, min_confidence: float,
+                    open_set: str = DEFAULT_OPEN_SET) -> Prediction:
+    """The answer for one upload, named after the client's file; a refused upload is an error answer."""
     if upload.problem:
-        return Result(upload.name, f"refused: {upload.problem}", None, 0.0, error=upload.problem)
-    prediction = predictor.predict([upload.data], top_k=top_k, min_confidence=min_confidence)[0]
-    return Result(upload.name, describe_answer(prediction), prediction.label, prediction.confidence, prediction.top,
-                  prediction.error)
+        return failed(upload.name, upload.problem)
+    prediction = predictor.predict([upload.data], top_k=top_k, min_confidence=min_confidence, open_set=open_set)[0]
+    prediction.source = upload.name
+    return prediction
 
 
-def classify_uploads(classify, uploads: list[Upload], on_progress=None) -> list[Result]:
-    """`classify(upload) -> Result` for each upload in turn, reporting progress after each."""
+def classify_uploads(classify, uploads: list[Upload], on_progress=None) -> list[Prediction]:
+    """`classify(upload) -> Prediction` for each upload in turn, reporting progress after each."""
     results = []
     for n, upload in enumerate(uploads):
         results.append(classify(upload))
         if on_progress:
             on_progress(n + 1, len(uploads))
     return results
-
-
-def results_csv(results: list[Result], top_k: int) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    header = ["file", "answer", "label", "confidence"]
-    for i in range(1, top_k + 1):
-        header += [f"top{i}_label", f"top{i}_confidence"]
-    writer.writerow(header + ["error"])
-    for r in results:
-        row = [r.name, r.answer, r.label or "", f"{r.confidence:.6f}"]
-        for i in range(top_k):
-            row += [r.top[i][0], f"{r.top[i][1]:.6f}"] if i < len(r.top) else ["", ""]
-        writer.writerow(row + [r.error or ""])
-    return out.getvalue()
 
 
 def bars_html(top: list[tuple[str, float]]) -> str:
@@ -172,10 +171,23 @@ def bars_html(top: list[tuple[str, float]]) -> str:
     return "".join(rows)
 
 
-def answer_class(result: Result) -> str:
-    if result.error:
-        return "zl-answer zl-error"
-    return "zl-answer" if result.label is not None else "zl-answer zl-unsure"
+def answer_class(prediction: Prediction) -> str:
+    return f"zl-answer {VERDICT_STYLES[prediction.verdict]}"
+
+
+def answer_html(prediction: Prediction, imagenet: bool) -> str:
+    """The answer box; `data-verdict` names its verdict (class, not sure, none of these, error) for scripts."""
+    return (f'<div class="{answer_class(prediction)}" data-testid="zl-answer" '
+            f'data-verdict="{html.escape(prediction.verdict)}">{html.escape(answer_line(prediction, imagenet))}</div>')
+
+
+def scores_html(prediction: Prediction, imagenet: bool) -> str:
+    """The top-k bars, muted (with a note saying so) when they are not the answer."""
+    note = scores_note(prediction, imagenet)
+    if note is None:
+        return bars_html(prediction.top)
+    muted = "zl-none-bars" if prediction.verdict == NONE_OF_THESE else "zl-unsure-bars"
+    return f'<div class="zl-bars-note">{note}</div><div class="{muted}">{bars_html(prediction.top)}</div>'
 
 
 def explain_available() -> bool:
@@ -196,11 +208,11 @@ def main() -> None:
 
         return Predictor(None if choice == IMAGENET_NAME else choice)
 
-    # Plain tuples out: a rerun (a slider, the Grad-CAM toggle, a download) reuses them, not the network.
+    # Copies out: a rerun (a slider, the Grad-CAM toggle, a download) reuses the answers, not the network.
     @st.cache_data(show_spinner=False, max_entries=2000)
-    def cached_result(choice: str, name: str, data: bytes, problem: str | None, top_k: int, min_confidence: float):
-        result = classify_upload(load_predictor(choice), Upload(name, data, problem), top_k, min_confidence)
-        return result.answer, result.label, result.confidence, result.top, result.error
+    def cached_result(choice: str, name: str, data: bytes, problem: str | None, top_k: int, min_confidence: float,
+                      open_set: str) -> Prediction:
+        return classify_upload(load_predictor(choice), Upload(name, data, problem), top_k, min_confidence, open_set)
 
     @st.cache_resource(show_spinner="Loading the dog-breed app…")
     def load_dog_app(breeds: str | None):
@@ -211,24 +223,36 @@ def main() -> None:
     with st.sidebar:
         st.markdown("### zoolens")
         page = st.radio("Page", [CLASSIFY_PAGE, DOGS_PAGE], key="page")
-        min_confidence = st.slider("“Not sure” below", 0.0, 1.0, float(args.min_confidence), 0.05,
-                                   key="min_confidence")
 
     if page == DOGS_PAGE:
-        dogs_page(st, args, min_confidence, load_dog_app)
+        dogs_page(st, args, load_dog_app)
     else:
-        classify_page(st, args, min_confidence, load_predictor, cached_result)
+        classify_page(st, args, load_predictor, cached_result)
+
+
+def answer_options(st, args, imagenet: bool = False) -> tuple[float, str]:
+    """The sidebar's two answer controls, together: the "not sure" threshold and the open-set check."""
+    with st.sidebar:
+        min_confidence = st.slider("“Not sure” below", 0.0, 1.0, float(args.min_confidence), 0.05,
+                                   key="min_confidence")
+        open_set = st.radio("Open-set check (“none of these”)", OPEN_SET_MODES,
+                            index=OPEN_SET_MODES.index(args.open_set), key="open_set", horizontal=True,
+                            help=OPEN_SET_HELP, disabled=imagenet)
+    return min_confidence, open_set
 
 
 def uploads_from(files) -> list[Upload]:
     return [check_upload(f.name, f.getvalue()) for f in files or []]
 
 
-def classify_page(st, args, min_confidence: float, load_predictor, cached_result) -> None:
+def classify_page(st, args, load_predictor, cached_result) -> None:
     choices = model_choices(args.models_dir, args.model)
     with st.sidebar:
         choice = st.selectbox("Model", choices, format_func=describe_choice, key="model",
                               help=f"Model folders found in {args.models_dir}/, or the pretrained ImageNet classes")
+    imagenet = choice == IMAGENET_NAME
+    min_confidence, open_set = answer_options(st, args, imagenet)
+    with st.sidebar:
         top_k = st.slider("Top-k", 1, 10, 3, key="top_k")
         gradcam = st.toggle("Grad-CAM heat map", key="gradcam",
                             help="Where in the photo the network looked") if explain_available() else False
@@ -249,20 +273,19 @@ def classify_page(st, args, min_confidence: float, load_predictor, cached_result
     uploads = uploads_from(files)
     bar = st.progress(0.0, text=f"Classifying {len(uploads)} photo(s)…")
 
-    def classify(upload: Upload) -> Result:
-        return Result(upload.name, *cached_result(choice, upload.name, upload.data, upload.problem, top_k,
-                                                  min_confidence))
+    def classify(upload: Upload) -> Prediction:
+        return cached_result(choice, upload.name, upload.data, upload.problem, top_k, min_confidence, open_set)
 
     results = classify_uploads(classify, uploads, on_progress=lambda done, total: bar.progress(
         done / total, text=f"Classified {done} of {total}"))
     bar.empty()
-    st.download_button("Download results (CSV)", results_csv(results, top_k), file_name="zoolens-predictions.csv",
+    st.download_button("Download results (CSV)", csv_text(results, top_k), file_name="zoolens-predictions.csv",
                        mime="text/csv", key="download", on_click="ignore")
     explanations = explain_uploads(st, predictor, uploads) if gradcam else {}
     columns = st.columns(3)
-    for n, (upload, result) in enumerate(zip(uploads, results)):
+    for n, (upload, prediction) in enumerate(zip(uploads, results)):
         with columns[n % 3]:
-            show_result(st, upload, result, explanations.get(n))
+            show_prediction(st, upload, prediction, imagenet, explanations.get(n))
 
 
 def explain_uploads(st, predictor, uploads: list[Upload]) -> dict:
@@ -279,10 +302,10 @@ def explain_uploads(st, predictor, uploads: list[Upload]) -> dict:
         return {}
 
 
-def show_result(st, upload: Upload, result: Result, overlay=None) -> None:
-    st.markdown(f'<div class="zl-card"><div class="zl-file">{html.escape(result.name)}</div>'
-                f'<div class="{answer_class(result)}" data-testid="zl-answer">{html.escape(result.answer)}</div>'
-                f"{bars_html(result.top)}</div>", unsafe_allow_html=True)
+def show_prediction(st, upload: Upload, prediction: Prediction, imagenet: bool, overlay=None) -> None:
+    st.markdown(f'<div class="zl-card"><div class="zl-file">{html.escape(upload.name)}</div>'
+                f"{answer_html(prediction, imagenet)}{scores_html(prediction, imagenet)}</div>",
+                unsafe_allow_html=True)
     if upload.problem:
         return
     if overlay is not None:
@@ -291,8 +314,10 @@ def show_result(st, upload: Upload, result: Result, overlay=None) -> None:
         st.image(upload.data, width="stretch")
 
 
-def dogs_page(st, args, min_confidence: float, load_dog_app) -> None:
+def dogs_page(st, args, load_dog_app) -> None:
     from zoolens.apps.dogs import TRAIN_BREEDS_COMMAND
+
+    min_confidence, open_set = answer_options(st, args)
 
     st.markdown('<div class="zl-hero"><h1>Which dog breed?</h1><p>A dog gets its breed; a human gets the breed '
                 "they look like.</p></div>", unsafe_allow_html=True)
@@ -315,7 +340,7 @@ def dogs_page(st, args, min_confidence: float, load_dog_app) -> None:
                             f'<div class="zl-answer zl-error">refused: {html.escape(upload.problem)}</div></div>',
                             unsafe_allow_html=True)
             else:
-                report = app.identify_one(upload.data, min_confidence=min_confidence)
+                report = app.identify_one(upload.data, min_confidence=min_confidence, open_set=open_set)
                 top = report.breed_top or report.resembles_top
                 st.markdown(f'<div class="zl-card"><div class="zl-file">{html.escape(upload.name)}</div>'
                             f'<span class="zl-badge">{html.escape(report.kind)}</span>'

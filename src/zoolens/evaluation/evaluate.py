@@ -12,6 +12,7 @@ from zoolens.data.split import read_manifest, split_folder
 from zoolens.errors import ZoolensError
 from zoolens.evaluation.metrics import Evaluation
 from zoolens.evaluation.plots import plot_confusion_matrix, plot_image_grid
+from zoolens.inference.prediction import CLASS, NONE_OF_THESE, NOT_SURE, Prediction, open_input
 
 MISTAKES_SHOWN = 20
 
@@ -39,7 +40,10 @@ def choose_photos(model, data: str | Path) -> tuple[list[Sample], str, list[tupl
     return folder.samples, f"all photos in {folder.root}", folder.skipped
 
 
-def evaluate_samples(model, samples: list[Sample], description: str, skipped=(), progress=True) -> Evaluation:
+def evaluate_samples(model, samples: list[Sample], description: str, skipped=(), progress=True,
+                     open_set: str = "on") -> Evaluation:
+    """Accuracy and the rest over every usable photo, and the answer a user gets for each (a class, "not sure"
+    or "none of these" under `open_set`), from one pass of feature extraction."""
     known = set(model.classes)
     unknown = sorted({s.label for s in samples} - known)
     usable_samples = [s for s in samples if s.label in known]
@@ -48,24 +52,35 @@ def evaluate_samples(model, samples: list[Sample], description: str, skipped=(),
             f"none of the classes in the data ({', '.join(unknown[:8])}) are classes of the model "
             f"({', '.join(model.classes[:8])})"
         )
-    probabilities, usable, problems = model.predict_proba_paths([s.path for s in usable_samples], progress=progress)
-    kept = [s for s, ok in zip(usable_samples, usable) if ok]
+    found = model.features_of_paths([s.path for s in usable_samples], progress=progress)
+    kept = [s for s, ok in zip(usable_samples, found.usable) if ok]
+    features = found.features[found.usable]
+    answers = answers_for(model, [s.path for s in kept], features, open_set)
     index = {name: i for i, name in enumerate(model.classes)}
-    skipped = list(skipped) + list(problems)
+    skipped = list(skipped) + list(found.problems)
     skipped += [(str(s.path), f"class {s.label!r} is not one of the model's classes") for s in samples if s.label in unknown]
     return Evaluation(
         classes=model.classes,
         y_true=np.array([index[s.label] for s in kept], dtype=int),
-        probabilities=probabilities[usable],
+        probabilities=model.class_probabilities(features),
         paths=[str(s.path) for s in kept],
         description=description,
         skipped=skipped,
+        verdicts=[a.verdict for a in answers],
+        reasons=[a.reason for a in answers],
+        open_set_mode=open_set,
     )
 
 
-def evaluate(model, data: str | Path, progress: bool = True) -> Evaluation:
+def answers_for(model, paths: list[Path], features: np.ndarray, open_set: str = "on") -> list[Prediction]:
+    """What `zoolens predict` would answer for these photos, from features already computed."""
+    return model.predict_features([str(p) for p in paths], features, top_k=1, open_set=open_set,
+                                  image_of=lambda i: open_input(paths[i]))
+
+
+def evaluate(model, data: str | Path, progress: bool = True, open_set: str = "on") -> Evaluation:
     samples, description, skipped = choose_photos(model, data)
-    return evaluate_samples(model, samples, description, skipped, progress)
+    return evaluate_samples(model, samples, description, skipped, progress, open_set)
 
 
 def write_evaluation(evaluation: Evaluation, out: Path) -> dict[str, Path]:
@@ -100,6 +115,7 @@ def format_evaluation(evaluation: Evaluation) -> str:
     lines = [
         f"Evaluated on {len(evaluation.y_true)} photos: {evaluation.description}",
         f"accuracy {evaluation.accuracy:.4f}   loss {evaluation.loss:.4f}",
+        *([answers_line(evaluation)] if evaluation.verdicts else []),
         "",
         evaluation.report_text().rstrip(),
     ]
@@ -108,3 +124,10 @@ def format_evaluation(evaluation: Evaluation) -> str:
         if len(evaluation.skipped) > 20:
             lines.append(f"  ... and {len(evaluation.skipped) - 20} more (see metrics.json)")
     return "\n".join(lines)
+
+
+def answers_line(evaluation: Evaluation) -> str:
+    """One line on the photos the model did not answer with a class (accuracy above counts them all)."""
+    return (f"answered {evaluation.share_of(CLASS):.1%} with a class, turned away {1 - evaluation.share_of(CLASS):.1%} "
+            f"(none of these {evaluation.share_of(NONE_OF_THESE):.1%}, not sure {evaluation.share_of(NOT_SURE):.1%}; "
+            f"open set {evaluation.open_set_mode}); accuracy on those answered {evaluation.accuracy_on_answered:.4f}")

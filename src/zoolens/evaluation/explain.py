@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from zoolens.data.images import open_image
 from zoolens.data.transforms import eval_transform
 from zoolens.errors import ImageError, ZoolensError
+from zoolens.inference.prediction import CLASS, Prediction
 from zoolens.models.backbones import Backbone, Preprocessing
 
 METHODS = ("gradcam", "saliency")
@@ -140,6 +141,7 @@ class Explainable:
     preprocessing: Preprocessing
     temperature: float = 1.0
     name: str = ""
+    answers: object = None  # what gives the photos' answers (a Model or an ImageNetClassifier): `.predict(images)`
 
     @classmethod
     def from_model(cls, model) -> Explainable:
@@ -149,17 +151,18 @@ class Explainable:
 
             model = Model.load(model)
         name = model.path.name if getattr(model, "path", None) else model.network.backbone.info.name
-        return cls(model.network, model.classes, model.preprocessing, model.temperature, name)
+        return cls(model.network, model.classes, model.preprocessing, model.temperature, name, model)
 
     @classmethod
     def imagenet(cls, backbone: str | None = None) -> Explainable:
         """The pretrained 1000-class ImageNet network itself (what `zoolens predict --imagenet` uses)."""
-        from zoolens.inference.imagenet import imagenet_categories
+        from zoolens.inference.imagenet import ImageNetClassifier
         from zoolens.models.backbones import DEFAULT_BACKBONE, build_imagenet_classifier
 
         backbone = backbone or DEFAULT_BACKBONE
         network, preprocessing = build_imagenet_classifier(backbone)
-        return cls(network, imagenet_categories(), preprocessing, 1.0, f"ImageNet {backbone}")
+        answers = ImageNetClassifier(backbone)
+        return cls(network, answers.categories, preprocessing, 1.0, f"ImageNet {backbone}", answers)
 
 
 def _as_explainable(model_or_classifier) -> Explainable:
@@ -181,10 +184,16 @@ class Explanation:
     class_index: int = -1
     heatmaps: dict[str, np.ndarray] = field(default_factory=dict)  # method -> (H, W) float32 in [0, 1]
     error: str | None = None
+    prediction: Prediction | None = None  # the answer every other surface gives for this photo
 
     @property
     def title(self) -> str:
-        return f"{self.label} ({self.confidence:.1%})"
+        mapped = f"{self.label} ({self.confidence:.1%})"
+        if self.prediction is None:
+            return mapped
+        if self.prediction.verdict == CLASS and self.prediction.label == self.label:
+            return self.prediction.describe()
+        return f"{self.prediction.describe()}; map for {mapped}"
 
     def overlay(self, method: str) -> Image.Image:
         return overlay_heatmap(self.image, self.heatmaps[method], method)
@@ -299,8 +308,10 @@ def explain(model_or_classifier, images, method: str = "gradcam", targets: list[
                 targets[start + i] for i in range(len(chunk)) if chunk_results[i].error is None
             ]
             probabilities, chosen, maps = _explain_batch(target, layer, loaded, methods, wanted)
+            answers = target.answers.predict(loaded) if target.answers is not None else [None] * len(loaded)
             for n, position in enumerate(positions):
                 result = chunk_results[position]
+                result.prediction = answers[n]
                 result.class_index = int(chosen[n])
                 result.label = target.classes[result.class_index]
                 result.confidence = float(probabilities[n, result.class_index])

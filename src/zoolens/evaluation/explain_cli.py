@@ -29,7 +29,7 @@ def cmd_explain(args) -> int:
         if explanation.error:
             print(f"{explanation.source:<{width}}  error: {explanation.error}", file=sys.stderr)
         else:
-            print(f"{explanation.source:<{width}}  {explanation.label:<24} {explanation.confidence:6.1%}  -> {path}")
+            print(f"{explanation.source:<{width}}  {explanation.title}  -> {path}")
     failed = sum(1 for e in explanations if e.error)
     print(f"wrote {len(explanations) - failed} explanation(s) to {args.out}/" + (f"; {failed} unusable" if failed else ""))
     return 1 if failed else 0
@@ -38,7 +38,8 @@ def cmd_explain(args) -> int:
 def cmd_report(args) -> int:
     from zoolens.evaluation.report import write_report
 
-    out = write_report(args.model, data=args.data, out=args.out, progress=not args.quiet)
+    out = write_report(args.model, data=args.data, out=args.out, progress=not args.quiet,
+                       open_set_results=args.open_set_results)
     size = out.stat().st_size
     print(f"wrote {out} ({size / 1e6:.1f} MB, self-contained: open it in any browser, offline)")
     return 0
@@ -62,6 +63,8 @@ def register(subparsers) -> None:
     report.add_argument("model")
     report.add_argument("--data", help="folder of class folders (default: the folder the model was trained on)")
     report.add_argument("--out", help="HTML file to write (default MODEL/report.html)")
+    report.add_argument("--open-set-results", metavar="JSON",
+                        help="the open_set.json of `zoolens evaluate --unknown` (default MODEL/evaluation/open_set.json)")
     report.add_argument("--quiet", action="store_true", help="no progress output")
     report.set_defaults(run=cmd_report)
 

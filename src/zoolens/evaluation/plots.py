@@ -61,7 +61,8 @@ def plot_image_grid(items: list[tuple[str, str]], path: Path, title: str, column
     if not items:
         return None
     rows = math.ceil(len(items) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.3 * rows), squeeze=False)
+    # constrained layout keeps the title above the captions of a single row of tall photos
+    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.3 * rows), squeeze=False, layout="constrained")
     for axis in axes.flat:
         axis.axis("off")
     for axis, (image_path, caption) in zip(axes.flat, items):

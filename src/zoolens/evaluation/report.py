@@ -1,4 +1,5 @@
-"""One self-contained HTML page per model: data, training, metrics, confusions, and Grad-CAM galleries.
+"""One self-contained HTML page per model: data, training, metrics, confusions, the photos it does not know
+("none of these"), and Grad-CAM galleries.
 
 Every picture is embedded (PNG figures, ~224-256 px JPEG thumbnails), there are no scripts or links,
 so the file opens offline and can be mailed as it is.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import io
+import json
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,6 +22,7 @@ from zoolens import __version__
 from zoolens.errors import ZoolensError
 
 GALLERY_SIZE = 12
+OPEN_SET_SHOWN = 12  # photos per open-set gallery
 THUMBNAIL_SIZE = 256
 FIGURE_WIDTH = 1000  # px; wider figures are scaled down before embedding
 
@@ -45,6 +48,15 @@ def figure_uri(path: Path) -> str:
         if image.width > FIGURE_WIDTH:
             image = image.resize((FIGURE_WIDTH, round(image.height * FIGURE_WIDTH / image.width)), Image.Resampling.LANCZOS)
         return data_uri(image, "PNG")
+
+
+def photo_figure_uri(path: Path) -> str:
+    """A figure made of photos (an image grid) on disk, scaled to the page width, as JPEG: a fraction of PNG's size."""
+    with Image.open(path) as image:
+        image.load()
+        if image.width > FIGURE_WIDTH:
+            image = image.resize((FIGURE_WIDTH, round(image.height * FIGURE_WIDTH / image.width)), Image.Resampling.LANCZOS)
+        return data_uri(image, "JPEG")
 
 
 def _plotted(plot, *args, **kwargs) -> str:
@@ -195,6 +207,7 @@ def headline(summary: dict) -> list[tuple[str, str]]:
         ("macro F1", _percent(summary.get("f1_macro"))),
         ("log loss", f"{summary['loss']:.3f}" if summary.get("loss") is not None else "–"),
         ("photos evaluated", str(summary.get("images", "–"))),
+        *([("answered with a class", _percent(summary["answers"].get("answered")))] if summary.get("answers") else []),
     ]
 
 
@@ -220,6 +233,165 @@ def confusion_section(matrix: np.ndarray, classes: list[str]) -> dict:
     return {
         "counts": _plotted(plot_confusion_matrix, matrix, classes),
         "normalized": _plotted(plot_confusion_matrix, matrix, classes, normalize=True),
+    }
+
+
+# ---- the photos it does not know ------------------------------------------------------------------------
+def open_set_checks(recorded: dict) -> list[dict]:
+    """How the open-set check decides, in plain words, with the model's own thresholds (mode "on")."""
+    on = recorded.get("thresholds", {}).get("on", {})
+    checks = []
+    if recorded.get("animal_check") == "on":
+        checks.append({"name": "Is there an animal?", "text": (
+            "The backbone's own ImageNet classifier (1000 everyday categories, 398 of them animals) adds up the "
+            f"probability that the photo shows any animal. Below {_chance(on.get('animal', 0))} the answer is "
+            "“none of these: no animal in the photo”, or “a person” when a face is found in it or the network "
+            "sees the clothes people wear.")})
+    else:
+        checks.append({"name": "Is there an animal?", "text": (
+            f"Not asked for this model ({recorded.get('animal_check', 'off')}).")})
+    like = (f"The photo's features are compared with those of {recorded.get('bank', 'the training photos')} kept "
+            f"from training. When even the {_ordinal(recorded.get('neighbours', 10))} most similar of them is "
+            f"further than a cosine distance of {on.get('distance', 0):.3f}")
+    kinds = recorded.get("known_imagenet_categories") or []
+    if on.get("known") is not None and kinds:
+        like += (f", or when the ImageNet classifier puts less than {_chance(on['known'])} of its probability on the "
+                 f"{len(kinds)} categories the training photos are seen as ({_examples(kinds)})")
+    checks.append({"name": "Like the training photos?", "text": like + (
+        ", the answer is “none of these: an animal unlike any training photo” (another species, a drawing, an "
+        "empty frame).")})
+    checks.append({"name": "Sure enough?", "text": (
+        f"When the calibrated probability of its best class is below {on.get('confidence', 0.5):.0%}, the photo "
+        "looks like one of its kinds but it cannot tell which: the answer is “not sure”, with the best guess.")})
+    return checks
+
+
+def _examples(names: list[str], shown: int = 4) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def _chance(probability: float) -> str:
+    """A probability for people: '38 %', and the tiny ones still readable ('0.001 %')."""
+    return f"{probability * 100:.2g} %"
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def threshold_rows(recorded: dict) -> list[dict]:
+    figures = recorded.get("turned_away_on_calibration", {})
+    rows = []
+    for mode, limits in recorded.get("thresholds", {}).items():
+        turned = figures.get(mode, {})
+        rows.append({
+            "mode": mode + (" (default)" if mode == "on" else ""),
+            "distance": f"{limits['distance']:.3f}",
+            "animal": f"{limits['animal']:.3g}" if limits.get("animal") is not None else "off",
+            "known": f"{limits['known']:.3g}" if limits.get("known") is not None else "off",
+            "confidence": _percent(limits.get("confidence")),
+            "none": _percent(turned.get("none_of_these")),
+            "not_sure": _percent(turned.get("not_sure")),
+        })
+    return rows
+
+
+def answers_cards(answers: dict) -> list[tuple[str, str]]:
+    return [
+        ("answered with a class", _percent(answers.get("answered"))),
+        ("none of these", _percent(answers.get("none_of_these"))),
+        ("not sure", _percent(answers.get("not_sure"))),
+        ("accuracy on those answered", _percent(answers.get("accuracy_on_answered"))),
+    ]
+
+
+def _reasons_text(reasons: dict) -> str:
+    return ", ".join(f"{reason} {count}" for reason, count in reasons.items()) or "–"
+
+
+def unknown_rows(results: dict) -> list[dict]:
+    rows = []
+    for photos in results.get("unknown", []) + ([{**results["unknown_all"], "folder": "all unknown photos"}]
+                                                 if len(results.get("unknown", [])) > 1 else []):
+        rows.append({"folder": photos["folder"], "photos": photos["photos"], "accepted": _percent(photos["accepted"]),
+                     "as": ", ".join(f"{name} {n}" for name, n in photos.get("accepted_as", {}).items()) or "–",
+                     "auroc": f"{photos['auroc']:.3f}" if photos.get("auroc") is not None else "–",
+                     "reasons": _reasons_text(photos.get("reasons", {})),
+                     "total": photos["folder"] == "all unknown photos"})
+    return rows
+
+
+def measured_unknown(model, results_file: Path | None) -> dict | None:
+    """What `zoolens evaluate --unknown` measured (its open_set.json and grids), when it is there."""
+    if results_file is None or not results_file.is_file():
+        return None
+    try:
+        results = json.loads(results_file.read_text(encoding="utf-8"))
+        known = results["known"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return {"problem": f"{results_file}: cannot be read ({str(error)[:100]})"}
+    accepted = sorted((photo for folder in results.get("unknown", []) for photo in folder.get("accepted_photos", [])),
+                      key=lambda photo: -photo.get("confidence", 0.0))
+    every = results.get("unknown_all", {})
+    grids = {name: results_file.parent / file for name, file in results.get("grids", {}).items()}
+    galleries = [
+        open_set_gallery(f"Its own test photos it turned away ({known.get('turned_away_count', '?')} of "
+                         f"{known.get('photos', '?')})", known.get("turned_away_photos", []),
+                         grids.get("open_set_known_turned_away")),
+        open_set_gallery(f"Unknown photos it accepted as a class ({every.get('accepted_count', '?')} of "
+                         f"{every.get('photos', '?')})", accepted, grids.get("open_set_unknown_accepted")),
+    ]
+    current = model.meta.get("open_set", {}).get("thresholds", {}).get(results.get("mode"))
+    return {
+        "problem": None,
+        "file": str(results_file),
+        "mode": results.get("mode", "on"),
+        "written": results.get("written", "unknown"),
+        "stale": current is not None and results.get("thresholds") not in (None, current),
+        "known": {"photos": known.get("photos"), "answered": _percent(known.get("answered")),
+                  "accuracy_on_answered": _percent(known.get("accuracy_on_answered")),
+                  "accuracy_all": _percent(known.get("accuracy_all"))},
+        "rows": unknown_rows(results),
+        "auroc": f"{results['auroc']:.3f}" if results.get("auroc") is not None else "–",
+        "accepted": _percent(every.get("accepted")),
+        "galleries": galleries,
+    }
+
+
+def open_set_gallery(title: str, photos: list[dict], grid: Path | None) -> dict:
+    """Thumbnails of the photos open_set.json lists, with their answers; its grid figure when they are gone."""
+    from zoolens.data.images import open_image
+    from zoolens.errors import ImageError
+
+    shots = []
+    for photo in photos[:OPEN_SET_SHOWN]:
+        try:
+            image = open_image(Path(photo["path"]))
+        except (ImageError, OSError, KeyError, TypeError):
+            continue
+        shots.append({"photo": data_uri(image, max_side=THUMBNAIL_SIZE), "answer": photo.get("answer", ""),
+                      "true": photo.get("true"), "file": photo["path"]})
+    figure = photo_figure_uri(grid) if not shots and photos and grid is not None and grid.is_file() else None
+    return {"title": title, "shots": shots, "grid": figure,
+            "empty": "None." if not photos else "The photos are no longer where they were measured."}
+
+
+def open_set_section(model, metrics: dict, results_file: Path | None) -> dict:
+    recorded = model.meta.get("open_set") or {}
+    fitted = model.open_set is not None
+    answers = metrics.get("answers")
+    return {
+        "fitted": fitted,
+        "checks": open_set_checks(recorded) if fitted else [],
+        "fitted_on": recorded.get("fitted_on", "its validation photos"),
+        "share": _percent(recorded.get("share")),
+        "strict_share": _percent(recorded.get("strict_share")),
+        "thresholds": threshold_rows(recorded) if fitted else [],
+        "notes": recorded.get("notes", []),
+        "answers": answers_cards(answers) if answers else [],
+        "reasons": _reasons_text(answers.get("reasons", {})) if answers else "",
+        "answers_mode": answers.get("open_set", "on") if answers else "on",
+        "unknown": measured_unknown(model, results_file),
     }
 
 
@@ -287,6 +459,16 @@ def default_data(model) -> Path | None:
     return Path(root) if root and Path(root).is_dir() else None
 
 
+def _open_set_results(model, given: str | Path | None) -> Path | None:
+    from zoolens.evaluation.open_set_eval import JSON_FILE
+
+    if given is not None:
+        if not Path(given).is_file():
+            raise ZoolensError(f"{given}: no such file (the open_set.json of zoolens evaluate --unknown)")
+        return Path(given)
+    return model.path / "evaluation" / JSON_FILE if model.path else None
+
+
 def render(context: dict) -> str:
     import jinja2
 
@@ -297,9 +479,11 @@ def render(context: dict) -> str:
 
 
 def write_report(model, data: str | Path | None = None, out: str | Path | None = None,
-                 progress: bool = True, gallery_size: int = GALLERY_SIZE) -> Path:
+                 progress: bool = True, gallery_size: int = GALLERY_SIZE,
+                 open_set_results: str | Path | None = None) -> Path:
     """Write MODEL's report (default MODEL/report.html). DATA defaults to the folder it was trained on;
-    without any data the page shows what was recorded at training time and no photo galleries."""
+    without any data the page shows what was recorded at training time and no photo galleries.
+    `open_set_results`: the open_set.json of `zoolens evaluate --unknown` (default MODEL/evaluation/open_set.json)."""
     from zoolens.data.inspect import inspect_folder
     from zoolens.evaluation.evaluate import evaluate
     from zoolens.inference.model import Model
@@ -337,6 +521,7 @@ def write_report(model, data: str | Path | None = None, out: str | Path | None =
         "report_text": evaluation.report_text() if evaluation is not None else "",
         "confusion": confusion_section(matrix, model.classes),
         "confused_pairs": confused_pairs(matrix, model.classes),
+        "open_set": open_set_section(model, metrics, _open_set_results(model, open_set_results)),
         "galleries": galleries(model, evaluation, gallery_size, progress),
     }
     out = Path(out)

@@ -39,6 +39,12 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
   .right { color: #1e7b34; font-weight: 600; }
   .note { color: #5b6b7a; font-size: 13px; }
   nav a { color: #1f3b57; margin-right: 14px; font-size: 14px; }
+  ol.checks { padding-left: 20px; margin: 6px 0 10px; }
+  ol.checks li { margin-bottom: 6px; max-width: 900px; }
+  tr.total td { font-weight: 600; }
+  .shot img.single { width: 100%; height: 190px; object-fit: contain; background: #f6f8fa; border-radius: 3px; }
+  .warn { color: #8a5300; font-size: 13px; }
+  code { background: #f0f4f8; padding: 1px 4px; border-radius: 3px; font-size: 13px; }
 </style>
 </head>
 <body>
@@ -50,7 +56,8 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
 <nav>
   <a href="#summary">Summary</a><a href="#model-card">Model card</a><a href="#dataset">Dataset</a>
   <a href="#training">Training</a><a href="#metrics">Metrics</a><a href="#confusion">Confusion</a>
-  <a href="#confused-pairs">Confused pairs</a><a href="#mistakes">Mistakes</a><a href="#correct">Correct</a>
+  <a href="#confused-pairs">Confused pairs</a><a href="#unknown-photos">Photos it does not know</a>
+  <a href="#mistakes">Mistakes</a><a href="#correct">Correct</a>
 </nav>
 
 <section id="summary">
@@ -142,6 +149,90 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
     {% endfor %}
   </table>
   {% else %}<p class="note">No class was mistaken for another.</p>{% endif %}
+</section>
+
+<section id="unknown-photos">
+  <h2>Photos it does not know</h2>
+  {% if open_set.fitted %}
+  <p>People will show this model photos of none of its classes: a person, a cup, an empty garden, an animal
+    it never saw. Rather than always naming one of its classes, it answers “none of these” (with the reason) or
+    “not sure” when a photo fails one of three checks:</p>
+  <ol class="checks">
+    {% for check in open_set.checks %}<li><b>{{ check.name }}</b> {{ check.text }}</li>{% endfor %}
+  </ol>
+  <p class="note">The thresholds were fitted on {{ open_set.fitted_on }}, so that together the checks turn away
+    {{ open_set.share }} of them (mode <code>on</code>, the default); <code>--open-set strict</code> turns away
+    {{ open_set.strict_share }}, <code>--open-set off</code> none.</p>
+  <table>
+    <tr><th>mode</th><th class="num">distance above</th><th class="num">animal probability below</th>
+        <th class="num">known kinds below</th><th class="num">confidence below</th><th class="num">none of these</th><th class="num">not sure</th></tr>
+    {% for row in open_set.thresholds %}
+    <tr><td>{{ row.mode }}</td><td class="num">{{ row.distance }}</td><td class="num">{{ row.animal }}</td>
+        <td class="num">{{ row.known }}</td><td class="num">{{ row.confidence }}</td><td class="num">{{ row.none }}</td><td class="num">{{ row.not_sure }}</td></tr>
+    {% endfor %}
+  </table>
+  <p class="note">The last two columns: the share of those validation photos each mode turns away.</p>
+  {% for note in open_set.notes %}<p class="warn">{{ note }}</p>{% endfor %}
+  {% else %}
+  <p>This model was made before zoolens had the “none of these” check: it names one of its classes for every
+    photo, whatever it shows. Train it again to get the check.</p>
+  {% endif %}
+
+  <h3>Its own test photos</h3>
+  {% if open_set.answers %}
+  <div class="cards">
+    {% for label, value in open_set.answers %}
+    <div class="card"><div class="value">{{ value }}</div><div class="label">{{ label }}</div></div>
+    {% endfor %}
+  </div>
+  <p class="note">Mode {{ open_set.answers_mode }}, on {{ evaluated_on }}. Turned away: {{ open_set.reasons }}.
+    The accuracy in the summary counts every photo, answered or not.</p>
+  {% else %}<p class="note">Not recorded for these photos.</p>{% endif %}
+
+  <h3>Photos of none of its classes</h3>
+  {% if open_set.unknown and open_set.unknown.problem %}<p class="warn">{{ open_set.unknown.problem }}</p>
+  {% elif open_set.unknown %}
+  {% set unknown = open_set.unknown %}
+  <div class="cards">
+    <div class="card"><div class="value">{{ unknown.accepted }}</div><div class="label">unknown photos accepted as a class</div></div>
+    <div class="card"><div class="value">{{ unknown.auroc }}</div><div class="label">AUROC, known vs unknown</div></div>
+    <div class="card"><div class="value">{{ unknown.known.answered }}</div><div class="label">own test photos answered</div></div>
+  </div>
+  <table>
+    <tr><th>unknown photos</th><th class="num">photos</th><th class="num">accepted as a class</th><th>accepted as</th>
+        <th class="num">AUROC</th><th>turned away because</th></tr>
+    {% for row in unknown.rows %}
+    <tr{% if row.total %} class="total"{% endif %}><td>{{ row.folder }}</td><td class="num">{{ row.photos }}</td>
+        <td class="num">{{ row.accepted }}</td><td>{{ row.as }}</td><td class="num">{{ row.auroc }}</td><td>{{ row.reasons }}</td></tr>
+    {% endfor %}
+  </table>
+  <p class="note">Measured by <code>zoolens evaluate --unknown</code> (mode {{ unknown.mode }}, {{ unknown.written }};
+    {{ unknown.file }}) against {{ unknown.known.photos }} of its own test photos, of which it answered
+    {{ unknown.known.answered }} (accuracy on those {{ unknown.known.accuracy_on_answered }}, on all
+    {{ unknown.known.accuracy_all }}). AUROC: how well one score, each check's distance past its threshold,
+    tells the two apart at any threshold (1: always, 0.5: no better than chance).</p>
+  {% if unknown.stale %}<p class="warn">These were measured with other thresholds than the model has now:
+    run <code>zoolens evaluate --unknown</code> again.</p>{% endif %}
+  {% for gallery in unknown.galleries %}
+  <h3>{{ gallery.title }}</h3>
+  {% if gallery.shots %}
+  <div class="gallery">
+    {% for shot in gallery.shots %}
+    <div class="shot">
+      <img class="single" alt="open-set photo" src="{{ shot.photo }}">
+      <div class="caption">{% if shot.true %}truly {{ shot.true }}: {% endif %}<span class="wrong">{{ shot.answer }}</span></div>
+      <div class="file">{{ shot.file }}</div>
+    </div>
+    {% endfor %}
+  </div>
+  {% elif gallery.grid %}<img class="figure" alt="open-set grid" src="{{ gallery.grid }}">
+  {% else %}<p class="note">{{ gallery.empty }}</p>{% endif %}
+  {% endfor %}
+  {% else %}
+  <p class="note">Not measured yet. Run <code>zoolens evaluate MODEL DATA --unknown FOLDER</code> with photos of
+    people, objects or other animals (any layout, repeat <code>--unknown</code> for each set): how many it still
+    names as one of its classes then shows here.</p>
+  {% endif %}
 </section>
 
 {% for gallery in galleries %}

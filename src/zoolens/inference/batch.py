@@ -29,12 +29,15 @@ from multiprocessing import shared_memory
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from zoolens.data.images import is_image_name
 from zoolens.data.transforms import normalised
 from zoolens.errors import ZoolensError
 from zoolens.files import replaced_atomically
-from zoolens.inference.model import NOT_SURE, Model, Prediction
+from zoolens.inference.model import Model
+from zoolens.models.open_set import MODES
+from zoolens.inference.prediction import CLASS, NONE_OF_THESE, NOT_SURE, Prediction, failed, table_columns, table_row
 from zoolens.training.features import decode_pixels
 
 CHUNK_SIZE = 256  # photos per part file; also how far decoding runs ahead of the network
@@ -43,6 +46,7 @@ SETTINGS_FILE = "_zoolens.json"  # pyarrow.dataset ignores files starting with "
 PART_NAME = re.compile(r"part-(\d{5,})\.parquet")
 TEMP_NAME = re.compile(r"\.part-\d{5,}\.parquet\.tmp-\d+")
 FORMAT = "zoolens-batch-predictions"
+RESULTS_VERSION = 2  # 2: verdict, reason and nearest columns ("none of these")
 
 
 @dataclass(frozen=True)
@@ -119,12 +123,12 @@ class DoneSet:
 
 # ---- the results dataset --------------------------------------------------------------------------
 def results_schema(top_k: int):
+    """The one results table (`prediction.table_columns`) with each photo's sub-folder beside its path."""
     import pyarrow as pa
 
-    columns = [("path", pa.string()), ("folder", pa.string()), ("label", pa.string()), ("confidence", pa.float32())]
-    for i in range(1, top_k + 1):
-        columns += [(f"top{i}_label", pa.string()), (f"top{i}_confidence", pa.float32())]
-    return pa.schema(columns + [("error", pa.string())])
+    names = table_columns(top_k)
+    names.insert(1, "folder")
+    return pa.schema([(name, pa.float32() if name.endswith("confidence") else pa.string()) for name in names])
 
 
 class ResultsDataset:
@@ -200,15 +204,10 @@ def predictions_table(found: list[Found], predictions: list[Prediction], top_k: 
 
     columns: dict[str, list] = {name: [] for name in schema.names}
     for item, prediction in zip(found, predictions):
-        columns["path"].append(as_text(item.path))
-        columns["folder"].append(as_text(item.folder))
-        columns["label"].append(prediction.label)
-        columns["confidence"].append(None if prediction.error else prediction.confidence)
-        for i in range(top_k):
-            label, probability = prediction.top[i] if i < len(prediction.top) else (None, None)
-            columns[f"top{i + 1}_label"].append(label)
-            columns[f"top{i + 1}_confidence"].append(probability)
-        columns["error"].append(prediction.error)
+        row = table_row(prediction, top_k)
+        row["path"], row["folder"] = as_text(item.path), as_text(item.folder)
+        for name in schema.names:
+            columns[name].append(row[name])
     return pa.table(columns, schema=schema)
 
 
@@ -327,26 +326,29 @@ def decode_into(slots: np.ndarray, preprocessing, task: tuple[int, int, Path]) -
 
 
 def chunk_predictions(model: Model, found: list[Found], pixels: np.ndarray, problems: list[str], top_k: int,
-                      min_confidence: float) -> list[Prediction]:
+                      min_confidence: float, open_set: str = "on") -> list[Prediction]:
     """The predictions of one chunk, in walk order. `pixels[i]` and `problems[i]` are the i-th photo of
     `found` that has no problem of its own: its decoded 8-bit pixels, and "" or why it cannot be used."""
     usable = [position for position, problem in enumerate(problems) if not problem]
-    probabilities = np.zeros((0, len(model.classes)), np.float32)
+    features = np.zeros((0, sum(backbone.feature_dim for backbone in model.backbones)), np.float32)
     if usable:
         batches = (normalised(pixels[usable[i : i + NETWORK_BATCH]], model.preprocessing)
                    for i in range(0, len(usable), NETWORK_BATCH))
-        probabilities = np.concatenate([model.predict_proba_arrays(batch) for batch in batches])
+        features = np.concatenate([model.features_of_arrays(batch) for batch in batches])
+    looked_at = [item for item in found if item.problem is None]
+    sources = [str(looked_at[position].path) for position in usable]
+    answers = iter(model.predict_features(sources, features, top_k, min_confidence, open_set,
+                                          image_of=lambda j: Image.fromarray(pixels[usable[j]])))
     outcomes = iter(problems)
-    rows = iter(probabilities)
     predictions = []
     for item in found:
         problem = item.problem
         if problem is None:
             problem = next(outcomes)
             if not problem:
-                predictions.append(model._to_prediction(str(item.path), next(rows), top_k, min_confidence))
+                predictions.append(next(answers))
                 continue
-        predictions.append(Prediction(str(item.path), None, 0.0, error=problem))
+        predictions.append(failed(str(item.path), problem))
     return predictions
 
 
@@ -386,8 +388,8 @@ def in_groups(items: Iterable, size: int) -> Iterator[list]:
         yield group
 
 
-def local_predictions(model: Model, chunks: Iterator[list[Found]], top_k: int, min_confidence: float,
-                      workers: int, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple[list[Found], list[Prediction]]]:
+def local_predictions(model: Model, chunks: Iterator[list[Found]], top_k: int, min_confidence: float, workers: int,
+                      chunk_size: int = CHUNK_SIZE, open_set: str = "on") -> Iterator[tuple[list[Found], list[Prediction]]]:
     """(chunk, its predictions) for each chunk; decoding of the next chunk overlaps the network's work.
 
     The same decoding and ONNX Runtime engine as `extract_features`, but not its feature cache: that hashes
@@ -400,10 +402,11 @@ def local_predictions(model: Model, chunks: Iterator[list[Found]], top_k: int, m
             handle = decoder.submit(chunk)  # the other slot: the waiting chunk's pixels stay until it is done
             if waiting is not None:
                 yield waiting[0], chunk_predictions(model, waiting[0], *decoder.result(waiting[1]), top_k,
-                                                    min_confidence)
+                                                    min_confidence, open_set)
             waiting = (chunk, handle)
         if waiting is not None:
-            yield waiting[0], chunk_predictions(model, waiting[0], *decoder.result(waiting[1]), top_k, min_confidence)
+            yield waiting[0], chunk_predictions(model, waiting[0], *decoder.result(waiting[1]), top_k, min_confidence,
+                                                open_set)
     finally:
         decoder.close()
 
@@ -440,18 +443,19 @@ def _place(source: Path, target: Path, copy: bool) -> None:
 
 
 def sort_into(results: ResultsDataset, target: Path, copy: bool = False) -> Counter:
-    """Link (or copy) every usable photo of the results into TARGET/<class>/ or TARGET/not sure/; photos
-    already placed by an earlier run are recognised and left as they are. The photos are never changed."""
+    """Link (or copy) every usable photo of the results into TARGET/<class>/, TARGET/not sure/ or TARGET/none of
+    these/; photos already placed by an earlier run are recognised and left as they are. The photos are never
+    changed."""
     counts: Counter = Counter()
-    for table in results.read_parts(["path", "folder", "label", "error"]):
-        for path, folder, label, error in zip(*(table.column(c).to_pylist() for c in table.column_names)):
+    for table in results.read_parts(["path", "folder", "verdict", "label", "error"]):
+        for path, folder, verdict, label, error in zip(*(table.column(c).to_pylist() for c in table.column_names)):
             if error:
                 continue
             source = Path(path)
             if not source.is_file():
                 counts["missing"] += 1
                 continue
-            destination = target / (label or NOT_SURE)
+            destination = target / (label if verdict == CLASS else verdict)
             destination.mkdir(parents=True, exist_ok=True)
             for name in _candidate_names(folder, source.name):
                 candidate = destination / name
@@ -471,19 +475,20 @@ def sort_into(results: ResultsDataset, target: Path, copy: bool = False) -> Coun
 
 # ---- the per-folder summary -----------------------------------------------------------------------
 def folder_counts(results: ResultsDataset) -> dict[str, Counter]:
-    """folder -> counts of each class, "not sure" and "errors", over every part (earlier runs too)."""
+    """folder -> counts of each class, "not sure", "none of these" and "errors", over every part (earlier runs too)."""
     per_folder: dict[str, Counter] = {}
-    for table in results.read_parts(["folder", "label", "error"]):
-        for folder, label, error in zip(*(table.column(c).to_pylist() for c in table.column_names)):
-            per_folder.setdefault(folder, Counter())["errors" if error else (label or NOT_SURE)] += 1
+    for table in results.read_parts(["folder", "verdict", "label", "error"]):
+        for folder, verdict, label, error in zip(*(table.column(c).to_pylist() for c in table.column_names)):
+            per_folder.setdefault(folder, Counter())["errors" if error else (label if verdict == CLASS else verdict)] += 1
     return dict(sorted(per_folder.items()))
 
 
 def summary_rows(per_folder: dict[str, Counter], classes: list[str]) -> tuple[list[str], list[list]]:
-    header = ["folder", "photos", *classes, NOT_SURE, "errors"]
+    answers = [*classes, NOT_SURE, NONE_OF_THESE, "errors"]
+    header = ["folder", "photos", *answers]
     rows = []
     for folder, counts in [*per_folder.items(), ("(all)", sum(per_folder.values(), Counter()))]:
-        rows.append([folder, sum(counts.values()), *(counts[name] for name in [*classes, NOT_SURE, "errors"])])
+        rows.append([folder, sum(counts.values()), *(counts[name] for name in answers)])
     return header, rows
 
 
@@ -523,6 +528,7 @@ def predict_folder(
     *,
     top_k: int = 3,
     min_confidence: float = 0.0,
+    open_set: str = "on",
     sort_target: str | Path | None = None,
     copy: bool = False,
     summary_csv: str | Path | None = None,
@@ -545,6 +551,8 @@ def predict_folder(
     _check_folders(root, out, sort_target)
     if top_k < 1 or chunk_size < 1 or (limit is not None and limit < 0):
         raise ZoolensError("--top-k and the chunk size must be at least 1, --limit at least 0")
+    if open_set not in MODES:
+        raise ZoolensError(f"--open-set {open_set!r}: choose from {', '.join(MODES)}")
     settings = {
         "format": FORMAT,
         "root": str(root.resolve()),
@@ -552,6 +560,8 @@ def predict_folder(
         "model_created": model.meta.get("created"),
         "top_k": top_k,
         "min_confidence": min_confidence,
+        "open_set": open_set,
+        "results_version": RESULTS_VERSION,
     }
     results = ResultsDataset(out, settings)
     done = results.done()
@@ -562,10 +572,10 @@ def predict_folder(
     if engine == "ray":
         from zoolens.inference.batch_ray import ray_predictions
 
-        predictions = ray_predictions(model, chunks, top_k, min_confidence, ray_address, concurrency)
+        predictions = ray_predictions(model, chunks, top_k, min_confidence, ray_address, concurrency, open_set)
     elif engine == "local":
         workers = min(4, os.cpu_count() or 1) if workers is None else workers
-        predictions = local_predictions(model, chunks, top_k, min_confidence, workers, chunk_size)
+        predictions = local_predictions(model, chunks, top_k, min_confidence, workers, chunk_size, open_set)
     else:
         raise ZoolensError(f"unknown engine {engine!r}: local or ray")
     errors = 0

@@ -1,6 +1,6 @@
 """`--engine ray`: the batch job's decoding and network on Ray Data, on a local cluster (`ray.init()`) or a
 running one (`--ray-address ray://host:10001`). The walk, the resume bookkeeping and the Parquet parts stay
-in this process (`zoolens.inference.batch`); Ray only turns photo paths into class probabilities.
+in this process (`zoolens.inference.batch`); Ray only turns photo paths into the backbone's pooled features.
 
 The photos are read by the Ray workers, so on a remote cluster they must be at the same path on its nodes
 (shared storage), and the cluster's Python needs zoolens (`pip install 'zoolens[scale]'`).
@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,8 @@ import numpy as np
 
 from zoolens.errors import ZoolensError
 from zoolens.inference.batch import NETWORK_BATCH, Found, in_groups
-from zoolens.inference.model import Model, Prediction
+from zoolens.inference.model import Model
+from zoolens.inference.prediction import failed, open_input
 
 # Photos per Ray Dataset: each starts its own pool of model replicas, so not too few; the paths of one
 # wave are all this process holds.
@@ -27,10 +27,11 @@ CHUNKS_PER_WAVE = 32
 DEFAULT_CONCURRENCY = 2
 
 
-class OnnxClassifier:
-    """One model replica on a Ray worker: the exported classifier (`zoolens export`) under ONNX Runtime."""
+class OnnxFeatures:
+    """One backbone replica on a Ray worker under ONNX Runtime: photo paths in, pooled features out (the head
+    and the open-set check run in the driver, through the same `Model.predict_features` as everywhere)."""
 
-    def __init__(self, onnx_model: tuple, preprocessing: dict):
+    def __init__(self, onnx_model: tuple, preprocessing: dict, feature_dim: int):
         import onnxruntime as ort
         import ray
 
@@ -38,20 +39,23 @@ class OnnxClassifier:
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(ray.get(onnx_model[0]), options, providers=["CPUExecutionProvider"])
+        # The model's backbone, and the pretrained one its open-set check runs on when that is another.
+        self.sessions = [ort.InferenceSession(network, options, providers=["CPUExecutionProvider"])
+                         for network in ray.get(onnx_model[0])]
         self.preprocessing = Preprocessing.from_dict(preprocessing)
+        self.feature_dim = feature_dim
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from zoolens.training.features import decode_for_network
 
         decoded = [decode_for_network(Path(os.fsdecode(bytes(path))), self.preprocessing) for path in batch["path"]]
         usable = [i for i, (pixels, _) in enumerate(decoded) if pixels is not None]
-        classes = self.session.get_outputs()[0].shape[1]
-        probabilities = np.zeros((len(decoded), classes), np.float32)
+        features = np.zeros((len(decoded), self.feature_dim), np.float32)
         if usable:
             images = np.stack([decoded[i][0] for i in usable])
-            probabilities[usable] = self.session.run(None, {"images": images})[0]
-        return {"index": batch["index"], "probabilities": probabilities,
+            features[usable] = np.concatenate([session.run(None, {session.get_inputs()[0].name: images})[0]
+                                               for session in self.sessions], axis=1)
+        return {"index": batch["index"], "features": features,
                 "error": np.array([problem for _, problem in decoded], dtype=object)}
 
 
@@ -79,38 +83,42 @@ def _start_ray(address: str | None):
     return ray, True
 
 
-def exported_model(model: Model) -> bytes:
-    from zoolens.inference.export import export_onnx
+def exported_backbones(model: Model) -> list[bytes]:
+    """The model's backbones as ONNX (the files its feature engines already run, exported once and cached)."""
+    from zoolens.training.features import backbone_key, make_engine
 
-    with tempfile.TemporaryDirectory(prefix="zoolens-ray-") as folder:
-        return export_onnx(model, Path(folder) / "model.onnx").read_bytes()
+    size = model.preprocessing.input_size
+    return [make_engine(backbone, backbone_key(backbone, model.preprocessing), size, "onnx").path.read_bytes()
+            for backbone in model.backbones]
 
 
-def run_wave(items: list[dict], onnx_model: tuple, preprocessing: dict, concurrency: int) -> list[tuple]:
-    """(index, probabilities, problem) for each {"index", "path"} item: one Ray Dataset over model replicas."""
+def run_wave(items: list[dict], onnx_model: tuple, preprocessing: dict, feature_dim: int,
+             concurrency: int) -> list[tuple]:
+    """(index, features, problem) for each {"index", "path"} item: one Ray Dataset over backbone replicas."""
     import ray.data
 
     dataset = ray.data.from_items(items).map_batches(
-        OnnxClassifier,
-        fn_constructor_kwargs={"onnx_model": onnx_model, "preprocessing": preprocessing},
+        OnnxFeatures,
+        fn_constructor_kwargs={"onnx_model": onnx_model, "preprocessing": preprocessing, "feature_dim": feature_dim},
         batch_size=NETWORK_BATCH,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=concurrency),
     )
     outcomes = []
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-        outcomes.extend(zip(batch["index"].tolist(), batch["probabilities"], batch["error"].tolist()))
+        outcomes.extend(zip(batch["index"].tolist(), batch["features"], batch["error"].tolist()))
     return outcomes
 
 
-def _wave_outcomes(ray, found: list[Found], onnx_model, preprocessing: dict, concurrency: int) -> list[tuple]:
-    """(position in `found`, probabilities, problem) for each photo of the wave that the walk could see."""
+def _wave_outcomes(ray, found: list[Found], onnx_model, preprocessing: dict, feature_dim: int,
+                   concurrency: int) -> list[tuple]:
+    """(position in `found`, features, problem) for each photo of the wave that the walk could see."""
     items = [{"index": i, "path": os.fsencode(item.path)} for i, item in enumerate(found) if item.problem is None]
     if not items:
         return []
     # The model went once into the object store; wrapped in a tuple, its reference reaches each replica
     # as is, and the replica fetches the bytes itself.
-    arguments = (items, (onnx_model,), preprocessing, concurrency)
+    arguments = (items, (onnx_model,), preprocessing, feature_dim, concurrency)
     if ray.util.client.ray.is_connected():
         # Through Ray Client (ray://) the driver has no core worker and Ray Data cannot execute there, so
         # the wave is driven by a task on the cluster (no CPU of its own: the replicas need them).
@@ -119,7 +127,7 @@ def _wave_outcomes(ray, found: list[Found], onnx_model, preprocessing: dict, con
 
 
 def ray_predictions(model: Model, chunks: Iterator[list[Found]], top_k: int, min_confidence: float,
-                    address: str | None = None, concurrency: int | None = None):
+                    address: str | None = None, concurrency: int | None = None, open_set: str = "on"):
     """(chunk, its predictions) for each chunk, as `batch.local_predictions` gives them."""
     chunks = iter(chunks)
     first = next(chunks, None)
@@ -128,23 +136,26 @@ def ray_predictions(model: Model, chunks: Iterator[list[Found]], top_k: int, min
     chunks = itertools.chain([first], chunks)
     ray, started_here = _start_ray(address)
     try:
-        onnx_model = ray.put(exported_model(model))
+        onnx_model = ray.put(exported_backbones(model))
         preprocessing = model.preprocessing.to_dict()
+        feature_dim = sum(backbone.feature_dim for backbone in model.backbones)
         for wave in in_groups(chunks, CHUNKS_PER_WAVE):
             found = [item for chunk in wave for item in chunk]
-            outcomes = {i: (probabilities, problem) for i, probabilities, problem
-                        in _wave_outcomes(ray, found, onnx_model, preprocessing, concurrency or DEFAULT_CONCURRENCY)}
+            outcomes = {i: (features, problem) for i, features, problem
+                        in _wave_outcomes(ray, found, onnx_model, preprocessing, feature_dim,
+                                          concurrency or DEFAULT_CONCURRENCY)}
             position = 0
             for chunk in wave:
-                predictions = []
-                for item in chunk:
-                    probabilities, problem = outcomes.get(position, (None, item.problem or "unusable"))
-                    if problem:
-                        predictions.append(Prediction(str(item.path), None, 0.0, error=problem))
-                    else:
-                        predictions.append(model._to_prediction(str(item.path), probabilities, top_k, min_confidence))
-                    position += 1
-                yield chunk, predictions
+                results = [outcomes.get(position + n, (None, item.problem or "unusable")) for n, item in enumerate(chunk)]
+                position += len(chunk)
+                usable = [n for n, (_, problem) in enumerate(results) if not problem]
+                features = np.stack([results[n][0] for n in usable]) if usable else np.zeros((0, feature_dim))
+                answers = iter(model.predict_features([str(chunk[n].path) for n in usable], features, top_k,
+                                                      min_confidence, open_set,
+                                                      image_of=lambda j, usable=usable, chunk=chunk:
+                                                      open_input(chunk[usable[j]].path)))
+                yield chunk, [next(answers) if not problem else failed(str(item.path), problem)
+                              for item, (_, problem) in zip(chunk, results)]
     finally:
         if started_here:
             ray.shutdown()

@@ -1,26 +1,25 @@
-"""ImageNet classification out of the box: the pretrained network's own 1000 classes, no training."""
+"""ImageNet out of the box: the pretrained network's own 1000 classes, no training, answered at the animal-group
+level first ("cat, 97 % — most likely Persian cat"; "none of these: no animal in the photo (it looks like an
+espresso)"), with the same `Prediction` a trained model gives."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from zoolens.data.images import open_image
 from zoolens.data.transforms import eval_transform
-from zoolens.errors import ImageError
-from zoolens.inference.model import Prediction
-from zoolens.models.backbones import DEFAULT_BACKBONE, build_imagenet_classifier, describe_backbone
+from zoolens.inference.prediction import NONE_OF_THESE, NOT_SURE, Prediction, failed, opened_inputs, ranked, \
+    with_article
+from zoolens.models.backbones import DEFAULT_BACKBONE, build_imagenet_classifier, describe_backbone, \
+    imagenet_categories
+from zoolens.models.imagenet_groups import NOT_AN_ANIMAL, group_indices, rank_groups
+from zoolens.models.open_set import NO_ANIMAL, PERSON
 from zoolens.training.features import make_engine
+
+__all__ = ["DOG_CLASSES", "ImageNetClassifier", "imagenet_categories"]
 
 # ImageNet class indices of dog breeds (the seeds' dog detector: 151-268 inclusive).
 DOG_CLASSES = range(151, 269)
-
-
-def imagenet_categories() -> list[str]:
-    from torchvision.models import MobileNet_V2_Weights
-
-    return list(MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"])
+BATCH = 32
 
 
 class ImageNetClassifier:
@@ -30,6 +29,9 @@ class ImageNetClassifier:
         self.engine = make_engine(network, key, self.preprocessing.input_size)
         self.transform = eval_transform(self.preprocessing)
         self.categories = imagenet_categories()
+        self.classes = self.categories
+        self._groups = group_indices()
+        self._person_detector = None
 
     def probabilities(self, images) -> np.ndarray:
         import torch
@@ -40,25 +42,43 @@ class ImageNetClassifier:
         exp = np.exp(logits)
         return exp / exp.sum(1, keepdims=True)
 
-    def predict(self, inputs, top_k: int = 5, batch_size: int = 32) -> list[Prediction]:
-        inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    def answer(self, source: str, probabilities: np.ndarray, image, top_k: int = 5, min_confidence: float = 0.0,
+               by_group: bool = False) -> Prediction:
+        """The animal group first, then the most likely ImageNet class inside it; no group: none of these."""
+        groups = rank_groups(probabilities, top_k=len(self._groups) + 1)
+        group, confidence = groups[0]
+        top = groups[: max(1, top_k)] if by_group else ranked(probabilities, self.categories, top_k)
+        if group == NOT_AN_ANIMAL:
+            looks_like = self.categories[int(np.argmax(probabilities))]
+            reason = PERSON if image is not None and self._has_person(image) else NO_ANIMAL
+            return Prediction(source, None, confidence, top, verdict=NONE_OF_THESE, reason=reason,
+                              nearest=looks_like, detail=f"it looks like {with_article(looks_like)}")
+        inside = self._groups[group]
+        species = self.categories[inside[int(np.argmax(probabilities[inside]))]]
+        if confidence < min_confidence:
+            return Prediction(source, None, confidence, top, verdict=NOT_SURE, nearest=group,
+                              detail=f"most likely {species}")
+        return Prediction(source, group, confidence, top, detail=f"most likely {species}")
+
+    def _has_person(self, image) -> bool:
+        if self._person_detector is None:
+            from zoolens.models.faces import PersonDetector
+
+            self._person_detector = PersonDetector()
+        return self._person_detector.has_person(image)
+
+    def predict(self, inputs, top_k: int = 5, min_confidence: float = 0.0, by_group: bool = False) -> list[Prediction]:
+        """Photos (paths, PIL images or bytes; one or a list): each an animal group with its probability and
+        the ImageNet classes (or, `by_group`, the groups) as top-k; a photo without an animal is none of these."""
+        opened = opened_inputs(inputs, min_side=256)
         results: list[Prediction] = []
-        for start in range(0, len(inputs), batch_size):
-            chunk = inputs[start : start + batch_size]
-            images, positions, chunk_results = [], [], []
-            for item in chunk:
-                source = str(item) if isinstance(item, (str, Path)) else getattr(item, "filename", "<image>")
-                try:
-                    images.append(open_image(item if not isinstance(item, str) else Path(item), min_side=256))
-                    positions.append(len(chunk_results))
-                    chunk_results.append(Prediction(source, None, 0.0))
-                except ImageError as error:
-                    chunk_results.append(Prediction(source, None, 0.0, error=error.reason))
-            if images:
-                for position, row in zip(positions, self.probabilities(images)):
-                    order = np.argsort(-row)[:top_k]
-                    top = [(self.categories[i], float(row[i])) for i in order]
-                    chunk_results[position].label, chunk_results[position].confidence = top[0]
-                    chunk_results[position].top = top
-            results.extend(chunk_results)
+        for start in range(0, len(opened), BATCH):
+            chunk = opened[start : start + BATCH]
+            images = [image for _, image, problem in chunk if problem is None]
+            rows = iter(self.probabilities(images)) if images else iter(())
+            for source, image, problem in chunk:
+                if problem is not None:
+                    results.append(failed(source, problem))
+                else:
+                    results.append(self.answer(source, next(rows), image, top_k, min_confidence, by_group))
         return results

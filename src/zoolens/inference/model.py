@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, field
+import logging
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,26 +15,27 @@ from zoolens.data.images import open_image
 from zoolens.data.transforms import preprocess_array
 from zoolens.errors import ImageError, ZoolensError
 from zoolens.inference import bundle
+from zoolens.inference.prediction import NONE_OF_THESE, NOT_SURE, Prediction, decide, failed, input_list, is_path, \
+    open_input, source_name
 from zoolens.models.backbones import BackboneInfo, Preprocessing, build_backbone
 from zoolens.models.classifier import Classifier
+from zoolens.models.open_set import MODES, NO_ANIMAL, OPEN_SET_FILE, PERSON, UNLIKE_TRAINING_ANY, OpenSetCheck
 from zoolens.training.features import backbone_key, extract_features, make_engine
 
-NOT_SURE = "not sure"
+__all__ = ["Model", "Prediction", "NOT_SURE", "NONE_OF_THESE"]
+log = logging.getLogger(__name__)
 
 
-@dataclass
-class Prediction:
-    source: str
-    label: str | None  # None: below the confidence threshold ("not sure"), or the photo was unusable
-    confidence: float
-    top: list[tuple[str, float]] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def answer(self) -> str:
-        if self.error:
-            return f"error: {self.error}"
-        return self.label if self.label is not None else NOT_SURE
+def reference_backbone(path: Path, recorded: dict):
+    """The pretrained backbone a model's open-set check runs on, when it is not the model's own (fine-tuned and
+    scratch models), with its weights from the same place as for training; None for the model's own."""
+    features = recorded.get("features", "own")
+    if not isinstance(features, dict):
+        return None
+    name = features.get("backbone")
+    if not isinstance(name, str):
+        raise ZoolensError(f"{path / bundle.META_FILE}: open_set.features names no backbone")
+    return build_backbone(name, pretrained=True)
 
 
 class Model:
@@ -44,6 +46,9 @@ class Model:
         self.meta = meta or {}
         self.temperature = float(self.meta.get("calibration", {}).get("temperature", 1.0))
         self.path: Path | None = None
+        self.open_set: OpenSetCheck | None = None  # "none of these"; fitted by train(), saved in the bundle
+        self._person_detector = None
+        self.reference = None  # the pretrained backbone the open-set check runs on, beside a fine-tuned one
 
     # ---- persistence -------------------------------------------------------------------------
     def describe(self) -> dict:
@@ -66,12 +71,18 @@ class Model:
             "head": {"dropout": float(self.network.head[0].p)},
             "parameters": sum(p.numel() for p in self.network.parameters()),
             "calibration": {**self.meta.get("calibration", {}), "temperature": self.temperature},
+            "open_set": self.open_set.summary if self.open_set is not None else {"animal_check": "off",
+                                                                                  "method": "none (not fitted)"},
         }
 
     def save(self, path: str | Path, extra_files: dict[str, Path] | None = None) -> Path:
         path = Path(path)
         self.meta = self.describe()
-        bundle.write_bundle(path, self.network.state_dict(), self.meta, extra_files)
+        with tempfile.TemporaryDirectory(prefix="zoolens-save-") as scratch:
+            extra = dict(extra_files or {})
+            if self.open_set is not None:
+                extra[OPEN_SET_FILE] = self.open_set.save(Path(scratch) / OPEN_SET_FILE)
+            bundle.write_bundle(path, self.network.state_dict(), self.meta, extra)
         self.path = path
         return path
 
@@ -102,12 +113,40 @@ class Model:
             ) from None
         model = cls(network, classes, Preprocessing.from_dict(meta["preprocessing"]), meta)
         model.path = path
+        if (path / OPEN_SET_FILE).exists():
+            model.open_set = OpenSetCheck.load(path / OPEN_SET_FILE, meta.get("open_set"))
+            try:
+                model.reference = reference_backbone(path, meta.get("open_set", {}))
+            except ZoolensError as error:  # weights neither installed nor downloadable: the model still answers
+                log.warning("%s: 'none of these' is off: its open-set check needs a pretrained backbone (%s)",
+                            path, error)
+                model.open_set = None
+            if model.open_set is not None and model.open_set.bank.shape[1] != (model.reference or backbone).feature_dim:
+                raise ZoolensError(f"{path / OPEN_SET_FILE}: its features do not fit the model's backbone")
+        else:
+            log.warning("%s: no open-set data (made before zoolens had it): its answers are never 'none of these'; "
+                        "train it again to get them", path)
         return model
 
     # ---- prediction --------------------------------------------------------------------------
-    def _head_probabilities(self, features: np.ndarray) -> np.ndarray:
+    # ---- features ----------------------------------------------------------------------------
+    # A model's features are its backbone's pooled features, followed, when its open-set check runs on the
+    # pretrained backbone beside a fine-tuned or scratch one (`self.reference`), by that backbone's features:
+    # every caller passes one array from `features_of_*` to `class_probabilities` and `predict_features`.
+    def _own_features(self, features: np.ndarray) -> np.ndarray:
+        return features[:, : self.network.backbone.feature_dim]
+
+    def _check_features(self, features: np.ndarray) -> np.ndarray:
+        return features[:, self.network.backbone.feature_dim :] if self.reference is not None else features
+
+    @property
+    def backbones(self) -> list:
+        return [self.network.backbone] + ([self.reference] if self.reference is not None else [])
+
+    def class_probabilities(self, features: np.ndarray) -> np.ndarray:
         # NumPy rather than torch for this one small matrix product: torch's per-call overhead
         # is several milliseconds on a busy 2-core CPU, a large share of a single prediction.
+        features = self._own_features(features)
         dense = self.network.head[-1]
         weight, bias = dense.weight.detach().numpy(), dense.bias.detach().numpy()
         logits = (features @ weight.T + bias) / self.temperature
@@ -117,49 +156,118 @@ class Model:
 
     def predict_proba_paths(self, paths: list[Path], progress: bool = False):
         """Class probabilities for photo files: (probabilities, usable mask, problems)."""
-        found = extract_features(
-            [Path(p) for p in paths], self.network.backbone, self.preprocessing, progress=progress
-        )
-        return self._head_probabilities(found.features), found.usable, found.problems
+        found = self.features_of_paths(paths, progress)
+        return self.class_probabilities(found.features), found.usable, found.problems
+
+    def features_of_paths(self, paths: list[Path], progress: bool = False):
+        found = [extract_features([Path(p) for p in paths], backbone, self.preprocessing, progress=progress)
+                 for backbone in self.backbones]
+        if len(found) == 1:
+            return found[0]
+        both = found[0]
+        both.features = np.concatenate([f.features for f in found], axis=1)
+        both.usable = found[0].usable & found[1].usable
+        return both
+
+    def features_of_images(self, images: list[Image.Image]) -> np.ndarray:
+        batch = np.stack([preprocess_array(open_image(image), self.preprocessing) for image in images])
+        return self.features_of_arrays(batch)
+
+    def features_of_arrays(self, batch: np.ndarray) -> np.ndarray:
+        """Pooled features of already preprocessed network inputs (N, 3, S, S)."""
+        outputs = []
+        for backbone in self.backbones:
+            engine = make_engine(backbone, backbone_key(backbone, self.preprocessing), self.preprocessing.input_size)
+            outputs.append(engine(batch))
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=1)
 
     def predict_proba_images(self, images: list[Image.Image]) -> np.ndarray:
-        batch = np.stack([preprocess_array(open_image(image), self.preprocessing) for image in images])
-        return self.predict_proba_arrays(batch)
+        return self.class_probabilities(self.features_of_images(images))
 
     def predict_proba_arrays(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities for already preprocessed network inputs (N, 3, S, S)."""
-        backbone = self.network.backbone
-        engine = make_engine(backbone, backbone_key(backbone, self.preprocessing), self.preprocessing.input_size)
-        return self._head_probabilities(engine(batch))
+        return self.class_probabilities(self.features_of_arrays(batch))
 
-    def _to_prediction(self, source: str, probabilities: np.ndarray, top_k: int, min_confidence: float) -> Prediction:
-        order = np.argsort(-probabilities)[: max(1, top_k)]
-        top = [(self.classes[i], float(probabilities[i])) for i in order]
-        label, confidence = top[0]
-        return Prediction(source, label if confidence >= min_confidence else None, confidence, top)
+    def not_sure_below(self, min_confidence: float = 0.0, open_set: str = "on") -> float:
+        """The confidence under which the answer is "not sure": the user's, or the calibrated one if higher."""
+        if open_set == "off" or self.open_set is None:
+            return min_confidence
+        return max(min_confidence, self.open_set.thresholds[open_set].confidence)
 
-    def predict(self, inputs, top_k: int = 3, min_confidence: float = 0.0, progress: bool = False) -> list[Prediction]:
-        """Predict for photo paths, PIL images or raw bytes (one or a list). Unusable photos come back
-        as predictions with `error` set, never as exceptions."""
-        inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    def predict_features(self, sources: list[str], features: np.ndarray, top_k: int = 3, min_confidence: float = 0.0,
+                         open_set: str = "on", image_of=None) -> list[Prediction]:
+        """The answers for photos' pooled features: every surface's predictions come through here.
+        `image_of(i)`, when given, opens photo i so that one without an animal can be told to be a person."""
+        if open_set not in MODES:
+            raise ZoolensError(f"open_set must be one of {', '.join(MODES)}, not {open_set!r}")
+        if not len(sources):
+            return []
+        probabilities = self.class_probabilities(features)
+        reasons, scores = [None] * len(sources), None
+        if self.open_set is not None and open_set != "off":
+            scores = self.open_set_scores(features)
+            reasons = self.open_set.reasons(scores, open_set)
+            if image_of is not None:
+                reasons = self._people_among(reasons, image_of)
+        threshold = self.not_sure_below(min_confidence, open_set)
+        return [decide(source, probabilities[i], self.classes, top_k, threshold, reasons[i],
+                       self.open_set.looks_like(scores, i) if scores is not None and reasons[i] else None)
+                for i, source in enumerate(sources)]
+
+    def open_set_scores(self, features: np.ndarray):
+        """The open-set check's scores (`open_set.OpenSetScores`) for features from `features_of_*`."""
+        return self.open_set.scores(self._check_features(features))
+
+    def _people_among(self, reasons: list[str | None], image_of) -> list[str | None]:
+        """Turned-away photos in which a face is found are "a person": ImageNet has no person class, and a model
+        without the animal check (fine-tuned, scratch, non-animal classes) has no ImageNet at all."""
+        if NO_ANIMAL not in reasons and UNLIKE_TRAINING_ANY not in reasons:
+            return reasons
+        if self._person_detector is None:
+            from zoolens.models.faces import PersonDetector
+
+            self._person_detector = PersonDetector()
+        refined = list(reasons)
+        for i, reason in enumerate(reasons):
+            if reason in (NO_ANIMAL, UNLIKE_TRAINING_ANY):
+                try:
+                    image = image_of(i)
+                except ImageError:
+                    continue
+                if image is not None and self._person_detector.has_person(image):
+                    refined[i] = PERSON
+        return refined
+
+    def predict(self, inputs, top_k: int = 3, min_confidence: float = 0.0, progress: bool = False,
+                open_set: str = "on") -> list[Prediction]:
+        """Predict for photo paths, PIL images or raw bytes (one or a list). Each answer is a class, "not
+        sure", "none of these" (with its reason) or an error for an unusable photo, never an exception.
+
+        `min_confidence`: answer "not sure" below it (on top of the calibrated threshold); `open_set`: "on"
+        (default), "strict" (turns more away) or "off" (never "none of these")."""
+        inputs = input_list(inputs)
         results: list[Prediction | None] = [None] * len(inputs)
-        path_positions = [i for i, item in enumerate(inputs) if isinstance(item, (str, Path))]
+        path_positions = [i for i, item in enumerate(inputs) if is_path(item)]
         if path_positions:
             paths = [Path(inputs[i]) for i in path_positions]
-            probabilities, usable, problems = self.predict_proba_paths(paths, progress)
-            reasons = dict(problems)
-            for n, i in enumerate(path_positions):
-                if usable[n]:
-                    results[i] = self._to_prediction(str(paths[n]), probabilities[n], top_k, min_confidence)
-                else:
-                    results[i] = Prediction(str(paths[n]), None, 0.0, error=reasons.get(str(paths[n]), "unusable"))
+            found = self.features_of_paths(paths, progress)
+            reasons = dict(found.problems)
+            usable = [n for n in range(len(paths)) if found.usable[n]]
+            answers = self.predict_features([str(paths[n]) for n in usable], found.features[usable], top_k,
+                                            min_confidence, open_set, image_of=lambda j: open_input(paths[usable[j]]))
+            for n, answer in zip(usable, answers):
+                results[path_positions[n]] = answer
+            for n, path in enumerate(paths):
+                if not found.usable[n]:
+                    results[path_positions[n]] = failed(str(path), reasons.get(str(path), "unusable"))
         for i, item in enumerate(inputs):
             if results[i] is None:
-                source = getattr(item, "filename", None) or f"<image {i + 1}>"
+                source = source_name(item, i)
                 try:
-                    image = open_image(bytes(item) if isinstance(item, (bytes, bytearray)) else item)
-                    probabilities = self.predict_proba_images([image])[0]
-                    results[i] = self._to_prediction(str(source), probabilities, top_k, min_confidence)
+                    image = open_input(item)
                 except ImageError as error:
-                    results[i] = Prediction(str(source), None, 0.0, error=error.reason)
+                    results[i] = failed(source, error.reason)
+                    continue
+                results[i] = self.predict_features([source], self.features_of_images([image]), top_k, min_confidence,
+                                                   open_set, image_of=lambda _, image=image: image)[0]
         return results  # type: ignore[return-value]

@@ -311,3 +311,39 @@ def state_fingerprint(module: nn.Module) -> str:
         digest.update(key.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def imagenet_categories() -> list[str]:
+    """The 1000 ImageNet-1k category names, in the order of every ImageNet classifier's outputs."""
+    from torchvision.models import MobileNet_V2_Weights
+
+    return list(MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def _single_linear(layer: nn.Module | None) -> nn.Linear | None:
+    if isinstance(layer, nn.Linear):
+        return layer
+    if isinstance(layer, nn.Sequential) and all(isinstance(m, (nn.Dropout, nn.Linear)) for m in layer):
+        linears = [m for m in layer if isinstance(m, nn.Linear)]
+        return linears[0] if len(linears) == 1 else None
+    return None
+
+
+def imagenet_head(backbone: Backbone):
+    """The pretrained network's own ImageNet classifier over this backbone's pooled features (an
+    `open_set.ImageNetHead`), or (None, why not): only a pretrained backbone whose pooled features feed a
+    single Linear layer of 1000 outputs has one (VGG's GAP features, for one, do not)."""
+    from zoolens.models.open_set import ImageNetHead
+
+    if backbone.info.weights_tag == "none" or backbone.info.source == "zoolens":
+        return None, "the backbone has no pretrained ImageNet classifier"
+    model = _build_imagenet_model(backbone.info.name, pretrained=True)
+    if backbone.info.source == "timm":
+        layer = model.get_classifier()
+    else:
+        layer = next((getattr(model, a) for a in ("fc", "classifier", "head", "heads") if hasattr(model, a)), None)
+    linear = _single_linear(layer)
+    if linear is None or linear.out_features != 1000 or linear.in_features != backbone.feature_dim:
+        return None, f"{backbone.info.name}'s pooled features do not feed its ImageNet classifier"
+    return ImageNetHead(linear.weight.detach().numpy().copy(), linear.bias.detach().numpy().copy(),
+                        imagenet_categories()), None

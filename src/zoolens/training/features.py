@@ -55,7 +55,7 @@ class OnnxEngine:
     def __init__(self, module: torch.nn.Module, key: str, input_size: int):
         import onnxruntime as ort
 
-        path = cache_dir() / "onnx" / f"{key}.onnx"
+        path = self.path = cache_dir() / "onnx" / f"{key}.onnx"
         if not path.exists():
             self._export(module, path, input_size)
         options = ort.SessionOptions()

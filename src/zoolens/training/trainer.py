@@ -23,8 +23,10 @@ from zoolens.errors import ZoolensError
 from zoolens.evaluation.evaluate import evaluate_samples, write_evaluation
 from zoolens.evaluation.plots import plot_training_curves
 from zoolens.inference.model import Model
-from zoolens.models.backbones import DEFAULT_BACKBONE, build_backbone, trainable_blocks
+from zoolens.models.backbones import DEFAULT_BACKBONE, build_backbone, has_pretrained_weights, imagenet_head, \
+    trainable_blocks
 from zoolens.models.classifier import Classifier
+from zoolens.models.open_set import DEFAULT_SHARE, OpenSetCheck, fit_open_set
 from zoolens.training.checkpoints import TrainingCheckpoints, phase_state, strip_prefix, unflatten_optimizer_state
 from zoolens.training.common import OPTIMIZERS, epoch_line, seed_everything
 from zoolens.training.distributed import Processes, in_process_group, start_processes
@@ -69,6 +71,7 @@ class TrainConfig:
     devices: str | int = "auto"  # per machine; more than one trains with DDP, one process per device
     num_nodes: int = 1
     workers: int | None = None
+    open_set_share: float = DEFAULT_SHARE  # of the validation photos the open-set check may turn away
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -87,6 +90,8 @@ class TrainConfig:
             raise ZoolensError(f"--batch-size must be at least 1, not {self.batch_size}")
         if not 0 <= self.dropout < 1:
             raise ZoolensError(f"--dropout must be in [0, 1), not {self.dropout}")
+        if not 0 < self.open_set_share < 0.5:
+            raise ZoolensError(f"--open-set-share must be above 0 and below 0.5, not {self.open_set_share}")
 
     def on_one_device(self) -> TrainConfig:
         """For studies, k-fold and tuning, which train one model after another in this one process."""
@@ -332,16 +337,67 @@ def _feature_arrays(parts, feature_of: dict[Path, np.ndarray], classes: list[str
     return arrays
 
 
-def _validation_logits(model: Model, parts, features, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    index = {name: i for i, name in enumerate(model.classes)}
-    y = np.array([index[s.label] for s in parts["val"]], dtype=np.int64)
+def _own_features(model: Model, parts, features, config: TrainConfig, role: str) -> np.ndarray:
+    """The model's own pooled features of one part: the cached frozen ones, or through its trained backbone."""
     if config.strategy == "frozen":
-        x = features["val"][0]
-    else:
-        x = extract_features([s.path for s in parts["val"]], model.network.backbone, model.preprocessing,
-                             progress=False).features
+        return features[role][0]
+    return extract_features([s.path for s in parts[role]], model.network.backbone, model.preprocessing,
+                            progress=False).features
+
+
+def _labels(model: Model, samples) -> np.ndarray:
+    index = {name: i for i, name in enumerate(model.classes)}
+    return np.array([index[s.label] for s in samples], dtype=np.int64)
+
+
+def _validation_logits(model: Model, val_features: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
-        return model.network.head(torch.from_numpy(x)).numpy(), y
+        return model.network.head(torch.from_numpy(np.asarray(val_features, np.float32))).numpy()
+
+
+def fit_open_set_check(model: Model, parts, features, config: TrainConfig, val_features: np.ndarray,
+                       progress: bool) -> OpenSetCheck:
+    """"None of these" for this model: the training photos as the bank, thresholds on the validation photos.
+    It runs on frozen pretrained features, where the ImageNet checks hold: the model's own when frozen; for a
+    fine-tuned or scratch model, the pretrained backbone's beside it (`Model.reference`), when there is one."""
+    _say(progress, "fitting the open-set check ('none of these') on the validation photos")
+    confidence = model.class_probabilities(val_features).max(axis=1)
+    labels = _labels(model, parts["train"])
+    reference = None if config.strategy == "frozen" else _reference_backbone(config)
+    if config.strategy == "frozen" or reference is not None:
+        if reference is None:
+            train_x, val_x, backbone = features["train"][0], val_features, model.network.backbone
+        elif features is not None:  # fine-tuned: the features its head was warmed on are the pretrained ones
+            train_x, val_x, backbone = features["train"][0], features["val"][0], reference
+        else:
+            backbone = reference
+            train_x, val_x = (extract_features([s.path for s in parts[role]], reference, model.preprocessing,
+                                               progress=progress).features for role in ("train", "val"))
+        imagenet, why_not = imagenet_head(backbone)
+        check = fit_open_set(train_x, labels, val_x, confidence, model.classes, imagenet, why_not,
+                             share=config.open_set_share, seed=config.seed)
+        check.summary["features"] = "own" if reference is None else {
+            "backbone": reference.info.name, "weights": reference.info.weights_id,
+            "why": f"the {config.strategy} backbone's features no longer feed the ImageNet classifier"}
+        model.reference = reference
+        return check
+    own = _own_features(model, parts, features, config, "train")
+    check = fit_open_set(own, labels, val_features, confidence, model.classes, None,
+                         f"no pretrained backbone with offline weights to run beside the {config.strategy} one",
+                         share=config.open_set_share, seed=config.seed)
+    check.summary["features"] = "own"
+    return check
+
+
+def _reference_backbone(config: TrainConfig):
+    """The pretrained backbone beside a fine-tuned (the same one) or scratch (the default one) model."""
+    name = config.backbone if config.strategy == "finetune" else DEFAULT_BACKBONE
+    if not has_pretrained_weights(name):
+        return None
+    try:
+        return build_backbone(name, pretrained=True)
+    except ZoolensError:
+        return None
 
 
 def train(data: str | Path, out: str | Path | None = None, *, config: TrainConfig | None = None,
@@ -420,9 +476,13 @@ def train(data: str | Path, out: str | Path | None = None, *, config: TrainConfi
         return Model(network, manifest.classes, prep, {})
 
     model = Model(network, manifest.classes, prep, {})
-    val_logits, val_labels = _validation_logits(model, parts, features, config)
-    temperature = calibrate_temperature(val_logits, val_labels)
+    val_features = _own_features(model, parts, features, config, "val")
+    val_labels = _labels(model, parts["val"])
+    temperature = calibrate_temperature(_validation_logits(model, val_features), val_labels)
     model.temperature = temperature
+    model.open_set = fit_open_set_check(model, parts, features, config, val_features, progress)
+    if model.open_set.summary["animal_check"] != "on":
+        _say(progress, f"  open-set animal check {model.open_set.summary['animal_check']}")
 
     evaluation = None
     if parts["test"]:

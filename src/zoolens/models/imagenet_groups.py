@@ -1,4 +1,4 @@
-"""Animal groups from the pretrained ImageNet network, with no training: "snake (92 %)".
+"""Animal groups of the ImageNet classes, for answers with no training: "snake (92 %)".
 
 A group's probability is the sum of the ImageNet class probabilities inside its index ranges. Every
 range records the category names at both of its ends, so a test checks the table against
@@ -7,13 +7,9 @@ range records the category names at both of its ends, so a test checks the table
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
-
-from zoolens.data.images import open_image
-from zoolens.errors import ImageError
 
 NOT_AN_ANIMAL = "not an animal"
 
@@ -80,55 +76,13 @@ def group_probabilities(probabilities: np.ndarray) -> dict[str, float]:
     return totals
 
 
-@dataclass
-class GroupPrediction:
-    source: str
-    group: str | None
-    confidence: float
-    top: list[tuple[str, float]] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def answer(self) -> str:
-        if self.error:
-            return f"error: {self.error}"
-        return f"{self.group} ({self.confidence:.0%})"
-
-
 def rank_groups(probabilities: np.ndarray, top_k: int = 3) -> list[tuple[str, float]]:
     totals = group_probabilities(probabilities)
     return sorted(totals.items(), key=lambda item: -item[1])[:top_k]
 
 
-def predict_groups(inputs, top_k: int = 3, classifier=None) -> list[GroupPrediction]:
-    """Animal group for photos (paths, PIL images or bytes; one or a list), from ImageNet probabilities."""
-    if classifier is None:
-        from zoolens.inference.imagenet import ImageNetClassifier
-
-        classifier = ImageNetClassifier()
-    inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-    results, images, positions = [], [], []
-    for n, item in enumerate(inputs):
-        source = str(item) if isinstance(item, (str, Path)) else getattr(item, "filename", None) or f"<image {n + 1}>"
-        try:
-            images.append(open_image(Path(item) if isinstance(item, str) else item, min_side=256))
-            positions.append(len(results))
-            results.append(GroupPrediction(source, None, 0.0))
-        except ImageError as error:
-            results.append(GroupPrediction(source, None, 0.0, error=error.reason))
-    for start in range(0, len(images), 32):
-        rows = classifier.probabilities(images[start : start + 32])
-        for position, row in zip(positions[start : start + 32], rows):
-            top = rank_groups(row, top_k=max(1, top_k))
-            results[position].group, results[position].confidence = top[0]
-            results[position].top = top
-    return results
-
-
-def format_group_predictions(predictions: list[GroupPrediction]) -> str:
-    width = min(60, max(len(p.source) for p in predictions))
-    lines = []
-    for p in predictions:
-        others = "  ".join(f"{name} {prob:.1%}" for name, prob in p.top[1:])
-        lines.append(f"{p.source:<{width}}  {p.answer:<28} {others}".rstrip())
-    return "\n".join(lines)
+def group_of_category(index: int) -> str | None:
+    for name, ranges in ANIMAL_GROUPS.items():
+        if any(index in r.indices for r in ranges):
+            return name
+    return None

@@ -1,0 +1,172 @@
+"""The one answer every surface shows (`Prediction`), how inputs become images, and the one results table.
+
+An answer is one of four verdicts: a class (with its calibrated confidence and top-k), "not sure" (one of
+the known kinds, but the model cannot tell which), "none of these" (with the reason in words: no animal, a
+person, an animal unlike any training photo) or an error (the photo cannot be used).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from zoolens.data.images import open_image
+from zoolens.errors import ImageError
+
+CLASS = "class"
+NOT_SURE = "not sure"
+NONE_OF_THESE = "none of these"
+ERROR = "error"
+VERDICTS = (CLASS, NOT_SURE, NONE_OF_THESE, ERROR)
+
+
+def with_article(name: str) -> str:
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+@dataclass
+class Prediction:
+    source: str
+    label: str | None  # the class, only when the verdict is CLASS
+    confidence: float  # calibrated probability of the most likely class
+    top: list[tuple[str, float]] = field(default_factory=list)
+    error: str | None = None
+    verdict: str = ""  # CLASS, NOT_SURE, NONE_OF_THESE or ERROR (worked out from the above when not given)
+    reason: str | None = None  # why "none of these": "no animal in the photo", "a person", ...
+    nearest: str | None = None  # the most likely known class when the answer is not one
+    detail: str | None = None  # more for people: "it looks like an espresso", "most likely Persian cat"
+
+    def __post_init__(self):
+        if not self.verdict:
+            self.verdict = ERROR if self.error else (CLASS if self.label is not None else NOT_SURE)
+        if self.verdict in (NOT_SURE, NONE_OF_THESE) and self.nearest is None and self.top:
+            self.nearest = self.top[0][0]
+
+    @property
+    def answer(self) -> str:
+        """'cats', 'not sure', 'none of these' or 'error: ...'."""
+        if self.verdict == ERROR:
+            return f"error: {self.error}"
+        return self.label if self.verdict == CLASS else self.verdict
+
+    def describe(self) -> str:
+        """One line a person reads: 'cats (97.2 %)', 'not sure (best guess: cats, 41.0 %)',
+        'none of these: a person (it looks like a suit)' or why the photo cannot be read."""
+        if self.verdict == ERROR:
+            return f"cannot read this photo: {self.error}"
+        if self.verdict == NONE_OF_THESE:
+            return f"none of these: {self.reason}" + (f" ({self.detail})" if self.detail else "")
+        if self.verdict == NOT_SURE:
+            return f"not sure (best guess: {self.nearest}, {self.confidence:.1%})"
+        return f"{self.label} ({self.confidence:.1%})" + (f" — {self.detail}" if self.detail else "")
+
+    def renamed(self, rename) -> Prediction:
+        """The same answer with class names passed through `rename` (e.g. WordNet ids to breed names)."""
+        self.label = rename(self.label) if self.label is not None else None
+        self.nearest = rename(self.nearest) if self.nearest is not None else None
+        self.top = [(rename(label), probability) for label, probability in self.top]
+        return self
+
+
+def ranked(probabilities: np.ndarray, classes: list[str], top_k: int) -> list[tuple[str, float]]:
+    order = np.argsort(-probabilities, kind="stable")[: max(1, top_k)]
+    return [(classes[i], float(probabilities[i])) for i in order]
+
+
+def decide(source: str, probabilities: np.ndarray, classes: list[str], top_k: int, min_confidence: float,
+           none_reason: str | None = None, looks_like: str | None = None) -> Prediction:
+    """The answer for one photo's class probabilities and (when the open-set check turned it away) its reason."""
+    top = ranked(probabilities, classes, top_k)
+    best, confidence = top[0]
+    detail = f"it looks like {with_article(looks_like)}" if looks_like and none_reason else None
+    if none_reason:
+        return Prediction(source, None, confidence, top, verdict=NONE_OF_THESE, reason=none_reason, nearest=best,
+                          detail=detail)
+    if confidence < min_confidence:
+        return Prediction(source, None, confidence, top, verdict=NOT_SURE, nearest=best)
+    return Prediction(source, best, confidence, top, verdict=CLASS)
+
+
+def failed(source: str, problem: str) -> Prediction:
+    return Prediction(source, None, 0.0, error=problem, verdict=ERROR)
+
+
+# ---- inputs ---------------------------------------------------------------------------------------
+def input_list(inputs) -> list:
+    """One photo (a path, a PIL image or bytes) or a list of them, as a list."""
+    return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+
+
+def is_path(item) -> bool:
+    return isinstance(item, (str, Path))
+
+
+def source_name(item, position: int) -> str:
+    """What a result calls its photo: the path, an upload's file name, or '<image N>'."""
+    if is_path(item):
+        return str(item)
+    return str(getattr(item, "filename", None) or f"<image {position + 1}>")
+
+
+def open_input(item, min_side: int | None = None):
+    """A PIL image for a path, image or bytes; raises ImageError naming the problem."""
+    if is_path(item):
+        item = Path(item)
+    elif isinstance(item, (bytes, bytearray, memoryview)):
+        item = bytes(item)
+    return open_image(item, min_side=min_side) if min_side else open_image(item)
+
+
+def opened_inputs(inputs, min_side: int | None = None) -> list[tuple[str, object, str | None]]:
+    """(source, image or None, problem or None) for each input, in order."""
+    opened = []
+    for position, item in enumerate(input_list(inputs)):
+        source = source_name(item, position)
+        try:
+            opened.append((source, open_input(item, min_side), None))
+        except ImageError as error:
+            opened.append((source, None, error.reason))
+    return opened
+
+
+# ---- the results table (CSV, Parquet, the web app's download) -------------------------------------
+def table_columns(top_k: int) -> list[str]:
+    columns = ["path", "verdict", "label", "confidence", "reason", "nearest"]
+    for i in range(1, top_k + 1):
+        columns += [f"top{i}_label", f"top{i}_confidence"]
+    return columns + ["error"]
+
+
+def table_row(prediction: Prediction, top_k: int) -> dict:
+    """One photo's row: `label` is set only for a class; `verdict` says which of the four answers it is."""
+    row = {"path": prediction.source, "verdict": prediction.verdict, "label": prediction.label,
+           "confidence": None if prediction.error else prediction.confidence, "reason": prediction.reason,
+           "nearest": prediction.nearest}
+    for i in range(top_k):
+        label, probability = prediction.top[i] if i < len(prediction.top) else (None, None)
+        row[f"top{i + 1}_label"], row[f"top{i + 1}_confidence"] = label, probability
+    row["error"] = prediction.error
+    return row
+
+
+def write_csv(predictions: list[Prediction], path: Path, top_k: int) -> Path:
+    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        csv_text(predictions, top_k, handle)
+    return Path(path)
+
+
+def csv_text(predictions: list[Prediction], top_k: int, handle=None) -> str:
+    """The table as CSV, into `handle` or returned as text (the web app's download)."""
+    import csv
+    import io
+
+    target = handle if handle is not None else io.StringIO()
+    writer = csv.DictWriter(target, fieldnames=table_columns(top_k), lineterminator="\n")
+    writer.writeheader()
+    for prediction in predictions:
+        row = table_row(prediction, top_k)
+        writer.writerow({key: (f"{value:.6f}" if isinstance(value, float) else "" if value is None else value)
+                         for key, value in row.items()})
+    return "" if handle is not None else target.getvalue()
