@@ -18,3 +18,20 @@ def test_finetuning_improves_validation_loss_over_the_frozen_head(small_animals,
     assert loaded.network.backbone.info.weights_tag == "none"  # its features are its own, not the cached ones
     photos = sorted((small_animals / "panda").iterdir())[-3:]
     assert [p.label for p in loaded.predict(photos)] == [p.label for p in model.predict(photos)]
+    assert_open_set_runs_on_the_pretrained_backbone(loaded, tmp_path)
+
+
+def assert_open_set_runs_on_the_pretrained_backbone(model: Model, tmp_path):
+    """A fine-tuned backbone's features no longer feed the ImageNet classifier: "none of these" runs on the
+    pretrained backbone beside it, so a rocket is still "no animal in the photo", not just "unlike"."""
+    from PIL import Image
+    from skimage import data
+
+    from zoolens.models.open_set import NO_ANIMAL
+
+    assert model.meta["open_set"]["features"]["backbone"] == "mobilenet_v2"
+    assert model.meta["open_set"]["animal_check"] == "on" and model.reference is not None
+    rocket = tmp_path / "rocket.jpg"
+    Image.fromarray(data.rocket()).save(rocket)
+    answer = model.predict(rocket)[0]
+    assert answer.verdict == "none of these" and answer.reason == NO_ANIMAL, answer

@@ -175,7 +175,8 @@ def test_imagenet_mode_answers_at_the_animal_group_level(skimage_photos):
     cat, coffee = ImageNetClassifier().predict([skimage_photos["chelsea"], skimage_photos["coffee"]])
     assert cat.verdict == CLASS and cat.label == "cat" and cat.confidence > 0.9
     assert cat.detail.startswith("most likely ") and cat.top[0][0] in cat.detail
-    assert coffee.verdict == NONE_OF_THESE and coffee.reason == NO_ANIMAL and coffee.detail == "it looks like an espresso"
+    assert coffee.verdict == NONE_OF_THESE and coffee.reason == NO_ANIMAL
+    assert coffee.detail == "it looks like an espresso"
 
 
 def test_batch_results_and_sorting_carry_the_verdicts(trained_model, skimage_photos, tmp_path):
@@ -212,4 +213,5 @@ def test_predictions_from_features_match_predictions_from_paths(trained_model, s
     from_features = trained_model.predict_features([str(p) for p in paths], found.features)
     from_images = trained_model.predict([Image.open(p) for p in paths])
     assert [p.verdict for p in from_features] == [p.verdict for p in from_images]
-    assert np.allclose([p.confidence for p in from_features], [p.confidence for p in from_images], atol=0.02)  # JPEG draft decoding of paths
+    # paths decode JPEGs in draft mode, images at full size: close, not equal
+    assert np.allclose([p.confidence for p in from_features], [p.confidence for p in from_images], atol=0.02)

@@ -41,22 +41,19 @@ def data_uri(image: Image.Image, format: str = "JPEG", max_side: int | None = No
     return f"data:image/{format.lower()};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
 
 
-def figure_uri(path: Path) -> str:
-    """A PNG figure on disk, scaled to the page width."""
+def figure_uri(path: Path, format: str = "PNG") -> str:
+    """A figure on disk, scaled to the page width."""
     with Image.open(path) as image:
         image.load()
         if image.width > FIGURE_WIDTH:
-            image = image.resize((FIGURE_WIDTH, round(image.height * FIGURE_WIDTH / image.width)), Image.Resampling.LANCZOS)
-        return data_uri(image, "PNG")
+            size = (FIGURE_WIDTH, round(image.height * FIGURE_WIDTH / image.width))
+            image = image.resize(size, Image.Resampling.LANCZOS)
+        return data_uri(image, format)
 
 
 def photo_figure_uri(path: Path) -> str:
-    """A figure made of photos (an image grid) on disk, scaled to the page width, as JPEG: a fraction of PNG's size."""
-    with Image.open(path) as image:
-        image.load()
-        if image.width > FIGURE_WIDTH:
-            image = image.resize((FIGURE_WIDTH, round(image.height * FIGURE_WIDTH / image.width)), Image.Resampling.LANCZOS)
-        return data_uri(image, "JPEG")
+    """A figure made of photos (an image grid), as JPEG: a fraction of PNG's size."""
+    return figure_uri(path, "JPEG")
 
 
 def _plotted(plot, *args, **kwargs) -> str:

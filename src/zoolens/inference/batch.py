@@ -389,7 +389,8 @@ def in_groups(items: Iterable, size: int) -> Iterator[list]:
 
 
 def local_predictions(model: Model, chunks: Iterator[list[Found]], top_k: int, min_confidence: float, workers: int,
-                      chunk_size: int = CHUNK_SIZE, open_set: str = "on") -> Iterator[tuple[list[Found], list[Prediction]]]:
+                      chunk_size: int = CHUNK_SIZE,
+                      open_set: str = "on") -> Iterator[tuple[list[Found], list[Prediction]]]:
     """(chunk, its predictions) for each chunk; decoding of the next chunk overlaps the network's work.
 
     The same decoding and ONNX Runtime engine as `extract_features`, but not its feature cache: that hashes
@@ -479,7 +480,8 @@ def folder_counts(results: ResultsDataset) -> dict[str, Counter]:
     per_folder: dict[str, Counter] = {}
     for table in results.read_parts(["folder", "verdict", "label", "error"]):
         for folder, verdict, label, error in zip(*(table.column(c).to_pylist() for c in table.column_names)):
-            per_folder.setdefault(folder, Counter())["errors" if error else (label if verdict == CLASS else verdict)] += 1
+            answer = "errors" if error else (label if verdict == CLASS else verdict)
+            per_folder.setdefault(folder, Counter())[answer] += 1
     return dict(sorted(per_folder.items()))
 
 

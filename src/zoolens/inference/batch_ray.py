@@ -146,7 +146,8 @@ def ray_predictions(model: Model, chunks: Iterator[list[Found]], top_k: int, min
                                           concurrency or DEFAULT_CONCURRENCY)}
             position = 0
             for chunk in wave:
-                results = [outcomes.get(position + n, (None, item.problem or "unusable")) for n, item in enumerate(chunk)]
+                results = [outcomes.get(position + n, (None, item.problem or "unusable"))
+                           for n, item in enumerate(chunk)]
                 position += len(chunk)
                 usable = [n for n, (_, problem) in enumerate(results) if not problem]
                 features = np.stack([results[n][0] for n in usable]) if usable else np.zeros((0, feature_dim))
