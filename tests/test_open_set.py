@@ -5,6 +5,7 @@ photos (vehicles; deer, an animal animals3 never had) and held-out animals3 phot
 """
 
 import json
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -115,7 +116,7 @@ def test_a_bundle_without_open_set_data_still_answers(trained_model, tmp_path, s
     assert verdicts(model.predict(list(skimage_photos.values())))[NONE_OF_THESE] == 0
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong_width"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong_width", "nan_threshold", "fifo"])
 def test_a_damaged_open_set_file_is_a_one_line_error(trained_model, tmp_path, damage, capsys):
     copy = tmp_path / "model"
     shutil.copytree(trained_model.path, copy)
@@ -124,14 +125,22 @@ def test_a_damaged_open_set_file_is_a_one_line_error(trained_model, tmp_path, da
         target.write_bytes(b"\x00" * 64)
     elif damage == "truncated":
         target.write_bytes(target.read_bytes()[:5000])
+    elif damage == "fifo":  # would hang a reader that opens it
+        target.unlink()
+        os.mkfifo(target)
     else:
-        from safetensors.numpy import load_file, save_file
         from safetensors import safe_open
+        from safetensors.numpy import load_file, save_file
 
         with safe_open(str(target), framework="numpy") as handle:
             metadata = handle.metadata()
         tensors = load_file(str(target))
-        tensors["bank"] = tensors["bank"][:, :100].copy()
+        if damage == "wrong_width":
+            tensors["bank"] = tensors["bank"][:, :100].copy()
+        else:
+            thresholds = json.loads(metadata["thresholds"])
+            thresholds["on"]["distance"] = float("nan")  # would turn nothing away, silently
+            metadata["thresholds"] = json.dumps(thresholds)
         save_file(tensors, str(target), metadata=metadata)
     with pytest.raises(zoolens.ZoolensError) as error:
         zoolens.Model.load(copy)

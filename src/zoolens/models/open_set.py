@@ -35,6 +35,7 @@ STRICT_SHARE = 0.05
 NOT_SURE_BELOW = 0.5  # calibrated probability under which the best guess is more likely wrong than right
 NEIGHBOURS = 10  # measured: k=10 beat 1 and 5 on animals3 and Imagewoof (benchmarks/open_set.py)
 BANK_PER_CLASS = 1000  # training photos kept per class (float16): 2.5 MB per 1000 photos at 1280 dims
+MAX_FILE_BYTES = 1 << 30  # a tampered bundle's open-set file is refused before it is read
 MIN_CALIBRATION_PHOTOS = 100  # below this many validation photos, training photos (leave-one-out) join them
 
 IMAGENET_ANIMALS = range(0, 398)
@@ -163,10 +164,16 @@ class OpenSetCheck:
         from safetensors import SafetensorError, safe_open
 
         try:
+            if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
+                raise ValueError(f"larger than {MAX_FILE_BYTES // 2**20} MB")
+            if path.exists() and not path.is_file():
+                raise ValueError("not a regular file")
             with safe_open(str(path), framework="numpy") as handle:
                 metadata = handle.metadata() or {}
                 tensors = {key: handle.get_tensor(key) for key in handle.keys()}
             thresholds = {mode: Thresholds(**values) for mode, values in json.loads(metadata["thresholds"]).items()}
+            if not all(_finite_or_none(vars(t).values()) for t in thresholds.values()):
+                raise ValueError("thresholds must be finite numbers")
             imagenet = None
             if "imagenet_weight" in tensors:
                 categories = json.loads(metadata["imagenet_categories"])
@@ -180,6 +187,8 @@ class OpenSetCheck:
             if known is not None and (imagenet is None or known.min(initial=0) < 0
                                       or known.max(initial=0) >= len(imagenet.categories)):
                 raise ValueError("known ImageNet categories out of range")
+            if not 1 <= check.neighbours <= 1000:
+                raise ValueError(f"neighbours {check.neighbours} out of range")
             if set(thresholds) != {"on", "strict"} or check.bank.ndim != 2 or len(check.bank) != len(check.bank_labels):
                 raise ValueError("unexpected contents")
             if imagenet is not None and imagenet.weight.shape[1] != check.bank.shape[1]:
@@ -189,6 +198,11 @@ class OpenSetCheck:
             raise ZoolensError(f"{path}: missing") from None
         except (SafetensorError, OSError, ValueError, KeyError, TypeError) as error:
             raise ZoolensError(f"{path}: damaged open-set data ({str(error).splitlines()[0][:120]})") from None
+
+
+def _finite_or_none(values) -> bool:
+    return all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v))
+               for v in values)
 
 
 def normalised_rows(x: np.ndarray) -> np.ndarray:
