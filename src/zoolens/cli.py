@@ -271,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a classifier by transfer learning")
     train.add_argument("data", help="folder of class folders (or of train/val/test folders)")
-    train.add_argument("--out", required=True, help="model folder to write")
+    train.add_argument("--out", required=True,
+                       help="model folder to write, outside DATA; a zoolens model there is replaced (only its own "
+                            "files: others in the folder are kept); one run at a time per folder")
     add_training_options(train)
     train.add_argument("--split", help="use this split manifest (from `zoolens data split`)")
     train.add_argument("--quiet", action="store_true", help="no progress output")

@@ -1,15 +1,26 @@
 """Files that a run killed half-way, or several processes at once, can never leave damaged: whole files
-replaced atomically, and the SQLite caches."""
+replaced atomically, the SQLite caches, one writer per output folder (`output_lock`), outputs kept apart from
+the data they are made from (`check_apart`), and folder names that stay where they are put (`safe_folder_name`)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
+import re
 import sqlite3
 import time
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from zoolens.errors import ZoolensError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: the lock file alone (O_EXCL), a dead holder's taken over by its pid
+    fcntl = None
 
 
 def temporary_name(path: Path) -> Path:
@@ -61,3 +72,130 @@ def _execute_when_unlocked(db: sqlite3.Connection, statement: str) -> None:
             if "locked" not in str(error) or time.monotonic() > deadline:
                 raise
             time.sleep(random.uniform(0.01, 0.1))  # apart, so the processes do not collide again in step
+
+
+# ---- one writer per output folder -----------------------------------------------------------------
+def lock_path(out: str | Path) -> Path:
+    """`.<name>.lock` beside the output folder (never inside it: the folder may not exist yet)."""
+    out = Path(out)
+    return out.with_name(f".{out.name}.lock")
+
+
+def _holder(text: str) -> str:
+    pid = text.strip().split()[0] if text.strip() else ""
+    return f"pid {pid}" if pid.isdigit() else "another process"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process: alive
+        return True
+    return True
+
+
+@contextmanager
+def output_lock(out: str | Path, option: str = "--out") -> Iterator[Path]:
+    """Hold `out` for this process for the block: a second zoolens writing the same folder is refused at once
+    with one line (ZoolensError). The lock file holds the pid; it is removed at the end. With fcntl the lock
+    is the kernel's (flock), so a killed holder's lock is free again at once; the file it left is taken over."""
+    out, lock = Path(out), lock_path(out)
+    busy = (f"{out}: another zoolens ({{holder}}) is writing this {option} folder now (lock {lock}); wait for it "
+            f"to finish, or choose another {option}")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = _take_flock(lock, busy) if fcntl is not None else _take_exclusive(lock, busy)
+    except OSError as error:
+        raise ZoolensError(f"{lock}: cannot take the lock on {out} ({error.strerror or error})") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)  # before the lock is released: a waiter then sees the file gone and retries
+        os.close(fd)
+
+
+def _take_flock(lock: Path, busy: str) -> int:
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(os.pread(fd, 64, 0).decode("ascii", "replace"))
+            os.close(fd)
+            raise ZoolensError(busy.format(holder=holder)) from None
+        except OSError:  # a file system without flock (some network and FUSE ones): the file alone, then
+            os.close(fd)
+            return _take_exclusive(lock, busy, ours_if_dead=True)
+        try:  # the file its last holder removed between our open and our lock is not the lock any more
+            if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _take_exclusive(lock: Path, busy: str, ours_if_dead: bool = False) -> int:
+    """The lock file made with O_CREAT|O_EXCL; one naming a dead pid (or, after a failed flock, none: the file
+    the flock attempt itself made) is taken over."""
+    for _ in range(2):
+        try:
+            return os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                text = lock.read_text(encoding="ascii", errors="replace")
+            except FileNotFoundError:
+                continue
+            pid = text.strip().split()[0] if text.strip() else ""
+            if (pid.isdigit() and not _pid_alive(int(pid))) or (ours_if_dead and not pid):
+                lock.unlink(missing_ok=True)  # its holder died: take it over
+                continue
+            raise ZoolensError(busy.format(holder=_holder(text))) from None
+    raise ZoolensError(busy.format(holder="another process"))
+
+
+# ---- outputs apart from their data ----------------------------------------------------------------
+def check_apart(data: str | Path, out: str | Path, option: str = "--out", data_name: str = "the data folder") -> None:
+    """Refuse an output inside the data folder (its files would become photos, a class, of the next run) and
+    the data folder inside the output (replacing the output could reach the photos). Links are followed."""
+    data_real, out_real = Path(os.path.realpath(data)), Path(os.path.realpath(out))
+    if out_real.is_relative_to(data_real):
+        raise ZoolensError(f"{out}: {option} is inside {data_name} {data}; zoolens never writes among the photos it "
+                           f"reads: choose an {option} outside it")
+    if data_real.is_relative_to(out_real):
+        raise ZoolensError(f"{data}: {data_name} is inside {option} {out}; choose an {option} that does not hold "
+                           f"the photos")
+
+
+# ---- folder names from outside --------------------------------------------------------------------
+MAX_NAME_BYTES = 200  # file systems allow 255 bytes per name; room for the suffix below
+_SEPARATORS = re.compile(r"[/\\]")
+
+
+def safe_folder_name(name: object) -> str:
+    """One folder name for a label read from a file (a model's classes): never a path. Slashes, backslashes,
+    control characters (NUL included) and leading dots become "_", an empty name "_", a name the file system
+    cannot take (too long, not encodable) is cut; any name so changed ends in " (<8 hex digits of the original>)"
+    so that two changed names never share a folder. Ordinary names (spaces, any letters) are kept as they are."""
+    text = "" if name is None else str(name)
+    cleaned = _SEPARATORS.sub("_", text)
+    cleaned = "".join("_" if unicodedata.category(c) == "Cc" else c for c in cleaned)
+    cleaned = re.sub(r"^\.+", lambda dots: "_" * len(dots.group()), cleaned) or "_"
+    cleaned = "".join(c if _encodable(c) else "_" for c in cleaned)
+    if cleaned == text and len(os.fsencode(cleaned)) <= MAX_NAME_BYTES:
+        return text
+    while len(os.fsencode(cleaned)) > MAX_NAME_BYTES:
+        cleaned = cleaned[:-1]
+    digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{cleaned} ({digest})"
+
+
+def _encodable(character: str) -> bool:
+    try:
+        os.fsencode(character)
+    except UnicodeError:
+        return False
+    return True

@@ -34,7 +34,7 @@ from PIL import Image
 from zoolens.data.images import is_image_name
 from zoolens.data.transforms import normalised
 from zoolens.errors import ZoolensError
-from zoolens.files import replaced_atomically
+from zoolens.files import replaced_atomically, safe_folder_name
 from zoolens.inference.model import Model
 from zoolens.models.open_set import MODES
 from zoolens.inference.prediction import CLASS, NONE_OF_THESE, NOT_SURE, Prediction, failed, table_columns, table_row
@@ -446,7 +446,31 @@ def _place(source: Path, target: Path, copy: bool) -> None:
 def sort_into(results: ResultsDataset, target: Path, copy: bool = False) -> Counter:
     """Link (or copy) every usable photo of the results into TARGET/<class>/, TARGET/not sure/ or TARGET/none of
     these/; photos already placed by an earlier run are recognised and left as they are. The photos are never
-    changed."""
+    changed. Class names come from the model's zoolens.json: each becomes one folder name (`safe_folder_name`:
+    never '..', '/x' or 'a/b'), and a folder that leads out of TARGET (a link) is refused: nothing is placed
+    outside it."""
+    target = Path(target)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ZoolensError(f"{target}: --sort-into folder cannot be made ({error.strerror or error})") from None
+    inside = Path(os.path.realpath(target))
+    destinations: dict[str, Path] = {}
+
+    def destination_of(answer: str) -> Path:
+        if answer not in destinations:
+            folder = target / safe_folder_name(answer)
+            for _ in ("before it is made", "after"):  # after too: a link put there in between
+                if Path(os.path.realpath(folder)).parent != inside:
+                    raise ZoolensError(f"{folder}: leads out of --sort-into {target} (a link?); nothing is placed "
+                                       f"outside it: remove it or choose another --sort-into")
+                try:
+                    folder.mkdir(exist_ok=True)
+                except OSError as error:
+                    raise ZoolensError(f"{folder}: cannot be made ({error.strerror or error})") from None
+            destinations[answer] = folder
+        return destinations[answer]
+
     counts: Counter = Counter()
     for table in results.read_parts(["path", "folder", "verdict", "label", "error"]):
         for path, folder, verdict, label, error in zip(*(table.column(c).to_pylist() for c in table.column_names)):
@@ -456,10 +480,11 @@ def sort_into(results: ResultsDataset, target: Path, copy: bool = False) -> Coun
             if not source.is_file():
                 counts["missing"] += 1
                 continue
-            destination = target / (label if verdict == CLASS else verdict)
-            destination.mkdir(parents=True, exist_ok=True)
+            destination = destination_of(label if verdict == CLASS else verdict)
             for name in _candidate_names(folder, source.name):
                 candidate = destination / name
+                if candidate.parent != destination or name in ("", ".", ".."):  # a name from the results file
+                    raise ZoolensError(f"{results.folder}: names a photo {name!r} that is not a file name")
                 if os.path.lexists(candidate):
                     if _same_file(candidate, source, copy):
                         counts["already"] += 1
@@ -521,6 +546,9 @@ def _check_folders(root: Path, out: Path, sort_target: Path | None) -> None:
     for option, place in (("--sort-into", sort_target), ("--out", out)):
         if place is not None and place.resolve().is_relative_to(root.resolve()):
             raise ZoolensError(f"{place}: {option} must be outside the photo folder {root} (it is never written to)")
+    if sort_target is not None and root.resolve().is_relative_to(sort_target.resolve()):
+        raise ZoolensError(f"{sort_target}: --sort-into must not hold the photo folder {root} (a class folder "
+                           f"could be the photo folder itself, and links would land among the photos)")
 
 
 def predict_folder(

@@ -3,6 +3,9 @@
 MODEL/zoolens.json        classes, backbone, preprocessing, training configuration, metrics, version
 MODEL/model.safetensors   the network's weights
 MODEL/split.csv           which photo was train / val / test (when trained by zoolens)
+
+Saving over an existing model replaces only the entries zoolens writes (OWNED); a user's own files beside
+them stay as they are.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from zoolens.errors import ZoolensError
+from zoolens.models.open_set import OPEN_SET_FILE
 
 FORMAT = "zoolens-model"
 FORMAT_VERSION = 1
@@ -24,29 +28,117 @@ META_FILE = "zoolens.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-def write_bundle(path: Path, state: dict[str, torch.Tensor], meta: dict, extra_files: dict[str, Path] | None = None):
-    """Write to a temporary folder beside `path`, then swap it in, so no half-written bundle is ever left."""
+# Every entry zoolens writes into a model folder (Model.save, then train()'s evaluation/). Replacing a model
+# replaces these and nothing else: whatever else the folder holds (a user's notes) is never touched.
+OWNED = (META_FILE, WEIGHTS_FILE, OPEN_SET_FILE, "split.csv", "history.csv", "training_curves.png", "evaluation")
+
+
+def _staging_prefix(path: Path) -> str:
+    return f".{path.name}.partial-"
+
+
+def _staging_folders(path: Path) -> list[Path]:
+    """What saves of `path` left beside it (or inside it, for a mount point): the pid ends the name."""
+    found = []
+    for folder, prefix in ((path.parent, _staging_prefix(path)), (path, ".zoolens-save-")):
+        try:
+            found += [p for p in folder.iterdir()
+                      if p.name.startswith(prefix) and p.name[len(prefix):].isdigit() and p.is_dir()]
+        except OSError:
+            pass
+    return found
+
+
+def _interrupted_save(path: Path) -> bool:
+    """Whether a save into `path` was killed after it took the old zoolens.json away (`old/` beside it)."""
+    return any((staging / "old" / META_FILE).exists() for staging in _staging_folders(path))
+
+
+def check_model_target(path: Path) -> None:
+    """Refuse a `path` a model must not be saved to: a file, or a folder with other things and no model.
+    Absent, empty, a zoolens model (zoolens.json), or one whose replacement was killed mid-way, are fine."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    if os.path.lexists(path) and not path.exists():
+        raise ZoolensError(f"{path}: is a broken link; choose another --out")
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise ZoolensError(f"{path}: is a file, not a model folder; choose another --out")
+    try:
+        empty = not any(path.iterdir())
+    except OSError as error:
+        raise ZoolensError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if not (empty or (path / META_FILE).exists() or _interrupted_save(path)):
+        raise ZoolensError(f"{path}: exists and is not a zoolens model; choose another --out")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def write_bundle(path: Path, state: dict[str, torch.Tensor], meta: dict, extra_files: dict[str, Path] | None = None):
+    """Write the new model's files to a temporary folder beside `path`; then, for a new folder, rename it into
+    place; for an existing model, move only zoolens's own entries (OWNED) out and the new ones in, zoolens.json
+    last: no half-written bundle is ever left, and everything else in the folder is kept as it is."""
+    path = Path(path)
+    check_model_target(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        beside = not path.exists() or os.stat(path).st_dev == os.stat(path.parent).st_dev
+        # A model folder that is a mount point of its own: stage inside it, where renames stay atomic.
+        staging = (path.parent / f"{_staging_prefix(path)}{os.getpid()}" if beside
+                   else path / f".zoolens-save-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        new = staging / "new"
+        new.mkdir(parents=True)
+    except OSError as error:
+        raise ZoolensError(f"{path}: cannot be written ({error.strerror or error})") from None
+    try:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+        save_file(tensors, str(new / WEIGHTS_FILE), metadata={"format": FORMAT})
+        (new / META_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+        for name, source in (extra_files or {}).items():
+            if Path(name).name != name or name in ("", ".", "..") or name.startswith(".zoolens-save-"):
+                raise ZoolensError(f"{name!r}: a model file's name must be a plain file name")
+            if Path(source).is_dir():
+                shutil.copytree(source, new / name)
+            elif Path(source).exists():
+                shutil.copyfile(source, new / name)
+    except (OSError, SafetensorError, ZoolensError) as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, ZoolensError):
+            raise
+        raise ZoolensError(f"{path}: the new model could not be written ({getattr(error, 'strerror', None) or error})"
+                           ) from None
+    try:
+        if not path.exists():
+            new.replace(path)
+        else:
+            _replace_in_place(path, new, staging / "old", owned={*OWNED, *(extra_files or {})})
+    except OSError as error:
+        raise ZoolensError(f"{path}: the new model could not be moved into place ({error.strerror or error}); "
+                           f"its files are in {new}") from None
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
-    (staging / META_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
-    for name, source in (extra_files or {}).items():
-        if Path(source).exists():
-            shutil.copyfile(source, staging / name)
-    if path.exists():
-        if not (path / META_FILE).exists() and any(path.iterdir()):
-            shutil.rmtree(staging)
-            raise ZoolensError(f"{path}: exists and is not a zoolens model; choose another --out")
-        retired = path.with_name(f".{path.name}.old-{os.getpid()}")
-        path.replace(retired)
-        staging.replace(path)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        staging.replace(path)
+    for left in _staging_folders(path):  # killed saves' leftovers, the old files they had moved out
+        if not _pid_alive(int(left.name.rpartition("-")[2])):
+            shutil.rmtree(left, ignore_errors=True)
+
+
+def _replace_in_place(path: Path, new: Path, old: Path, owned: set[str]) -> None:
+    """First the old zoolens.json goes (so the folder never passes for a model half-way), then the old model's
+    other files, then the new ones come in, zoolens.json last. Nothing outside `owned` is moved."""
+    old.mkdir()
+    leaving = [name for name in (META_FILE, *sorted(owned - {META_FILE})) if os.path.lexists(path / name)]
+    for name in leaving:
+        os.replace(path / name, old / name)
+    for name in sorted(os.listdir(new), key=lambda name: name == META_FILE):
+        os.replace(new / name, path / name)
 
 
 def read_meta(path: Path) -> dict:
@@ -57,6 +149,9 @@ def read_meta(path: Path) -> dict:
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
+        if _interrupted_save(path):
+            raise ZoolensError(f"{path}: saving a new model here was interrupted; train it again "
+                               f"(the old model's files are in {_staging_folders(path)[0]}/old)") from None
         raise ZoolensError(f"{path}: not a zoolens model (no {META_FILE})") from None
     except (ValueError, UnicodeDecodeError, OSError) as error:
         raise ZoolensError(f"{meta_path}: unreadable model description ({error})") from None

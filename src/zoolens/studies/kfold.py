@@ -16,6 +16,7 @@ from zoolens.data.split import Manifest, split_folder, write_manifest
 from zoolens.errors import ZoolensError
 from zoolens.evaluation.evaluate import evaluate_samples
 from zoolens.evaluation.plots import _save, plt
+from zoolens.files import check_apart
 from zoolens.training.trainer import TrainConfig, train
 
 FOLD_METRICS = ("accuracy", "loss", "precision_macro", "recall_macro", "f1_macro")
@@ -43,6 +44,7 @@ def run_kfold(data: str | Path, out: str | Path, k: int = 5, config: TrainConfig
     if k < 2:
         raise ZoolensError(f"--k must be at least 2, not {k}")
     out = Path(out)
+    check_apart(data, out)  # before anything is written: never among the photos, never around them
     out.mkdir(parents=True, exist_ok=True)
     manifest = split_folder(scan_folder(data), config.ratios, config.seed)
     rows = []

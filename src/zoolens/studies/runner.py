@@ -13,6 +13,7 @@ import numpy as np
 from zoolens.data.folders import scan_folder
 from zoolens.data.split import split_folder, write_manifest
 from zoolens.evaluation.plots import _save, plt
+from zoolens.files import check_apart
 from zoolens.studies.spec import StudySpec
 from zoolens.training.trainer import WHERE_IT_RUNS, TrainConfig, train
 
@@ -56,6 +57,7 @@ def _read_history(bundle: Path) -> list[dict]:
 
 def run_study(spec: StudySpec, data: str | Path, out: str | Path, progress: bool = True) -> list[dict]:
     out = Path(out)
+    check_apart(data, out)  # before anything is written: never among the photos, never around them
     out.mkdir(parents=True, exist_ok=True)
     manifest = split_folder(scan_folder(data), spec.ratios, spec.seed)
     split_file = write_manifest(manifest, out / "split.csv")

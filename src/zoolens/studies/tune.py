@@ -11,6 +11,7 @@ from pathlib import Path
 
 from zoolens.data.folders import scan_folder
 from zoolens.data.split import split_folder, write_manifest
+from zoolens.files import check_apart
 from zoolens.training.trainer import TrainConfig, train
 
 GRID = {
@@ -49,6 +50,7 @@ def run_tune(data: str | Path, out: str | Path, trials: int = 20, method: str = 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config = (config or TrainConfig()).on_one_device()
     out = Path(out)
+    check_apart(data, out)  # before any trial: never among the photos, never around them
     out.mkdir(parents=True, exist_ok=True)
     split_file = write_manifest(split_folder(scan_folder(data), config.ratios, config.seed), out / "split.csv")
     if method == "grid":

@@ -1,5 +1,6 @@
 """Resumable training without pickle: after every epoch, `<out>.partial/` holds the network and optimizer
 in safetensors and everything else (phase, epoch, history, best so far, early stopping) in JSON.
+Its marker file (MARKER_FILE) makes it recognisably zoolens's: a folder of that name without it is refused.
 
 `progress.json` is the commit point: it is replaced atomically after the epoch's tensors file is
 complete, and names that file, so a kill at any moment leaves the previous epoch's state readable.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -20,11 +22,45 @@ from zoolens.errors import ZoolensError
 from zoolens.files import replaced_atomically
 
 PROGRESS_FILE = "progress.json"
+# Written into `<out>.partial/` as it is made: zoolens removes or reuses only a folder that holds it, never
+# a user's own folder that happens to have that name.
+MARKER_FILE = "zoolens-checkpoint.json"
+MARKER_FORMAT = "zoolens-training-checkpoint"
 
 
 def checkpoint_folder(out: str | Path) -> Path:
     out = Path(out)
     return out.with_name(f"{out.name}.partial")
+
+
+def is_ours(folder: Path) -> bool:
+    """Whether `folder` is a checkpoint folder zoolens made (a real folder holding its marker)."""
+    marker = Path(folder) / MARKER_FILE
+    if Path(folder).is_symlink() or not marker.is_file():
+        return False
+    try:
+        return json.loads(marker.read_text(encoding="utf-8")).get("format") == MARKER_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_checkpoint_folder(out: str | Path) -> None:
+    """Refuse to go on when `<out>.partial` exists and is not zoolens's own: it is never removed nor reused."""
+    folder = checkpoint_folder(out)
+    if os.path.lexists(folder) and not is_ours(folder):
+        raise ZoolensError(f"{folder}: exists and is not a zoolens checkpoint (no {MARKER_FILE}); zoolens keeps "
+                           f"its per-epoch checkpoints there: move it away or choose another --out")
+
+
+def _make_folder(folder: Path) -> None:
+    """The checkpoint folder, made with its marker already inside (under a temporary name, then renamed): a kill
+    never leaves a `<out>.partial` without one."""
+    temporary = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir(parents=True)
+    (temporary / MARKER_FILE).write_text(json.dumps({"format": MARKER_FORMAT, "pid": os.getpid()}) + "\n",
+                                         encoding="utf-8")
+    temporary.rename(folder)
 
 
 def _plain_tensors(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -69,13 +105,18 @@ class TrainingCheckpoints:
     def start(cls, out: str | Path, fingerprint: dict, resume: bool) -> tuple[TrainingCheckpoints, str]:
         """The run's checkpoints, resumed from disk when asked and possible; with a line saying what happened."""
         checkpoints = cls(checkpoint_folder(out), fingerprint)
+        check_checkpoint_folder(out)
         if resume and (checkpoints.folder / PROGRESS_FILE).exists():
             checkpoints._read()
             done = ", ".join(f"{p} epoch {s['epoch']}{' (finished)' if s['finished'] else ''}"
                              for p, s in checkpoints.phases.items())
             return checkpoints, f"resuming from {checkpoints.folder} ({done or 'nothing trained yet'})"
-        shutil.rmtree(checkpoints.folder, ignore_errors=True)
-        checkpoints.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            if os.path.lexists(checkpoints.folder):  # zoolens's own (checked above): an earlier run's
+                shutil.rmtree(checkpoints.folder)
+            _make_folder(checkpoints.folder)
+        except OSError as error:
+            raise ZoolensError(f"{checkpoints.folder}: cannot be made ({error.strerror or error})") from None
         checkpoints._write_progress()
         note = f"no checkpoint at {checkpoints.folder}; starting from the beginning" if resume else ""
         return checkpoints, note
@@ -141,7 +182,7 @@ class TrainingCheckpoints:
             (self.folder / previous).unlink(missing_ok=True)
 
     def remove(self) -> None:
-        if not self.writer:
+        if not self.writer or not is_ours(self.folder):  # only ever the folder zoolens made
             return
         shutil.rmtree(self.folder, ignore_errors=True)
 

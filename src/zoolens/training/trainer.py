@@ -22,12 +22,15 @@ from zoolens.data.transforms import Augmentation, eval_transform, train_transfor
 from zoolens.errors import ZoolensError
 from zoolens.evaluation.evaluate import evaluate_samples, write_evaluation
 from zoolens.evaluation.plots import plot_training_curves
+from zoolens.files import check_apart, output_lock
+from zoolens.inference.bundle import check_model_target
 from zoolens.inference.model import Model
 from zoolens.models.backbones import DEFAULT_BACKBONE, build_backbone, has_pretrained_weights, imagenet_head, \
     trainable_blocks
 from zoolens.models.classifier import Classifier
 from zoolens.models.open_set import DEFAULT_SHARE, OpenSetCheck, fit_open_set
-from zoolens.training.checkpoints import TrainingCheckpoints, phase_state, strip_prefix, unflatten_optimizer_state
+from zoolens.training.checkpoints import TrainingCheckpoints, check_checkpoint_folder, checkpoint_folder, phase_state, \
+    strip_prefix, unflatten_optimizer_state
 from zoolens.training.common import OPTIMIZERS, epoch_line, seed_everything
 from zoolens.training.distributed import Processes, in_process_group, start_processes
 from zoolens.training.features import extract_features, extract_features_sharded
@@ -378,7 +381,8 @@ def fit_open_set_check(model: Model, parts, features, config: TrainConfig, val_f
                              share=config.open_set_share, seed=config.seed)
         check.summary["features"] = "own" if reference is None else {
             "backbone": reference.info.name, "weights": reference.info.weights_id,
-            "why": f"the {config.strategy} backbone's features no longer feed the ImageNet classifier"}
+            "why": "a network trained from scratch has no ImageNet classifier" if config.strategy == "scratch"
+            else "the fine-tuned backbone's features no longer feed the ImageNet classifier"}
         model.reference = reference
         return check
     own = _own_features(model, parts, features, config, "train")
@@ -407,8 +411,40 @@ def train(data: str | Path, out: str | Path | None = None, *, config: TrainConfi
     Options are TrainConfig fields (backbone, strategy, optimizer, lr, epochs, ...). The returned Model
     carries `.evaluation` (its test-part results) and `.history` (one row per epoch).
     With `out`, every epoch is checkpointed to `<out>.partial/` (removed once the model is saved);
-    `resume=True` goes on from there after an interruption.
+    `resume=True` goes on from there after an interruption. A model already in `out` is replaced, and only
+    zoolens's own files in it; `out` is refused, before any work, when it holds something else and no model,
+    when it and DATA are inside one another, or while another zoolens writes it (`.<out>.lock` beside it).
     """
+    if out is None:
+        return _train(data, out, config=config, split_file=split_file, progress=progress, resume=resume, **options)
+    _check_output(data, out)
+    if not _first_process():  # the others of a multi-process run: the first holds the lock for them all
+        return _train(data, out, config=config, split_file=split_file, progress=progress, resume=resume, **options)
+    with output_lock(out):
+        _check_output(data, out)  # again, now that no other zoolens can be changing it
+        return _train(data, out, config=config, split_file=split_file, progress=progress, resume=resume, **options)
+
+
+def _check_output(data: str | Path, out: str | Path) -> None:
+    """What makes a run's output unsafe, found before any work: each a one-line ZoolensError."""
+    check_apart(data, out)
+    check_apart(data, checkpoint_folder(out), data_name="the data folder")
+    check_model_target(Path(out))
+    check_checkpoint_folder(out)
+
+
+def _first_process() -> bool:
+    """Whether this process is (or will be) the first of its run: not one that Lightning's launcher, torchrun
+    or SLURM started as another rank (those are told so in the environment before train() runs)."""
+    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID"):
+        value = os.environ.get(name, "0").strip() or "0"
+        if value != "0" and value.isdigit():
+            return False
+    return True
+
+
+def _train(data: str | Path, out: str | Path | None = None, *, config: TrainConfig | None = None,
+           split_file: str | Path | None = None, progress: bool = True, resume: bool = False, **options) -> Model:
     started = time.time()
     config = replace(config or TrainConfig(), **options)
     config.validate()
