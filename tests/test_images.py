@@ -83,3 +83,26 @@ def test_large_jpeg_decodes_at_reduced_size_with_draft(tmp_path):
     path = _save(Image.new("RGB", (4000, 3000), "green"), tmp_path / "big.jpg", quality=80)
     image = open_image(path, min_side=256)
     assert 256 <= min(image.size) < 3000
+
+
+@pytest.mark.parametrize("size", [(1, 100_000), (100_000, 1), (10_000, 3)])
+def test_a_thin_picture_is_refused_from_its_header_with_bounded_memory(tmp_path, size):
+    """348 KB on disk, 25.6 million pixels once its short side is resized for the network: refused before any
+    pixel is decoded. Memory is measured in a child process with an address-space limit of 1.5 GB."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "thin.png"
+    Image.new("L", size, 128).save(path)
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1500 << 20, 1500 << 20)); "
+            "from zoolens.data.images import open_image; from zoolens.errors import ImageError\n"
+            "try:\n    open_image(sys.argv[1], min_side=256)\nexcept ImageError as e:\n    print(e.reason)")
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"too thin to be a photo ({size[0]}x{size[1]} pixels; at most 20:1)"
+
+
+def test_a_panorama_is_still_read(tmp_path):
+    path = tmp_path / "panorama.jpg"
+    Image.new("RGB", (4000, 400), (10, 120, 30)).save(path)
+    assert open_image(path, min_side=256).size == (4000, 400)

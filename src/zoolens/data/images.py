@@ -15,6 +15,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from zoolens.errors import ImageError
 
+# Longest side over shortest side. A 1x100000 PNG is 348 KB, but resizing its short side to 256 px for the
+# network makes it 25.6 million pixels (8 GB measured in predict and train, and a killed web server).
+# Panoramas reach about 10:1; past this no photo is plausible, and the work is bounded by 256 x 256 x 20 px.
+MAX_ASPECT_RATIO = 20
+
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 )
@@ -81,6 +86,7 @@ def open_image(source, min_side: int | None = None) -> Image.Image:
     Raises ImageError naming the file and the problem.
     """
     if isinstance(source, Image.Image):
+        _check_shape("<image>", source.size)
         return to_rgb(ImageOps.exif_transpose(source))
     name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
     if isinstance(source, (str, os.PathLike)):
@@ -92,6 +98,7 @@ def open_image(source, min_side: int | None = None) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
             with Image.open(handle) as image:
+                _check_shape(name, image.size)  # from the header, before any pixel is decoded
                 if min_side and image.format == "JPEG":
                     image.draft("RGB", (min_side, min_side))
                 image.load()
@@ -109,6 +116,15 @@ def open_image(source, min_side: int | None = None) -> Image.Image:
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError, ZeroDivisionError,
             MemoryError) as error:  # what Pillow's decoders raise on hostile bytes (found by tests/test_fuzz.py)
         raise ImageError(name, f"damaged image ({_short(error)})") from None
+
+
+def _check_shape(name: str, size: tuple[int, int]) -> None:
+    width, height = size
+    if width < 1 or height < 1:
+        raise ImageError(name, f"no pixels ({width}x{height})")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ImageError(name, f"too thin to be a photo ({width}x{height} pixels; at most "
+                               f"{MAX_ASPECT_RATIO}:1)")
 
 
 def _unidentified_reason(source) -> str:
