@@ -4,6 +4,7 @@ uploading real photos to `streamlit run` and reading the answers (class, not sur
 import csv
 import io
 import os
+import json
 import shutil
 import socket
 import subprocess
@@ -122,6 +123,30 @@ def test_app_lists_models_classifies_uploads_and_refuses_bad_ones(app_test, mode
     page = " ".join(m.value for m in at.markdown)
     assert "cats (" in page and "Cannot read this photo: not an image Pillow can read" in page
     assert len(at.get("download_button")) == 1
+
+
+def test_a_broken_model_folder_costs_its_entry_not_the_page(models_dir, cat_photo, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    runs = tmp_path / "runs"
+    shutil.copytree(models_dir / "animals", runs / "animals")
+    broken = runs / "tampered"
+    shutil.copytree(models_dir / "animals", broken)
+    meta = json.loads((broken / "zoolens.json").read_text())
+    meta.pop("classes")  # what a shared, edited model folder can look like
+    (broken / "zoolens.json").write_text(json.dumps(meta))
+    (runs / "garbage").mkdir()
+    (runs / "garbage" / "zoolens.json").write_text("{not json")
+    monkeypatch.setattr(sys, "argv", ["web.py", "--models-dir", str(runs), "--breeds", str(runs / "none")])
+    at = AppTest.from_file(WEB_SCRIPT, default_timeout=120).run()
+    assert not at.exception
+    picker = at.selectbox(key="model")
+    assert len(picker.options) == 2 and "animals — 3 classes" in picker.options[0]
+    notes = " ".join(c.value for c in at.caption)
+    assert "Skipped tampered: missing 'classes'" in notes and "Skipped garbage: unreadable" in notes
+    assert str(tmp_path) not in notes  # no server paths shown to visitors
+    at.file_uploader(key="photos").set_value([("cat.jpg", cat_photo.read_bytes(), "image/jpeg")]).run()
+    assert not at.exception and "cats (" in " ".join(m.value for m in at.markdown)
 
 
 def test_imagenet_mode_without_a_trained_model(app_test, cat_photo):

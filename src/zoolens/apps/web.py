@@ -91,10 +91,26 @@ def parse_app_args(argv: list[str]) -> argparse.Namespace:
 
 
 def model_choices(models_dir: str | Path, first: str | None = None) -> list[str]:
-    """The picker's options: the given model, the models found in `models_dir`, then ImageNet."""
-    choices = [str(first)] if first else []
-    choices += [str(p) for p in find_models(models_dir) if str(p) not in choices]
-    return choices + [IMAGENET_NAME]
+    """The picker's options: the given model, the models found in `models_dir` that can be read, then ImageNet."""
+    return usable_models(models_dir, first)[0] + [IMAGENET_NAME]
+
+
+def usable_models(models_dir: str | Path, first: str | None = None) -> tuple[list[str], list[str]]:
+    """(model folders whose description reads and checks out, a note for each one skipped). A broken or
+    tampered model folder must cost its own entry, not the page; the note names the folder, not the server path."""
+    from zoolens.errors import ZoolensError
+    from zoolens.inference.bundle import read_meta
+
+    candidates = ([Path(first)] if first else []) + [p for p in find_models(models_dir) if str(p) != str(first)]
+    usable, skipped = [], []
+    for folder in candidates:
+        try:
+            read_meta(folder)
+        except ZoolensError as error:
+            skipped.append(f"{folder.name}: " + str(error).replace(str(folder), folder.name).split(": ", 1)[-1])
+            continue
+        usable.append(str(folder))
+    return usable, skipped
 
 
 def describe_choice(choice: str) -> str:
@@ -106,7 +122,10 @@ def describe_choice(choice: str) -> str:
 
     try:
         classes = json.loads((Path(choice) / META_FILE).read_text(encoding="utf-8"))["classes"]
-    except (OSError, ValueError, KeyError):
+        if not isinstance(classes, list):
+            raise ValueError("classes is not a list")
+        classes = [str(c) for c in classes]
+    except (OSError, ValueError, KeyError, TypeError):
         return Path(choice).name
     from zoolens.apps.common import display_label
 
@@ -246,10 +265,13 @@ def uploads_from(files) -> list[Upload]:
 
 
 def classify_page(st, args, load_predictor, cached_result) -> None:
-    choices = model_choices(args.models_dir, args.model)
+    found, skipped = usable_models(args.models_dir, args.model)
+    choices = found + [IMAGENET_NAME]
     with st.sidebar:
         choice = st.selectbox("Model", choices, format_func=describe_choice, key="model",
                               help=f"Model folders found in {args.models_dir}/, or the pretrained ImageNet classes")
+        for note in skipped:
+            st.caption(f"Skipped {note}")
     imagenet = choice == IMAGENET_NAME
     min_confidence, open_set = answer_options(st, args, imagenet)
     with st.sidebar:
@@ -267,8 +289,9 @@ def classify_page(st, args, load_predictor, cached_result) -> None:
         return
     try:
         predictor = load_predictor(choice)
-    except Exception as error:  # a broken model folder: say so on the page, do not crash it
-        st.error(f"Cannot load {choice}: {error}")
+    except Exception as error:  # a broken model folder: say so on the page (its name, not the server path)
+        name = Path(choice).name
+        st.error(f"Cannot load {name}: {str(error).replace(str(Path(choice).parent) + '/', '')}")
         return
     uploads = uploads_from(files)
     bar = st.progress(0.0, text=f"Classifying {len(uploads)} photo(s)…")
