@@ -86,7 +86,7 @@ def _holder(text: str) -> str:
     return f"pid {pid}" if pid.isdigit() else "another process"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -150,7 +150,7 @@ def _take_exclusive(lock: Path, busy: str, ours_if_dead: bool = False) -> int:
             except FileNotFoundError:
                 continue
             pid = text.strip().split()[0] if text.strip() else ""
-            if (pid.isdigit() and not _pid_alive(int(pid))) or (ours_if_dead and not pid):
+            if (pid.isdigit() and not pid_alive(int(pid))) or (ours_if_dead and not pid):
                 lock.unlink(missing_ok=True)  # its holder died: take it over
                 continue
             raise ZoolensError(busy.format(holder=_holder(text))) from None

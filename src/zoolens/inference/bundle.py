@@ -11,8 +11,10 @@ them stay as they are.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
+import stat
 from pathlib import Path
 
 import torch
@@ -20,6 +22,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from zoolens.errors import ZoolensError
+from zoolens.files import pid_alive
+from zoolens.inference import model_schema
+from zoolens.inference.model_schema import MAX_META_BYTES
 from zoolens.models.open_set import OPEN_SET_FILE
 
 FORMAT = "zoolens-model"
@@ -72,16 +77,6 @@ def check_model_target(path: Path) -> None:
         raise ZoolensError(f"{path}: exists and is not a zoolens model; choose another --out")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: alive
-        return True
-    return True
-
-
 def write_bundle(path: Path, state: dict[str, torch.Tensor], meta: dict, extra_files: dict[str, Path] | None = None):
     """Write the new model's files to a temporary folder beside `path`; then, for a new folder, rename it into
     place; for an existing model, move only zoolens's own entries (OWNED) out and the new ones in, zoolens.json
@@ -126,7 +121,7 @@ def write_bundle(path: Path, state: dict[str, torch.Tensor], meta: dict, extra_f
                            f"its files are in {new}") from None
     shutil.rmtree(staging, ignore_errors=True)
     for left in _staging_folders(path):  # killed saves' leftovers, the old files they had moved out
-        if not _pid_alive(int(left.name.rpartition("-")[2])):
+        if not pid_alive(int(left.name.rpartition("-")[2])):
             shutil.rmtree(left, ignore_errors=True)
 
 
@@ -141,35 +136,69 @@ def _replace_in_place(path: Path, new: Path, old: Path, owned: set[str]) -> None
         os.replace(new / name, path / name)
 
 
+def regular_file(path: Path, limit: int | None = None) -> os.stat_result:
+    """Refuse, before opening it, a model file that is not a regular file (a FIFO would block the reader forever,
+    /dev/zero never ends; a symbolic link counts as its target), or, with `limit`, one larger than that."""
+    st = os.stat(path)  # FileNotFoundError (absent, or a broken link) is the caller's to explain
+    if not stat.S_ISREG(st.st_mode):
+        raise ZoolensError(f"{path}: not a regular file (a FIFO, device, socket or folder)")
+    if limit is not None and st.st_size > limit:
+        raise ZoolensError(f"{path}: too large ({st.st_size:,} bytes; at most {limit:,})")
+    return st
+
+
+def _read_limited(path: Path, limit: int) -> bytes:
+    regular_file(path, limit)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # swapped for a FIFO since: never blocks
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ZoolensError(f"{path}: not a regular file (a FIFO, device, socket or folder)")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ZoolensError(f"{path}: too large (over {limit:,} bytes)")
+    return data
+
+
 def read_meta(path: Path) -> dict:
+    """zoolens.json, parsed and validated whole against model_schema before anything is built from it."""
     path = Path(path)
     meta_path = path / META_FILE
     if not path.is_dir():
         raise ZoolensError(f"{path}: no such model folder")
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = json.loads(_read_limited(meta_path, MAX_META_BYTES).decode("utf-8"))
     except FileNotFoundError:
+        if os.path.lexists(meta_path):
+            raise ZoolensError(f"{meta_path}: broken symbolic link (its target does not exist)") from None
         if _interrupted_save(path):
             raise ZoolensError(f"{path}: saving a new model here was interrupted; train it again "
                                f"(the old model's files are in {_staging_folders(path)[0]}/old)") from None
         raise ZoolensError(f"{path}: not a zoolens model (no {META_FILE})") from None
+    except RecursionError:
+        raise ZoolensError(f"{meta_path}: unreadable model description (nested too deeply)") from None
     except (ValueError, UnicodeDecodeError, OSError) as error:
-        raise ZoolensError(f"{meta_path}: unreadable model description ({error})") from None
+        reason = getattr(error, "strerror", None) or " ".join(str(error).split())
+        raise ZoolensError(f"{meta_path}: unreadable model description ({reason})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ZoolensError(f"{meta_path}: not a zoolens model description")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise ZoolensError(f"{meta_path}: made by a newer zoolens (format {meta['format_version']}); upgrade zoolens")
-    for key in ("classes", "backbone", "preprocessing"):
-        if key not in meta:
-            raise ZoolensError(f"{meta_path}: missing {key!r}")
+    version = meta.get("format_version", 0)
+    if (isinstance(version, (int, float)) and not isinstance(version, bool) and math.isfinite(version)
+            and version > FORMAT_VERSION):
+        raise ZoolensError(f"{meta_path}: made by a newer zoolens (format {version}); upgrade zoolens")
+    wrong = model_schema.problem(meta)
+    if wrong is not None:
+        raise ZoolensError(f"{meta_path}: {wrong}")
     return meta
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     weights = Path(path) / WEIGHTS_FILE
     try:
+        regular_file(weights)
         return load_file(str(weights))
     except FileNotFoundError:
+        if os.path.lexists(weights):
+            raise ZoolensError(f"{weights}: broken symbolic link (its target does not exist)") from None
         raise ZoolensError(f"{weights}: missing") from None
     except (SafetensorError, OSError, ValueError) as error:
         raise ZoolensError(f"{weights}: damaged or not a safetensors file ({error})") from None

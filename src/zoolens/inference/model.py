@@ -38,6 +38,16 @@ def reference_backbone(path: Path, recorded: dict):
     return build_backbone(name, pretrained=True)
 
 
+def _open_set_file(path: Path) -> Path | None:
+    """The model's open-set data file, None when it has none; refused unopened when it is not a regular file
+    (a FIFO there would block the load forever)."""
+    file = path / OPEN_SET_FILE
+    if not file.exists():
+        return None
+    bundle.regular_file(file)
+    return file
+
+
 class Model:
     def __init__(self, network: Classifier, classes: list[str], preprocessing: Preprocessing, meta: dict | None = None):
         self.network = network.eval()
@@ -113,7 +123,7 @@ class Model:
             ) from None
         model = cls(network, classes, Preprocessing.from_dict(meta["preprocessing"]), meta)
         model.path = path
-        if (path / OPEN_SET_FILE).exists():
+        if _open_set_file(path) is not None:
             model.open_set = OpenSetCheck.load(path / OPEN_SET_FILE, meta.get("open_set"))
             try:
                 model.reference = reference_backbone(path, meta.get("open_set", {}))
