@@ -90,11 +90,6 @@ def parse_app_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def model_choices(models_dir: str | Path, first: str | None = None) -> list[str]:
-    """The picker's options: the given model, the models found in `models_dir` that can be read, then ImageNet."""
-    return usable_models(models_dir, first)[0] + [IMAGENET_NAME]
-
-
 def usable_models(models_dir: str | Path, first: str | None = None) -> tuple[list[str], list[str]]:
     """(model folders whose description reads and checks out, a note for each one skipped). A broken or
     tampered model folder must cost its own entry, not the page; the note names the folder, not the server path."""
@@ -116,16 +111,12 @@ def usable_models(models_dir: str | Path, first: str | None = None) -> tuple[lis
 def describe_choice(choice: str) -> str:
     if choice == IMAGENET_NAME:
         return choice
-    import json
-
-    from zoolens.inference.bundle import META_FILE
+    from zoolens.errors import ZoolensError
+    from zoolens.inference.bundle import read_meta
 
     try:
-        classes = json.loads((Path(choice) / META_FILE).read_text(encoding="utf-8"))["classes"]
-        if not isinstance(classes, list):
-            raise ValueError("classes is not a list")
-        classes = [str(c) for c in classes]
-    except (OSError, ValueError, KeyError, TypeError):
+        classes = read_meta(Path(choice))["classes"]  # checked: a list of class names
+    except ZoolensError:
         return Path(choice).name
     from zoolens.apps.common import display_label
 

@@ -11,6 +11,7 @@ from zoolens.inference.prediction import NONE_OF_THESE, NOT_SURE, Prediction, fa
     with_article
 from zoolens.models.backbones import DEFAULT_BACKBONE, build_imagenet_classifier, describe_backbone, \
     imagenet_categories
+from zoolens.models.faces import has_person
 from zoolens.models.imagenet_groups import NOT_AN_ANIMAL, group_indices, rank_groups
 from zoolens.models.open_set import NO_ANIMAL, PERSON
 from zoolens.training.features import make_engine
@@ -31,7 +32,6 @@ class ImageNetClassifier:
         self.categories = imagenet_categories()
         self.classes = self.categories
         self._groups = group_indices()
-        self._person_detector = None
 
     def probabilities(self, images) -> np.ndarray:
         import torch
@@ -50,7 +50,7 @@ class ImageNetClassifier:
         top = groups[: max(1, top_k)] if by_group else ranked(probabilities, self.categories, top_k)
         if group == NOT_AN_ANIMAL:
             looks_like = self.categories[int(np.argmax(probabilities))]
-            reason = PERSON if image is not None and self._has_person(image) else NO_ANIMAL
+            reason = PERSON if image is not None and has_person(image) else NO_ANIMAL
             return Prediction(source, None, confidence, top, verdict=NONE_OF_THESE, reason=reason,
                               nearest=looks_like, detail=f"it looks like {with_article(looks_like)}")
         inside = self._groups[group]
@@ -59,13 +59,6 @@ class ImageNetClassifier:
             return Prediction(source, None, confidence, top, verdict=NOT_SURE, nearest=group,
                               detail=f"most likely {species}")
         return Prediction(source, group, confidence, top, detail=f"most likely {species}")
-
-    def _has_person(self, image) -> bool:
-        if self._person_detector is None:
-            from zoolens.models.faces import PersonDetector
-
-            self._person_detector = PersonDetector()
-        return self._person_detector.has_person(image)
 
     def predict(self, inputs, top_k: int = 5, min_confidence: float = 0.0, by_group: bool = False) -> list[Prediction]:
         """Photos (paths, PIL images or bytes; one or a list): each an animal group with its probability and

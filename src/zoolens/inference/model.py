@@ -57,7 +57,6 @@ class Model:
         self.temperature = float(self.meta.get("calibration", {}).get("temperature", 1.0))
         self.path: Path | None = None
         self.open_set: OpenSetCheck | None = None  # "none of these"; fitted by train(), saved in the bundle
-        self._person_detector = None
         self.reference = None  # the pretrained backbone the open-set check runs on, beside a fine-tuned one
 
     # ---- persistence -------------------------------------------------------------------------
@@ -233,10 +232,8 @@ class Model:
         without the animal check (fine-tuned, scratch, non-animal classes) has no ImageNet at all."""
         if NO_ANIMAL not in reasons and UNLIKE_TRAINING_ANY not in reasons:
             return reasons
-        if self._person_detector is None:
-            from zoolens.models.faces import PersonDetector
+        from zoolens.models.faces import has_person
 
-            self._person_detector = PersonDetector()
         refined = list(reasons)
         for i, reason in enumerate(reasons):
             if reason in (NO_ANIMAL, UNLIKE_TRAINING_ANY):
@@ -244,7 +241,7 @@ class Model:
                     image = image_of(i)
                 except ImageError:
                     continue
-                if image is not None and self._person_detector.has_person(image):
+                if image is not None and has_person(image):
                     refined[i] = PERSON
         return refined
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +80,13 @@ class PersonDetector:
         pixels, _, _ = padded_grey(image)
         return any(len(self.profile.detectMultiScale(np.ascontiguousarray(view), scaleFactor=1.1, minNeighbors=4))
                    for view in (pixels, pixels[:, ::-1]))
+
+
+@cache
+def _person_detector() -> PersonDetector:
+    return PersonDetector()
+
+
+def has_person(image: Image.Image) -> bool:
+    """Whether a face is in the photo; the cascades load once per process, on the first question."""
+    return _person_detector().has_person(image)
