@@ -14,6 +14,7 @@ from zoolens.models.backbones import DEFAULT_BACKBONE, build_imagenet_classifier
 from zoolens.models.faces import has_person
 from zoolens.models.imagenet_groups import NOT_AN_ANIMAL, group_indices, rank_groups
 from zoolens.models.open_set import NO_ANIMAL, PERSON
+from zoolens.models.probabilities import softmax
 from zoolens.training.features import make_engine
 
 __all__ = ["DOG_CLASSES", "ImageNetClassifier", "imagenet_categories"]
@@ -37,10 +38,7 @@ class ImageNetClassifier:
         import torch
 
         batch = torch.stack([self.transform(image) for image in images]).numpy()
-        logits = self.engine(batch)
-        logits = logits - logits.max(1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(1, keepdims=True)
+        return softmax(self.engine(batch))
 
     def answer(self, source: str, probabilities: np.ndarray, image, top_k: int = 5, min_confidence: float = 0.0,
                by_group: bool = False) -> Prediction:

@@ -20,6 +20,7 @@ from zoolens.inference.prediction import NONE_OF_THESE, NOT_SURE, Prediction, de
 from zoolens.models.backbones import BackboneInfo, Preprocessing, build_backbone
 from zoolens.models.classifier import Classifier
 from zoolens.models.open_set import MODES, NO_ANIMAL, OPEN_SET_FILE, PERSON, UNLIKE_TRAINING_ANY, OpenSetCheck
+from zoolens.models.probabilities import softmax
 from zoolens.training.features import backbone_key, extract_features, make_engine
 
 __all__ = ["Model", "Prediction", "NOT_SURE", "NONE_OF_THESE"]
@@ -158,10 +159,7 @@ class Model:
         features = self._own_features(features)
         dense = self.network.head[-1]
         weight, bias = dense.weight.detach().numpy(), dense.bias.detach().numpy()
-        logits = (features @ weight.T + bias) / self.temperature
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax((features @ weight.T + bias) / self.temperature)
 
     def predict_proba_paths(self, paths: list[Path], progress: bool = False):
         """Class probabilities for photo files: (probabilities, usable mask, problems)."""

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from zoolens.errors import ZoolensError
+from zoolens.models.probabilities import softmax
 
 OPEN_SET_FILE = "open_set.safetensors"
 MODES = ("on", "strict", "off")
@@ -93,10 +94,7 @@ class ImageNetHead:
         self._person = [i for i, name in enumerate(self.categories) if name in wanted]
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
-        logits = rows_times(np.asarray(features, np.float32), self._weight, self._weight_t) + self._bias
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax(rows_times(np.asarray(features, np.float32), self._weight, self._weight_t) + self._bias)
 
     def person_indices(self) -> list[int]:
         return self._person
