@@ -14,6 +14,7 @@ from pathlib import Path
 
 from zoolens import __version__
 from zoolens.errors import ZoolensError
+from zoolens.terminal import printable, printable_output
 
 
 def _expand_inputs(items: list[str]) -> list[Path]:
@@ -36,11 +37,13 @@ def _expand_inputs(items: list[str]) -> list[Path]:
 # ---- data -----------------------------------------------------------------------------------------
 def cmd_data_inspect(args) -> int:
     from zoolens.data.inspect import format_summary, inspect_folder, plot_class_balance
+    from zoolens.files import check_apart, output_folder
 
+    if args.out:
+        check_apart(args.data, args.out)
     summary = inspect_folder(args.data, progress=not args.json)
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+        out = output_folder(args.out)
         (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2), encoding="utf-8")
         plot_class_balance(summary, out / "class_balance.png")
     if args.json:
@@ -90,11 +93,14 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from zoolens.evaluation.evaluate import evaluate, format_evaluation, write_evaluation
+    from zoolens.files import check_apart
     from zoolens.inference.model import Model
 
     model = Model.load(args.model)
-    evaluation = evaluate(model, args.data, progress=not args.json, open_set=args.open_set)
     out = Path(args.out) if args.out else Path(args.model) / "evaluation"
+    for folder in [args.data, *(args.unknown or [])]:
+        check_apart(folder, out, data_name="the photo folder")
+    evaluation = evaluate(model, args.data, progress=not args.json, open_set=args.open_set)
     written = write_evaluation(evaluation, out)
     summary = evaluation.summary()
     text = format_evaluation(evaluation)
@@ -178,7 +184,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from zoolens.evaluation.evaluate import choose_photos
+    from zoolens.evaluation.evaluate import choose_photos, recorded_data_folder
     from zoolens.inference.export import check_export, export_onnx
     from zoolens.inference.model import Model
 
@@ -186,8 +192,8 @@ def cmd_export(args) -> int:
     out = export_onnx(model, Path(args.out) if args.out else Path(args.model) / "model.onnx")
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): images (N, 3, {model.preprocessing.input_size}, "
           f"{model.preprocessing.input_size}) normalised -> class probabilities; classes in its metadata")
-    data = args.check or model.meta.get("data", {}).get("root")
-    if data and Path(data).is_dir():
+    data = args.check or recorded_data_folder(model)
+    if data:
         samples, description, _ = choose_photos(model, data)
         check = check_export(model, out, samples)
         print(f"checked on {check.images} photos ({description}): same top-1 for {check.same_top1}, "
@@ -261,13 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("data", help="folder of class folders (or of train/val/test folders)")
     inspect.add_argument("--json", action="store_true", help="print JSON for machines")
     inspect.add_argument("--out", help="also write summary.json and class_balance.png to this folder")
-    inspect.set_defaults(run=cmd_data_inspect)
+    inspect.set_defaults(run=cmd_data_inspect, unfinished_outputs=ONE_SHOT_OUTPUTS)
     split = data.add_parser("split", help="write a stratified train/val/test manifest (CSV); no file is moved")
     split.add_argument("data")
     split.add_argument("--ratios", default="70/10/20", help="train/val/test, or train/test (default 70/10/20)")
     split.add_argument("--seed", type=int, default=0)
     split.add_argument("--out", help="manifest file (default: ./<folder>-split.csv)")
-    split.set_defaults(run=cmd_data_split)
+    split.set_defaults(run=cmd_data_split, unfinished_outputs=ONE_SHOT_OUTPUTS)
 
     train = commands.add_parser("train", help="train a classifier by transfer learning")
     train.add_argument("data", help="folder of class folders (or of train/val/test folders)")
@@ -291,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "how many it accepts as a class, how many of its own it turns away, AUROC (repeatable)")
     evaluate.add_argument("--open-set", default="on", choices=["on", "strict", "off"],
                           help="the open-set mode to measure (default on)")
-    evaluate.set_defaults(run=cmd_evaluate)
+    evaluate.set_defaults(run=cmd_evaluate, unfinished_outputs=ONE_SHOT_OUTPUTS)
 
     predict = commands.add_parser("predict", help="label, confidence and top-k for photos")
     predict.add_argument("model_and_paths", nargs="+", metavar="MODEL PATH", help="model folder, then files or folders")
@@ -320,14 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--ray-address", help="with --engine ray: a running cluster, e.g. ray://host:10001 "
                                              "(default: start a local one)")
     batch.add_argument("--concurrency", type=int, help="with --engine ray: model replicas (default: 2)")
-    predict.set_defaults(run=cmd_predict)
+    predict.set_defaults(run=cmd_predict, unfinished_outputs=("csv",))  # --out results go on when run again
 
     export = commands.add_parser("export", help="the whole classifier as one ONNX file, for deployment")
     export.add_argument("model")
     export.add_argument("--format", default="onnx", choices=["onnx"])
     export.add_argument("--out", help="file to write (default MODEL/model.onnx)")
     export.add_argument("--check", metavar="DATA", help="compare with PyTorch on these photos (default: its test part)")
-    export.set_defaults(run=cmd_export)
+    export.set_defaults(run=cmd_export, unfinished_outputs=ONE_SHOT_OUTPUTS)
 
     models = commands.add_parser("models", help="backbones and whether their weights are available offline")
     models.set_defaults(run=cmd_models)
@@ -336,14 +342,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Options naming what a command writes in one go (no resuming): when the command fails, what it had begun there is
+# removed, if it was not there before (a full disk leaves no half-written report or evaluation behind).
+ONE_SHOT_OUTPUTS = ("out", "csv")
+
+
+def outputs_it_would_create(args) -> list[Path]:
+    names = getattr(args, "unfinished_outputs", ())
+    return [Path(value) for name in names if (value := getattr(args, name, None)) and not os.path.lexists(value)]
+
+
+def remove_unfinished(created: list[Path]) -> None:
+    import shutil
+
+    for path in created:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            try:
+                path.unlink()
+            except OSError:
+                pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not os.environ.get("ZOOLENS_DEBUG"):
         warnings.filterwarnings("ignore")
+    created = outputs_it_would_create(args)
     try:
-        return args.run(args)
+        with printable_output():
+            return args.run(args)
     except ZoolensError as error:
-        print(f"zoolens: error: {error}", file=sys.stderr)
+        remove_unfinished(created)
+        print(f"zoolens: error: {printable(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("zoolens: interrupted", file=sys.stderr)
@@ -351,6 +383,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as error:  # a full disk, a read-only folder, /dev/full: what the system said, on one line
+        remove_unfinished(created)
+        where = error.filename or next(iter(created), None) or getattr(args, "out", None)
+        where = f"{where}: " if where else ""
+        print(f"zoolens: error: {printable(where)}cannot be written or read ({error.strerror or error})",
+              file=sys.stderr)
+        return 1
 
 
 def run() -> None:

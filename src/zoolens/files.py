@@ -1,19 +1,23 @@
 """Files that a run killed half-way, or several processes at once, can never leave damaged: whole files
 replaced atomically, the SQLite caches, one writer per output folder (`output_lock`), outputs kept apart from
-the data they are made from (`check_apart`), and folder names that stay where they are put (`safe_folder_name`)."""
+the data they are made from (`check_apart`), folder names that stay where they are put (`safe_folder_name`),
+and files from outside (a model folder someone sent) read within bounds (`read_limited`, `relative_inside`)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import random
 import re
 import sqlite3
+import stat
 import time
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from zoolens.errors import ZoolensError
 
@@ -28,12 +32,28 @@ def temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+def _existing_kind(path: Path) -> str | None:
+    """What is at `path` now: None (nothing), "file", "folder" or "special" (a device or FIFO: /dev/stdout, /dev/full)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    return "file" if stat.S_ISREG(mode) else "folder" if stat.S_ISDIR(mode) else "special"
+
+
 @contextmanager
 def replaced_atomically(path: str | Path, durable: bool = False) -> Iterator[Path]:
     """A temporary path to write the new file to; renamed over `path` when the block ends without an error,
     removed otherwise. `durable`: its bytes reach the disk before the rename, so even a power cut cannot
-    publish a file whose contents were never written."""
+    publish a file whose contents were never written. A device or FIFO (`--csv /dev/stdout`) is written to as it
+    is, never renamed over (for root that put a file where /dev/full had been); a folder is refused."""
     path = Path(path)
+    kind = _existing_kind(path)
+    if kind == "folder":
+        raise ZoolensError(f"{path}: is a folder; give the name of a file to write")
+    if kind == "special":
+        yield path
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary_name(path)
     try:
@@ -41,22 +61,43 @@ def replaced_atomically(path: str | Path, durable: bool = False) -> Iterator[Pat
         if durable:
             with open(temporary, "rb") as handle:
                 os.fsync(handle.fileno())
+        if _existing_kind(path) not in (None, "file"):
+            raise ZoolensError(f"{path}: is no longer a file; nothing was written there")
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
 
 
+log = logging.getLogger(__name__)
+
 SQLITE_WAIT_S = 60  # how long a process waits for another that holds a cache file
 
 
 def open_cache_database(path: Path, table: str) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(str(path), timeout=SQLITE_WAIT_S, check_same_thread=False)
-    # WAL with NORMAL sync: a crash can lose the last writes but never corrupts the file, and a
-    # commit costs no fsync (one per predicted photo would dominate single-photo latency).
-    for statement in ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", f"CREATE TABLE IF NOT EXISTS {table}"):
-        _execute_when_unlocked(db, statement)
-    return db
+    """A cache file; one in memory (for this run only), with a warning, where the cache folder cannot be written
+    (a read-only or full disk): a cache saves time, it must never stop the work."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(path), timeout=SQLITE_WAIT_S, check_same_thread=False)
+        # WAL with NORMAL sync: a crash can lose the last writes but never corrupts the file, and a
+        # commit costs no fsync (one per predicted photo would dominate single-photo latency).
+        for statement in ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", f"CREATE TABLE IF NOT EXISTS {table}"):
+            _execute_when_unlocked(db, statement)
+        return db
+    except (OSError, sqlite3.Error) as error:
+        log.warning("%s: cache not written (%s); this run keeps it in memory", path, error)
+        db = sqlite3.connect(":memory:", check_same_thread=False)
+        db.execute(f"CREATE TABLE IF NOT EXISTS {table}")
+        return db
+
+
+def write_to_cache(db: sqlite3.Connection, statement: str, rows: list) -> None:
+    """Rows into a cache; a write the disk refuses (full, read-only, damaged) is a warning, never the end of a run."""
+    try:
+        with db:
+            db.executemany(statement, rows)
+    except sqlite3.Error as error:
+        log.warning("cache not written (%s); the same work is done again next time", error)
 
 
 def _execute_when_unlocked(db: sqlite3.Connection, statement: str) -> None:
@@ -155,6 +196,64 @@ def _take_exclusive(lock: Path, busy: str, ours_if_dead: bool = False) -> int:
                 continue
             raise ZoolensError(busy.format(holder=_holder(text))) from None
     raise ZoolensError(busy.format(holder="another process"))
+
+
+# ---- files from outside (a model folder someone sent) -------------------------------------------------
+def regular_file(path: Path, limit: int | None = None) -> os.stat_result:
+    """Refuse, before opening it, a file from outside that is not a regular file (a FIFO would block the reader forever,
+    /dev/zero never ends; a symbolic link counts as its target), or, with `limit`, one larger than that."""
+    st = os.stat(path)  # FileNotFoundError (absent, or a broken link) is the caller's to explain
+    if not stat.S_ISREG(st.st_mode):
+        raise ZoolensError(f"{path}: not a regular file (a FIFO, device, socket or folder)")
+    if limit is not None and st.st_size > limit:
+        raise ZoolensError(f"{path}: too large ({st.st_size:,} bytes; at most {limit:,})")
+    return st
+
+
+def read_limited(path: Path, limit: int) -> bytes:
+    regular_file(path, limit)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # swapped for a FIFO since: never blocks
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ZoolensError(f"{path}: not a regular file (a FIFO, device, socket or folder)")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ZoolensError(f"{path}: too large (over {limit:,} bytes)")
+    return data
+
+
+def read_json(path: Path, limit: int = 10 * 1024 * 1024):
+    """A JSON file from a model folder: a regular file, at most `limit` bytes, parsed; ZoolensError otherwise."""
+    try:
+        return json.loads(read_limited(path, limit).decode("utf-8"))
+    except FileNotFoundError:
+        raise ZoolensError(f"{path}: no such file") from None
+    except RecursionError:
+        raise ZoolensError(f"{path}: unreadable (nested too deeply)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ZoolensError(f"{path}: unreadable ({str(error)[:100]})") from None
+
+
+def relative_inside(relative: str) -> bool:
+    """Whether a path read from a file (a split.csv row) names something inside the folder it is joined to:
+    relative, and no `..` step. Checked on the text, so a hostile row never reaches the file system."""
+    pure = PurePosixPath(relative.replace("\\", "/"))
+    return bool(relative) and not pure.is_absolute() and ".." not in pure.parts and not PureWindowsPath(relative).drive
+
+
+def lies_inside(path: str | Path, folder: str | Path) -> bool:
+    """Whether `path` names something inside `folder`, on the text (normalised, `..` resolved lexically)."""
+    return Path(os.path.normpath(os.path.abspath(path))).is_relative_to(os.path.normpath(os.path.abspath(folder)))
+
+
+def output_folder(path: str | Path) -> Path:
+    """A folder to write outputs into, made if missing; a file, device or broken link there is refused in one line."""
+    path = Path(path)
+    if os.path.lexists(path) and not path.is_dir():
+        kind = "a broken link" if not path.exists() else "a file, not a folder"
+        raise ZoolensError(f"{path}: is {kind}; give a folder to write into")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 # ---- outputs apart from their data ----------------------------------------------------------------

@@ -26,6 +26,7 @@ from zoolens.apps.common import (
     find_models,
     scores_note,
 )
+from zoolens.data.images import PHOTO_FORMATS
 from zoolens.inference.prediction import CLASS, ERROR, NONE_OF_THESE, NOT_SURE, Prediction, csv_text, failed
 
 MAX_UPLOAD_MB = 20
@@ -34,7 +35,7 @@ MAX_PIXELS = 50_000_000  # a 50-megapixel photo decodes to ~150 MB of RGB; beyon
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 # Checked on the bytes, whatever the name says: Pillow's other readers (EPS runs Ghostscript, PSD, ICO, ...)
 # are never reached from an upload.
-UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+UPLOAD_FORMATS = PHOTO_FORMATS
 CLASSIFY_PAGE = "What is this animal?"
 DOGS_PAGE = "Dog breeds"
 EXPLAIN_MODULE = "zoolens.evaluation.explain"

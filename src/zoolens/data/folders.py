@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoolens.data.images import file_problem, is_image_name
+from zoolens.data.images import file_problem, is_image_name, reading_problem
 from zoolens.errors import ZoolensError
+
+log = logging.getLogger(__name__)
 
 SPLIT_FOLDER_ROLES = {
     "train": "train",
@@ -49,10 +52,20 @@ class ImageFolder:
         return counts
 
 
-def walk_files(folder: Path) -> list[Path]:
-    """Every file below `folder`, sorted; symlinked folders are not followed (no loops)."""
+def walk_files(folder: Path, problems: list[tuple[str, str]] | None = None) -> list[Path]:
+    """Every file below `folder`, sorted; symlinked folders are not followed (no loops). A folder that cannot be
+    listed (no permission; a path longer than the system's limit, 4096 bytes on Linux) is added to `problems`
+    with the reason, or logged as a warning: never left out silently."""
     found = []
-    for current, dirs, files in os.walk(folder, followlinks=False):
+
+    def unlisted(error: OSError) -> None:
+        reason = f"folder cannot be listed; its photos are left out ({reading_problem(error, error.filename)})"
+        if problems is None:
+            log.warning("%s: %s", error.filename, reason)
+        else:
+            problems.append((str(error.filename), reason))
+
+    for current, dirs, files in os.walk(folder, followlinks=False, onerror=unlisted):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found.extend(Path(current) / name for name in sorted(files) if not name.startswith("."))
     return found
@@ -66,7 +79,7 @@ def _scan_classes(folder: Path, skipped: list[tuple[str, str]]) -> list[Sample]:
     samples = []
     for class_dir in _class_dirs(folder):
         found = 0
-        for path in walk_files(class_dir):
+        for path in walk_files(class_dir, skipped):
             if not is_image_name(path):
                 skipped.append((str(path), f"not an image file type ({path.suffix or 'no extension'})"))
             elif problem := file_problem(path):
@@ -85,6 +98,16 @@ def _split_layout(root: Path) -> dict[str, Path] | None:
     if subdirs and None not in roles and "train" in roles:
         return roles
     return None
+
+
+def class_folder_names(root: Path) -> list[str]:
+    """The class folder names under `root` (of every part, for an already split folder), without reading photos."""
+    try:
+        layout = _split_layout(root)
+        folders = list(layout.values()) if layout else [root]
+        return sorted({d.name for folder in folders for d in _class_dirs(folder)})
+    except OSError:
+        return []
 
 
 def scan_folder(root: str | Path) -> ImageFolder:

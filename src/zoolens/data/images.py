@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import hashlib
 import io
 import os
 import stat
 import struct
+import time
 import warnings
 from pathlib import Path
 
@@ -20,13 +23,41 @@ from zoolens.errors import ImageError
 # Panoramas reach about 10:1; past this no photo is plausible, and the work is bounded by 256 x 256 x 20 px.
 MAX_ASPECT_RATIO = 20
 
+# The photo formats zoolens opens, decided by the bytes, wherever a photo is read (CLI, folders, apps). Pillow's
+# other readers (EPS starts Ghostscript; PSD, FITS, ...) are never reached, whatever a file is named.
+PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "PPM", "AVIF")
+# The names a folder scan takes as photos: the same formats (a file named otherwise is listed as skipped).
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".avif"}
 )
+# No photo file is larger: an 89-megapixel (Pillow's bomb limit) 16-bit RGBA TIFF without compression is 712 MB,
+# a 50-megapixel one 400 MB, a camera's JPEG 5-40 MB. Refused from stat(), before a byte is read: a 20 GB
+# sparse .jpg was read whole (and killed) by `data inspect`.
+MAX_FILE_BYTES = 1024 * 1024 * 1024
+# Bytes a decoder may read beyond the header, per pixel the header declares (uncompressed 16-bit RGBA is 8),
+# plus room for metadata. A short JPEG header followed by gigabytes of zeros was decoded for minutes.
+MAX_BYTES_PER_PIXEL = 8
+METADATA_ALLOWANCE = 16 * 1024 * 1024
+# Bytes read before the header has told the size: EXIF, ICC and XMP segments take well under 1 MB. Pillow's JPEG
+# reader looks for the next marker one byte at a time, 2.3 s for 19 MB of zeros, so this bounds that scan too.
+HEADER_ALLOWANCE = 4 * 1024 * 1024
+# Wall-clock seconds one decode may take: a 48-megapixel JPEG decodes in 0.55 s here (2 cores).
+MAX_DECODE_SECONDS = 30.0
 
 
 def is_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def reading_problem(error: OSError, path) -> str:
+    """What an OSError from stat() or listing a folder means, in words."""
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if error.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if error.errno == errno.ENAMETOOLONG:
+        return f"path too long for the file system ({len(os.fsencode(path))} bytes)"
+    return f"cannot be read ({error.strerror or type(error).__name__})"
 
 
 def file_problem(path: str | os.PathLike) -> str | None:
@@ -37,27 +68,44 @@ def file_problem(path: str | os.PathLike) -> str | None:
         info = os.stat(path)
     except FileNotFoundError:
         return "broken symbolic link (its target does not exist)" if os.path.islink(path) else "file not found"
-    except PermissionError:
-        return "permission denied"
     except OSError as error:
-        if error.errno == errno.ELOOP:
-            return "symbolic link loop"
-        return f"cannot be read ({error.strerror or type(error).__name__})"
+        return reading_problem(error, path)
     if stat.S_ISDIR(info.st_mode):
         return "is a folder, not an image"
     if not stat.S_ISREG(info.st_mode):
         return "not a regular file (a FIFO, device or socket)"
     if info.st_size == 0:
         return "empty file (0 bytes)"
+    if info.st_size > MAX_FILE_BYTES:
+        return f"too large for a photo ({info.st_size / 2**30:.1f} GiB; at most {MAX_FILE_BYTES / 2**30:g} GiB)"
     if not os.access(path, os.R_OK):
         return "permission denied"
     return None
 
 
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a photo file, read in blocks (never whole), after `file_problem`: a FIFO or /dev/zero would block
+    or never end, a 20 GB sparse file is refused unread. Raises ImageError."""
+    problem = file_problem(path)
+    if problem:
+        raise ImageError(path, problem)
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as error:
+        raise ImageError(path, f"cannot read ({error.strerror or error})") from None
+
+
 def _to_8bit(image: Image.Image) -> Image.Image:
-    """16-bit and 32-bit greyscale (PNG/TIFF) scaled to 0..255 instead of being clipped to white."""
+    """16-bit and 32-bit greyscale (PNG/TIFF) scaled to 0..255 instead of being clipped to white; a float image
+    (TIFF mode F) of values 0..1 scaled by 255, one with NaN or infinities refused (it has no true colours)."""
     pixels = np.asarray(image, dtype=np.float64)
-    top = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
+    if image.mode == "F":
+        if not np.isfinite(pixels).all():
+            raise ImageError("<image>", "float image with NaN or infinite pixel values")
+        top = 1.0 if pixels.max(initial=0.0) <= 1.0 else 65535.0 if pixels.max() > 255 else 255.0
+    else:
+        top = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
     return Image.fromarray(np.clip(pixels * (255.0 / top), 0, 255).astype(np.uint8), mode="L")
 
 
@@ -78,12 +126,72 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
-def open_image(source, min_side: int | None = None) -> Image.Image:
+class DecodeGivenUp(Exception):
+    """A decoder read far more than the photo's pixels can hold, or for too long: damaged or padded with junk."""
+
+
+class GuardedReader:
+    """The file a decoder reads through: it gives up once the decoder has read more than the declared pixels
+    can take, or has run past its time. Pillow's decoders pull blocks of 64 KB through `read`, so this sees
+    every block; Pillow itself has no bound on either (a 600-byte JPEG header and gigabytes of zeros)."""
+
+    def __init__(self, raw, time_limit: float):
+        self.raw = raw
+        self.deadline = time.monotonic() + time_limit
+        self.time_limit = time_limit
+        self.limit = raw.tell() + HEADER_ALLOWANCE
+        self.header_read = False
+
+    def allow(self, size: tuple[int, int]) -> None:
+        self.limit = self.raw.tell() + MAX_BYTES_PER_PIXEL * size[0] * size[1] + METADATA_ALLOWANCE
+        self.header_read = True
+
+    def read(self, size: int = -1) -> bytes:
+        if time.monotonic() > self.deadline:
+            raise DecodeGivenUp(f"decoding took over {self.time_limit:g} s (damaged, or padded with junk); given up")
+        if self.raw.tell() > self.limit:
+            if not self.header_read:
+                raise DecodeGivenUp(f"no image header in its first {HEADER_ALLOWANCE >> 20} MB (damaged, or padded "
+                                    "with junk)")
+            raise DecodeGivenUp("far more data than its pixels can hold (damaged, or padded with junk)")
+        return self.raw.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def readline(self, size: int = -1) -> bytes:
+        return self.raw.readline(size)
+
+    def close(self) -> None:  # the caller closes the file it opened
+        return None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def _raw_file(source):
+    """The bytes of `source` as a file to read: bytes in memory, a path opened (and closed after), or an open file
+    (a web framework's upload) left open for its owner."""
+    if isinstance(source, (bytes, bytearray)):
+        return io.BytesIO(source)
+    if hasattr(source, "read"):
+        return contextlib.nullcontext(source)
+    return open(source, "rb")
+
+
+def open_image(source, min_side: int | None = None, time_limit: float = MAX_DECODE_SECONDS) -> Image.Image:
     """Decode a file path, bytes or PIL image into an upright RGB image.
 
     `min_side` lets JPEGs decode at reduced scale (Pillow's `draft`) when the photo is much larger
     than the network input: a 12-megapixel camera photo then costs a fraction of a full decode.
-    Raises ImageError naming the file and the problem.
+    Only PHOTO_FORMATS are opened; a decode is given up past `time_limit` seconds or past the bytes its pixels
+    can hold. Raises ImageError naming the file and the problem.
     """
     if isinstance(source, Image.Image):
         _check_shape("<image>", source.size)
@@ -93,16 +201,24 @@ def open_image(source, min_side: int | None = None) -> Image.Image:
         problem = file_problem(source)
         if problem:
             raise ImageError(name, problem)
+    elif isinstance(source, (bytes, bytearray)) and len(source) > MAX_FILE_BYTES:
+        raise ImageError(name, f"too large for a photo ({len(source) / 2**30:.1f} GiB; at most "
+                               f"{MAX_FILE_BYTES / 2**30:g} GiB)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
-            with Image.open(handle) as image:
+            with _raw_file(source) as raw, GuardedReader(raw, time_limit) as handle, \
+                    Image.open(handle, formats=PHOTO_FORMATS) as image:
                 _check_shape(name, image.size)  # from the header, before any pixel is decoded
+                handle.allow(image.size)
                 if min_side and image.format == "JPEG":
                     image.draft("RGB", (min_side, min_side))
                 image.load()
                 return to_rgb(ImageOps.exif_transpose(image))
+    except ImageError as error:
+        raise ImageError(name, error.reason) from None
+    except DecodeGivenUp as error:
+        raise ImageError(name, str(error)) from None
     except FileNotFoundError:
         raise ImageError(name, "file not found") from None
     except IsADirectoryError:
@@ -130,7 +246,9 @@ def _check_shape(name: str, size: tuple[int, int]) -> None:
 def _unidentified_reason(source) -> str:
     if isinstance(source, (bytes, bytearray)):
         return "empty data" if not source else "not an image"
-    return "empty file (0 bytes)" if Path(source).stat().st_size == 0 else "not an image file"
+    if Path(source).stat().st_size == 0:
+        return "empty file (0 bytes)"
+    return "not an image file"  # nor one of PHOTO_FORMATS: an EPS named .jpg says the same
 
 
 def _short(error: Exception) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -13,8 +12,9 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from zoolens.data.folders import ImageFolder, scan_folder
-from zoolens.data.images import open_image
+from zoolens.data.images import PHOTO_FORMATS, file_digest, open_image
 from zoolens.errors import ImageError
+from zoolens.plotting import plain_text
 
 
 @dataclass
@@ -70,10 +70,10 @@ def _size_stats(widths: list[int], heights: list[int]) -> dict:
 def _facts(path: Path, label: str, part: str) -> PhotoFacts:
     facts = PhotoFacts(str(path), label, part)
     try:
-        facts.digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        upright = open_image(path)  # full decode: finds truncated and damaged files
+        upright = open_image(path)  # full decode: finds truncated and damaged files, refuses huge ones unread
         facts.width, facts.height = upright.size
-        with Image.open(path) as image:
+        facts.digest = file_digest(path)
+        with Image.open(path, formats=PHOTO_FORMATS) as image:
             facts.mode = image.mode + ("+transparency" if "transparency" in image.info else "")
     except ImageError as error:
         facts.problem = error.reason
@@ -155,8 +155,9 @@ def format_summary(summary: DatasetSummary) -> str:
     return "\n".join(lines)
 
 
+@plain_text
 def plot_class_balance(summary: DatasetSummary, path: Path) -> Path:
-    from zoolens.evaluation.plots import plt, _save
+    from zoolens.plotting import plt, save_figure
 
     figure, axis = plt.subplots(figsize=(max(5, 0.5 * len(summary.classes) + 3), 4))
     x = np.arange(len(summary.classes))
@@ -171,4 +172,4 @@ def plot_class_balance(summary: DatasetSummary, path: Path) -> Path:
     axis.set_title("Photos per class")
     if len(parts) > 1:
         axis.legend()
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -11,11 +11,12 @@ import numpy as np
 
 from zoolens.data.folders import ImageFolder, Sample
 from zoolens.errors import ZoolensError
-from zoolens.files import replaced_atomically
+from zoolens.files import regular_file, relative_inside, replaced_atomically
 
 ROLES = ("train", "val", "test")
 # Share of a train part held out for early stopping when the user's split has no validation part.
 CARVED_VAL_SHARE = 0.125
+MAX_MANIFEST_BYTES = 1 << 30  # ten million rows of long paths; a larger split.csv is refused unread
 
 
 @dataclass
@@ -122,14 +123,27 @@ def write_manifest(manifest: Manifest, path: str | Path) -> Path:
     return path
 
 
+def _manifest_row(path: Path, root: Path, line: int, row: dict) -> tuple[Sample, str]:
+    """One row of a manifest, which may come from a model folder someone sent: only photos inside `root` (the
+    data folder the user named) are ever read, so `../x.jpg` or `/etc/passwd` refuse the whole manifest."""
+    relative, label, role = row.get("path"), row.get("label"), row.get("split")
+    if not isinstance(relative, str) or not isinstance(label, str) or not isinstance(role, str):
+        raise ZoolensError(f"{path}: line {line}: needs a path, a label and a split")
+    if not relative_inside(relative):
+        raise ZoolensError(f"{path}: line {line}: {relative!r} is not a photo inside the data folder {root}; "
+                           "zoolens reads only photos inside the folder it is given")
+    return Sample(root / relative, label), role
+
+
 def read_manifest(path: str | Path, root: str | Path) -> Manifest:
     path, root = Path(path), Path(root)
     try:
+        regular_file(path, MAX_MANIFEST_BYTES)  # a FIFO would block the reader, /dev/zero never ends
         with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
             reader = csv.DictReader(handle)
             if reader.fieldnames is None or not {"path", "label", "split"} <= set(reader.fieldnames):
                 raise ZoolensError(f"{path}: not a zoolens split manifest (needs path,label,split columns)")
-            rows = [(Sample(root / row["path"], row["label"]), row["split"]) for row in reader]
+            rows = [_manifest_row(path, root, number, row) for number, row in enumerate(reader, start=2)]
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise ZoolensError(f"{path}: cannot read the split manifest ({error})") from None
     unknown = {role for _, role in rows} - set(ROLES)

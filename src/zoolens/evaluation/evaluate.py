@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 from pathlib import Path
 
 import numpy as np
 
-from zoolens.data.folders import Sample, scan_folder
+from zoolens.data.folders import Sample, class_folder_names, scan_folder
 from zoolens.data.split import read_manifest, split_folder
 from zoolens.errors import ZoolensError
 from zoolens.evaluation.metrics import Evaluation
 from zoolens.evaluation.plots import plot_confusion_matrix, plot_image_grid
+from zoolens.files import output_folder
 from zoolens.inference.prediction import CLASS, NONE_OF_THESE, NOT_SURE, Prediction, open_input
+
+log = logging.getLogger(__name__)
 
 MISTAKES_SHOWN = 20
 
@@ -22,6 +27,26 @@ def _same_folder(a: str | Path, b: str | Path) -> bool:
         return Path(a).resolve() == Path(b).resolve()
     except OSError:
         return False
+
+
+def recorded_data_folder(model) -> Path | None:
+    """The folder the model says it was trained on, when it is still there and still holds this model's class
+    folders. zoolens.json may come from someone else: a recorded "/" or home folder, or one whose class folders
+    are not the model's classes, is never read (pass --data to name the folder yourself)."""
+    root = model.meta.get("data", {}).get("root")
+    if not isinstance(root, str) or not os.path.isabs(root) or not os.path.isdir(root):
+        return None
+    real = Path(os.path.realpath(root))
+    anchors = [Path.home()] + ([model.path] if model.path else [])
+    if any(Path(os.path.realpath(anchor)).is_relative_to(real) for anchor in anchors):
+        log.warning("%s: the data folder its zoolens.json names (%s) holds the home or the model folder; "
+                    "not read (pass --data)", model.path, root)
+        return None
+    if set(class_folder_names(real)) != set(model.classes):
+        log.warning("%s: the data folder its zoolens.json names (%s) no longer holds exactly its classes' folders; "
+                    "not read (pass --data)", model.path, root)
+        return None
+    return Path(root)
 
 
 def choose_photos(model, data: str | Path) -> tuple[list[Sample], str, list[tuple[str, str]]]:
@@ -85,8 +110,7 @@ def evaluate(model, data: str | Path, progress: bool = True, open_set: str = "on
 
 def write_evaluation(evaluation: Evaluation, out: Path) -> dict[str, Path]:
     """metrics.json, classification_report.txt, confusion matrices and a grid of the worst mistakes."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out)
     written = {}
     written["metrics"] = out / "metrics.json"
     written["metrics"].write_text(json.dumps(evaluation.summary(), indent=2), encoding="utf-8")

@@ -23,8 +23,10 @@ from tqdm.auto import tqdm
 from zoolens.data.images import open_image
 from zoolens.data.transforms import eval_transform
 from zoolens.errors import ImageError, ZoolensError
+from zoolens.files import output_folder
 from zoolens.inference.prediction import CLASS, Prediction
 from zoolens.models.backbones import Backbone, Preprocessing
+from zoolens.plotting import plain_text
 
 METHODS = ("gradcam", "saliency")
 METHOD_CHOICES = (*METHODS, "both")
@@ -344,9 +346,10 @@ def overlay_heatmap(image: Image.Image, heat: np.ndarray, method: str = "gradcam
     return Image.fromarray(np.clip(blended * 255, 0, 255).astype(np.uint8))
 
 
+@plain_text
 def save_explanation_figure(explanation: Explanation, path: Path) -> Path:
     """The photo as the network saw it beside one overlay per method; the answer in the title."""
-    from zoolens.evaluation.plots import _save, plt
+    from zoolens.plotting import plt, save_figure
 
     methods = list(explanation.heatmaps)
     figure, axes = plt.subplots(1, 1 + len(methods), figsize=(3.4 * (1 + len(methods)), 3.9), squeeze=False)
@@ -358,7 +361,7 @@ def save_explanation_figure(explanation: Explanation, path: Path) -> Path:
         axis.axis("off")
     shown_name = Path(explanation.source).name.encode("utf-8", "backslashreplace").decode("utf-8")  # non-UTF-8 names
     figure.suptitle(f"{shown_name}: {explanation.title}", fontsize=12)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def figure_name(source: str, method: str, taken: set[str]) -> str:
@@ -373,8 +376,7 @@ def figure_name(source: str, method: str, taken: set[str]) -> str:
 
 def write_explanations(explanations: list[Explanation], out: str | Path, method: str) -> list[Path | None]:
     """One PNG per usable photo in `out`; None where the photo was unusable."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out)
     taken: set[str] = set()
     return [
         None if e.error else e.save_figure(out / figure_name(e.source, method, taken)) for e in explanations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from zoolens.errors import ZoolensError
 
@@ -10,6 +11,7 @@ from zoolens.errors import ZoolensError
 def cmd_explain(args) -> int:
     from zoolens.cli import _expand_inputs
     from zoolens.evaluation.explain import Explainable, explain, write_explanations
+    from zoolens.files import check_apart
 
     if args.imagenet:
         target = Explainable.imagenet(args.backbone)
@@ -19,6 +21,9 @@ def cmd_explain(args) -> int:
             raise ZoolensError("usage: zoolens explain MODEL IMAGE... (or zoolens explain --imagenet IMAGE...)")
         target = Explainable.from_model(args.model_and_images[0])
         inputs = _expand_inputs(args.model_and_images[1:])
+    for folder in args.model_and_images[0 if args.imagenet else 1:]:
+        if Path(folder).is_dir():
+            check_apart(folder, args.out, data_name="the photo folder")
     explanations = explain(target, inputs, args.method, batch_size=args.batch_size, progress=len(inputs) > 8)
     if all(e.error for e in explanations):
         first = explanations[0]
@@ -57,7 +62,7 @@ def register(subparsers) -> None:
     explain.add_argument("--method", default="gradcam", choices=METHOD_CHOICES, help="default gradcam")
     explain.add_argument("--out", default="explanations", help="folder for the PNGs (default ./explanations)")
     explain.add_argument("--batch-size", type=int, default=16)
-    explain.set_defaults(run=cmd_explain)
+    explain.set_defaults(run=cmd_explain, unfinished_outputs=("out",))
 
     report = subparsers.add_parser("report", help="one self-contained HTML report of a model")
     report.add_argument("model")
@@ -66,5 +71,5 @@ def register(subparsers) -> None:
     report.add_argument("--open-set-results", metavar="JSON",
                         help="the open_set.json of `zoolens evaluate --unknown` (default MODEL/evaluation/open_set.json)")
     report.add_argument("--quiet", action="store_true", help="no progress output")
-    report.set_defaults(run=cmd_report)
+    report.set_defaults(run=cmd_report, unfinished_outputs=("out",))
 

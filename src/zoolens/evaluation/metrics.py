@@ -88,7 +88,7 @@ class Evaluation:
         macro, weighted = report["macro avg"], report["weighted avg"]
         return {
             "evaluated_on": self.description,
-            "images": int(len(self.y_true)),
+            "images": len(self.y_true),
             "accuracy": self.accuracy,
             "loss": self.loss,
             "precision_macro": macro["precision"],

@@ -23,6 +23,7 @@ from zoolens.data.images import is_image_name
 from zoolens.errors import ZoolensError
 from zoolens.evaluation.evaluate import answers_for
 from zoolens.evaluation.metrics import Evaluation, turned_away_reasons
+from zoolens.files import output_folder
 from zoolens.inference.prediction import CLASS, NONE_OF_THESE, NOT_SURE, Prediction
 
 log = logging.getLogger(__name__)
@@ -290,7 +291,7 @@ def write_open_set(ev: OpenSetEvaluation, out: Path) -> dict[str, Path]:
     """out/open_set.json and two grids: the known photos it turned away, the unknown photos it accepted
     (a grid only when there is a photo to show)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out)
     written: dict[str, Path] = {}
     away = ev.known.turned_away()
     grid = _grid([(ev.known.predictions[i].source, _known_caption(ev.known, i)) for i in away[:SHOWN]],

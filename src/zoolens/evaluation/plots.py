@@ -5,26 +5,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.ticker import MaxNLocator
+from sklearn.metrics import ConfusionMatrixDisplay
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
-
-from zoolens.data.images import open_image  # noqa: E402
-from zoolens.errors import ImageError  # noqa: E402
+from zoolens.data.images import open_image
+from zoolens.errors import ImageError
+from zoolens.plotting import plain_text, plt, save_figure
 
 
-def _save(figure, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    return path
-
-
+@plain_text
 def plot_training_curves(history: list[dict], path: Path) -> Path:
     """Training and validation accuracy and loss per epoch (seed 000's figure 1), phases in sequence."""
     figure, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
@@ -43,9 +33,10 @@ def plot_training_curves(history: list[dict], path: Path) -> Path:
                 axis.axvline(i + 0.5, color="grey", ls="--", lw=1)
                 axis.text(i + 0.6, axis.get_ylim()[1], phases[i], va="top", fontsize=8, color="grey")
         axis.legend()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
+@plain_text
 def plot_confusion_matrix(matrix: np.ndarray, classes: list[str], path: Path, normalize: bool = False) -> Path:
     size = max(4.5, 0.6 * len(classes) + 2.5)
     figure, axis = plt.subplots(figsize=(size, size))
@@ -53,9 +44,10 @@ def plot_confusion_matrix(matrix: np.ndarray, classes: list[str], path: Path, no
     display = ConfusionMatrixDisplay(values, display_labels=classes)
     display.plot(ax=axis, cmap="Blues", colorbar=False, values_format=".2f" if normalize else "d", xticks_rotation=45)
     axis.set_title("Confusion matrix" + (" (share of each true class)" if normalize else " (photos)"))
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
+@plain_text
 def plot_image_grid(items: list[tuple[str, str]], path: Path, title: str, columns: int = 5) -> Path | None:
     """`items` are (image path, caption); unreadable photos are shown as a blank tile."""
     if not items:
@@ -74,4 +66,4 @@ def plot_image_grid(items: list[tuple[str, str]], path: Path, title: str, column
             pass
         axis.set_title(caption, fontsize=9)
     figure.suptitle(title)
-    return _save(figure, path)
+    return save_figure(figure, path)

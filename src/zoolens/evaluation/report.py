@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import io
-import json
+import logging
+import os
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +20,12 @@ import numpy as np
 from PIL import Image
 
 from zoolens import __version__
+from zoolens.data.images import open_image
 from zoolens.errors import ZoolensError
+from zoolens.files import check_apart, lies_inside, read_json
+from zoolens.plotting import plain_text
+
+log = logging.getLogger(__name__)
 
 GALLERY_SIZE = 12
 OPEN_SET_SHOWN = 12  # photos per open-set gallery
@@ -42,13 +48,12 @@ def data_uri(image: Image.Image, format: str = "JPEG", max_side: int | None = No
 
 
 def figure_uri(path: Path, format: str = "PNG") -> str:
-    """A figure on disk, scaled to the page width."""
-    with Image.open(path) as image:
-        image.load()
-        if image.width > FIGURE_WIDTH:
-            size = (FIGURE_WIDTH, round(image.height * FIGURE_WIDTH / image.width))
-            image = image.resize(size, Image.Resampling.LANCZOS)
-        return data_uri(image, format)
+    """A figure on disk, scaled to the page width (read like any photo: it may come from a model folder sent to us)."""
+    image = open_image(path)
+    if image.width > FIGURE_WIDTH:
+        size = (FIGURE_WIDTH, round(image.height * FIGURE_WIDTH / image.width))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    return data_uri(image, format)
 
 
 def photo_figure_uri(path: Path) -> str:
@@ -129,8 +134,9 @@ def _counts_table(classes: list[str], counts: dict[str, dict[str, int]]) -> tupl
     return parts, rows
 
 
+@plain_text
 def plot_image_sizes(widths: list[int], heights: list[int], path: Path) -> Path:
-    from zoolens.evaluation.plots import _save, plt
+    from zoolens.plotting import plt, save_figure
 
     figure, axis = plt.subplots(figsize=(4.6, 4))
     axis.scatter(widths, heights, s=6, alpha=0.35)
@@ -138,7 +144,7 @@ def plot_image_sizes(widths: list[int], heights: list[int], path: Path) -> Path:
     axis.set_ylabel("height (px)")
     axis.set_title(f"Image sizes ({len(widths)} photos)")
     axis.grid(alpha=0.3)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def dataset_section(model, data: Path | None, summary) -> dict:
@@ -318,23 +324,32 @@ def unknown_rows(results: dict) -> list[dict]:
     return rows
 
 
-def measured_unknown(model, results_file: Path | None) -> dict | None:
-    """What `zoolens evaluate --unknown` measured (its open_set.json and grids), when it is there."""
-    if results_file is None or not results_file.is_file():
+def measured_unknown(model, results_file: Path | None, data: Path | None = None) -> dict | None:
+    """What `zoolens evaluate --unknown` measured (its open_set.json and grids), when it is there.
+
+    open_set.json may come with a model folder someone sent: its grids are read only from beside it, and the
+    photos it lists only from inside `data`, the folder the report is made on (the others: its grid figure)."""
+    if results_file is None or not os.path.lexists(results_file):
         return None
     try:
-        results = json.loads(results_file.read_text(encoding="utf-8"))
-        known = results["known"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        return {"problem": f"{results_file}: cannot be read ({str(error)[:100]})"}
+        return _unknown_section(model, results_file, read_json(results_file), data)
+    except ZoolensError as error:
+        return {"problem": str(error)}
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        return {"problem": f"{results_file}: not what zoolens evaluate --unknown writes ({str(error)[:100]})"}
+
+
+def _unknown_section(model, results_file: Path, results: dict, data: Path | None) -> dict:
+    known = results["known"]
+    listed_grids = dict(results.get("grids", {}))
     accepted = sorted((photo for folder in results.get("unknown", []) for photo in folder.get("accepted_photos", [])),
                       key=lambda photo: -photo.get("confidence", 0.0))
     every = results.get("unknown_all", {})
-    grids = {name: results_file.parent / file for name, file in results.get("grids", {}).items()}
+    grids = {name: results_file.parent / file for name, file in listed_grids.items() if _plain_file_name(file)}
     galleries = [
         open_set_gallery(f"Its own test photos it turned away ({known.get('turned_away_count', '?')} of "
                          f"{known.get('photos', '?')})", known.get("turned_away_photos", []),
-                         grids.get("open_set_known_turned_away")),
+                         grids.get("open_set_known_turned_away"), readable_in=data),
         open_set_gallery(f"Unknown photos it accepted as a class ({every.get('accepted_count', '?')} of "
                          f"{every.get('photos', '?')})", accepted, grids.get("open_set_unknown_accepted")),
     ]
@@ -355,25 +370,43 @@ def measured_unknown(model, results_file: Path | None) -> dict | None:
     }
 
 
-def open_set_gallery(title: str, photos: list[dict], grid: Path | None) -> dict:
-    """Thumbnails of the photos open_set.json lists, with their answers; its grid figure when they are gone."""
-    from zoolens.data.images import open_image
+def _plain_file_name(name) -> bool:
+    return isinstance(name, str) and bool(name) and Path(name).name == name and not name.startswith(".")
+
+
+def open_set_gallery(title: str, photos: list[dict], grid: Path | None, readable_in: Path | None = None) -> dict:
+    """Thumbnails of the photos open_set.json lists that lie inside `readable_in`, with their answers; its grid
+    figure otherwise (or when they are gone)."""
     from zoolens.errors import ImageError
 
     shots = []
-    for photo in photos[:OPEN_SET_SHOWN]:
+    for photo in photos[:OPEN_SET_SHOWN] if readable_in is not None else []:
         try:
+            if not lies_inside(photo["path"], readable_in):
+                continue
             image = open_image(Path(photo["path"]))
         except (ImageError, OSError, KeyError, TypeError):
             continue
         shots.append({"photo": data_uri(image, max_side=THUMBNAIL_SIZE), "answer": photo.get("answer", ""),
                       "true": photo.get("true"), "file": photo["path"]})
-    figure = photo_figure_uri(grid) if not shots and photos and grid is not None and grid.is_file() else None
+    figure = _grid_figure(grid) if not shots and photos else None
     return {"title": title, "shots": shots, "grid": figure,
             "empty": "None." if not photos else "The photos are no longer where they were measured."}
 
 
-def open_set_section(model, metrics: dict, results_file: Path | None) -> dict:
+def _grid_figure(grid: Path | None) -> str | None:
+    from zoolens.errors import ImageError
+
+    if grid is None or not grid.is_file():
+        return None
+    try:
+        return photo_figure_uri(grid)
+    except ImageError as error:
+        log.warning("%s: the grid figure is left out of the report (%s)", grid, error.reason)
+        return None
+
+
+def open_set_section(model, metrics: dict, results_file: Path | None, data: Path | None = None) -> dict:
     recorded = model.meta.get("open_set") or {}
     fitted = model.open_set is not None
     answers = metrics.get("answers")
@@ -388,7 +421,7 @@ def open_set_section(model, metrics: dict, results_file: Path | None) -> dict:
         "answers": answers_cards(answers) if answers else [],
         "reasons": _reasons_text(answers.get("reasons", {})) if answers else "",
         "answers_mode": answers.get("open_set", "on") if answers else "on",
-        "unknown": measured_unknown(model, results_file),
+        "unknown": measured_unknown(model, results_file, data),
     }
 
 
@@ -451,9 +484,10 @@ def galleries(model, evaluation, size: int, progress: bool) -> list[dict]:
 
 # ---- the report --------------------------------------------------------------------------------------
 def default_data(model) -> Path | None:
-    """The folder the model was trained on, when it is still there."""
-    root = model.meta.get("data", {}).get("root")
-    return Path(root) if root and Path(root).is_dir() else None
+    """The folder the model was trained on, when it is still there (and plausibly is: `recorded_data_folder`)."""
+    from zoolens.evaluation.evaluate import recorded_data_folder
+
+    return recorded_data_folder(model)
 
 
 def _open_set_results(model, given: str | Path | None) -> Path | None:
@@ -464,6 +498,16 @@ def _open_set_results(model, given: str | Path | None) -> Path | None:
             raise ZoolensError(f"{given}: no such file (the open_set.json of zoolens evaluate --unknown)")
         return Path(given)
     return model.path / "evaluation" / JSON_FILE if model.path else None
+
+
+def _curves_figure(curves: Path | None) -> str | None:
+    if curves is None or not curves.exists():
+        return None
+    try:
+        return figure_uri(curves)
+    except ZoolensError as error:  # a model folder someone sent may hold anything under that name
+        log.warning("the training curves are left out of the report: %s", error)
+        return None
 
 
 def render(context: dict) -> str:
@@ -492,6 +536,8 @@ def write_report(model, data: str | Path | None = None, out: str | Path | None =
             raise ZoolensError("this model was never saved: give write_report an `out` file")
         out = model.path / "report.html"
     data = Path(data) if data is not None else default_data(model)
+    if data is not None:
+        check_apart(data, out, data_name="the photo folder")
     summary = inspect_folder(data, progress=progress) if data is not None else None
     evaluation = evaluate(model, data, progress=progress) if data is not None else None
     metrics = evaluation.summary() if evaluation is not None else model.meta.get("metrics", {})
@@ -512,13 +558,13 @@ def write_report(model, data: str | Path | None = None, out: str | Path | None =
         "card": model_card(model),
         "dataset": dataset_section(model, data, summary),
         "training": training_rows(model.meta),
-        "curves": figure_uri(curves) if curves and curves.exists() else None,
+        "curves": _curves_figure(curves),
         "per_class": per_class_rows(metrics),
         "overall": overall_rows(metrics),
         "report_text": evaluation.report_text() if evaluation is not None else "",
         "confusion": confusion_section(matrix, model.classes),
         "confused_pairs": confused_pairs(matrix, model.classes),
-        "open_set": open_set_section(model, metrics, _open_set_results(model, open_set_results)),
+        "open_set": open_set_section(model, metrics, _open_set_results(model, open_set_results), data),
         "galleries": galleries(model, evaluation, gallery_size, progress),
     }
     out = Path(out)

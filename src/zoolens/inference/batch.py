@@ -34,10 +34,10 @@ from PIL import Image
 from zoolens.data.images import is_image_name
 from zoolens.data.transforms import normalised
 from zoolens.errors import ZoolensError
-from zoolens.files import replaced_atomically, safe_folder_name
+from zoolens.files import read_json, regular_file, replaced_atomically, safe_folder_name
 from zoolens.inference.model import Model
-from zoolens.models.open_set import MODES
 from zoolens.inference.prediction import CLASS, NONE_OF_THESE, NOT_SURE, Prediction, failed, table_columns, table_row
+from zoolens.models.open_set import MODES
 from zoolens.training.features import decode_pixels
 
 CHUNK_SIZE = 256  # photos per part file; also how far decoding runs ahead of the network
@@ -151,10 +151,9 @@ class ResultsDataset:
     def _check_settings(self, settings: dict) -> None:
         path = self.folder / SETTINGS_FILE
         if path.exists():
-            try:
-                earlier = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as error:
-                raise ZoolensError(f"{path}: cannot be read ({error}); delete it or use another --out") from None
+            earlier = read_json(path, limit=1024 * 1024)
+            if not isinstance(earlier, dict):
+                raise ZoolensError(f"{path}: not the settings zoolens writes; delete it or use another --out")
             changed = [key for key in settings if earlier.get(key) != settings[key]]
             if changed:
                 raise ZoolensError(f"{self.folder}: holds results made with other settings ({', '.join(changed)}); "
@@ -172,12 +171,29 @@ class ResultsDataset:
         """Each part's table (only these columns), one at a time."""
         import pyarrow.parquet as pq
 
+        wanted = [self.schema.field(name) for name in columns]
         for part in self.parts():
             try:
+                self._check_part_schema(part, wanted)
                 yield pq.read_table(part, columns=columns)
             except (OSError, ValueError) as error:
                 raise ZoolensError(f"{part}: damaged results part ({str(error).splitlines()[0][:120]}); "
                                    f"delete it and run again to redo its photos") from None
+
+    @staticmethod
+    def _check_part_schema(part: Path, wanted: list) -> None:
+        """A part someone else put (or left) in --out: its columns must be the ones zoolens writes, or nothing
+        is read from it (a column of another type would end deep inside the code that uses it)."""
+        import pyarrow.parquet as pq
+
+        regular_file(part)
+        schema = pq.read_schema(part)
+        for column in wanted:
+            found = schema.field(column.name) if column.name in schema.names else None
+            if found is None or found.type != column.type:
+                what = "has no" if found is None else f"has {found.type} in its"
+                raise ZoolensError(f"{part}: not a zoolens results part ({what} {column.name!r} column, zoolens "
+                                   f"writes {column.type}); move it out of this --out folder or choose another")
 
     def done(self) -> DoneSet:
         keys = []
@@ -528,7 +544,7 @@ def write_summary_csv(path: Path, header: list[str], rows: list[list]) -> None:
 
 def format_summary(header: list[str], rows: list[list]) -> str:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(f"{str(cell):<{widths[i]}}" if i == 0 else f"{str(cell):>{widths[i]}}"
+    lines = ["  ".join(f"{cell!s:<{widths[i]}}" if i == 0 else f"{cell!s:>{widths[i]}}"
                        for i, cell in enumerate(row)) for row in [header, *rows]]
     return "\n".join(lines)
 

@@ -14,15 +14,15 @@ import json
 import math
 import os
 import shutil
-import stat
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from zoolens import files
 from zoolens.errors import ZoolensError
-from zoolens.files import pid_alive
+from zoolens.files import pid_alive, read_limited
 from zoolens.inference import model_schema
 from zoolens.inference.model_schema import MAX_META_BYTES
 from zoolens.models.open_set import OPEN_SET_FILE
@@ -136,27 +136,45 @@ def _replace_in_place(path: Path, new: Path, old: Path, owned: set[str]) -> None
         os.replace(new / name, path / name)
 
 
-def regular_file(path: Path, limit: int | None = None) -> os.stat_result:
-    """Refuse, before opening it, a model file that is not a regular file (a FIFO would block the reader forever,
-    /dev/zero never ends; a symbolic link counts as its target), or, with `limit`, one larger than that."""
-    st = os.stat(path)  # FileNotFoundError (absent, or a broken link) is the caller's to explain
-    if not stat.S_ISREG(st.st_mode):
-        raise ZoolensError(f"{path}: not a regular file (a FIFO, device, socket or folder)")
-    if limit is not None and st.st_size > limit:
-        raise ZoolensError(f"{path}: too large ({st.st_size:,} bytes; at most {limit:,})")
-    return st
+def remove_model(path: Path) -> None:
+    """Delete the model zoolens wrote in `path` (its OWNED entries), then the folder if that left it empty: a
+    user's own files beside the model stay, and so does the folder holding them."""
+    path = Path(path)
+    if not (path / META_FILE).is_file() or path.is_symlink():
+        return
+    for name in (META_FILE, *OWNED):
+        entry = path / name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        elif os.path.lexists(entry):
+            entry.unlink()
+    try:
+        path.rmdir()
+    except OSError:  # not empty: the user's files
+        pass
 
 
-def _read_limited(path: Path, limit: int) -> bytes:
-    regular_file(path, limit)
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # swapped for a FIFO since: never blocks
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ZoolensError(f"{path}: not a regular file (a FIFO, device, socket or folder)")
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise ZoolensError(f"{path}: too large (over {limit:,} bytes)")
-    return data
+def move_model(source: Path, target: Path) -> None:
+    """Move the model in `source` to `target`: zoolens's own entries only (a user's files stay in `source`, which
+    goes when that empties it); a model already in `target` has only its zoolens entries replaced, as a save does
+    (and `target` is refused like a save's)."""
+    source, target = Path(source), Path(target)
+    check_model_target(target)
+    staging = target.parent / f"{_staging_prefix(target)}{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "new").mkdir(parents=True)
+    for name in OWNED:
+        if os.path.lexists(source / name):
+            os.replace(source / name, staging / "new" / name)
+    if not target.exists():
+        (staging / "new").replace(target)
+    else:
+        _replace_in_place(target, staging / "new", staging / "old", owned=set(OWNED))
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        source.rmdir()  # only when nothing of the user's is left in it
+    except OSError:
+        pass
 
 
 def read_meta(path: Path) -> dict:
@@ -166,7 +184,7 @@ def read_meta(path: Path) -> dict:
     if not path.is_dir():
         raise ZoolensError(f"{path}: no such model folder")
     try:
-        meta = json.loads(_read_limited(meta_path, MAX_META_BYTES).decode("utf-8"))
+        meta = json.loads(read_limited(meta_path, MAX_META_BYTES).decode("utf-8"))
     except FileNotFoundError:
         if os.path.lexists(meta_path):
             raise ZoolensError(f"{meta_path}: broken symbolic link (its target does not exist)") from None
@@ -194,7 +212,7 @@ def read_meta(path: Path) -> dict:
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     weights = Path(path) / WEIGHTS_FILE
     try:
-        regular_file(weights)
+        files.regular_file(weights)
         return load_file(str(weights))
     except FileNotFoundError:
         if os.path.lexists(weights):

@@ -7,10 +7,16 @@ from __future__ import annotations
 import numpy as np
 
 from zoolens.data.transforms import eval_transform
-from zoolens.inference.prediction import NONE_OF_THESE, NOT_SURE, Prediction, failed, opened_inputs, ranked, \
-    with_article
-from zoolens.models.backbones import DEFAULT_BACKBONE, build_imagenet_classifier, describe_backbone, \
-    imagenet_categories
+from zoolens.inference.prediction import (
+    NONE_OF_THESE,
+    NOT_SURE,
+    Prediction,
+    failed,
+    opened_inputs,
+    ranked,
+    with_article,
+)
+from zoolens.models.backbones import DEFAULT_BACKBONE, build_imagenet_classifier, describe_backbone, imagenet_categories
 from zoolens.models.faces import has_person
 from zoolens.models.imagenet_groups import NOT_AN_ANIMAL, group_indices, rank_groups
 from zoolens.models.open_set import NO_ANIMAL, PERSON

@@ -9,21 +9,31 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from safetensors import SafetensorError
 
-from zoolens import __version__
+from zoolens import __version__, files
 from zoolens.data.images import open_image
 from zoolens.data.transforms import preprocess_array
 from zoolens.errors import ImageError, ZoolensError
 from zoolens.inference import bundle
-from zoolens.inference.prediction import NONE_OF_THESE, NOT_SURE, Prediction, decide, failed, input_list, is_path, \
-    open_input, source_name
+from zoolens.inference.prediction import (
+    NONE_OF_THESE,
+    NOT_SURE,
+    Prediction,
+    decide,
+    failed,
+    input_list,
+    is_path,
+    open_input,
+    source_name,
+)
 from zoolens.models.backbones import BackboneInfo, Preprocessing, build_backbone
 from zoolens.models.classifier import Classifier
 from zoolens.models.open_set import MODES, NO_ANIMAL, OPEN_SET_FILE, PERSON, UNLIKE_TRAINING_ANY, OpenSetCheck
 from zoolens.models.probabilities import softmax
 from zoolens.training.features import backbone_key, extract_features, make_engine
 
-__all__ = ["Model", "Prediction", "NOT_SURE", "NONE_OF_THESE"]
+__all__ = ["NONE_OF_THESE", "NOT_SURE", "Model", "Prediction"]
 log = logging.getLogger(__name__)
 
 
@@ -45,8 +55,12 @@ def _open_set_file(path: Path) -> Path | None:
     file = path / OPEN_SET_FILE
     if not file.exists():
         return None
-    bundle.regular_file(file)
+    files.regular_file(file)
     return file
+
+
+def _io_reason(error: Exception) -> str:
+    return getattr(error, "strerror", None) or str(error).rpartition("I/O error: ")[2] or type(error).__name__
 
 
 class Model:
@@ -91,7 +105,11 @@ class Model:
         with tempfile.TemporaryDirectory(prefix="zoolens-save-") as scratch:
             extra = dict(extra_files or {})
             if self.open_set is not None:
-                extra[OPEN_SET_FILE] = self.open_set.save(Path(scratch) / OPEN_SET_FILE)
+                try:
+                    extra[OPEN_SET_FILE] = self.open_set.save(Path(scratch) / OPEN_SET_FILE)
+                except (OSError, SafetensorError) as error:
+                    raise ZoolensError(f"{path}: the model could not be written ({_io_reason(error)}); "
+                                       "nothing was changed") from None
             bundle.write_bundle(path, self.network.state_dict(), self.meta, extra)
         self.path = path
         return path

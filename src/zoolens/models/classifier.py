@@ -30,7 +30,7 @@ class Classifier(nn.Module):
         self.head = build_head(backbone.feature_dim, num_classes, dropout)
         self.freeze_batchnorm_statistics = True
 
-    def train(self, mode: bool = True) -> "Classifier":
+    def train(self, mode: bool = True) -> Classifier:
         """Batch-norm layers of the backbone keep their ImageNet statistics while fine-tuning (their scale
         and shift still learn): small, augmented batches would otherwise drag the running statistics
         away from what the pretrained weights expect (Keras' transfer-learning guide does the same)."""

@@ -39,7 +39,7 @@ BANK_PER_CLASS = 1000  # training photos kept per class (float16): 2.5 MB per 10
 MAX_FILE_BYTES = 1 << 30  # a tampered bundle's open-set file is refused before it is read
 MIN_CALIBRATION_PHOTOS = 100  # below this many validation photos, training photos (leave-one-out) join them
 
-IMAGENET_ANIMALS = range(0, 398)
+IMAGENET_ANIMALS = range(398)
 # ImageNet has no "person" class; these are what the pretrained network sees when there is one (measured
 # on LFW faces: academic gown, neck brace, pickelhaube, Windsor tie, bow tie... make up 85 % of top-1s).
 PERSON_CATEGORIES = (

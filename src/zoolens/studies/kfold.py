@@ -4,7 +4,6 @@ metric over the folds; the best fold's model is kept and judged on the untouched
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -15,8 +14,9 @@ from zoolens.data.folders import scan_folder
 from zoolens.data.split import Manifest, split_folder, write_manifest
 from zoolens.errors import ZoolensError
 from zoolens.evaluation.evaluate import evaluate_samples
-from zoolens.evaluation.plots import _save, plt
 from zoolens.files import check_apart
+from zoolens.inference.bundle import check_model_target, move_model, remove_model
+from zoolens.plotting import plain_text, plt, save_figure
 from zoolens.training.trainer import TrainConfig, train
 
 FOLD_METRICS = ("accuracy", "loss", "precision_macro", "recall_macro", "f1_macro")
@@ -45,6 +45,8 @@ def run_kfold(data: str | Path, out: str | Path, k: int = 5, config: TrainConfig
         raise ZoolensError(f"--k must be at least 2, not {k}")
     out = Path(out)
     check_apart(data, out)  # before anything is written: never among the photos, never around them
+    for name in ["best", *(f"fold-{number}" for number in range(1, k + 1))]:
+        check_model_target(out / name)  # a folder of the user's there is never replaced
     out.mkdir(parents=True, exist_ok=True)
     manifest = split_folder(scan_folder(data), config.ratios, config.seed)
     rows = []
@@ -71,11 +73,12 @@ def _summarise(rows: list[dict]) -> dict:
 
 
 def _keep_only_best(out: Path, k: int, best: int) -> None:
-    shutil.rmtree(out / "best", ignore_errors=True)
-    (out / f"fold-{best}").rename(out / "best")
+    """The best fold's model becomes OUT/best (replacing only zoolens's files of a model there); the other folds'
+    models are removed, their folders too when nothing else is in them."""
+    move_model(out / f"fold-{best}", out / "best")
     for number in range(1, k + 1):
         if number != best:
-            shutil.rmtree(out / f"fold-{number}", ignore_errors=True)
+            remove_model(out / f"fold-{number}")
 
 
 def format_kfold(summary: dict) -> str:
@@ -88,6 +91,7 @@ def format_kfold(summary: dict) -> str:
     return "\n".join(lines)
 
 
+@plain_text
 def plot_folds(rows: list[dict], path: Path) -> Path:
     figure, axis = plt.subplots(figsize=(max(5, 0.7 * len(rows) + 3), 4))
     accuracies = [row["accuracy"] for row in rows]
@@ -98,4 +102,4 @@ def plot_folds(rows: list[dict], path: Path) -> Path:
     axis.set_ylabel("validation accuracy")
     axis.set_title("Cross validation: accuracy on each held-out fold")
     axis.legend(loc="lower right")  # the bars reach the top
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -12,8 +12,10 @@ import numpy as np
 
 from zoolens.data.folders import scan_folder
 from zoolens.data.split import split_folder, write_manifest
-from zoolens.evaluation.plots import _save, plt
+from zoolens.errors import ZoolensError
 from zoolens.files import check_apart
+from zoolens.inference.bundle import read_meta
+from zoolens.plotting import plain_text, plt, save_figure
 from zoolens.studies.spec import StudySpec
 from zoolens.training.trainer import WHERE_IT_RUNS, TrainConfig, train
 
@@ -24,9 +26,11 @@ BAR_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 
 def _finished(bundle: Path, config: TrainConfig) -> dict | None:
     """The saved description of a run already done with this very configuration, else None."""
+    if not (bundle / "zoolens.json").exists():
+        return None
     try:
-        meta = json.loads((bundle / "zoolens.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        meta = read_meta(bundle)  # validated: the study table formats its fields
+    except ZoolensError:
         return None
     not_results = ("seconds", "epochs_run", "processes", *WHERE_IT_RUNS)
     recorded = {k: v for k, v in meta.get("training", {}).items() if k not in not_results}
@@ -107,6 +111,7 @@ def _score_axis_start(values: list[float]) -> float:
     return float(np.floor((low - 0.05) * 20) / 20)
 
 
+@plain_text
 def plot_metric_bars(rows: list[dict], path: Path, title: str) -> Path:
     """Grouped bars: one group per experiment, one bar per metric (seed 003's comparison chart)."""
     figure, axis = plt.subplots(figsize=(max(6, 1.8 * len(rows) + 2), 4.5))
@@ -123,9 +128,10 @@ def plot_metric_bars(rows: list[dict], path: Path, title: str) -> Path:
     axis.set_title(f"{title}: test metrics per experiment")
     axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(BAR_METRICS), fontsize=8)
     axis.grid(axis="y", alpha=0.3)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
+@plain_text
 def plot_accuracy_curves(rows: list[dict], path: Path, title: str) -> Path:
     """Training (dashed) and validation (solid) accuracy per epoch of every run (seed 002, fig. 3)."""
     figure, axis = plt.subplots(figsize=(8, 4.5))
@@ -140,4 +146,4 @@ def plot_accuracy_curves(rows: list[dict], path: Path, title: str) -> Path:
     axis.set_title(f"{title}: accuracy per epoch")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, ncol=2)
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -9,6 +9,7 @@ complete, and names that file, so a kill at any moment leaves the previous epoch
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -24,6 +25,8 @@ from zoolens.files import replaced_atomically
 PROGRESS_FILE = "progress.json"
 # Written into `<out>.partial/` as it is made: zoolens removes or reuses only a folder that holds it, never
 # a user's own folder that happens to have that name.
+log = logging.getLogger(__name__)
+
 MARKER_FILE = "zoolens-checkpoint.json"
 MARKER_FORMAT = "zoolens-training-checkpoint"
 
@@ -185,6 +188,18 @@ class TrainingCheckpoints:
         if not self.writer or not is_ours(self.folder):  # only ever the folder zoolens made
             return
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def drop_unfinished_checkpoint(out: str | Path) -> None:
+    """After a failed run: remove the checkpoint folder zoolens made for it when it holds no finished epoch (there
+    is nothing to resume from); one with finished epochs stays, for --resume."""
+    folder = checkpoint_folder(out)
+    if not (folder.is_dir() and is_ours(folder)):
+        return
+    if (folder / PROGRESS_FILE).exists():
+        log.warning("%s: the finished epochs are kept there: `--resume` goes on from them (or delete it)", folder)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def phase_state(rows: list[dict], best_loss: float, best_epoch: int, stop_wait: int, stop_best: float,

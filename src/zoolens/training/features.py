@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from zoolens.data.images import file_problem, open_image
+from zoolens.data.images import file_digest, open_image
 from zoolens.data.transforms import cropped_pixels, normalised
 from zoolens.errors import ImageError
-from zoolens.files import open_cache_database, replaced_atomically
+from zoolens.files import open_cache_database, replaced_atomically, write_to_cache
 from zoolens.models.backbones import Backbone, Preprocessing, state_fingerprint
 from zoolens.training.distributed import in_process_group
 
@@ -145,19 +145,9 @@ class FeatureCache:
         for digest, vector in items.items():
             blob = np.asarray(vector, dtype=np.float32).tobytes()
             rows.append((digest, blob, hashlib.sha1(blob).hexdigest()))
-        with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?)", rows)
+        write_to_cache(self.db, "INSERT OR REPLACE INTO features VALUES (?, ?, ?)", rows)
 
 
-def file_digest(path: Path) -> str:
-    problem = file_problem(path)  # before open(): a FIFO or /dev/zero would block or never end
-    if problem:
-        raise ImageError(path, problem)
-    try:
-        with open(path, "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-    except OSError as error:
-        raise ImageError(path, f"cannot read ({error.strerror or error})") from None
 
 
 def decode_for_network(path: Path, prep: Preprocessing) -> tuple[np.ndarray | None, str]:
@@ -245,8 +235,7 @@ class DigestIndex:
 
     def remember(self, rows: list[tuple[bytes, str, str]]) -> None:
         if rows:
-            with self.db:
-                self.db.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?)", rows)
+            write_to_cache(self.db, "INSERT OR REPLACE INTO digests VALUES (?, ?, ?)", rows)
 
 
 def _digests(paths: list[Path], problems: list[tuple[str, str]]) -> list[str | None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import os
 import sys
 import tempfile
@@ -25,12 +26,24 @@ from zoolens.evaluation.plots import plot_training_curves
 from zoolens.files import check_apart, output_lock
 from zoolens.inference.bundle import check_model_target
 from zoolens.inference.model import Model
-from zoolens.models.backbones import DEFAULT_BACKBONE, build_backbone, has_pretrained_weights, imagenet_head, \
-    trainable_blocks
+from zoolens.models.backbones import (
+    DEFAULT_BACKBONE,
+    build_backbone,
+    has_pretrained_weights,
+    imagenet_head,
+    trainable_blocks,
+)
 from zoolens.models.classifier import Classifier
 from zoolens.models.open_set import DEFAULT_SHARE, OpenSetCheck, fit_open_set
-from zoolens.training.checkpoints import TrainingCheckpoints, check_checkpoint_folder, checkpoint_folder, phase_state, \
-    strip_prefix, unflatten_optimizer_state
+from zoolens.training.checkpoints import (
+    TrainingCheckpoints,
+    check_checkpoint_folder,
+    checkpoint_folder,
+    drop_unfinished_checkpoint,
+    phase_state,
+    strip_prefix,
+    unflatten_optimizer_state,
+)
 from zoolens.training.common import OPTIMIZERS, epoch_line, seed_everything
 from zoolens.training.distributed import Processes, in_process_group, start_processes
 from zoolens.training.features import extract_features, extract_features_sharded
@@ -42,6 +55,8 @@ if TYPE_CHECKING:  # Lightning is imported only to train through the backbone: a
 
     from zoolens.training.lightning_task import KeepBestWeights, SaveEachEpoch
 
+log = logging.getLogger(__name__)
+
 STRATEGIES = ("frozen", "finetune", "scratch")
 # Whole-network learning rates: adaptive optimizers' first steps move every weight by about lr, so they
 # need a small one (measured: 1e-4 made validation loss worse than the warm head, 3e-5 improved on it).
@@ -50,6 +65,7 @@ FINETUNE_LR = {"adam": 3e-5, "rmsprop": 3e-5, "sgd": 1e-4}  # SGD at 1e-3 collap
 SCRATCH_LR = {"adam": 1e-3, "rmsprop": 1e-3, "sgd": 1e-2}
 # Where and how fast a run goes, not what it learns: left out when comparing runs' settings.
 WHERE_IT_RUNS = ("accelerator", "devices", "num_nodes", "workers")
+THIN_CLASS_PHOTOS = 3  # fewer training photos than this in a class: warned about whatever the others have
 
 
 @dataclass
@@ -327,6 +343,23 @@ def _write_history(rows: list[dict], path: Path) -> Path:
     return path
 
 
+def thin_classes(train: list[Sample], classes: list[str]) -> list[str]:
+    """Warnings for classes with far fewer training photos than the others (1 among thousands trained to 0 recall,
+    silently): under a tenth of the median class, or under THIN_CLASS_PHOTOS."""
+    counts = {name: 0 for name in classes}
+    for sample in train:
+        counts[sample.label] += 1
+    median = float(np.median(list(counts.values())))
+    warnings = []
+    for name, count in counts.items():
+        if count < THIN_CLASS_PHOTOS or count < median / 10:
+            others = [n for c, n in counts.items() if c != name]
+            warnings.append(f"class {name!r} has only {count} training photo{'s' * (count != 1)} (the others "
+                            f"{min(others)}–{max(others)}): the model will seldom if ever answer it; add photos of "
+                            "it, or leave it out")
+    return warnings
+
+
 def _usable_parts(manifest: Manifest, usable: dict[Path, bool]) -> dict[str, list[Sample]]:
     return {role: [s for s in manifest.part(role) if usable.get(s.path)] for role in ("train", "val", "test")}
 
@@ -422,7 +455,12 @@ def train(data: str | Path, out: str | Path | None = None, *, config: TrainConfi
         return _train(data, out, config=config, split_file=split_file, progress=progress, resume=resume, **options)
     with output_lock(out):
         _check_output(data, out)  # again, now that no other zoolens can be changing it
-        return _train(data, out, config=config, split_file=split_file, progress=progress, resume=resume, **options)
+        try:
+            return _train(data, out, config=config, split_file=split_file, progress=progress, resume=resume,
+                          **options)
+        except BaseException:
+            drop_unfinished_checkpoint(out)
+            raise
 
 
 def _check_output(data: str | Path, out: str | Path) -> None:
@@ -480,6 +518,9 @@ def _train(data: str | Path, out: str | Path | None = None, *, config: TrainConf
     usable = {s.path: bool(ok) for s, ok in zip(samples, usable_mask)}
     _check_parts(manifest, usable)
     parts = _usable_parts(manifest, usable)
+    if processes.is_main:
+        for warning in thin_classes(parts["train"], manifest.classes):
+            log.warning("%s: %s", folder.root, warning)
 
     checkpoints = _start_checkpoints(out, _run_fingerprint(config, folder.root, manifest), resume, processes,
                                      progress) if out is not None else None
@@ -569,14 +610,21 @@ def _run_fingerprint(config: TrainConfig, root: Path, manifest: Manifest) -> dic
 
 
 def _save_training_outputs(model: Model, manifest: Manifest, history, evaluation, out: Path) -> None:
-    with tempfile.TemporaryDirectory() as scratch:
+    """Every file of the new model, its evaluation included, is made first and saved in one step: a full disk or a
+    failing figure never leaves a model beside a half-written evaluation/."""
+    with tempfile.TemporaryDirectory(prefix="zoolens-outputs-") as scratch:
         scratch = Path(scratch)
-        extra = {
-            "split.csv": write_manifest(manifest, scratch / "split.csv"),
-            "history.csv": _write_history(history, scratch / "history.csv"),
-            "training_curves.png": plot_training_curves(history, scratch / "training_curves.png"),
-        }
+        try:
+            extra = {
+                "split.csv": write_manifest(manifest, scratch / "split.csv"),
+                "history.csv": _write_history(history, scratch / "history.csv"),
+                "training_curves.png": plot_training_curves(history, scratch / "training_curves.png"),
+            }
+            if evaluation is not None:
+                write_evaluation(evaluation, scratch / "evaluation")
+                extra["evaluation"] = scratch / "evaluation"
+        except OSError as error:
+            raise ZoolensError(f"{out}: the model could not be written ({error.strerror or error}); "
+                               "nothing was changed") from None
         model.save(out, extra_files=extra)
-    if evaluation is not None:
-        write_evaluation(evaluation, out / "evaluation")
 
