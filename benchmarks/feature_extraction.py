@@ -55,7 +55,7 @@ def plain_images_per_second(paths: list[Path]) -> float:
 
 def zoolens_images_per_second(paths: list[Path]) -> tuple[float, float]:
     from zoolens.models.backbones import build_backbone
-    from zoolens.training import features
+    from zoolens.runtime import features
 
     backbone = build_backbone("mobilenet_v2")
     features.extract_features(paths[:32], backbone, progress=False)  # the one-off ONNX export, not timed

@@ -55,8 +55,9 @@ def _summary(name: str, latencies: list[float], errors: list[str], seconds: floa
 
 def upload_mix(photos: list[Path]) -> list[tuple[str, bytes]]:
     """Real photos, plus what hostile or careless clients send: text named .jpg, an empty file, a pixel bomb."""
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     bomb = io.BytesIO()
     Image.new("1", (9000, 9000)).save(bomb, format="PNG")  # 81 megapixels in a few kilobytes

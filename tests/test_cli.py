@@ -5,9 +5,8 @@ import subprocess
 import sys
 
 import pytest
-from PIL import Image
-
 from conftest import copy_subset
+from PIL import Image
 
 
 def zoolens(*args, cwd=None):
@@ -95,3 +94,14 @@ def test_predict_imagenet_without_training(tmp_path):
 def test_missing_model_is_one_line(args, tmp_path):
     result = zoolens(*args, cwd=tmp_path)
     assert result.returncode == 2 and "no such model folder" in result.stderr
+
+
+def test_a_setting_out_of_range_names_the_field_in_python_and_the_option_on_the_command_line(tmp_path):
+    from zoolens.errors import ConfigError, ZoolensError
+    from zoolens.training.trainer import TrainConfig
+
+    with pytest.raises(ValueError, match=r"^batch_size: must be at least 1, not 0$") as caught:
+        TrainConfig(batch_size=0).validate()
+    assert isinstance(caught.value, ConfigError) and isinstance(caught.value, ZoolensError)
+    result = zoolens("train", tmp_path / "photos", "--out", tmp_path / "m", "--batch-size", "0")
+    assert result.returncode == 2 and result.stderr == "zoolens: error: --batch-size must be at least 1, not 0\n"

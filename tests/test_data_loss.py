@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import copy_subset, tree_snapshot
+
 from zoolens.errors import ZoolensError
 from zoolens.files import lock_path, output_lock, safe_folder_name
 from zoolens.training.checkpoints import MARKER_FILE, PROGRESS_FILE, TrainingCheckpoints, checkpoint_folder

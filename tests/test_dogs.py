@@ -4,9 +4,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import copy_subset
 from PIL import Image
 
-from conftest import copy_subset
 from zoolens.apps import dogs
 from zoolens.apps.common import BREED_NAMES
 from zoolens.cli import main

@@ -38,7 +38,7 @@ def test_exported_model_alone_agrees_with_model_predict(trained_model, other_ani
 
 
 def test_numpy_preprocessing_equals_the_torchvision_pipeline(animals3):
-    from zoolens.models.backbones import Preprocessing
+    from zoolens.data.transforms import Preprocessing
 
     image = open_image(sorted((animals3 / "panda").iterdir())[3])
     for prep in (Preprocessing(), Preprocessing(128, 146)):

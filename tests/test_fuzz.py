@@ -8,11 +8,11 @@ import io
 import shutil
 
 import pytest
+from hardening_corpus import bomb_png
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from hardening_corpus import bomb_png
 from zoolens.data.images import open_image
 from zoolens.errors import ImageError, ZoolensError
 

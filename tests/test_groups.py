@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoolens.models.imagenet_groups import ANIMAL_GROUPS, NOT_AN_ANIMAL, group_indices, group_probabilities
 from zoolens.cli import main
 from zoolens.inference.imagenet import DOG_CLASSES, ImageNetClassifier, imagenet_categories
+from zoolens.models.imagenet_groups import ANIMAL_GROUPS, NOT_AN_ANIMAL, group_indices, group_probabilities
 
 
 @pytest.fixture(scope="module")

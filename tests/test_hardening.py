@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import copy_subset
 from hardening_corpus import NON_UTF8_NAME, READABLE, make_corpus, running_as_root
+
 from zoolens.data.images import open_image
 from zoolens.errors import ImageError
 

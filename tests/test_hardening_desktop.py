@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from hardening_corpus import READABLE, make_corpus
 from test_desktop import open_app, pump_until, root  # noqa: F401  (fixture)
 from test_hardening import expected_refusals, hostile_models

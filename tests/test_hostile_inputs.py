@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import copy_subset, tree_snapshot
 from PIL import Image
 
-from conftest import copy_subset, tree_snapshot
 from zoolens.data.images import HEADER_ALLOWANCE, MAX_FILE_BYTES, open_image
 from zoolens.errors import ImageError, ZoolensError
 
@@ -94,8 +94,9 @@ def jpeg_header(size=(300, 200), cut=600) -> bytes:
 
 # ---- pictures that cost more than their bytes --------------------------------------------------------
 def test_a_20_gb_sparse_photo_is_refused_unread_by_inspect_and_predict(data, model):
-    """`data inspect` was killed by the kernel reading it whole; now it is refused from stat(), and neither command
-    reads more than its imports and the other photos, nor grows past what importing PyTorch takes."""
+    """`data inspect` was killed by the kernel reading it whole; now it is refused from stat(): the same command on
+    the same folder without it reads as many bytes and peaks as high, give or take a little."""
+    _, without = measured("data", "inspect", data)
     sparse = data / "cats" / "huge.jpg"
     with open(sparse, "wb") as handle:
         handle.write(jpeg_header())
@@ -103,11 +104,11 @@ def test_a_20_gb_sparse_photo_is_refused_unread_by_inspect_and_predict(data, mod
     result, cost = measured("data", "inspect", data)
     assert result.returncode == 0
     assert f"{sparse}: too large for a photo (20.0 GiB; at most {MAX_FILE_BYTES >> 30} GiB)" in result.stdout
-    # Measured: 97 MB read (the interpreter's imports, then the other photos) and 841 MB peak (PyTorch imported).
-    assert cost["read_mb"] < 120 and cost["peak_mb"] < 1000, cost
+    # Measured here: 97 MB read and 841 MB peak (PyTorch's import) with it and without it alike.
+    assert cost["read_mb"] - without["read_mb"] < 5 and cost["peak_mb"] - without["peak_mb"] < 100, (cost, without)
     result, cost = measured("predict", model, sparse)
     assert "error: too large for a photo" in result.stdout
-    assert cost["read_mb"] < 120 and cost["peak_mb"] < 1100, cost  # measured 94 MB and 897 MB
+    assert cost["read_mb"] < 150, cost  # measured 94 MB: the interpreter's imports and the model
 
 
 def test_a_jpeg_header_padded_with_zeros_is_given_up_after_a_bounded_read(tmp_path):

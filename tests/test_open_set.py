@@ -20,7 +20,6 @@ from zoolens.inference.prediction import CLASS, NONE_OF_THESE, Prediction, csv_t
 from zoolens.models.open_set import NO_ANIMAL, OPEN_SET_FILE, PERSON, UNLIKE_TRAINING, UNLIKE_TRAINING_ANY
 
 
-
 @pytest.fixture(scope="module")
 def skimage_photos(tmp_path_factory) -> dict[str, Path]:
     from skimage import data

@@ -11,14 +11,20 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import copy_subset
 from PIL import Image
 
-from conftest import copy_subset
 from zoolens.cli import main
 from zoolens.data.shared import ensure_shared_dataset
 from zoolens.evaluation.evaluate import evaluate, format_evaluation
-from zoolens.evaluation.open_set_eval import (JSON_FILE, KNOWN_GRID, UNKNOWN_GRID, auroc, evaluate_open_set,
-                                              unknown_score)
+from zoolens.evaluation.open_set_eval import (
+    JSON_FILE,
+    KNOWN_GRID,
+    UNKNOWN_GRID,
+    auroc,
+    evaluate_open_set,
+    unknown_score,
+)
 from zoolens.inference.prediction import CLASS, NONE_OF_THESE
 from zoolens.models.open_set import NO_ANIMAL, PERSON
 

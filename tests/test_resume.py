@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import copy_subset
 from safetensors.torch import load_file
 
-from conftest import copy_subset
 from zoolens.training.checkpoints import PROGRESS_FILE, checkpoint_folder
 
 KILL_WAIT = 120  # seconds to wait for the first checkpoint before giving up
@@ -168,7 +168,7 @@ EXTRACT_FOREVER = """
 import sys, zoolens
 from pathlib import Path
 from zoolens.models.backbones import build_backbone
-from zoolens.training.features import extract_features
+from zoolens.runtime.features import extract_features
 backbone = build_backbone("mobilenet_v2")
 paths = sorted(Path(sys.argv[1]).rglob("*.jpg"))
 prep = backbone.info.preprocessing.at_size(64)
@@ -178,7 +178,7 @@ extract_features(paths, backbone, prep, batch_size=4, progress=False)  # killed 
 
 def test_feature_cache_survives_a_kill_and_never_serves_a_corrupted_row(tiny_animals, tmp_path, monkeypatch):
     from zoolens.models.backbones import build_backbone
-    from zoolens.training.features import extract_features
+    from zoolens.runtime.features import extract_features
 
     env = {**os.environ, "ZOOLENS_CACHE": str(tmp_path / "cache")}
     process = subprocess.Popen([sys.executable, "-c", EXTRACT_FOREVER, str(tiny_animals)], env=env,

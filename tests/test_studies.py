@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 import yaml
+from conftest import copy_subset
 
 import zoolens
-from conftest import copy_subset
 from zoolens.data.folders import scan_folder
 from zoolens.data.split import split_folder
 from zoolens.errors import ZoolensError

@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from conftest import copy_subset, tree_snapshot
 
 import zoolens
-from conftest import copy_subset, tree_snapshot
 from zoolens.evaluation.evaluate import evaluate
 from zoolens.inference.model import Model
 
@@ -49,8 +49,8 @@ def test_loaded_model_predicts_like_the_trained_one(trained_model, other_animals
 
 
 def test_scikit_image_cat_is_a_cat(trained_model):
-    from skimage import data
     from PIL import Image
+    from skimage import data
 
     prediction = trained_model.predict(Image.fromarray(data.chelsea()), top_k=3)[0]
     assert prediction.label == "cats"
@@ -136,7 +136,7 @@ def test_a_photo_replaced_under_the_same_name_gets_new_features(small_animals, t
     import shutil
 
     from zoolens.models.backbones import build_backbone
-    from zoolens.training.features import extract_features
+    from zoolens.runtime.features import extract_features
 
     cat, panda = sorted((small_animals / "cats").glob("*.jpg"))[0], sorted((small_animals / "panda").glob("*.jpg"))[0]
     photo = tmp_path / "photo.jpg"

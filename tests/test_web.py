@@ -3,8 +3,8 @@ uploading real photos to `streamlit run` and reading the answers (class, not sur
 
 import csv
 import io
-import os
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -14,9 +14,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import missing_tool, stop_process
 from PIL import Image
 
-from conftest import missing_tool, stop_process
 from zoolens.apps import web
 from zoolens.apps.common import IMAGENET_NAME
 from zoolens.inference.prediction import NONE_OF_THESE, Prediction
@@ -220,7 +220,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(models_dir, tmp_path_factory):
     """`streamlit run` on a free loopback port, as `zoolens web` starts it; stopped at the end."""
-    from zoolens.apps.cli import MAX_UPLOAD_MB
+    from zoolens.cli.apps import MAX_UPLOAD_MB
 
     workdir = tmp_path_factory.mktemp("web-cwd")
     port = _free_port()
@@ -324,8 +324,8 @@ def test_browser_shows_none_of_these_for_no_animal_and_downloads_the_verdicts(se
 
 
 def test_zoolens_web_runs_streamlit_with_the_upload_limit_and_the_app_options(trained_model):
-    from zoolens.apps.cli import web_command
     from zoolens.cli import build_parser
+    from zoolens.cli.apps import web_command
 
     args = build_parser().parse_args(["web", str(trained_model.path), "--port", "8600", "--models-dir", "elsewhere",
                                       "--headless", "--open-set", "strict"])

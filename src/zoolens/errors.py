@@ -12,3 +12,13 @@ class ImageError(ZoolensError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class ConfigError(ZoolensError, ValueError):
+    """A setting out of range or unknown, naming the field (a TrainConfig field, a function's argument) rather than
+    a command-line option: the CLI shows it as its option (`lr` as `--lr`). A ValueError, as Python users expect."""
+
+    def __init__(self, field: str, problem: str):
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")

@@ -51,12 +51,13 @@ class PrintableFormatter(logging.Formatter):
 
 @contextmanager
 def printable_output() -> Iterator[None]:
-    """While a command runs: stdout through `printable`, and the library's warnings one printable line each on
-    stderr (progress bars keep their own carriage returns there)."""
+    """While a command runs: stdout through `printable`, and what the library logs (its steps at INFO, its warnings)
+    one printable line each on stderr (progress bars keep their own carriage returns there)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(PrintableFormatter("%(message)s"))
-    handler.setLevel(logging.WARNING)
     logger = logging.getLogger("zoolens")
+    level = logger.level
+    logger.setLevel(logging.INFO)
     logger.addHandler(handler)
     stdout, sys.stdout = sys.stdout, PrintableStream(sys.stdout)
     try:
@@ -64,3 +65,4 @@ def printable_output() -> Iterator[None]:
     finally:
         sys.stdout = stdout
         logger.removeHandler(handler)
+        logger.setLevel(level)

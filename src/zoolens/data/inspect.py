@@ -47,7 +47,7 @@ class DatasetSummary:
             "root": self.root,
             "classes": self.classes,
             "counts": self.counts,
-            "image_size": _size_stats(self.widths, self.heights),
+            "image_size": size_stats(self.widths, self.heights),
             "modes": self.modes,
             "special": {k: len(v) for k, v in self.special.items()},
             "special_files": self.special,
@@ -57,7 +57,7 @@ class DatasetSummary:
         }
 
 
-def _size_stats(widths: list[int], heights: list[int]) -> dict:
+def size_stats(widths: list[int], heights: list[int]) -> dict:
     if not widths:
         return {}
     w, h = np.array(widths), np.array(heights)
@@ -135,7 +135,7 @@ def format_summary(summary: DatasetSummary) -> str:
         row = [summary.counts[p][name] for p in parts]
         lines.append("  " + name.ljust(width) + "".join(str(n).rjust(9) for n in row) + f"   {sum(row) / grand:6.1%}")
     lines.append("  " + "total".ljust(width) + "".join(str(totals[p]).rjust(9) for p in parts))
-    stats = _size_stats(summary.widths, summary.heights)
+    stats = size_stats(summary.widths, summary.heights)
     if stats:
         w, h = stats["width"], stats["height"]
         lines.append(f"image size: width {w['min']}-{w['max']} (median {w['median']:.0f}), "

@@ -5,12 +5,15 @@ They are unpacked once into a cache folder outside the repository, never into it
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tarfile
 from pathlib import Path
 
 from zoolens.errors import ZoolensError
+
+log = logging.getLogger(__name__)
 
 
 def data_cache() -> Path:
@@ -39,7 +42,7 @@ def ensure_shared_dataset(name: str) -> Path:
     if archive is None:
         raise ZoolensError(f"dataset {name!r}: no {name}.tar.gz in shared/datasets (set ZOOLENS_SHARED_DATASETS)")
     data_cache().mkdir(parents=True, exist_ok=True)
-    print(f"unpacking {archive} into {data_cache()} (once)", file=sys.stderr)
+    log.warning("unpacking %s into %s (once)", archive, data_cache())
     with tarfile.open(archive) as tar:
         tar.extractall(data_cache(), filter="data")
     done.touch()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from zoolens.data.folders import ImageFolder, Sample
-from zoolens.errors import ZoolensError
+from zoolens.errors import ConfigError, ZoolensError
 from zoolens.files import regular_file, relative_inside, replaced_atomically
 
 ROLES = ("train", "val", "test")
@@ -40,11 +40,11 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
     try:
         numbers = [float(part) for part in str(text).replace(":", "/").split("/")]
     except ValueError:
-        raise ZoolensError(f"--ratios {text!r}: write them like 70/10/20 or 80/20") from None
+        raise ConfigError("ratios", f"{text!r}: write them like 70/10/20 or 80/20") from None
     if len(numbers) == 2:
         numbers = [numbers[0], 0.0, numbers[1]]
     if len(numbers) != 3 or min(numbers) < 0 or numbers[0] <= 0:
-        raise ZoolensError(f"--ratios {text!r}: give train/val/test (70/10/20) or train/test (80/20)")
+        raise ConfigError("ratios", f"{text!r}: give train/val/test (70/10/20) or train/test (80/20)")
     total = sum(numbers)
     return tuple(n / total for n in numbers)  # type: ignore[return-value]
 

@@ -21,11 +21,11 @@ from torchvision.transforms import v2 as T
 from tqdm.auto import tqdm
 
 from zoolens.data.images import open_image
-from zoolens.data.transforms import eval_transform
-from zoolens.errors import ImageError, ZoolensError
+from zoolens.data.transforms import Preprocessing, eval_transform
+from zoolens.errors import ConfigError, ImageError, ZoolensError
 from zoolens.files import output_folder
 from zoolens.inference.prediction import CLASS, Prediction
-from zoolens.models.backbones import Backbone, Preprocessing
+from zoolens.models.backbones import Backbone
 from zoolens.plotting import plain_text
 
 METHODS = ("gradcam", "saliency")
@@ -277,7 +277,7 @@ def _methods(method: str) -> tuple[str, ...]:
     if method == "both":
         return METHODS
     if method not in METHODS:
-        raise ZoolensError(f"--method {method!r}: choose from {', '.join(METHOD_CHOICES)}")
+        raise ConfigError("method", f"{method!r}: choose from {', '.join(METHOD_CHOICES)}")
     return (method,)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from zoolens.data.folders import walk_files
 from zoolens.data.images import is_image_name
-from zoolens.errors import ZoolensError
+from zoolens.errors import ConfigError
 from zoolens.evaluation.evaluate import answers_for
 from zoolens.evaluation.metrics import Evaluation, turned_away_reasons
 from zoolens.files import output_folder
@@ -113,10 +113,10 @@ class PhotoSet:
 def image_files(folder: Path) -> list[Path]:
     """Every image file below `folder`, in any layout."""
     if not folder.is_dir():
-        raise ZoolensError(f"--unknown {folder}: not a folder")
+        raise ConfigError("unknown", f"{folder}: not a folder")
     paths = [p for p in walk_files(folder) if is_image_name(p)]
     if not paths:
-        raise ZoolensError(f"--unknown {folder}: no image files in it")
+        raise ConfigError("unknown", f"{folder}: no image files in it")
     return paths
 
 

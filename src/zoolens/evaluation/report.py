@@ -113,12 +113,18 @@ def model_card(model) -> dict:
 
 def training_rows(meta: dict) -> list[tuple[str, str]]:
     rows = []
-    for key, value in meta.get("training", {}).items():
+    training = meta.get("training", {})
+    for key, value in training.items():
         if key in ("seconds", "epochs_run"):
             continue
-        if isinstance(value, dict):
+        if key == "phases":
+            value = "; ".join(f"{p.get('name')} on {p.get('on')}: learning rate {p.get('lr')}, at most {p.get('epochs')} "
+                              f"epochs, patience {p.get('patience')}" for p in value if isinstance(p, dict))
+        elif isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items())
-        rows.append((key.replace("_", " "), "default" if value is None else str(value)))
+        if value is None:
+            value = "default (see phases)" if training.get("phases") else "default"
+        rows.append((key.replace("_", " "), str(value)))
     return rows
 
 
@@ -148,11 +154,11 @@ def plot_image_sizes(widths: list[int], heights: list[int], path: Path) -> Path:
 
 
 def dataset_section(model, data: Path | None, summary) -> dict:
-    from zoolens.data.inspect import _size_stats, plot_class_balance
+    from zoolens.data.inspect import plot_class_balance, size_stats
 
     if summary is not None:
         parts, rows = _counts_table(summary.classes, summary.counts)
-        stats = _size_stats(summary.widths, summary.heights)
+        stats = size_stats(summary.widths, summary.heights)
         facts = []
         if stats:
             w, h = stats["width"], stats["height"]

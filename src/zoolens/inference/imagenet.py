@@ -21,7 +21,7 @@ from zoolens.models.faces import has_person
 from zoolens.models.imagenet_groups import NOT_AN_ANIMAL, group_indices, rank_groups
 from zoolens.models.open_set import NO_ANIMAL, PERSON
 from zoolens.models.probabilities import softmax
-from zoolens.training.features import make_engine
+from zoolens.runtime.features import make_engine
 
 __all__ = ["DOG_CLASSES", "ImageNetClassifier", "imagenet_categories"]
 

@@ -13,7 +13,7 @@ from safetensors import SafetensorError
 
 from zoolens import __version__, files
 from zoolens.data.images import open_image
-from zoolens.data.transforms import preprocess_array
+from zoolens.data.transforms import Preprocessing, preprocess_array
 from zoolens.errors import ImageError, ZoolensError
 from zoolens.inference import bundle
 from zoolens.inference.prediction import (
@@ -27,11 +27,11 @@ from zoolens.inference.prediction import (
     open_input,
     source_name,
 )
-from zoolens.models.backbones import BackboneInfo, Preprocessing, build_backbone
+from zoolens.models.backbones import BackboneInfo, build_backbone
 from zoolens.models.classifier import Classifier
 from zoolens.models.open_set import MODES, NO_ANIMAL, OPEN_SET_FILE, PERSON, UNLIKE_TRAINING_ANY, OpenSetCheck
 from zoolens.models.probabilities import softmax
-from zoolens.training.features import backbone_key, extract_features, make_engine
+from zoolens.runtime.features import backbone_key, extract_features, make_engine
 
 __all__ = ["NONE_OF_THESE", "NOT_SURE", "Model", "Prediction"]
 log = logging.getLogger(__name__)

@@ -81,6 +81,9 @@ SCHEMA = {
                 **{key: SHARE for key in ("dropout", "label_smoothing", "open_set_share")},
                 **{key: OPTIONAL_STRING for key in ("backbone", "strategy", "optimizer", "ratios", "accelerator")},
                 "augmentation": {"type": ["object", "null"]},
+                "phases": {"type": "array", "maxItems": 16, "items": {
+                    "type": "object", "properties": {"name": OPTIONAL_STRING, "on": OPTIONAL_STRING,
+                                                     "lr": _number(0), "epochs": COUNT, "patience": COUNT}}},
             },
         },
         "data": {"type": "object", "properties": {"root": OPTIONAL_STRING, "counts": {"type": "object"},

@@ -11,44 +11,16 @@ import hashlib
 import importlib.util
 import os
 import urllib.error
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from zoolens.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from zoolens.errors import ZoolensError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_BACKBONE = "mobilenet_v2"
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How a photo becomes the network's input: shorter side to `resize_size`, centre crop, normalise."""
-
-    input_size: int = 224
-    resize_size: int = 256
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Preprocessing:
-        return cls(
-            input_size=int(data["input_size"]),
-            resize_size=int(data["resize_size"]),
-            mean=tuple(data["mean"]),
-            std=tuple(data["std"]),
-        )
-
-    def at_size(self, input_size: int) -> Preprocessing:
-        scale = self.resize_size / self.input_size
-        return Preprocessing(input_size, round(input_size * scale), self.mean, self.std)
-
 
 @dataclass(frozen=True)
 class OfflineWeights:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from zoolens.models.backbones import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from zoolens.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
 UNIT_SCALE = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))  # Keras' rescale=1/255
 

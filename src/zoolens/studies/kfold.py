@@ -4,7 +4,7 @@ metric over the folds; the best fold's model is kept and judged on the untouched
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +12,14 @@ from sklearn.model_selection import StratifiedKFold
 
 from zoolens.data.folders import scan_folder
 from zoolens.data.split import Manifest, split_folder, write_manifest
-from zoolens.errors import ZoolensError
+from zoolens.errors import ConfigError, ZoolensError
 from zoolens.evaluation.evaluate import evaluate_samples
 from zoolens.files import check_apart
 from zoolens.inference.bundle import check_model_target, move_model, remove_model
 from zoolens.plotting import plain_text, plt, save_figure
 from zoolens.training.trainer import TrainConfig, train
+
+log = logging.getLogger(__name__)
 
 FOLD_METRICS = ("accuracy", "loss", "precision_macro", "recall_macro", "f1_macro")
 
@@ -42,7 +44,7 @@ def run_kfold(data: str | Path, out: str | Path, k: int = 5, config: TrainConfig
               progress: bool = True) -> dict:
     config = (config or TrainConfig()).on_one_device()
     if k < 2:
-        raise ZoolensError(f"--k must be at least 2, not {k}")
+        raise ConfigError("k", f"must be at least 2, not {k}")
     out = Path(out)
     check_apart(data, out)  # before anything is written: never among the photos, never around them
     for name in ["best", *(f"fold-{number}" for number in range(1, k + 1))]:
@@ -51,7 +53,7 @@ def run_kfold(data: str | Path, out: str | Path, k: int = 5, config: TrainConfig
     manifest = split_folder(scan_folder(data), config.ratios, config.seed)
     rows = []
     for number, fold in enumerate(fold_manifests(manifest, k, config.seed), 1):
-        print(f"[fold {number}/{k}]", file=sys.stderr, flush=True)
+        log.info("[fold %d/%d]", number, k)
         split_file = write_manifest(fold, out / f"fold-{number}.csv")
         model = train(data, out / f"fold-{number}", config=config, split_file=split_file, progress=progress)
         validation = evaluate_samples(model, fold.part("val"), f"fold {number}", progress=False).summary()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,8 @@ from zoolens.inference.bundle import read_meta
 from zoolens.plotting import plain_text, plt, save_figure
 from zoolens.studies.spec import StudySpec
 from zoolens.training.trainer import WHERE_IT_RUNS, TrainConfig, train
+
+log = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ["experiment", "backbone", "strategy", "optimizer", "image_size", "epochs_run", "accuracy",
                  "precision_macro", "recall_macro", "f1_macro", "loss", "train_seconds", "parameters"]
@@ -32,7 +34,7 @@ def _finished(bundle: Path, config: TrainConfig) -> dict | None:
         meta = read_meta(bundle)  # validated: the study table formats its fields
     except ZoolensError:
         return None
-    not_results = ("seconds", "epochs_run", "processes", *WHERE_IT_RUNS)
+    not_results = ("seconds", "epochs_run", "processes", "phases", *WHERE_IT_RUNS)
     recorded = {k: v for k, v in meta.get("training", {}).items() if k not in not_results}
     wanted = {k: v for k, v in json.loads(json.dumps(config.to_dict())).items() if k not in not_results}
     return meta if recorded == wanted and meta.get("metrics") else None
@@ -72,11 +74,11 @@ def run_study(spec: StudySpec, data: str | Path, out: str | Path, progress: bool
         meta = _finished(bundle, config)
         header = f"[{number}/{len(spec.experiments)}] {experiment.name}"
         if meta is None:
-            print(f"{header}: {config.backbone}, {config.strategy}, {config.optimizer}", file=sys.stderr, flush=True)
+            log.info("%s: %s, %s, %s", header, config.backbone, config.strategy, config.optimizer)
             model = train(data, bundle, config=config, split_file=split_file, progress=progress)
             meta = model.meta
         else:
-            print(f"{header}: already done, kept", file=sys.stderr, flush=True)
+            log.info("%s: already done, kept", header)
         rows.append(_row(experiment.name, meta, _read_history(bundle)))
     write_comparison(rows, out, spec)
     return rows

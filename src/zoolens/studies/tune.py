@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +13,8 @@ from zoolens.data.folders import scan_folder
 from zoolens.data.split import split_folder, write_manifest
 from zoolens.files import check_apart
 from zoolens.training.trainer import TrainConfig, train
+
+log = logging.getLogger(__name__)
 
 GRID = {
     "optimizer": ["adam", "rmsprop", "sgd"],
@@ -62,8 +64,8 @@ def run_tune(data: str | Path, out: str | Path, trials: int = 20, method: str = 
         model = train(data, None, config=replace(config, **options), split_file=split_file, progress=False)
         best = min(model.history, key=lambda row: row["val_loss"])
         records.append({"trial": trial.number + 1, **options, "val_loss": best["val_loss"], "val_acc": best["val_acc"]})
-        print(f"  trial {trial.number + 1}/{trials}: {options} -> val_loss {best['val_loss']:.4f} "
-              f"val_acc {best['val_acc']:.4f}", file=sys.stderr, flush=True)
+        log.info("  trial %d/%d: %s -> val_loss %.4f val_acc %.4f", trial.number + 1, trials, options,
+                 best["val_loss"], best["val_acc"])
         return best["val_loss"]
 
     study = optuna.create_study(direction="minimize", sampler=_sampler(method, config.seed))

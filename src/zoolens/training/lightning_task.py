@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import sys
 import warnings
 
 import lightning.pytorch as pl
@@ -15,6 +14,8 @@ from torch import nn
 
 from zoolens.training.checkpoints import TrainingCheckpoints, phase_state
 from zoolens.training.common import epoch_line, make_optimizer
+
+log = logging.getLogger(__name__)
 
 
 def quiet_lightning() -> None:
@@ -78,7 +79,7 @@ class EpochHistory(pl.Callback):
         row.update({k: metrics.get(k, math.nan) for k in ("train_loss", "train_acc", "val_loss", "val_acc")})
         self.rows.append(row)
         if self.echo and trainer.is_global_zero:
-            print(epoch_line(row, self.total_epochs), file=sys.stderr, flush=True)
+            log.info(epoch_line(row, self.total_epochs))
 
 
 class KeepBestWeights(pl.Callback):

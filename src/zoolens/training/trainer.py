@@ -6,7 +6,6 @@ import csv
 import hashlib
 import logging
 import os
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -20,7 +19,7 @@ from zoolens.data.folders import Sample, scan_folder
 from zoolens.data.images import find_usable, open_image
 from zoolens.data.split import Manifest, read_manifest, split_folder, write_manifest
 from zoolens.data.transforms import Augmentation, eval_transform, train_transform
-from zoolens.errors import ZoolensError
+from zoolens.errors import ConfigError, ZoolensError
 from zoolens.evaluation.evaluate import evaluate_samples, write_evaluation
 from zoolens.evaluation.plots import plot_training_curves
 from zoolens.files import check_apart, output_lock
@@ -35,6 +34,8 @@ from zoolens.models.backbones import (
 )
 from zoolens.models.classifier import Classifier
 from zoolens.models.open_set import DEFAULT_SHARE, OpenSetCheck, fit_open_set
+from zoolens.runtime.distributed import Processes, in_process_group, start_processes
+from zoolens.runtime.features import extract_features, extract_features_sharded
 from zoolens.training.checkpoints import (
     TrainingCheckpoints,
     check_checkpoint_folder,
@@ -45,8 +46,6 @@ from zoolens.training.checkpoints import (
     unflatten_optimizer_state,
 )
 from zoolens.training.common import OPTIMIZERS, epoch_line, seed_everything
-from zoolens.training.distributed import Processes, in_process_group, start_processes
-from zoolens.training.features import extract_features, extract_features_sharded
 from zoolens.training.head_loop import fit_dense_head
 
 if TYPE_CHECKING:  # Lightning is imported only to train through the backbone: a frozen run does without it
@@ -66,6 +65,17 @@ SCRATCH_LR = {"adam": 1e-3, "rmsprop": 1e-3, "sgd": 1e-2}
 # Where and how fast a run goes, not what it learns: left out when comparing runs' settings.
 WHERE_IT_RUNS = ("accelerator", "devices", "num_nodes", "workers")
 THIN_CLASS_PHOTOS = 3  # fewer training photos than this in a class: warned about whatever the others have
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stage of a training strategy, resolved before training starts (and recorded in zoolens.json)."""
+
+    name: str  # "head", "finetune" or "scratch"
+    on: str  # "features": the dense head on cached frozen features; "photos": through the backbone
+    lr: float
+    epochs: int  # at most: early stopping on the validation loss ends it sooner
+    patience: int
 
 
 @dataclass
@@ -94,29 +104,41 @@ class TrainConfig:
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
-            raise ZoolensError(f"--strategy {self.strategy!r}: choose from {', '.join(STRATEGIES)}")
+            raise ConfigError("strategy", f"{self.strategy!r}: choose from {', '.join(STRATEGIES)}")
         if self.optimizer not in OPTIMIZERS:
-            raise ZoolensError(f"--optimizer {self.optimizer!r}: choose from {', '.join(OPTIMIZERS)}")
+            raise ConfigError("optimizer", f"{self.optimizer!r}: choose from {', '.join(OPTIMIZERS)}")
         for name in ("lr", "epochs", "image_size"):
             value = getattr(self, name)
             if value is not None and value <= 0:
-                raise ZoolensError(f"--{name.replace('_', '-')} must be positive, not {value}")
+                raise ConfigError(name, f"must be positive, not {value}")
         if self.unfreeze < 0:
-            raise ZoolensError(f"--unfreeze must be 0 (all blocks) or more, not {self.unfreeze}")
+            raise ConfigError("unfreeze", f"must be 0 (all blocks) or more, not {self.unfreeze}")
         if self.num_nodes < 1:
-            raise ZoolensError(f"--num-nodes must be at least 1, not {self.num_nodes}")
+            raise ConfigError("num_nodes", f"must be at least 1, not {self.num_nodes}")
         if self.batch_size < 1:
-            raise ZoolensError(f"--batch-size must be at least 1, not {self.batch_size}")
+            raise ConfigError("batch_size", f"must be at least 1, not {self.batch_size}")
         if not 0 <= self.dropout < 1:
-            raise ZoolensError(f"--dropout must be in [0, 1), not {self.dropout}")
+            raise ConfigError("dropout", f"must be in [0, 1), not {self.dropout}")
         if not 0 < self.open_set_share < 0.5:
-            raise ZoolensError(f"--open-set-share must be above 0 and below 0.5, not {self.open_set_share}")
+            raise ConfigError("open_set_share", f"must be above 0 and below 0.5, not {self.open_set_share}")
+
+    def phases(self) -> list[Phase]:
+        """The strategy as data: what trains in turn, on what, at which learning rate and for how many epochs.
+        `lr` and `epochs` apply to the strategy's last phase; the others keep their defaults."""
+        head = Phase("head", "features", self.lr if self.strategy == "frozen" and self.lr else HEAD_LR[self.optimizer],
+                     self.epochs if self.strategy == "frozen" and self.epochs else self.head_epochs, self.patience)
+        if self.strategy == "frozen":
+            return [head]
+        if self.strategy == "finetune":
+            return [head, Phase("finetune", "photos", self.lr or FINETUNE_LR[self.optimizer], self.epochs or 5,
+                                self.patience)]
+        return [Phase("scratch", "photos", self.lr or SCRATCH_LR[self.optimizer], self.epochs or 10, self.patience)]
 
     def on_one_device(self) -> TrainConfig:
         """For studies, k-fold and tuning, which train one model after another in this one process."""
         if str(self.devices) not in ("auto", "1") or self.num_nodes != 1:
-            raise ZoolensError("--devices/--num-nodes: studies, k-fold and tuning train one model at a time on one "
-                               "device; several devices are for zoolens train")
+            raise ConfigError("devices", "must be 1 (or auto) for studies, k-fold and tuning, which train one model at "
+                                         "a time; several devices are for zoolens train")
         return replace(self, devices=1)
 
     def to_dict(self) -> dict:
@@ -126,8 +148,9 @@ class TrainConfig:
 
 
 def _say(progress: bool, message: str) -> None:
+    """A step of the run, for people watching it: logged (the CLI shows it; `--quiet` and progress=False do not)."""
     if progress:
-        print(message, file=sys.stderr, flush=True)
+        log.info(message)
 
 
 def _check_parts(manifest: Manifest, usable: dict[Path, bool]) -> None:
@@ -240,12 +263,12 @@ def fit_head(head: torch.nn.Module, features: dict[str, tuple[np.ndarray, np.nda
     once finished (an interrupted head is simply trained again: it takes seconds)."""
     if (rows := _finished_phase(checkpoints, "head", head, progress)) is not None:
         return rows
-    lr = config.lr if (config.lr and config.strategy == "frozen") else HEAD_LR[config.optimizer]
-    epochs = config.epochs if (config.epochs and config.strategy == "frozen") else config.head_epochs
+    phase = config.phases()[0]
+    lr, epochs = phase.lr, phase.epochs
     seed_everything(config.seed)
     fit = fit_dense_head(head, features["train"], features["val"], optimizer=config.optimizer, lr=lr,
                          weight_decay=config.weight_decay, label_smoothing=config.label_smoothing, epochs=epochs,
-                         patience=config.patience, batch_size=max(config.batch_size, 64), seed=config.seed,
+                         patience=phase.patience, batch_size=max(config.batch_size, 64), seed=config.seed,
                          on_epoch=(lambda row: _say(True, epoch_line(row, epochs))) if progress else None)
     _say(progress, f"  best validation loss {fit.best_loss:.4f} at head epoch {fit.best_epoch}")
     if checkpoints:
@@ -305,9 +328,8 @@ def train_on_photos(network: Classifier, parts: dict[str, list[Sample]], classes
     network.freeze_batchnorm_statistics = not scratch  # a new network must learn its own statistics
     _unfreeze(network, config)
     network.backbone.info = replace(network.backbone.info, weights_tag="none")  # weights change from here on
-    lr = config.lr or (SCRATCH_LR if scratch else FINETUNE_LR)[config.optimizer]
-    epochs = config.epochs or (10 if scratch else 5)
-    rows = _fit(network, train_loader, val_loader, config, config.strategy, lr, epochs, progress, baseline_loss,
+    phase = config.phases()[-1]
+    rows = _fit(network, train_loader, val_loader, config, phase.name, phase.lr, phase.epochs, progress, baseline_loss,
                 checkpoints)
     network.eval()
     return rows
@@ -566,8 +588,8 @@ def _train(data: str | Path, out: str | Path | None = None, *, config: TrainConf
         evaluation = evaluate_samples(model, parts["test"], f"the test part of the split of {folder.root}", progress=progress)
     elapsed = time.time() - started
     model.meta = {
-        "training": {**config.to_dict(), "seconds": round(elapsed, 1), "epochs_run": len(history),
-                     "processes": processes.world_size},
+        "training": {**config.to_dict(), "phases": [asdict(phase) for phase in config.phases()],
+                     "seconds": round(elapsed, 1), "epochs_run": len(history), "processes": processes.world_size},
         "data": {
             "root": str(folder.root.resolve()),
             "presplit": folder.presplit,

@@ -10,7 +10,7 @@ from pathlib import Path
 from zoolens.apps.common import DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET, OPEN_SET_MODES, require_model_folder
 from zoolens.errors import ZoolensError
 
-WEB_SCRIPT = Path(__file__).with_name("web.py")
+WEB_SCRIPT = Path(__file__).resolve().parents[1] / "apps" / "web.py"  # the Streamlit script, run as a file
 MAX_UPLOAD_MB = 20
 OPEN_SET_HELP = ("'none of these' for people, objects, empty frames and other species: on (default), strict "
                  "(turns more photos away) or off; for trained models (ImageNet mode always says when no animal "
@@ -68,9 +68,9 @@ def cmd_dogs(args) -> int:
         return 0
     if not args.images:
         raise ZoolensError("usage: zoolens dogs IMAGE... [--breeds MODEL]  (or zoolens dogs --audit)")
-    from zoolens.cli import _expand_inputs
+    from zoolens.cli.common import expand_inputs
 
-    inputs = _expand_inputs(args.images)
+    inputs = expand_inputs(args.images)
     app = dogs.DogBreedApp(dogs.find_breeds_model(args.breeds), backbone=args.backbone,
                            min_confidence=args.min_confidence, open_set=args.open_set)
     print(dogs.format_reports(app.identify(inputs)))

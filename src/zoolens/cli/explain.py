@@ -9,18 +9,18 @@ from zoolens.errors import ZoolensError
 
 
 def cmd_explain(args) -> int:
-    from zoolens.cli import _expand_inputs
+    from zoolens.cli.common import expand_inputs
     from zoolens.evaluation.explain import Explainable, explain, write_explanations
     from zoolens.files import check_apart
 
     if args.imagenet:
         target = Explainable.imagenet(args.backbone)
-        inputs = _expand_inputs(args.model_and_images)
+        inputs = expand_inputs(args.model_and_images)
     else:
         if len(args.model_and_images) < 2:
             raise ZoolensError("usage: zoolens explain MODEL IMAGE... (or zoolens explain --imagenet IMAGE...)")
         target = Explainable.from_model(args.model_and_images[0])
-        inputs = _expand_inputs(args.model_and_images[1:])
+        inputs = expand_inputs(args.model_and_images[1:])
     for folder in args.model_and_images[0 if args.imagenet else 1:]:
         if Path(folder).is_dir():
             check_apart(folder, args.out, data_name="the photo folder")

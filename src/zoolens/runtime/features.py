@@ -25,14 +25,14 @@ import torch
 from tqdm.auto import tqdm
 
 from zoolens.data.images import file_digest, open_image
-from zoolens.data.transforms import cropped_pixels, normalised
+from zoolens.data.transforms import Preprocessing, cropped_pixels, normalised
 from zoolens.errors import ImageError
 from zoolens.files import open_cache_database, replaced_atomically, write_to_cache
-from zoolens.models.backbones import Backbone, Preprocessing, state_fingerprint
-from zoolens.training.distributed import in_process_group
+from zoolens.models.backbones import Backbone, state_fingerprint
+from zoolens.runtime.distributed import in_process_group
 
 if TYPE_CHECKING:
-    from zoolens.training.distributed import Processes
+    from zoolens.runtime.distributed import Processes
 
 FEATURE_FORMAT_VERSION = 2  # 2: resize on the PIL image before converting to a tensor
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from zoolens.errors import ZoolensError
+from zoolens.errors import ConfigError, ZoolensError
 
 
 @dataclass
@@ -84,9 +84,9 @@ def start_processes(accelerator: str, devices: str | int, num_nodes: int = 1) ->
     except ValueError:
         devices = 0
     if devices != "auto" and devices < 1:
-        raise ZoolensError("--devices: give a number of devices (1 or more), or auto")
+        raise ConfigError("devices", "give a number of devices (1 or more), or auto")
     if num_nodes < 1:
-        raise ZoolensError(f"--num-nodes must be at least 1, not {num_nodes}")
+        raise ConfigError("num_nodes", f"must be at least 1, not {num_nodes}")
     if _one_device(accelerator, devices, num_nodes):
         return Processes(devices=devices)
 
@@ -96,7 +96,7 @@ def start_processes(accelerator: str, devices: str | int, num_nodes: int = 1) ->
     try:
         counted = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes).world_size
     except Exception as error:  # Lightning's own message (MisconfigurationException and others) says what is wrong
-        raise ZoolensError(f"--accelerator {accelerator} --devices {devices}: {error}") from None
+        raise ConfigError("accelerator", f"{accelerator} with devices {devices}: {error}") from None
     if counted == 1:
         return Processes(devices=devices, num_nodes=num_nodes)
     if _IS_INTERACTIVE:

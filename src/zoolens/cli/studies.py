@@ -19,7 +19,7 @@ def cmd_study(args) -> int:
 
 
 def cmd_kfold(args) -> int:
-    from zoolens.cli import training_config
+    from zoolens.cli.common import training_config
     from zoolens.studies.kfold import format_kfold, run_kfold
 
     summary = run_kfold(args.data, args.out, k=args.k, config=training_config(args), progress=not args.quiet)
@@ -29,7 +29,7 @@ def cmd_kfold(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from zoolens.cli import training_config
+    from zoolens.cli.common import training_config
     from zoolens.studies.tune import format_tune, run_tune
 
     summary = run_tune(args.data, args.out, trials=args.trials, method=args.method, config=training_config(args),
@@ -40,7 +40,7 @@ def cmd_tune(args) -> int:
 
 
 def register(commands) -> None:
-    from zoolens.cli import add_training_options
+    from zoolens.cli.common import add_training_options
     from zoolens.studies.spec import preset_names
 
     study = commands.add_parser("study", help="run several experiments on one split; table and charts")

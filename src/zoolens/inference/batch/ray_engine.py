@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from zoolens.errors import ZoolensError
-from zoolens.inference.batch import NETWORK_BATCH, Found, in_groups
+from zoolens.inference.batch.local import NETWORK_BATCH
+from zoolens.inference.batch.walk import Found, in_groups
 from zoolens.inference.model import Model
 from zoolens.inference.prediction import failed, open_input
 
@@ -35,7 +36,7 @@ class OnnxFeatures:
         import onnxruntime as ort
         import ray
 
-        from zoolens.models.backbones import Preprocessing
+        from zoolens.data.transforms import Preprocessing
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -46,7 +47,7 @@ class OnnxFeatures:
         self.feature_dim = feature_dim
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from zoolens.training.features import decode_for_network
+        from zoolens.runtime.features import decode_for_network
 
         decoded = [decode_for_network(Path(os.fsdecode(bytes(path))), self.preprocessing) for path in batch["path"]]
         usable = [i for i, (pixels, _) in enumerate(decoded) if pixels is not None]
@@ -85,7 +86,7 @@ def _start_ray(address: str | None):
 
 def exported_backbones(model: Model) -> list[bytes]:
     """The model's backbones as ONNX (the files its feature engines already run, exported once and cached)."""
-    from zoolens.training.features import backbone_key, make_engine
+    from zoolens.runtime.features import backbone_key, make_engine
 
     size = model.preprocessing.input_size
     return [make_engine(backbone, backbone_key(backbone, model.preprocessing), size, "onnx").path.read_bytes()

@@ -1,0 +1,194 @@
+"""The core commands: data inspect / split, train, evaluate, predict, export, models. Each is a thin layer over the
+Python API; `zoolens.cli.program` registers them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from zoolens.cli.common import expand_inputs, training_config
+from zoolens.errors import ZoolensError
+
+
+# ---- data -----------------------------------------------------------------------------------------
+def cmd_data_inspect(args) -> int:
+    from zoolens.data.inspect import format_summary, inspect_folder, plot_class_balance
+    from zoolens.files import check_apart, output_folder
+
+    if args.out:
+        check_apart(args.data, args.out)
+    summary = inspect_folder(args.data, progress=not args.json)
+    if args.out:
+        out = output_folder(args.out)
+        (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2), encoding="utf-8")
+        plot_class_balance(summary, out / "class_balance.png")
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    else:
+        print(format_summary(summary))
+        if args.out:
+            print(f"wrote {Path(args.out) / 'summary.json'} and {Path(args.out) / 'class_balance.png'}")
+    return 0
+
+
+def cmd_data_split(args) -> int:
+    from zoolens.data.folders import scan_folder
+    from zoolens.data.split import split_folder, write_manifest
+
+    folder = scan_folder(args.data)
+    manifest = split_folder(folder, args.ratios, args.seed)
+    out = Path(args.out) if args.out else Path(f"{folder.root.resolve().name}-split.csv")
+    write_manifest(manifest, out)
+    counts = manifest.counts()
+    print(f"{out}: " + ", ".join(f"{role} {sum(counts[role].values())}" for role in counts))
+    for name in manifest.classes:
+        print(f"  {name}: " + ", ".join(f"{role} {counts[role][name]}" for role in counts))
+    for path, reason in folder.skipped:
+        print(f"  skipped {path}: {reason}")
+    return 0
+
+
+# ---- train / evaluate -----------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from zoolens.evaluation.evaluate import format_evaluation
+    from zoolens.runtime.distributed import current_rank
+    from zoolens.training.trainer import train
+
+    config = training_config(args)
+    model = train(args.data, args.out, config=config, split_file=args.split, progress=not args.quiet,
+                  resume=args.resume)
+    if current_rank() != 0:  # another process of a multi-device run: the first one reports and saves
+        return 0
+    if model.evaluation is not None:
+        print(format_evaluation(model.evaluation))
+    out = Path(args.out)
+    print(f"\nmodel saved to {out}/ (training curves: {out / 'training_curves.png'}, "
+          f"confusion matrix: {out / 'evaluation' / 'confusion_matrix.png'})")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from zoolens.evaluation.evaluate import evaluate, format_evaluation, write_evaluation
+    from zoolens.files import check_apart
+    from zoolens.inference.model import Model
+
+    model = Model.load(args.model)
+    out = Path(args.out) if args.out else Path(args.model) / "evaluation"
+    for folder in [args.data, *(args.unknown or [])]:
+        check_apart(folder, out, data_name="the photo folder")
+    evaluation = evaluate(model, args.data, progress=not args.json, open_set=args.open_set)
+    written = write_evaluation(evaluation, out)
+    summary = evaluation.summary()
+    text = format_evaluation(evaluation)
+    if args.unknown:
+        from zoolens.evaluation.open_set_eval import evaluate_open_set, format_open_set, write_open_set
+
+        open_set = evaluate_open_set(model, evaluation, [Path(folder) for folder in args.unknown],
+                                     open_set=args.open_set, progress=not args.json)
+        written.update(write_open_set(open_set, out))
+        summary["open_set"] = open_set.summary()
+        text += "\n\n" + format_open_set(open_set)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(text)
+        print("\n" + "\n".join(f"wrote {path}" for path in written.values()))
+    return 0
+
+
+# ---- predict --------------------------------------------------------------------------------------
+def _print_predictions(predictions, top_k: int) -> None:
+    width = min(60, max(len(p.source) for p in predictions))
+    answers = [p.describe() for p in predictions]
+    answer_width = min(70, max(len(a) for a in answers))
+    for p, answer in zip(predictions, answers):
+        if p.error:
+            print(f"{p.source:<{width}}  error: {p.error}")
+            continue
+        others = "  ".join(f"{label} {prob:.1%}" for label, prob in p.top[:top_k])
+        print(f"{p.source:<{width}}  {answer:<{answer_width}}   top-{top_k}: {others}")
+
+
+def cmd_predict_folder(args) -> int:
+    """`zoolens predict MODEL DIR --out results.parquet`: the resumable batch job (zoolens.inference.batch)."""
+    from zoolens.inference.batch import BatchOptions, format_summary, predict_folder, summary_rows
+
+    if args.imagenet or len(args.model_and_paths) != 2:
+        raise ZoolensError("usage: zoolens predict MODEL FOLDER --out RESULTS.parquet (one model, one folder)")
+    model_path, folder = args.model_and_paths
+    options = BatchOptions(
+        top_k=args.top_k, min_confidence=args.min_confidence if args.min_confidence is not None else 0.0,
+        open_set=args.open_set, sort_target=args.sort_into, copy=args.copy, summary_csv=args.summary,
+        workers=args.workers, limit=args.limit, engine=args.engine, ray_address=args.ray_address,
+        concurrency=args.concurrency,
+    )
+    summary = predict_folder(model_path, folder, args.out, options)
+    for line in summary.lines(args.limit):
+        print(line, file=sys.stderr)
+    print(format_summary(*summary_rows(summary.per_folder, summary.classes)))
+    print(f"wrote {summary.out}/ (Parquet parts) and {summary.summary_csv}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    if args.out:
+        return cmd_predict_folder(args)
+    if any(getattr(args, option) for option in ("sort_into", "copy", "limit", "ray_address")) or args.engine != "local":
+        raise ZoolensError("--sort-into, --copy, --limit, --engine and --ray-address need --out RESULTS.parquet")
+    threshold = args.min_confidence if args.min_confidence is not None else 0.0
+    if args.groups and not args.imagenet:
+        raise ZoolensError("--groups needs --imagenet: zoolens predict --imagenet --groups PATH...")
+    if args.imagenet:
+        from zoolens.inference.imagenet import ImageNetClassifier
+
+        inputs = expand_inputs(args.model_and_paths)
+        predictions = ImageNetClassifier(args.backbone).predict(inputs, top_k=args.top_k, min_confidence=threshold,
+                                                                by_group=args.groups)
+    else:
+        from zoolens.inference.model import Model
+
+        if len(args.model_and_paths) < 2:
+            raise ZoolensError("usage: zoolens predict MODEL PATH... (or zoolens predict --imagenet PATH...)")
+        model = Model.load(args.model_and_paths[0])
+        inputs = expand_inputs(args.model_and_paths[1:])
+        predictions = model.predict(inputs, top_k=args.top_k, min_confidence=threshold, progress=len(inputs) > 64,
+                                    open_set=args.open_set)
+    _print_predictions(predictions, args.top_k)
+    if args.csv:
+        from zoolens.inference.prediction import write_csv
+
+        write_csv(predictions, Path(args.csv), args.top_k)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from zoolens.evaluation.evaluate import choose_photos, recorded_data_folder
+    from zoolens.inference.export import check_export, export_onnx
+    from zoolens.inference.model import Model
+
+    model = Model.load(args.model)
+    out = export_onnx(model, Path(args.out) if args.out else Path(args.model) / "model.onnx")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): images (N, 3, {model.preprocessing.input_size}, "
+          f"{model.preprocessing.input_size}) normalised -> class probabilities; classes in its metadata")
+    data = args.check or recorded_data_folder(model)
+    if data:
+        samples, description, _ = choose_photos(model, data)
+        check = check_export(model, out, samples)
+        print(f"checked on {check.images} photos ({description}): same top-1 for {check.same_top1}, "
+              f"largest probability difference {check.max_probability_difference:.2e}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from zoolens.models.backbones import OFFLINE_WEIGHTS, describe_backbone, offline_weights_available
+
+    print("backbone               source       input  pretrained weights")
+    for name in OFFLINE_WEIGHTS:
+        info = describe_backbone(name)
+        state = "available offline" if offline_weights_available(name) else "not installed (download when online)"
+        print(f"{name:<22} {info.source:<12} {info.preprocessing.input_size:>5}  {state}")
+    print("\nAny other torchvision or timm model name also works as --backbone when its weights are in the\n"
+          "local cache or can be downloaded.")
+    return 0

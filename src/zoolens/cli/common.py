@@ -1,0 +1,61 @@
+"""What the command families share: the photo arguments, and the options that shape a training run."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from pathlib import Path
+
+from zoolens.errors import ZoolensError
+
+
+def expand_inputs(items: list[str]) -> list[Path]:
+    """Files as given; folders walked for image files (sorted)."""
+    from zoolens.data.folders import walk_files
+    from zoolens.data.images import is_image_name
+
+    paths: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            paths.extend(p for p in walk_files(path) if is_image_name(p))
+        else:
+            paths.append(path)
+    if not paths:
+        raise ZoolensError(f"no image files in {', '.join(items)}")
+    return paths
+
+
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """The options that shape a training run (TrainConfig fields); shared by train, study, kfold, tune."""
+    parser.add_argument("--backbone", default="mobilenet_v2", help="mobilenet_v2 (default), efficientnet_lite0, ...")
+    parser.add_argument("--strategy", default="frozen", choices=["frozen", "finetune", "scratch"],
+                        help="frozen: cached features + dense head (default); finetune: then train through the "
+                             "backbone; scratch: a randomly initialised network")
+    parser.add_argument("--unfreeze", type=int, default=0, help="finetune only the last N backbone blocks (0: all)")
+    parser.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "rmsprop"])
+    parser.add_argument("--lr", type=float, help="learning rate (default head 1e-3, sgd 1e-2; fine-tuning 3e-5 adam/rmsprop, 1e-4 sgd)")
+    parser.add_argument("--epochs", type=int, help="most epochs (default 60 head, 5 fine-tuning)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--patience", type=int, default=8, help="early stopping: epochs without a better val loss")
+    parser.add_argument("--dropout", type=float, default=0.5, help="dropout before the dense layer (default 0.5)")
+    parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument("--image-size", type=int, help="network input size (default: the backbone's)")
+    parser.add_argument("--no-augment", action="store_true", help="fine-tune without augmentation")
+    parser.add_argument("--ratios", default="70/10/20", help="train/val/test split (default 70/10/20)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--accelerator", default="auto", help="auto, cpu, gpu (Lightning)")
+    parser.add_argument("--devices", default="auto",
+                        help="auto, or how many devices (GPUs, or CPU processes) per machine; more than one "
+                             "fine-tunes with DDP (docs/scale.md)")
+    parser.add_argument("--num-nodes", type=int, default=1, help="machines in a multi-machine run (docs/scale.md)")
+    parser.add_argument("--open-set-share", type=float, default=0.02,
+                        help="share of the validation photos the 'none of these' / 'not sure' checks may turn "
+                             "away (default 0.02; 'zoolens predict --open-set strict' uses at least 0.05)")
+
+
+def training_config(args):
+    from zoolens.training.trainer import TrainConfig
+
+    options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    return TrainConfig(**options, augmentation=None if args.no_augment else TrainConfig().augmentation)

@@ -1,0 +1,184 @@
+"""The `zoolens` program: the parser, `main()` and `run()`. Errors are one line, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from zoolens import __version__
+from zoolens.cli.commands import (
+    cmd_data_inspect,
+    cmd_data_split,
+    cmd_evaluate,
+    cmd_export,
+    cmd_models,
+    cmd_predict,
+    cmd_train,
+)
+from zoolens.cli.common import add_training_options
+from zoolens.errors import ConfigError, ZoolensError
+from zoolens.terminal import printable, printable_output
+
+# Command families in modules of their own beside this one; each has `register(subparsers)`.
+COMMAND_MODULES: tuple[str, ...] = ("zoolens.cli.apps", "zoolens.cli.explain", "zoolens.cli.studies")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zoolens",
+        description="Turn a folder of labelled animal photos into an accurate image classifier.",
+    )
+    parser.add_argument("--version", action="version", version=f"zoolens {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="inspect or split a dataset folder").add_subparsers(
+        dest="data_command", required=True, metavar="ACTION")
+    inspect = data.add_parser("inspect", help="classes, counts, image sizes and modes, duplicates, unusable files")
+    inspect.add_argument("data", help="folder of class folders (or of train/val/test folders)")
+    inspect.add_argument("--json", action="store_true", help="print JSON for machines")
+    inspect.add_argument("--out", help="also write summary.json and class_balance.png to this folder")
+    inspect.set_defaults(run=cmd_data_inspect, unfinished_outputs=ONE_SHOT_OUTPUTS)
+    split = data.add_parser("split", help="write a stratified train/val/test manifest (CSV); no file is moved")
+    split.add_argument("data")
+    split.add_argument("--ratios", default="70/10/20", help="train/val/test, or train/test (default 70/10/20)")
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--out", help="manifest file (default: ./<folder>-split.csv)")
+    split.set_defaults(run=cmd_data_split, unfinished_outputs=ONE_SHOT_OUTPUTS)
+
+    train = commands.add_parser("train", help="train a classifier by transfer learning")
+    train.add_argument("data", help="folder of class folders (or of train/val/test folders)")
+    train.add_argument("--out", required=True,
+                       help="model folder to write, outside DATA; a zoolens model there is replaced (only its own "
+                            "files: others in the folder are kept); one run at a time per folder")
+    add_training_options(train)
+    train.add_argument("--split", help="use this split manifest (from `zoolens data split`)")
+    train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.add_argument("--resume", action="store_true",
+                       help="go on from OUT.partial/, the per-epoch checkpoint an interrupted run left")
+    train.set_defaults(run=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="metrics, report and confusion matrix on unseen photos")
+    evaluate.add_argument("model")
+    evaluate.add_argument("data")
+    evaluate.add_argument("--out", help="folder for the figures and metrics (default MODEL/evaluation)")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--unknown", action="append", metavar="FOLDER",
+                          help="photos of none of the model's classes (people, objects, other species; any layout): "
+                               "how many it accepts as a class, how many of its own it turns away, AUROC (repeatable)")
+    evaluate.add_argument("--open-set", default="on", choices=["on", "strict", "off"],
+                          help="the open-set mode to measure (default on)")
+    evaluate.set_defaults(run=cmd_evaluate, unfinished_outputs=ONE_SHOT_OUTPUTS)
+
+    predict = commands.add_parser("predict", help="label, confidence and top-k for photos")
+    predict.add_argument("model_and_paths", nargs="+", metavar="MODEL PATH", help="model folder, then files or folders")
+    predict.add_argument("--imagenet", action="store_true", help="no model: the pretrained ImageNet classes")
+    predict.add_argument("--groups", action="store_true",
+                         help="with --imagenet: animal group (dog, snake, bird, ...) summed over its ImageNet classes")
+    predict.add_argument("--backbone", default="mobilenet_v2", help="network for --imagenet")
+    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--min-confidence", type=float,
+                         help="answer 'not sure' below this probability (on top of the model's calibrated threshold)")
+    predict.add_argument("--open-set", default="on", choices=["on", "strict", "off"],
+                         help="'none of these' for people, objects, empty frames and other species: on (default, "
+                              "turns away 2%% of the model's own validation photos), strict (5%%) or off")
+    predict.add_argument("--csv", help="also write one row per photo to this CSV")
+    batch = predict.add_argument_group("a whole folder tree, resumable (zoolens predict MODEL FOLDER --out ...)")
+    batch.add_argument("--out", metavar="RESULTS.parquet",
+                       help="write results as a Parquet folder of parts; run again to go on where it stopped")
+    batch.add_argument("--sort-into", metavar="FOLDER",
+                       help="link each photo into FOLDER/<class>/, 'not sure/' or 'none of these/'")
+    batch.add_argument("--copy", action="store_true", help="with --sort-into: copy instead of linking")
+    batch.add_argument("--summary", metavar="CSV", help="per-folder counts (default: RESULTS-summary.csv beside it)")
+    batch.add_argument("--workers", type=int, help="photo-decoding processes (default: CPU count, at most 4)")
+    batch.add_argument("--limit", type=int, help="stop after this many new photos (the next run goes on)")
+    batch.add_argument("--engine", default="local", choices=["local", "ray"],
+                       help="local (default) or ray: the same job on Ray Data (pip install 'zoolens[scale]')")
+    batch.add_argument("--ray-address", help="with --engine ray: a running cluster, e.g. ray://host:10001 "
+                                             "(default: start a local one)")
+    batch.add_argument("--concurrency", type=int, help="with --engine ray: model replicas (default: 2)")
+    predict.set_defaults(run=cmd_predict, unfinished_outputs=("csv",))  # --out results go on when run again
+
+    export = commands.add_parser("export", help="the whole classifier as one ONNX file, for deployment")
+    export.add_argument("model")
+    export.add_argument("--format", default="onnx", choices=["onnx"])
+    export.add_argument("--out", help="file to write (default MODEL/model.onnx)")
+    export.add_argument("--check", metavar="DATA", help="compare with PyTorch on these photos (default: its test part)")
+    export.set_defaults(run=cmd_export, unfinished_outputs=ONE_SHOT_OUTPUTS)
+
+    models = commands.add_parser("models", help="backbones and whether their weights are available offline")
+    models.set_defaults(run=cmd_models)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(commands)
+    return parser
+
+
+# Options naming what a command writes in one go (no resuming): when the command fails, what it had begun there is
+# removed, if it was not there before (a full disk leaves no half-written report or evaluation behind).
+ONE_SHOT_OUTPUTS = ("out", "csv")
+
+
+def outputs_it_would_create(args) -> list[Path]:
+    names = getattr(args, "unfinished_outputs", ())
+    return [Path(value) for name in names if (value := getattr(args, name, None)) and not os.path.lexists(value)]
+
+
+def remove_unfinished(created: list[Path]) -> None:
+    import shutil
+
+    for path in created:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            try:
+                path.unlink()
+            except OSError:
+                pass
+
+
+def as_option(error: ZoolensError) -> str:
+    """A library error as the command line says it: a setting's field name becomes its option (`lr` -> `--lr`)."""
+    if isinstance(error, ConfigError):
+        return f"--{error.field.replace('_', '-')} {error.problem}"
+    return str(error)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not os.environ.get("ZOOLENS_DEBUG"):
+        warnings.filterwarnings("ignore")
+    created = outputs_it_would_create(args)
+    try:
+        with printable_output():
+            return args.run(args)
+    except ZoolensError as error:
+        remove_unfinished(created)
+        print(f"zoolens: error: {printable(as_option(error))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zoolens: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as error:  # a full disk, a read-only folder, /dev/full: what the system said, on one line
+        remove_unfinished(created)
+        where = error.filename or next(iter(created), None) or getattr(args, "out", None)
+        where = f"{where}: " if where else ""
+        print(f"zoolens: error: {printable(where)}cannot be written or read ({error.strerror or error})",
+              file=sys.stderr)
+        return 1
+
+
+def run() -> None:
+    """The `zoolens` program: `main()`, then exit."""
+    code = main()
+    # Python's last garbage collections at exit walk every object of PyTorch, torchvision, scikit-learn and
+    # the rest, 1.5 s of a warm `zoolens train` here; frozen objects are skipped (and still freed). Nothing
+    # relies on them: every file is written and closed by then.
+    gc.freeze()
+    sys.exit(code)

@@ -1,0 +1,18 @@
+"""Batch prediction over a folder tree of any size (the camera-trap workflow): `predict_folder`.
+
+The tree is walked lazily in a fixed order (`walk`) and handled in chunks: photos are decoded in worker processes
+one chunk ahead of the network (`local`; or on a Ray cluster, `ray_engine`), and each chunk's results become one
+Parquet part file (`results`), written under a hidden temporary name and renamed into place, so a killed run never
+leaves a damaged part and the same command goes on where it stopped. Memory does not grow with the number of
+photos, except for `DoneSet` (8 bytes per photo already done). Then `sorting` (`--sort-into`) and `summary`.
+"""
+
+import multiprocessing  # noqa: F401  (tests stop worker pools through it)
+
+from zoolens.inference.batch.job import BatchOptions, predict_folder
+from zoolens.inference.batch.results import RESULTS_VERSION, ResultsDataset, results_schema
+from zoolens.inference.batch.summary import BatchSummary, format_summary, summary_rows
+from zoolens.inference.batch.walk import CHUNK_SIZE, walk_photos
+
+__all__ = ["CHUNK_SIZE", "RESULTS_VERSION", "BatchOptions", "BatchSummary", "ResultsDataset", "format_summary",
+           "predict_folder", "results_schema", "summary_rows", "walk_photos"]

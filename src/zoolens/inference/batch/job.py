@@ -1,0 +1,142 @@
+"""The whole batch job: `predict_folder`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from zoolens.errors import ConfigError, ZoolensError
+from zoolens.inference.batch.local import local_predictions
+from zoolens.inference.batch.results import FORMAT, RESULTS_VERSION, ResultsDataset
+from zoolens.inference.batch.sorting import sort_into
+from zoolens.inference.batch.summary import (
+    BatchSummary,
+    default_summary_path,
+    folder_counts,
+    summary_rows,
+    write_summary_csv,
+)
+from zoolens.inference.batch.walk import CHUNK_SIZE, as_text, pending_chunks, walk_photos
+from zoolens.inference.model import Model
+from zoolens.models.open_set import MODES
+
+log = logging.getLogger(__name__)
+
+
+# ---- the whole job --------------------------------------------------------------------------------
+def _check_folders(root: Path, out: Path, sort_target: Path | None) -> None:
+    if not root.exists():
+        raise ZoolensError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise ZoolensError(f"{root}: is a file; batch prediction with --out takes one folder of photos")
+    for option, place in (("--sort-into", sort_target), ("--out", out)):
+        if place is not None and place.resolve().is_relative_to(root.resolve()):
+            raise ZoolensError(f"{place}: {option} must be outside the photo folder {root} (it is never written to)")
+    if sort_target is not None and root.resolve().is_relative_to(sort_target.resolve()):
+        raise ZoolensError(f"{sort_target}: --sort-into must not hold the photo folder {root} (a class folder "
+                           f"could be the photo folder itself, and links would land among the photos)")
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch run answers and where it puts things (the fields `zoolens predict ... --out` sets)."""
+
+    top_k: int = 3
+    min_confidence: float = 0.0
+    open_set: str = "on"
+    sort_target: Path | None = None  # link (or copy) each photo into the folder of its answer
+    copy: bool = False
+    summary_csv: Path | None = None  # default: beside the results, <name>-summary.csv
+    workers: int | None = None  # decoding processes of the local engine (default: up to 4)
+    chunk_size: int = CHUNK_SIZE
+    limit: int | None = None  # stop after this many photos (the next run goes on)
+    engine: str = "local"  # or "ray"
+    ray_address: str | None = None
+    concurrency: int | None = None  # Ray: model replicas
+    progress: bool = True
+
+    def validate(self) -> None:
+        for name, value, least in (("top_k", self.top_k, 1), ("chunk_size", self.chunk_size, 1),
+                                   ("limit", self.limit, 0)):
+            if value is not None and value < least:
+                raise ConfigError(name, f"must be at least {least}, not {value}")
+        if self.open_set not in MODES:
+            raise ConfigError("open_set", f"{self.open_set!r}: choose from {', '.join(MODES)}")
+        if self.engine not in ENGINES:
+            raise ConfigError("engine", f"{self.engine!r}: choose from {', '.join(ENGINES)}")
+
+
+def _local_engine(model: Model, chunks, options: BatchOptions):
+    workers = min(4, os.cpu_count() or 1) if options.workers is None else options.workers
+    return local_predictions(model, chunks, options.top_k, options.min_confidence, workers, options.chunk_size,
+                             options.open_set)
+
+
+def _ray_engine(model: Model, chunks, options: BatchOptions):
+    from zoolens.inference.batch.ray_engine import ray_predictions
+
+    return ray_predictions(model, chunks, options.top_k, options.min_confidence, options.ray_address,
+                           options.concurrency, options.open_set)
+
+
+# One interface: (model, chunks of photos, options) -> (chunk, its predictions) for each chunk, in order.
+ENGINES = {"local": _local_engine, "ray": _ray_engine}
+
+
+def predict_folder(model: Model | str | Path, root: str | Path, out: str | Path, options: BatchOptions | None = None,
+                   **settings) -> BatchSummary:
+    """Predict every photo below `root` into the Parquet results folder `out`, going on from what an
+    earlier run with the same `out` finished; optionally link the photos into per-class folders under
+    `sort_target`; write the per-folder summary CSV (default: beside `out`, `<name>-summary.csv`).
+    `settings` are BatchOptions fields, over `options`. What it did is the returned BatchSummary (and logged)."""
+    from tqdm.auto import tqdm
+
+    options = replace(options or BatchOptions(), **settings)
+    options.validate()
+    model = model if isinstance(model, Model) else Model.load(model)
+    root, out = Path(root).expanduser(), Path(out).expanduser()
+    sort_target = Path(options.sort_target).expanduser() if options.sort_target is not None else None
+    _check_folders(root, out, sort_target)
+    results = ResultsDataset(out, _settings(model, root, options))
+    done = results.done()
+    if len(done):
+        log.info("%s: %d photos already done by an earlier run; skipping them", out, len(done))
+    counts: Counter = Counter()
+    chunks = pending_chunks(walk_photos(root), done, options.chunk_size, options.limit, counts)
+    predictions = ENGINES[options.engine](model, chunks, options)
+    errors = 0
+    with contextlib.closing(predictions), tqdm(desc="predict", unit="img", file=sys.stderr,
+                                               disable=not options.progress, dynamic_ncols=True) as bar:
+        for chunk, chunk_results in predictions:  # closing: workers end on Ctrl-C too
+            results.write_part(chunk, chunk_results, options.top_k)
+            unusable = [p for p in chunk_results if p.error]
+            for prediction in unusable:  # named as they come, also kept in the results' error column
+                bar.write(f"  skipped {as_text(prediction.source)}: {prediction.error}", file=sys.stderr)
+            errors += len(unusable)
+            bar.update(len(chunk))
+            bar.set_postfix(errors=errors, skipped=counts["skipped"], refresh=False)
+    placed = sort_into(results, sort_target, options.copy) if sort_target is not None else Counter()
+    per_folder = folder_counts(results)
+    summary_path = Path(options.summary_csv) if options.summary_csv else default_summary_path(out)
+    write_summary_csv(summary_path, *summary_rows(per_folder, model.classes))
+    return BatchSummary(out, counts["pending"], counts["skipped"], errors, model.classes, per_folder, summary_path,
+                        sort_target, bool(counts["limited"]), placed, options.copy)
+
+
+def _settings(model: Model, root: Path, options: BatchOptions) -> dict:
+    """What the results are made with: a later run into the same folder must use the same."""
+    return {
+        "format": FORMAT,
+        "root": str(root.resolve()),
+        "classes": model.classes,
+        "model_created": model.meta.get("created"),
+        "top_k": options.top_k,
+        "min_confidence": options.min_confidence,
+        "open_set": options.open_set,
+        "results_version": RESULTS_VERSION,
+    }
