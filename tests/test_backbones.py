@@ -1,4 +1,4 @@
-"""Every backbone zoolens names (`zoolens models`, the seeds' scratch CNNs) and a spread of the torchvision and timm
+"""Every backbone of the registry (`zoolens models`: the offline ones and the seeds' scratch CNNs) and a spread of the torchvision and timm
 families `--backbone` accepts: each is built, runs a batch to pooled features of its stated width, has a Grad-CAM
 layer with a real feature map, and blocks for `--unfreeze`. Built without pretrained weights (the architecture is
 what is checked), except the ones whose offline weights are installed, loaded as a user gets them."""
@@ -10,17 +10,16 @@ import torch
 
 from zoolens.evaluation.explain import gradcam_layer
 from zoolens.models.backbones import (
-    OFFLINE_WEIGHTS,
     build_backbone,
     describe_backbone,
     offline_weights_available,
-    trainable_blocks,
+    registered_backbones,
+    unfreeze_blocks,
 )
-from zoolens.models.scratch import SCRATCH_MODELS
 
 OTHER_FAMILIES = ["resnet18", "vgg11", "densenet121", "convnext_tiny", "efficientnet_b0", "regnet_y_400mf",
                   "shufflenet_v2_x1_0", "mnasnet0_5", "mobilenetv3_large_100"]  # the last is timm's
-NAMED = [*OFFLINE_WEIGHTS, *SCRATCH_MODELS]
+NAMED = list(registered_backbones())  # every declaration of models/catalogue.py and models/scratch.py
 
 
 def feature_map_of(layer: torch.nn.Module, backbone, size: int) -> tuple[int, ...]:
@@ -49,6 +48,41 @@ def test_a_backbone_builds_runs_and_has_a_gradcam_layer_and_blocks(name):
     shape = feature_map_of(gradcam_layer(backbone, size), backbone, size)
     assert len(shape) == 4 and min(shape[2:]) > 1, shape  # a spatial map Grad-CAM can weigh
 
-    blocks = trainable_blocks(backbone.trunk)
+    blocks = unfreeze_blocks(backbone)
     assert len(blocks) >= 3 and all(any(True for _ in block.parameters()) for block in blocks)
     assert sum(p.numel() for b in blocks for p in b.parameters()) == sum(p.numel() for p in backbone.parameters())
+
+
+def test_zoolens_models_lists_the_registry(capsys):
+    from zoolens.cli import main
+
+    assert main(["models"]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    for name, spec in registered_backbones().items():
+        row = next(i for i, line in enumerate(shown) if line.startswith(f"{name} "))
+        assert spec.summary and shown[row + 1] == f"    {spec.summary}"
+    assert "none: trained from scratch (--strategy scratch)" in next(line for line in shown if line.startswith("seed001"))
+
+
+def test_a_new_backbone_is_one_declaration():
+    """Declared with its own Grad-CAM layer and --unfreeze blocks: zoolens builds it, describes it and uses both."""
+    from torch import nn
+
+    from zoolens.data.transforms import Preprocessing
+    from zoolens.evaluation.explain import gradcam_layer
+    from zoolens.models.registry import REGISTRY, register_backbone
+
+    @register_backbone("tiny_test_cnn", source="zoolens", preprocessing=Preprocessing(32, 32),
+                       gradcam_layer=lambda trunk: trunk[0],  # not the last map, which Grad-CAM would find itself
+                       blocks=lambda trunk: [trunk[0], trunk[2]], summary="a test's CNN")
+    def tiny_test_cnn() -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 16, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    try:
+        assert describe_backbone("tiny_test_cnn").preprocessing == Preprocessing(32, 32)
+        backbone = build_backbone("tiny_test_cnn", pretrained=False)
+        assert backbone.feature_dim == 16 and "tiny_test_cnn" in registered_backbones()
+        assert gradcam_layer(backbone, 32) is backbone.trunk[0]
+        assert unfreeze_blocks(backbone) == [backbone.trunk[0], backbone.trunk[2]]
+    finally:
+        REGISTRY.pop("tiny_test_cnn")

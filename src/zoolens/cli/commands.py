@@ -182,13 +182,18 @@ def cmd_export(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from zoolens.models.backbones import OFFLINE_WEIGHTS, describe_backbone, offline_weights_available
+    from zoolens.models.backbones import describe_backbone, offline_weights_available, registered_backbones
 
     print("backbone               source       input  pretrained weights")
-    for name in OFFLINE_WEIGHTS:
+    for name, spec in registered_backbones().items():
         info = describe_backbone(name)
-        state = "available offline" if offline_weights_available(name) else "not installed (download when online)"
+        if not spec.pretrained:
+            state = "none: trained from scratch (--strategy scratch)"
+        else:
+            state = "available offline" if offline_weights_available(name) else "not installed (download when online)"
         print(f"{name:<22} {info.source:<12} {info.preprocessing.input_size:>5}  {state}")
+        if spec.summary:
+            print(f"    {spec.summary}")
     print("\nAny other torchvision or timm model name also works as --backbone when its weights are in the\n"
           "local cache or can be downloaded.")
     return 0

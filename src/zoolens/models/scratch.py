@@ -9,10 +9,13 @@ from __future__ import annotations
 from torch import nn
 
 from zoolens.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from zoolens.models.registry import register_backbone
 
-UNIT_SCALE = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))  # Keras' rescale=1/255
+UNIT_SCALE = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}  # Keras' rescale=1/255
 
 
+@register_backbone("seed001_cnn", source="zoolens", preprocessing=Preprocessing(150, 150, **UNIT_SCALE),
+                   summary="seed 001's CNN: four convolutions and a dense 512, from scratch at 150 px")
 def seed001_cnn() -> nn.Module:
     """Seed 001: four 3x3 convolutions (32, 64, 128, 128) each followed by 2x2 max pooling on 150-px
     input, flatten (7x7x128 = 6272), dense 512 with ReLU; its dropout 0.5 is the head's."""
@@ -23,6 +26,9 @@ def seed001_cnn() -> nn.Module:
     return nn.Sequential(*layers, nn.AdaptiveMaxPool2d(7), nn.Flatten(), nn.Linear(6272, 512), nn.ReLU(inplace=True))
 
 
+@register_backbone("seed002_baseline", source="zoolens",
+                   preprocessing=Preprocessing(224, 224, IMAGENET_MEAN, IMAGENET_STD),
+                   summary="seed 002's baseline: two strided convolutions and a dense 228, from scratch")
 def seed002_baseline() -> nn.Module:
     """Seed 002's baseline (its table 1): conv 3x3 stride 2 (32), max pool 2, conv 3x3 stride 2 (32),
     max pool 2, fully connected 6272 -> 228, with batch norm and ReLU after each layer."""
@@ -34,6 +40,8 @@ def seed002_baseline() -> nn.Module:
     )
 
 
+@register_backbone("seed004_cnn", source="zoolens", preprocessing=Preprocessing(224, 224, **UNIT_SCALE),
+                   summary="seed 004's CNN: six convolutions and global average pooling, from scratch")
 def seed004_cnn() -> nn.Module:
     """Seed 004's scratch CNN: convolutions of 16 (3x3), 32, 64, 128, 128, 128 filters (2x2), 'same'
     padding, ReLU. The report's listing omits its pooling layers; the Udacity model it follows pools
@@ -42,10 +50,3 @@ def seed004_cnn() -> nn.Module:
     for cin, cout, kernel in ((3, 16, 3), (16, 32, 2), (32, 64, 2), (64, 128, 2), (128, 128, 2), (128, 128, 2)):
         layers += [nn.Conv2d(cin, cout, kernel, padding="same"), nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True)]
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-
-
-SCRATCH_MODELS = {
-    "seed001_cnn": (seed001_cnn, Preprocessing(150, 150, **UNIT_SCALE)),
-    "seed002_baseline": (seed002_baseline, Preprocessing(224, 224, IMAGENET_MEAN, IMAGENET_STD)),
-    "seed004_cnn": (seed004_cnn, Preprocessing(224, 224, **UNIT_SCALE)),
-}

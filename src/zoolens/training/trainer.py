@@ -30,7 +30,7 @@ from zoolens.models.backbones import (
     build_backbone,
     has_pretrained_weights,
     imagenet_head,
-    trainable_blocks,
+    unfreeze_blocks,
 )
 from zoolens.models.classifier import Classifier
 from zoolens.models.open_set import DEFAULT_SHARE, OpenSetCheck, fit_open_set
@@ -298,7 +298,7 @@ def _unfreeze(network: Classifier, config: TrainConfig) -> None:
         network.set_backbone_trainable(True)
         return
     network.set_backbone_trainable(False)
-    for block in trainable_blocks(network.backbone.trunk)[-config.unfreeze:]:
+    for block in unfreeze_blocks(network.backbone)[-config.unfreeze:]:
         for parameter in block.parameters():
             parameter.requires_grad = True
 
