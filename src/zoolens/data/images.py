@@ -60,6 +60,10 @@ def reading_problem(error: OSError, path) -> str:
     return f"cannot be read ({error.strerror or type(error).__name__})"
 
 
+def _too_large(size: int) -> str:
+    return f"too large for a photo ({size / 2**30:.1f} GiB; at most {MAX_FILE_BYTES / 2**30:g} GiB)"
+
+
 def file_problem(path: str | os.PathLike) -> str | None:
     """Why a path cannot be read as a photo before opening it (None: a readable, non-empty regular file).
 
@@ -77,7 +81,7 @@ def file_problem(path: str | os.PathLike) -> str | None:
     if info.st_size == 0:
         return "empty file (0 bytes)"
     if info.st_size > MAX_FILE_BYTES:
-        return f"too large for a photo ({info.st_size / 2**30:.1f} GiB; at most {MAX_FILE_BYTES / 2**30:g} GiB)"
+        return _too_large(info.st_size)
     if not os.access(path, os.R_OK):
         return "permission denied"
     return None
@@ -103,7 +107,8 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     if image.mode == "F":
         if not np.isfinite(pixels).all():
             raise ImageError("<image>", "float image with NaN or infinite pixel values")
-        top = 1.0 if pixels.max(initial=0.0) <= 1.0 else 65535.0 if pixels.max() > 255 else 255.0
+        brightest = pixels.max(initial=0.0)
+        top = 1.0 if brightest <= 1.0 else 65535.0 if brightest > 255 else 255.0
     else:
         top = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
     return Image.fromarray(np.clip(pixels * (255.0 / top), 0, 255).astype(np.uint8), mode="L")
@@ -202,8 +207,7 @@ def open_image(source, min_side: int | None = None, time_limit: float = MAX_DECO
         if problem:
             raise ImageError(name, problem)
     elif isinstance(source, (bytes, bytearray)) and len(source) > MAX_FILE_BYTES:
-        raise ImageError(name, f"too large for a photo ({len(source) / 2**30:.1f} GiB; at most "
-                               f"{MAX_FILE_BYTES / 2**30:g} GiB)")
+        raise ImageError(name, _too_large(len(source)))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -142,7 +142,7 @@ def remove_model(path: Path) -> None:
     path = Path(path)
     if not (path / META_FILE).is_file() or path.is_symlink():
         return
-    for name in (META_FILE, *OWNED):
+    for name in OWNED:  # zoolens.json first: the folder never passes for a model half-removed
         entry = path / name
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
