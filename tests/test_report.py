@@ -138,3 +138,15 @@ def test_thumbnails_are_small_jpegs(size):
 
     image = decode(data_uri(Image.new("RGB", (size[0] * 3, size[1] * 3), "orange"), max_side=THUMBNAIL_SIZE))
     assert image.format == "JPEG" and max(image.size) == THUMBNAIL_SIZE
+
+
+def test_training_rows_point_to_the_phases_only_for_what_the_phases_resolve():
+    from zoolens.evaluation.report import training_rows
+
+    phases = [{"name": "head", "on": "features", "lr": 0.001, "epochs": 60, "patience": 8}]
+    rows = dict(training_rows({"training": {"lr": None, "epochs": None, "image_size": None, "workers": None,
+                                            "phases": phases}}))
+    assert rows["lr"] == rows["epochs"] == "default (see phases)"
+    assert rows["image size"] == rows["workers"] == "default"
+    assert rows["phases"] == "head on features: learning rate 0.001, at most 60 epochs, patience 8"
+    assert dict(training_rows({"training": {"lr": None}}))["lr"] == "default"  # a model from before the phases

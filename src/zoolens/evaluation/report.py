@@ -122,8 +122,8 @@ def training_rows(meta: dict) -> list[tuple[str, str]]:
                               f"epochs, patience {p.get('patience')}" for p in value if isinstance(p, dict))
         elif isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items())
-        if value is None:
-            value = "default (see phases)" if training.get("phases") else "default"
+        if value is None:  # lr and epochs are resolved per phase; the others' defaults are not recorded
+            value = "default (see phases)" if key in ("lr", "epochs") and training.get("phases") else "default"
         rows.append((key.replace("_", " "), str(value)))
     return rows
 
