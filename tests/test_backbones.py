@@ -53,6 +53,35 @@ def test_a_backbone_builds_runs_and_has_a_gradcam_layer_and_blocks(name):
     assert sum(p.numel() for b in blocks for p in b.parameters()) == sum(p.numel() for p in backbone.parameters())
 
 
+# Each declared family, by one of its names (the timm one is efficientnet_lite0's family, also mixnet's).
+FAMILY_MEMBERS = {"resnet18": "layer4", "wide_resnet50_2": "layer4", "vgg11": "0", "alexnet": "0",
+                  "squeezenet1_0": "0", "inception_v3": "Mixed_7c", "googlenet": "inception5b",
+                  "mobilenet_v2": "features.18", "mobilenet_v3_small": "features.12", "efficientnet_b0": "features.8",
+                  "convnext_tiny": "features.7", "densenet121": "features", "regnet_y_400mf": "trunk_output",
+                  "shufflenet_v2_x1_0": "conv5", "mnasnet0_5": "layers", "efficientnet_lite0": "bn2",
+                  "mixnet_s": "bn2", "resnet50": "layer4"}
+
+
+@pytest.mark.parametrize("name", FAMILY_MEMBERS)
+def test_a_declared_family_names_its_gradcam_layer_without_the_search(name, monkeypatch):
+    from zoolens.evaluation import explain
+
+    def no_search(*args):
+        raise AssertionError("searched for a feature map the family declares")
+
+    monkeypatch.setattr(explain, "_last_spatial_module", no_search)
+    source = "timm" if name in ("efficientnet_lite0", "mixnet_s", "resnet50") else "torchvision"
+    if source == "timm" and name != "efficientnet_lite0":
+        import timm
+
+        backbone = timm.create_model(name, pretrained=False, num_classes=0)  # timm's resnet50, not torchvision's
+    else:
+        backbone = build_backbone(name, pretrained=False)
+    network = backbone.trunk if hasattr(backbone, "trunk") else backbone
+    layer = gradcam_layer(backbone, 64)
+    assert layer is network.get_submodule(FAMILY_MEMBERS[name])
+
+
 def test_zoolens_models_lists_the_registry(capsys):
     from zoolens.cli import main
 

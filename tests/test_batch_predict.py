@@ -187,7 +187,7 @@ def test_sort_into_links_by_class_without_touching_the_photos(trained_model, cam
     threshold = middle_confidence(trained_model, photos)
     target = tmp_path / "sorted"
     predict_folder(trained_model, camera_tree, tmp_path / "r.parquet", min_confidence=threshold,
-                   sort_target=target, workers=0, progress=False)
+                   sort_into=target, workers=0, progress=False)
     assert tree_snapshot(camera_tree) == before
     rows = read_results(tmp_path / "r.parquet")
     placed = sorted(p for p in target.rglob("*") if p.is_file())
@@ -203,7 +203,7 @@ def test_sort_into_links_by_class_without_touching_the_photos(trained_model, cam
     assert any("__" in p.name for p in placed)  # e.g. site1__cats_0.jpg beside cats_0.jpg
 
     predict_folder(trained_model, camera_tree, tmp_path / "r.parquet", min_confidence=threshold,
-                   sort_target=target, workers=0, progress=False)
+                   sort_into=target, workers=0, progress=False)
     assert sorted(p for p in target.rglob("*") if p.is_file()) == placed  # a re-run adds nothing
     assert tree_snapshot(camera_tree) == before
 

@@ -105,3 +105,22 @@ def test_a_setting_out_of_range_names_the_field_in_python_and_the_option_on_the_
     assert isinstance(caught.value, ConfigError) and isinstance(caught.value, ZoolensError)
     result = zoolens("train", tmp_path / "photos", "--out", tmp_path / "m", "--batch-size", "0")
     assert result.returncode == 2 and result.stderr == "zoolens: error: --batch-size must be at least 1, not 0\n"
+
+
+def test_a_setting_a_library_message_names_is_shown_as_the_commands_option(trained_model, tmp_path):
+    from zoolens.cli.program import build_parser, option_fields, options_named
+    from zoolens.errors import ZoolensError
+    from zoolens.inference.batch.job import predict_folder
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    inside = photos / "sorted"
+    with pytest.raises(ZoolensError, match=r"`sort_into` must be outside the photo folder"):  # Python's name
+        predict_folder(trained_model, photos, tmp_path / "results", sort_into=inside, progress=False)
+    result = zoolens("predict", trained_model.path, photos, "--out", tmp_path / "results", "--sort-into", inside)
+    assert result.returncode == 2 and f"{inside}: --sort-into must be outside the photo folder" in result.stderr
+    parser = build_parser()
+    predict = option_fields(parser, parser.parse_args(["predict", "m", "x"]).run)
+    assert options_named("`sort_into` and `out` and `engine`", predict) == "--sort-into and --out and --engine"
+    train = option_fields(parser, parser.parse_args(["train", "x", "--out", "m"]).run)
+    assert options_named("choose another `sort_into`", train) == "choose another `sort_into`"  # not train's option

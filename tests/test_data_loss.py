@@ -224,9 +224,9 @@ def test_data_inside_out_or_its_checkpoint_folder_is_refused(small_animals, tmp_
     (project / "zoolens.json").write_text("{}")
     nested = copy_subset(small_animals, tmp_path / "m.partial" / "animals", per_class=12)
     before = tree_snapshot(tmp_path)
-    with pytest.raises(ZoolensError, match="the data folder is inside --out"):
+    with pytest.raises(ZoolensError, match="the data folder is inside `out`"):
         zoolens.train(data, project, **FAST)
-    with pytest.raises(ZoolensError, match="the data folder is inside --out"):
+    with pytest.raises(ZoolensError, match="the data folder is inside `out`"):
         zoolens.train(nested, tmp_path / "m", **FAST)
     assert tree_snapshot(tmp_path) == before
 
@@ -362,7 +362,7 @@ def test_hostile_class_names_never_write_outside_the_sort_folder(trained_model, 
     job = tmp_path / "job"
     target = job / "deep" / "sorted"  # "../../../escaped" from here is tmp_path/escaped
     before_files, before_entries = tree_snapshot(tmp_path), entries(tmp_path)
-    predict_folder(model, camera, job / "r.parquet", sort_target=target, open_set="off", workers=0, progress=False)
+    predict_folder(model, camera, job / "r.parquet", sort_into=target, open_set="off", workers=0, progress=False)
 
     outside = {k: v for k, v in entries(tmp_path).items() if not k.startswith("job")}
     assert outside == before_entries  # no folder, file or link appeared anywhere else
@@ -383,7 +383,7 @@ def test_ordinary_class_names_stay_as_they_are(trained_model, camera, tmp_path):
     classes = ["chats noirs", "chiens é", "大熊猫"]
     model = hostile_model(trained_model, tmp_path, classes)
     target = tmp_path / "sorted"
-    predict_folder(model, camera, tmp_path / "r.parquet", sort_target=target, open_set="off", workers=0,
+    predict_folder(model, camera, tmp_path / "r.parquet", sort_into=target, open_set="off", workers=0,
                    progress=False)
     assert {p.name for p in target.iterdir()} <= set(classes) and len(list(target.iterdir())) >= 2
 
@@ -413,8 +413,8 @@ def test_a_class_folder_that_is_a_link_out_of_the_target_is_refused(trained_mode
     target.mkdir()
     for name in trained_model.classes:
         (target / name).symlink_to(elsewhere, target_is_directory=True)
-    with pytest.raises(ZoolensError, match="leads out of --sort-into"):
-        predict_folder(trained_model, camera, tmp_path / "r.parquet", sort_target=target, open_set="off",
+    with pytest.raises(ZoolensError, match="leads out of `sort_into`"):
+        predict_folder(trained_model, camera, tmp_path / "r.parquet", sort_into=target, open_set="off",
                        workers=0, progress=False)
     assert list(elsewhere.iterdir()) == []
 
@@ -425,6 +425,6 @@ def test_sort_folder_that_holds_the_photo_folder_is_refused(trained_model, small
     photos = copy_subset(small_animals, tmp_path / "sorted" / "cats", per_class=2)  # a class folder's name
     before = tree_snapshot(photos)
     with pytest.raises(ZoolensError, match="must not hold the photo folder"):
-        predict_folder(trained_model, photos, tmp_path / "r.parquet", sort_target=tmp_path / "sorted",
+        predict_folder(trained_model, photos, tmp_path / "r.parquet", sort_into=tmp_path / "sorted",
                        workers=0, progress=False)
     assert tree_snapshot(photos) == before

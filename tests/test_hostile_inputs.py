@@ -321,7 +321,7 @@ def test_a_full_disk_during_train_is_one_line_and_leaves_no_staging_folder(tiny,
     assert line.endswith("nothing was changed")
     # No model, no staging folder; the finished head is kept for --resume, and said so.
     assert leftovers(out.parent) == {"model.partial"}
-    assert f"{out}.partial: the finished epochs are kept there: `--resume` goes on from them" in result.stderr
+    assert f"{out}.partial: the finished epochs are kept there: --resume goes on from them" in result.stderr
     assert "cache not written" in result.stderr  # the feature cache could not be written either: a warning
 
 

@@ -196,7 +196,7 @@ def test_batch_results_and_sorting_carry_the_verdicts(trained_model, skimage_pho
     photos.mkdir()
     for path in skimage_photos.values():
         shutil.copyfile(path, photos / path.name)
-    summary = predict_folder(trained_model, photos, tmp_path / "out.parquet", sort_target=tmp_path / "sorted",
+    summary = predict_folder(trained_model, photos, tmp_path / "out.parquet", sort_into=tmp_path / "sorted",
                              progress=False)
     table = ds.dataset(tmp_path / "out.parquet").to_table().to_pylist()
     by_name = {Path(row["path"]).name: row for row in table}

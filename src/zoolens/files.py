@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, setting
 
 try:
     import fcntl
@@ -138,13 +138,13 @@ def pid_alive(pid: int) -> bool:
 
 
 @contextmanager
-def output_lock(out: str | Path, option: str = "--out") -> Iterator[Path]:
+def output_lock(out: str | Path, option: str = "out") -> Iterator[Path]:
     """Hold `out` for this process for the block: a second zoolens writing the same folder is refused at once
     with one line (ZoolensError). The lock file holds the pid; it is removed at the end. With fcntl the lock
     is the kernel's (flock), so a killed holder's lock is free again at once; the file it left is taken over."""
     out, lock = Path(out), lock_path(out)
-    busy = (f"{out}: another zoolens ({{holder}}) is writing this {option} folder now (lock {lock}); wait for it "
-            f"to finish, or choose another {option}")
+    busy = (f"{out}: another zoolens ({{holder}}) is writing this {setting(option)} folder now (lock {lock}); wait "
+            f"for it to finish, or choose another {setting(option)}")
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
         fd = _take_flock(lock, busy) if fcntl is not None else _take_exclusive(lock, busy)
@@ -257,15 +257,16 @@ def output_folder(path: str | Path) -> Path:
 
 
 # ---- outputs apart from their data ----------------------------------------------------------------
-def check_apart(data: str | Path, out: str | Path, option: str = "--out", data_name: str = "the data folder") -> None:
+def check_apart(data: str | Path, out: str | Path, option: str = "out", data_name: str = "the data folder") -> None:
     """Refuse an output inside the data folder (its files would become photos, a class, of the next run) and
     the data folder inside the output (replacing the output could reach the photos). Links are followed."""
     data_real, out_real = Path(os.path.realpath(data)), Path(os.path.realpath(out))
     if out_real.is_relative_to(data_real):
-        raise ZoolensError(f"{out}: {option} is inside {data_name} {data}; zoolens never writes among the photos it "
-                           f"reads: choose an {option} outside it")
+        raise ZoolensError(f"{out}: {setting(option)} is inside {data_name} {data}; zoolens never writes among the "
+                           f"photos it reads: choose an {setting(option)} outside it")
     if data_real.is_relative_to(out_real):
-        raise ZoolensError(f"{data}: {data_name} is inside {option} {out}; choose an {option} that does not hold "
+        raise ZoolensError(f"{data}: {data_name} is inside {setting(option)} {out}; choose an {setting(option)} "
+                           f"that does not hold "
                            f"the photos")
 
 

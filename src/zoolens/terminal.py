@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 # C0 and C1 controls but newline and tab, DEL, and the bidirectional overrides that reorder a line (Trojan Source).
@@ -43,18 +43,22 @@ class PrintableStream:
 
 
 class PrintableFormatter(logging.Formatter):
-    """Log lines for the terminal: the message as `printable` text."""
+    """Log lines for the terminal: the message (rewritten by `rewrite`, when given) as `printable` text."""
+
+    def __init__(self, fmt: str, rewrite: Callable[[str], str] | None = None):
+        super().__init__(fmt)
+        self.rewrite = rewrite or (lambda text: text)
 
     def format(self, record: logging.LogRecord) -> str:
-        return printable(super().format(record))
+        return printable(self.rewrite(super().format(record)))
 
 
 @contextmanager
-def printable_output() -> Iterator[None]:
+def printable_output(rewrite: Callable[[str], str] | None = None) -> Iterator[None]:
     """While a command runs: stdout through `printable`, and what the library logs (its steps at INFO, its warnings)
-    one printable line each on stderr (progress bars keep their own carriage returns there)."""
+    one printable line each on stderr, through `rewrite` (progress bars keep their own carriage returns there)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(PrintableFormatter("%(message)s"))
+    handler.setFormatter(PrintableFormatter("%(message)s", rewrite))
     logger = logging.getLogger("zoolens")
     level = logger.level
     logger.setLevel(logging.INFO)

@@ -21,7 +21,7 @@ from PIL import Image
 
 from zoolens.apps.common import DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET, display_label
 from zoolens.data.images import is_image_name, open_image
-from zoolens.errors import ImageError, ZoolensError
+from zoolens.errors import ImageError, ZoolensError, setting
 from zoolens.inference.prediction import CLASS, ERROR, NONE_OF_THESE, Prediction, open_input, source_name, with_article
 from zoolens.models.faces import FACE_CASCADE_FILE, FACE_MIN_NEIGHBORS, FACE_SCALE_FACTOR, FaceDetector
 from zoolens.models.imagenet_groups import NOT_AN_ANIMAL, rank_groups
@@ -189,7 +189,7 @@ def find_breeds_model(path: str | Path | None) -> Path:
     path = Path(path) if path else DEFAULT_BREEDS_MODEL
     if not (path / META_FILE).is_file():
         raise ZoolensError(f"no dog-breed model at {path}: train one with `{TRAIN_BREEDS_COMMAND}` "
-                           "(Imagewoof: `python -m zoolens.data.shared imagewoof`) or pass --breeds MODEL")
+                           f"(Imagewoof: `python -m zoolens.data.shared imagewoof`) or pass {setting('breeds')} MODEL")
     return path
 
 

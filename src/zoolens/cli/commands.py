@@ -119,7 +119,7 @@ def cmd_predict_folder(args) -> int:
     model_path, folder = args.model_and_paths
     options = BatchOptions(
         top_k=args.top_k, min_confidence=args.min_confidence if args.min_confidence is not None else 0.0,
-        open_set=args.open_set, sort_target=args.sort_into, copy=args.copy, summary_csv=args.summary,
+        open_set=args.open_set, sort_into=args.sort_into, copy=args.copy, summary_csv=args.summary,
         workers=args.workers, limit=args.limit, engine=args.engine, ray_address=args.ray_address,
         concurrency=args.concurrency,
     )

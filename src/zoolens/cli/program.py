@@ -6,6 +6,7 @@ import argparse
 import gc
 import importlib
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -140,24 +141,46 @@ def remove_unfinished(created: list[Path]) -> None:
                 pass
 
 
-def as_option(error: ZoolensError) -> str:
+def as_option(error: ZoolensError, options: set[str] = frozenset()) -> str:
     """A library error as the command line says it: a setting's field name becomes its option (`lr` -> `--lr`)."""
     if isinstance(error, ConfigError):
-        return f"--{error.field.replace('_', '-')} {error.problem}"
-    return str(error)
+        return f"--{error.field.replace('_', '-')} {options_named(error.problem, options)}"
+    return options_named(str(error), options)
+
+
+_NAMED_SETTING = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
+def options_named(text: str, options: set[str]) -> str:
+    """The settings a library message names (errors.setting: `sort_into`) as this command's options (--sort-into)."""
+    return _NAMED_SETTING.sub(lambda m: f"--{m[1].replace('_', '-')}" if m[1] in options else m[0], text)
+
+
+def option_fields(parser: argparse.ArgumentParser, run) -> set[str]:
+    """The field names of the options of the command that `run` runs (`sort_into` for its --sort-into)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                if fields := option_fields(command, run):
+                    return fields
+    if parser.get_default("run") is run:
+        return {action.dest for action in parser._actions if action.option_strings}
+    return set()
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    options = option_fields(parser, args.run)
     if not os.environ.get("ZOOLENS_DEBUG"):
         warnings.filterwarnings("ignore")
     created = outputs_it_would_create(args)
     try:
-        with printable_output():
+        with printable_output(rewrite=lambda line: options_named(line, options)):
             return args.run(args)
     except ZoolensError as error:
         remove_unfinished(created)
-        print(f"zoolens: error: {printable(as_option(error))}", file=sys.stderr)
+        print(f"zoolens: error: {printable(as_option(error, options))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("zoolens: interrupted", file=sys.stderr)

@@ -22,10 +22,11 @@ from tqdm.auto import tqdm
 
 from zoolens.data.images import open_image
 from zoolens.data.transforms import Preprocessing, eval_transform
-from zoolens.errors import ConfigError, ImageError, ZoolensError
+from zoolens.errors import ConfigError, ImageError, ZoolensError, setting
 from zoolens.files import output_folder
 from zoolens.inference.prediction import CLASS, Prediction
 from zoolens.models.backbones import Backbone, declared_gradcam_layer
+from zoolens.models.registry import family_of_network
 from zoolens.plotting import plain_text
 
 METHODS = ("gradcam", "saliency")
@@ -42,49 +43,10 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.trunk if isinstance(model, Backbone) else model
 
 
-def _is_pooled_features_trunk(model: nn.Module) -> bool:
-    """zoolens' VGG/AlexNet trunk: Sequential(features, AdaptiveAvgPool2d(1), Flatten())."""
-    return (
-        isinstance(model, nn.Sequential)
-        and len(model) == 3
-        and isinstance(model[0], nn.Sequential)
-        and isinstance(model[1], nn.AdaptiveAvgPool2d)
-    )
-
-
-def _known_gradcam_layer(model: nn.Module) -> nn.Module | None:
-    import torchvision.models as tv
-
-    if _is_pooled_features_trunk(model):
-        return model[0]
-    if isinstance(model, tv.ResNet):  # also resnext, wide_resnet
-        return model.layer4
-    if isinstance(model, (tv.VGG, tv.AlexNet, tv.SqueezeNet)):
-        return model.features
-    if isinstance(model, tv.Inception3):
-        return model.Mixed_7c
-    if isinstance(model, tv.GoogLeNet):
-        return model.inception5b
-    if isinstance(model, (tv.MobileNetV2, tv.MobileNetV3, tv.EfficientNet, tv.ConvNeXt)):
-        return model.features[-1]
-    if isinstance(model, tv.DenseNet):
-        return model.features  # ends with norm5; the ReLU the network applies next is inside Grad-CAM's own ReLU
-    if isinstance(model, tv.RegNet):
-        return model.trunk_output
-    if isinstance(model, tv.ShuffleNetV2):
-        return model.conv5
-    if isinstance(model, tv.MNASNet):
-        return model.layers
-    try:
-        from timm.models.efficientnet import EfficientNet as TimmEfficientNet
-        from timm.models.resnet import ResNet as TimmResNet
-    except ImportError:  # timm is a dependency, but the torchvision families above do not need it
-        return None
-    if isinstance(model, TimmEfficientNet):  # efficientnet*, efficientnet_lite*, mixnet, mnasnet (timm)
-        return model.bn2  # conv_head's batch norm + activation: the last 7x7 map before pooling
-    if isinstance(model, TimmResNet):
-        return model.layer4
-    return None
+def _family_gradcam_layer(model: nn.Module) -> nn.Module | None:
+    """The last feature map of a torchvision/timm network whose family models/catalogue.py declares."""
+    family = family_of_network(model)
+    return family.gradcam_layer(model) if family is not None else None
 
 
 def _last_spatial_module(model: nn.Module, input_size: int) -> nn.Module | None:
@@ -126,11 +88,11 @@ def gradcam_layer(model: nn.Module, input_size: int = 224) -> nn.Module:
     backbone = getattr(model, "backbone", model)
     declared = declared_gradcam_layer(backbone) if isinstance(backbone, Backbone) else None
     network = _unwrap(model)
-    layer = declared or _known_gradcam_layer(network) or _last_spatial_module(network, input_size)
+    layer = declared or _family_gradcam_layer(network) or _last_spatial_module(network, input_size)
     if layer is None:
         raise ZoolensError(
             f"Grad-CAM needs a convolutional feature map and {type(network).__name__} has none; "
-            "use --method saliency"
+            f"use {setting('method')} saliency"
         )
     return layer
 

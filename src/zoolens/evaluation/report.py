@@ -21,7 +21,7 @@ from PIL import Image
 
 from zoolens import __version__
 from zoolens.data.images import open_image
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, setting
 from zoolens.files import check_apart, lies_inside, read_json
 from zoolens.plotting import plain_text
 
@@ -111,6 +111,16 @@ def model_card(model) -> dict:
     return {"backbone": info.name, "facts": facts}
 
 
+def _phase_text(phase: dict) -> str:
+    """One phase of the recorded strategy, as a sentence: what trained, on what, how fast and how long."""
+    unfreeze = phase.get("unfreeze")
+    trained = "" if unfreeze is None else (
+        f"the last {unfreeze} blocks and the head, " if unfreeze else "the whole network, ")
+    kept = ", kept only where it beat the network it started from" if phase.get("must_beat_start") else ""
+    return (f"{phase.get('name')} on {phase.get('on')}: {trained}learning rate {phase.get('lr')}, at most "
+            f"{phase.get('epochs')} epochs, patience {phase.get('patience')}{kept}")
+
+
 def training_rows(meta: dict) -> list[tuple[str, str]]:
     rows = []
     training = meta.get("training", {})
@@ -118,8 +128,7 @@ def training_rows(meta: dict) -> list[tuple[str, str]]:
         if key in ("seconds", "epochs_run"):
             continue
         if key == "phases":
-            value = "; ".join(f"{p.get('name')} on {p.get('on')}: learning rate {p.get('lr')}, at most {p.get('epochs')} "
-                              f"epochs, patience {p.get('patience')}" for p in value if isinstance(p, dict))
+            value = "; ".join(_phase_text(p) for p in value if isinstance(p, dict))
         elif isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items())
         if value is None:  # lr and epochs are resolved per phase; the others' defaults are not recorded
@@ -552,7 +561,7 @@ def write_report(model, data: str | Path | None = None, out: str | Path | None =
     elif metrics.get("confusion_matrix"):
         matrix = np.array(metrics["confusion_matrix"])
     else:
-        raise ZoolensError(f"{model.path}: no evaluation recorded and no data folder: pass --data")
+        raise ZoolensError(f"{model.path}: no evaluation recorded and no data folder: pass {setting('data')}")
     curves = model.path / "training_curves.png" if model.path else None
     context = {
         "title": model.path.name if model.path else model.network.backbone.info.name,

@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from zoolens import files
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, setting
 from zoolens.files import pid_alive, read_limited
 from zoolens.inference import model_schema
 from zoolens.inference.model_schema import MAX_META_BYTES
@@ -64,17 +64,17 @@ def check_model_target(path: Path) -> None:
     Absent, empty, a zoolens model (zoolens.json), or one whose replacement was killed mid-way, are fine."""
     path = Path(path)
     if os.path.lexists(path) and not path.exists():
-        raise ZoolensError(f"{path}: is a broken link; choose another --out")
+        raise ZoolensError(f"{path}: is a broken link; choose another {setting('out')}")
     if not path.exists():
         return
     if not path.is_dir():
-        raise ZoolensError(f"{path}: is a file, not a model folder; choose another --out")
+        raise ZoolensError(f"{path}: is a file, not a model folder; choose another {setting('out')}")
     try:
         empty = not any(path.iterdir())
     except OSError as error:
         raise ZoolensError(f"{path}: cannot be read ({error.strerror or error})") from None
     if not (empty or (path / META_FILE).exists() or _interrupted_save(path)):
-        raise ZoolensError(f"{path}: exists and is not a zoolens model; choose another --out")
+        raise ZoolensError(f"{path}: exists and is not a zoolens model; choose another {setting('out')}")
 
 
 def write_bundle(path: Path, state: dict[str, torch.Tensor], meta: dict, extra_files: dict[str, Path] | None = None):

@@ -83,7 +83,9 @@ SCHEMA = {
                 "augmentation": {"type": ["object", "null"]},
                 "phases": {"type": "array", "maxItems": 16, "items": {
                     "type": "object", "properties": {"name": OPTIONAL_STRING, "on": OPTIONAL_STRING,
-                                                     "lr": _number(0), "epochs": COUNT, "patience": COUNT}}},
+                                                     "lr": _number(0), "epochs": COUNT, "patience": COUNT,
+                                                     "unfreeze": COUNT, "learns_batchnorm": {"type": "boolean"},
+                                                     "must_beat_start": {"type": "boolean"}}}},
             },
         },
         "data": {"type": "object", "properties": {"root": OPTIONAL_STRING, "counts": {"type": "object"},

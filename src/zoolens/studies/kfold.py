@@ -12,7 +12,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from zoolens.data.folders import scan_folder
 from zoolens.data.split import Manifest, split_folder, write_manifest
-from zoolens.errors import ConfigError, ZoolensError
+from zoolens.errors import ConfigError, ZoolensError, setting
 from zoolens.evaluation.evaluate import evaluate_samples
 from zoolens.files import check_apart
 from zoolens.inference.bundle import check_model_target, move_model, remove_model
@@ -31,7 +31,7 @@ def fold_manifests(manifest: Manifest, k: int, seed: int) -> list[Manifest]:
     smallest = min(labels.count(name) for name in set(labels))
     if smallest < k:
         raise ZoolensError(f"{manifest.root}: a class has only {smallest} photos outside the test part; "
-                           f"--k {k} needs at least {k} per class")
+                           f"{setting('k')} {k} needs at least {k} per class")
     folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(pool)), labels)
     return [
         Manifest(manifest.root, manifest.classes,

@@ -8,6 +8,7 @@ Written as YAML (or one of the named presets in `presets/`):
     experiments:
       - {name: frozen, strategy: frozen}
       - {name: tuned, strategy: finetune, backbone: [resnet18, mobilenet_v2]}   # first one available
+      - {name: frozen, backbone: every-pretrained}   # one run per registered backbone with weights here
     budgets:
       small: {finetune: {epochs: 2, image_size: 128}}     # per strategy, or `all:`
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from zoolens.errors import ZoolensError
-from zoolens.models.backbones import backbone_source, offline_weights_available
+from zoolens.models.backbones import backbone_source, offline_weights_available, registered_backbones
 from zoolens.training.trainer import TrainConfig
 
 PRESETS = Path(__file__).with_name("presets")
@@ -72,6 +73,20 @@ def _choose_backbone(candidates, strategy: str, where: str) -> str:
     raise ZoolensError(f"{where}: none of {candidates} has pretrained weights available offline")
 
 
+EVERY_PRETRAINED = "every-pretrained"
+
+
+def _backbone_runs(name: str, candidates, strategy: str, where: str) -> list[tuple[str, str]]:
+    """(experiment name, backbone) for one entry: `every-pretrained` is one run per registered backbone whose
+    pretrained weights are available here, named after it."""
+    if candidates == EVERY_PRETRAINED:
+        names = [n for n, spec in registered_backbones().items() if spec.pretrained and offline_weights_available(n)]
+        if not names:
+            raise ZoolensError(f"{where} {name}: no registered backbone has pretrained weights available here")
+        return [(f"{name}-{backbone}", backbone) for backbone in names]
+    return [(name, _choose_backbone(candidates, strategy, f"{where} {name}"))]
+
+
 def _check_options(options: dict, where: str) -> None:
     unknown = set(options) - TRAIN_OPTIONS - {"name"}
     if unknown:
@@ -93,14 +108,14 @@ def load_study(source: str, budget: str | None = None) -> StudySpec:
             raise ZoolensError(f"{where}: experiment {number} must be a mapping of options")
         options = {**defaults, **entry}
         _check_options(options, f"{where} experiment {number}")
-        name = str(options.pop("name", f"run-{number}"))
-        if not re.fullmatch(r"[A-Za-z0-9._-]+", name) or name in names:
-            raise ZoolensError(f"{where}: experiment name {name!r} must be unique, letters/digits/._- only")
-        names.add(name)
         strategy = options.get("strategy", "frozen")
         options.update(limits.get("all", {}), **limits.get(strategy, {}))
-        options["backbone"] = _choose_backbone(options.get("backbone", "mobilenet_v2"), strategy, f"{where} {name}")
-        experiments.append(Experiment(name, options))
+        entry_name = str(options.pop("name", f"run-{number}"))
+        for name, backbone in _backbone_runs(entry_name, options.get("backbone", "mobilenet_v2"), strategy, where):
+            if not re.fullmatch(r"[A-Za-z0-9._-]+", name) or name in names:
+                raise ZoolensError(f"{where}: experiment name {name!r} must be unique, letters/digits/._- only")
+            names.add(name)
+            experiments.append(Experiment(name, {**options, "backbone": backbone}))
     split = data.get("split") or {}
     return StudySpec(
         name=str(data.get("name", Path(where).stem)),

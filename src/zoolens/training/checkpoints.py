@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, setting
 from zoolens.files import replaced_atomically
 
 PROGRESS_FILE = "progress.json"
@@ -52,7 +52,7 @@ def check_checkpoint_folder(out: str | Path) -> None:
     folder = checkpoint_folder(out)
     if os.path.lexists(folder) and not is_ours(folder):
         raise ZoolensError(f"{folder}: exists and is not a zoolens checkpoint (no {MARKER_FILE}); zoolens keeps "
-                           f"its per-epoch checkpoints there: move it away or choose another --out")
+                           f"its per-epoch checkpoints there: move it away or choose another {setting('out')}")
 
 
 def _make_folder(folder: Path) -> None:
@@ -111,6 +111,7 @@ class TrainingCheckpoints:
         check_checkpoint_folder(out)
         if resume and (checkpoints.folder / PROGRESS_FILE).exists():
             checkpoints._read()
+            checkpoints._drop_unnamed_tensors()
             done = ", ".join(f"{p} epoch {s['epoch']}{' (finished)' if s['finished'] else ''}"
                              for p, s in checkpoints.phases.items())
             return checkpoints, f"resuming from {checkpoints.folder} ({done or 'nothing trained yet'})"
@@ -144,8 +145,16 @@ class TrainingCheckpoints:
             changed = sorted(k for k in set(fingerprint) | set(self.fingerprint)
                              if fingerprint.get(k) != json.loads(json.dumps(self.fingerprint.get(k))))
             raise ZoolensError(f"{self.folder}: was made with different options ({', '.join(changed)}); "
-                               f"run with the same options, or without --resume to start over")
+                               f"run with the same options, or without {setting('resume')} to start over")
         self.phases = phases
+
+    def _drop_unnamed_tensors(self) -> None:
+        """Tensor files progress.json does not name: an epoch's predecessor, when a kill came after the commit point
+        and before its removal."""
+        named = {state.get("tensors") for state in self.phases.values()}
+        for path in self.folder.glob("*.safetensors"):
+            if path.name not in named:
+                path.unlink(missing_ok=True)
 
     def _write_progress(self) -> None:
         with replaced_atomically(self.folder / PROGRESS_FILE) as staging:
@@ -197,7 +206,8 @@ def drop_unfinished_checkpoint(out: str | Path) -> None:
     if not (folder.is_dir() and is_ours(folder)):
         return
     if (folder / PROGRESS_FILE).exists():
-        log.warning("%s: the finished epochs are kept there: `--resume` goes on from them (or delete it)", folder)
+        log.warning("%s: the finished epochs are kept there: %s goes on from them (or delete it)", folder,
+                    setting("resume"))
     else:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -1,9 +1,11 @@
-"""What both training loops share, without importing Lightning (a warm frozen run never needs it)."""
+"""What training shares, without importing Lightning (a warm frozen run never needs it)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import warnings
 
 import numpy as np
 import torch
@@ -35,3 +37,11 @@ def epoch_line(row: dict, total_epochs: int) -> str:
     return (f"  {row['phase']} epoch {row['epoch']:>3}/{total_epochs}  "
             f"loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
             f"val_loss {row['val_loss']:.4f} val_acc {row['val_acc']:.4f}")
+
+
+def quiet_lightning() -> None:
+    """Lightning's notices, which are about its own choices and not the user's run, kept out of the output."""
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)

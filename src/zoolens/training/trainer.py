@@ -10,12 +10,11 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from zoolens.data.folders import Sample, scan_folder
+from zoolens.data.folders import ImageFolder, Sample, scan_folder
 from zoolens.data.images import find_usable, open_image
 from zoolens.data.split import Manifest, read_manifest, split_folder, write_manifest
 from zoolens.data.transforms import Augmentation, eval_transform, train_transform
@@ -34,25 +33,24 @@ from zoolens.models.backbones import (
 )
 from zoolens.models.classifier import Classifier
 from zoolens.models.open_set import DEFAULT_SHARE, OpenSetCheck, fit_open_set
-from zoolens.runtime.distributed import Processes, in_process_group, start_processes
+from zoolens.runtime.distributed import Processes, start_processes
 from zoolens.runtime.features import extract_features, extract_features_sharded
 from zoolens.training.checkpoints import (
     TrainingCheckpoints,
     check_checkpoint_folder,
     checkpoint_folder,
     drop_unfinished_checkpoint,
-    phase_state,
-    strip_prefix,
-    unflatten_optimizer_state,
 )
 from zoolens.training.common import OPTIMIZERS, epoch_line, seed_everything
-from zoolens.training.head_loop import fit_dense_head
-
-if TYPE_CHECKING:  # Lightning is imported only to train through the backbone: a frozen run does without it
-    import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import EarlyStopping
-
-    from zoolens.training.lightning_task import KeepBestWeights, SaveEachEpoch
+from zoolens.training.loop import (
+    FabricDevice,
+    FeatureBatches,
+    LocalDevice,
+    Optimization,
+    Phase,
+    PhotoBatches,
+    run_phase,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +63,6 @@ SCRATCH_LR = {"adam": 1e-3, "rmsprop": 1e-3, "sgd": 1e-2}
 # Where and how fast a run goes, not what it learns: left out when comparing runs' settings.
 WHERE_IT_RUNS = ("accelerator", "devices", "num_nodes", "workers")
 THIN_CLASS_PHOTOS = 3  # fewer training photos than this in a class: warned about whatever the others have
-
-
-@dataclass(frozen=True)
-class Phase:
-    """One stage of a training strategy, resolved before training starts (and recorded in zoolens.json)."""
-
-    name: str  # "head", "finetune" or "scratch"
-    on: str  # "features": the dense head on cached frozen features; "photos": through the backbone
-    lr: float
-    epochs: int  # at most: early stopping on the validation loss ends it sooner
-    patience: int
 
 
 @dataclass
@@ -125,14 +112,26 @@ class TrainConfig:
     def phases(self) -> list[Phase]:
         """The strategy as data: what trains in turn, on what, at which learning rate and for how many epochs.
         `lr` and `epochs` apply to the strategy's last phase; the others keep their defaults."""
-        head = Phase("head", "features", self.lr if self.strategy == "frozen" and self.lr else HEAD_LR[self.optimizer],
-                     self.epochs if self.strategy == "frozen" and self.epochs else self.head_epochs, self.patience)
+        frozen = self.strategy == "frozen"
+        head = Phase("head", "features", self.lr if frozen and self.lr else HEAD_LR[self.optimizer],
+                     self.epochs if frozen and self.epochs else self.head_epochs, self.patience)
         if self.strategy == "frozen":
             return [head]
         if self.strategy == "finetune":
             return [head, Phase("finetune", "photos", self.lr or FINETUNE_LR[self.optimizer], self.epochs or 5,
-                                self.patience)]
-        return [Phase("scratch", "photos", self.lr or SCRATCH_LR[self.optimizer], self.epochs or 10, self.patience)]
+                                self.patience, unfreeze=self.unfreeze, must_beat_start=True)]
+        return [Phase("scratch", "photos", self.lr or SCRATCH_LR[self.optimizer], self.epochs or 10, self.patience,
+                      unfreeze=0, learns_batchnorm=True)]
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether the backbone starts from pretrained weights (and its frozen features are cached)."""
+        return self.phases()[0].on == "features"
+
+    @property
+    def trains_backbone(self) -> bool:
+        """Whether the backbone's weights change, so that its features are no longer the pretrained ones."""
+        return any(phase.on == "photos" for phase in self.phases())
 
     def on_one_device(self) -> TrainConfig:
         """For studies, k-fold and tuning, which train one model after another in this one process."""
@@ -164,120 +163,6 @@ def _check_parts(manifest: Manifest, usable: dict[Path, bool]) -> None:
         raise ZoolensError(f"{manifest.root}: too few photos to hold any out for validation; add photos")
 
 
-def _trainer(config: TrainConfig, epochs: int, callbacks: list, progress: bool) -> pl.Trainer:
-    """All the run's devices, with DDP when there are several processes."""
-    import lightning.pytorch as pl
-
-    from zoolens.training.lightning_task import quiet_lightning
-
-    quiet_lightning()
-    several = in_process_group()
-    return pl.Trainer(
-        max_epochs=epochs,
-        accelerator=config.accelerator,
-        devices=config.devices,
-        num_nodes=config.num_nodes,
-        strategy="ddp" if several else "auto",
-        callbacks=callbacks,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=progress,
-        num_sanity_val_steps=0,
-        log_every_n_steps=1,
-        default_root_dir=tempfile.gettempdir(),
-    )
-
-
-def _finished_phase(checkpoints: TrainingCheckpoints | None, phase: str, network, progress: bool) -> list[dict] | None:
-    """The history of a phase an interrupted run had finished, its weights loaded into `network`; else None."""
-    saved = checkpoints.phase(phase) if checkpoints else None
-    if not (saved and saved["finished"]):
-        return None
-    network.load_state_dict(strip_prefix(checkpoints.load_tensors(phase), "network."))
-    _say(progress, f"  {phase}: finished before the interruption ({saved['epoch']} epochs); skipped")
-    return saved["history"]
-
-
-def _fit(network, train_loader, val_loader, config: TrainConfig, phase: str, lr: float, epochs: int,
-         progress: bool, baseline_loss: float | None = None,
-         checkpoints: TrainingCheckpoints | None = None) -> list[dict]:
-    """A Lightning phase through the backbone, checkpointed after every epoch."""
-    from lightning.pytorch.callbacks import EarlyStopping
-
-    from zoolens.training.lightning_task import (
-        ClassificationTask,
-        EpochHistory,
-        KeepBestWeights,
-        SaveEachEpoch,
-        progress_state,
-    )
-
-    if (rows := _finished_phase(checkpoints, phase, network, progress)) is not None:
-        return rows
-    saved = checkpoints.phase(phase) if checkpoints else None
-    done = saved["epoch"] if saved else 0
-    # Reseeded per phase: decoding workers draw from the global generator, and a warm feature cache
-    # (no workers) must train exactly the same network as a cold one. A resumed phase draws new shuffles.
-    seed_everything(config.seed + done)
-    history = EpochHistory(phase, epochs, echo=progress, rows_so_far=saved["history"] if saved else None)
-    best = KeepBestWeights() if baseline_loss is None else KeepBestWeights(network, baseline_loss)
-    stop = EarlyStopping(monitor="val_loss", patience=config.patience, mode="min")
-    task = ClassificationTask(network, config.optimizer, lr, config.weight_decay, config.label_smoothing)
-    callbacks = [history, best, stop]
-    if checkpoints:
-        save = SaveEachEpoch(checkpoints, phase, history, best, stop, first_epoch=done)
-        if saved:
-            _resume_phase(phase, saved, checkpoints.load_tensors(phase), network, best, stop, save, progress)
-        callbacks.append(save)
-    if done < epochs and not (saved and saved["stopped_early"]):
-        _trainer(config, epochs - done, callbacks, progress).fit(task, train_loader, val_loader)
-    else:
-        best.restore_into(network)
-    if best.best_epoch:
-        _say(progress, f"  best validation loss {best.best_loss:.4f} at {phase} epoch {best.best_epoch}")
-    elif baseline_loss is not None:
-        _say(progress, f"  no {phase} epoch beat validation loss {baseline_loss:.4f}; keeping the network it started from")
-    if checkpoints:
-        checkpoints.save_epoch(phase, len(history.rows), network, None, None, progress_state(history, best, stop),
-                               finished=True)
-    return history.rows
-
-
-def _resume_phase(phase: str, saved: dict, tensors: dict, network, best: KeepBestWeights, stop: EarlyStopping,
-                  save: SaveEachEpoch, progress: bool) -> None:
-    """Put a phase back where its last checkpoint left it: weights, optimizer, best so far, patience used."""
-    network.load_state_dict(strip_prefix(tensors, "network."))
-    best.resume(saved["best_loss"], saved["best_epoch"], strip_prefix(tensors, "best.") or None, saved["epoch"])
-    stop.wait_count = saved["stop_wait"]
-    if saved["stop_best"] is not None:
-        stop.best_score = torch.tensor(saved["stop_best"])
-    if saved["optimizer"] is not None:
-        save.optimizer_state = unflatten_optimizer_state(tensors, saved["optimizer"])
-    _say(progress, f"  {phase}: {saved['epoch']} epoch(s) restored from the checkpoint")
-
-
-def fit_head(head: torch.nn.Module, features: dict[str, tuple[np.ndarray, np.ndarray]], config: TrainConfig,
-             progress: bool, checkpoints: TrainingCheckpoints | None = None) -> list[dict]:
-    """Train the dense softmax head on cached features: seconds, even for thousands of photos. Checkpointed
-    once finished (an interrupted head is simply trained again: it takes seconds)."""
-    if (rows := _finished_phase(checkpoints, "head", head, progress)) is not None:
-        return rows
-    phase = config.phases()[0]
-    lr, epochs = phase.lr, phase.epochs
-    seed_everything(config.seed)
-    fit = fit_dense_head(head, features["train"], features["val"], optimizer=config.optimizer, lr=lr,
-                         weight_decay=config.weight_decay, label_smoothing=config.label_smoothing, epochs=epochs,
-                         patience=phase.patience, batch_size=max(config.batch_size, 64), seed=config.seed,
-                         on_epoch=(lambda row: _say(True, epoch_line(row, epochs))) if progress else None)
-    _say(progress, f"  best validation loss {fit.best_loss:.4f} at head epoch {fit.best_epoch}")
-    if checkpoints:
-        state = phase_state(fit.rows, fit.best_loss, fit.best_epoch, fit.epochs_without_improvement, fit.best_loss,
-                            fit.stopped_early)
-        checkpoints.save_epoch("head", len(fit.rows), head, None, None, state, finished=True)
-    return fit.rows
-
-
 class _PhotoDataset(torch.utils.data.Dataset):
     def __init__(self, samples: list[Sample], classes: list[str], transform):
         self.samples = samples
@@ -293,46 +178,75 @@ class _PhotoDataset(torch.utils.data.Dataset):
         return self.transform(image), self.index[sample.label]
 
 
-def _unfreeze(network: Classifier, config: TrainConfig) -> None:
-    if config.strategy == "scratch" or not config.unfreeze:
-        network.set_backbone_trainable(True)
-        return
-    network.set_backbone_trainable(False)
-    for block in unfreeze_blocks(network.backbone)[-config.unfreeze:]:
-        for parameter in block.parameters():
-            parameter.requires_grad = True
+def _prepare_network(network: Classifier, phase: Phase) -> None:
+    """What trains in a phase through the backbone: its last `phase.unfreeze` blocks (0: all) and the head."""
+    network.freeze_batchnorm_statistics = not phase.learns_batchnorm
+    network.set_backbone_trainable(not phase.unfreeze)
+    if phase.unfreeze:
+        for block in unfreeze_blocks(network.backbone)[-phase.unfreeze:]:
+            for parameter in block.parameters():
+                parameter.requires_grad = True
+    network.backbone.info = replace(network.backbone.info, weights_tag="none")  # weights change from here on
 
 
-def train_on_photos(network: Classifier, parts: dict[str, list[Sample]], classes: list[str], prep,
-                    config: TrainConfig, progress: bool, baseline_loss: float | None = None,
-                    checkpoints: TrainingCheckpoints | None = None, world_size: int = 1) -> list[dict]:
-    """Training through the backbone on augmented photos: fine-tuning a warm network (which must then
-    beat `baseline_loss`, its validation loss before), or a network from scratch.
+def photo_batches(parts: dict[str, list[Sample]], classes: list[str], prep, config: TrainConfig,
+                  processes: Processes) -> PhotoBatches:
+    """Augmented training photos and plain validation photos, each process taking its share.
 
-    `batch_size` is the whole run's: with several processes each takes its share of every batch, so the
-    same command learns the same way on one device or many."""
+    `batch_size` is the whole run's: with several processes each takes its share of every batch, so the same
+    command learns the same way on one device or many."""
+    world_size, rank = processes.world_size, processes.rank
     workers = config.workers if config.workers is not None else min(4, max(1, (os.cpu_count() or 1) // world_size))
     batch_size = max(1, round(config.batch_size / world_size))
     train_set = _PhotoDataset(parts["train"], classes, train_transform(prep, config.augmentation))
-    val_set = _PhotoDataset(parts["val"], classes, eval_transform(prep))
+    # Every world_size-th validation photo: the processes' sums add up to the loss over each photo exactly once.
+    val_set = torch.utils.data.Subset(_PhotoDataset(parts["val"], classes, eval_transform(prep)),
+                                      range(rank, len(parts["val"]), world_size))
     common = dict(batch_size=batch_size, num_workers=workers, persistent_workers=workers > 0)
     # One shuffle of the whole set per epoch, each process taking every world_size-th photo of it: the global
     # batches are then the same on one process or several, and so is what the network learns.
-    rank = torch.distributed.get_rank() if world_size > 1 else 0
     sampler = torch.utils.data.DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True,
                                                   seed=config.seed)
     train_loader = torch.utils.data.DataLoader(train_set, sampler=sampler,
                                                drop_last=len(train_set) > config.batch_size, **common)
-    val_loader = torch.utils.data.DataLoader(val_set, **common)
-    scratch = config.strategy == "scratch"
-    network.freeze_batchnorm_statistics = not scratch  # a new network must learn its own statistics
-    _unfreeze(network, config)
-    network.backbone.info = replace(network.backbone.info, weights_tag="none")  # weights change from here on
-    phase = config.phases()[-1]
-    rows = _fit(network, train_loader, val_loader, config, phase.name, phase.lr, phase.epochs, progress, baseline_loss,
-                checkpoints)
+    return PhotoBatches(train_loader, torch.utils.data.DataLoader(val_set, **common), sampler)
+
+
+def run_phases(network: Classifier, features, parts: dict[str, list[Sample]], classes: list[str], prep,
+               config: TrainConfig, processes: Processes, progress: bool,
+               checkpoints: TrainingCheckpoints | None = None) -> list[dict]:
+    """Every phase of the strategy in turn, through the one loop; the history of all of them."""
+    optimization = Optimization(config.optimizer, config.weight_decay, config.label_smoothing, config.seed)
+    history: list[dict] = []
+    for phase in config.phases():
+        _say(progress, _phase_heading(phase, config, len(parts["train"])))
+        start_loss = min((row["val_loss"] for row in history), default=None)
+        if phase.on == "features":
+            network.set_backbone_trainable(False)
+            trained, batches, device = network.head, FeatureBatches(
+                features["train"], features["val"], max(config.batch_size, 64), config.seed), LocalDevice()
+        else:
+            _prepare_network(network, phase)
+            trained, batches = network, photo_batches(parts, classes, prep, config, processes)
+            device = FabricDevice(config.accelerator, config.devices, config.num_nodes)
+        done = run_phase(phase, trained, batches, optimization, device, start_loss=start_loss,
+                         checkpoints=checkpoints, every_epoch=phase.on == "photos",
+                         on_epoch=(lambda row, total=phase.epochs: _say(True, epoch_line(row, total))) if progress
+                         else None, on_note=lambda line: _say(progress, line),
+                         progress_bar=progress and phase.on == "photos")
+        history += done.rows
     network.eval()
-    return rows
+    return history
+
+
+def _phase_heading(phase: Phase, config: TrainConfig, photos: int) -> str:
+    if phase.on == "features":
+        return f"training the head ({config.optimizer}, early stopping on validation loss)"
+    if phase.learns_batchnorm:
+        return f"training {config.backbone} from scratch ({photos} photos per epoch)"
+    blocks = f"the last {phase.unfreeze} blocks" if phase.unfreeze else "the whole network"
+    augmented = "with augmentation" if config.augmentation else "without augmentation"
+    return f"fine-tuning {blocks} ({photos} photos per epoch, {augmented})"
 
 
 MIN_CALIBRATION_PHOTOS = 50
@@ -397,7 +311,7 @@ def _feature_arrays(parts, feature_of: dict[Path, np.ndarray], classes: list[str
 
 def _own_features(model: Model, parts, features, config: TrainConfig, role: str) -> np.ndarray:
     """The model's own pooled features of one part: the cached frozen ones, or through its trained backbone."""
-    if config.strategy == "frozen":
+    if not config.trains_backbone:
         return features[role][0]
     return extract_features([s.path for s in parts[role]], model.network.backbone, model.preprocessing,
                             progress=False).features
@@ -421,8 +335,8 @@ def fit_open_set_check(model: Model, parts, features, config: TrainConfig, val_f
     _say(progress, "fitting the open-set check ('none of these') on the validation photos")
     confidence = model.class_probabilities(val_features).max(axis=1)
     labels = _labels(model, parts["train"])
-    reference = None if config.strategy == "frozen" else _reference_backbone(config)
-    if config.strategy == "frozen" or reference is not None:
+    reference = _reference_backbone(config) if config.trains_backbone else None
+    if not config.trains_backbone or reference is not None:
         if reference is None:
             train_x, val_x, backbone = features["train"][0], val_features, model.network.backbone
         elif features is not None:  # fine-tuned: the features its head was warmed on are the pretrained ones
@@ -436,7 +350,7 @@ def fit_open_set_check(model: Model, parts, features, config: TrainConfig, val_f
                              share=config.open_set_share, seed=config.seed)
         check.summary["features"] = "own" if reference is None else {
             "backbone": reference.info.name, "weights": reference.info.weights_id,
-            "why": "a network trained from scratch has no ImageNet classifier" if config.strategy == "scratch"
+            "why": "a network trained from scratch has no ImageNet classifier" if not config.pretrained
             else "the fine-tuned backbone's features no longer feed the ImageNet classifier"}
         model.reference = reference
         return check
@@ -450,7 +364,7 @@ def fit_open_set_check(model: Model, parts, features, config: TrainConfig, val_f
 
 def _reference_backbone(config: TrainConfig):
     """The pretrained backbone beside a fine-tuned (the same one) or scratch (the default one) model."""
-    name = config.backbone if config.strategy == "finetune" else DEFAULT_BACKBONE
+    name = config.backbone if config.pretrained else DEFAULT_BACKBONE
     if not has_pretrained_weights(name):
         return None
     try:
@@ -503,30 +417,84 @@ def _first_process() -> bool:
     return True
 
 
+@dataclass
+class TrainingPhotos:
+    """The run's photos once split and read: the usable ones by part, their cached features when pretrained."""
+
+    folder: ImageFolder
+    manifest: Manifest
+    parts: dict[str, list[Sample]]
+    features: dict[str, tuple[np.ndarray, np.ndarray]] | None  # per part: (features, labels)
+    problems: list[tuple[str, str]]  # photos that could not be read, with why
+
+
 def _train(data: str | Path, out: str | Path | None = None, *, config: TrainConfig | None = None,
            split_file: str | Path | None = None, progress: bool = True, resume: bool = False, **options) -> Model:
     started = time.time()
+    config, processes = _resolve(config, options)
+    progress = progress and processes.is_main
+    seed_everything(config.seed)
+    folder, manifest = _split(data, split_file, config, progress)
+    backbone = build_backbone(config.backbone, pretrained=config.pretrained)
+    prep = backbone.info.preprocessing.at_size(config.image_size) if config.image_size else backbone.info.preprocessing
+    photos = _read_photos(folder, manifest, backbone, prep, config, processes, progress)
+    checkpoints = _start_checkpoints(out, _run_fingerprint(config, folder.root, manifest), resume, processes,
+                                     progress) if out is not None else None
+    # Reseeded so that the new head starts from the same weights however much of the above drew random
+    # numbers (decoding workers do on a cold feature cache, not on a warm one; one process's share or all).
+    seed_everything(config.seed)
+    network = Classifier(backbone, len(manifest.classes), dropout=config.dropout)
+    history = run_phases(network, photos.features, photos.parts, manifest.classes, prep, config, processes, progress,
+                         checkpoints)
+    model = Model(network, manifest.classes, prep, {})
+    if not processes.is_main:  # the first process calibrates, evaluates and saves; the others' work is done
+        return model
+    _calibrate(model, photos, config, progress)
+    evaluation = None
+    if photos.parts["test"]:
+        evaluation = evaluate_samples(model, photos.parts["test"], f"the test part of the split of {folder.root}",
+                                      progress=progress)
+    elapsed = time.time() - started
+    model.meta = _training_record(config, photos, processes, history, evaluation, model, elapsed)
+    model.history = history
+    model.evaluation = evaluation
+    if out is not None:
+        _save_training_outputs(model, manifest, history, evaluation, Path(out))
+        checkpoints.remove()
+        _say(progress, f"saved {out} in {elapsed:.0f} s")
+    return model
+
+
+def _resolve(config: TrainConfig | None, options: dict) -> tuple[TrainConfig, Processes]:
+    """The run's settings, checked, with the devices its processes turned out to have."""
     config = replace(config or TrainConfig(), **options)
     config.validate()
     processes = start_processes(config.accelerator, config.devices, config.num_nodes)
-    config = replace(config, devices=processes.devices, num_nodes=processes.num_nodes)
-    progress = progress and processes.is_main
-    seed_everything(config.seed)
+    return replace(config, devices=processes.devices, num_nodes=processes.num_nodes), processes
+
+
+def _split(data: str | Path, split_file: str | Path | None, config: TrainConfig,
+           progress: bool) -> tuple[ImageFolder, Manifest]:
     folder = scan_folder(data)
-    manifest = read_manifest(split_file, folder.root) if split_file else split_folder(folder, config.ratios, config.seed)
+    if split_file:
+        manifest = read_manifest(split_file, folder.root)
+    else:
+        manifest = split_folder(folder, config.ratios, config.seed)
     counts = manifest.counts()
     _say(progress, f"{folder.root}: {len(folder.classes)} classes, "
          + ", ".join(f"{role} {sum(counts[role].values())}" for role in ("train", "val", "test")))
     for path, reason in folder.skipped:
         _say(progress, f"  skipped {path}: {reason}")
+    return folder, manifest
 
-    pretrained = config.strategy != "scratch"
-    backbone = build_backbone(config.backbone, pretrained=pretrained)
-    prep = backbone.info.preprocessing
-    if config.image_size:
-        prep = prep.at_size(config.image_size)
+
+def _read_photos(folder: ImageFolder, manifest: Manifest, backbone, prep, config: TrainConfig,
+                 processes: Processes, progress: bool) -> TrainingPhotos:
+    """Every photo of the split read once: through the frozen backbone into the feature cache when pretrained,
+    only checked to decode when trained from scratch. Unreadable ones are left out, and named."""
     samples = [s for s, _ in manifest.rows]
-    if pretrained:
+    found = None
+    if config.pretrained:
         _say(progress, f"features from {config.backbone} at {prep.input_size} px (cached for next time)")
         found = extract_features_sharded([s.path for s in samples], backbone, prep, processes, progress=progress)
         if found.computed_by_process:
@@ -543,70 +511,40 @@ def _train(data: str | Path, out: str | Path | None = None, *, config: TrainConf
     if processes.is_main:
         for warning in thin_classes(parts["train"], manifest.classes):
             log.warning("%s: %s", folder.root, warning)
-
-    checkpoints = _start_checkpoints(out, _run_fingerprint(config, folder.root, manifest), resume, processes,
-                                     progress) if out is not None else None
-
-    # Reseeded so that the new head starts from the same weights however much of the above drew random
-    # numbers (decoding workers do on a cold feature cache, not on a warm one; one process's share or all).
-    seed_everything(config.seed)
-    network = Classifier(backbone, len(manifest.classes), dropout=config.dropout)
     features = None
-    if pretrained:
+    if found is not None:
         features = _feature_arrays(parts, {s.path: found.features[i] for i, s in enumerate(samples)}, manifest.classes)
-        network.set_backbone_trainable(False)
-        _say(progress, f"training the head ({config.optimizer}, early stopping on validation loss)")
-        history = fit_head(network.head, features, config, progress, checkpoints)
-    else:
-        history = []
-    if config.strategy == "finetune":
-        blocks = f"the last {config.unfreeze} blocks" if config.unfreeze else "the whole network"
-        augmented = "with augmentation" if config.augmentation else "without augmentation"
-        _say(progress, f"fine-tuning {blocks} ({len(parts['train'])} photos per epoch, {augmented})")
-        head_best = min(row["val_loss"] for row in history)
-        history += train_on_photos(network, parts, manifest.classes, prep, config, progress, head_best, checkpoints,
-                                   processes.world_size)
-    elif config.strategy == "scratch":
-        _say(progress, f"training {config.backbone} from scratch ({len(parts['train'])} photos per epoch)")
-        history += train_on_photos(network, parts, manifest.classes, prep, config, progress,
-                                   checkpoints=checkpoints, world_size=processes.world_size)
-    network.eval()
-    if not processes.is_main:  # the first process evaluates and saves; the others' work is done
-        return Model(network, manifest.classes, prep, {})
+    return TrainingPhotos(folder, manifest, parts, features, problems)
 
-    model = Model(network, manifest.classes, prep, {})
-    val_features = _own_features(model, parts, features, config, "val")
-    val_labels = _labels(model, parts["val"])
-    temperature = calibrate_temperature(_validation_logits(model, val_features), val_labels)
-    model.temperature = temperature
-    model.open_set = fit_open_set_check(model, parts, features, config, val_features, progress)
+
+def _calibrate(model: Model, photos: TrainingPhotos, config: TrainConfig, progress: bool) -> None:
+    """Confidences that mean what they say (temperature), and "none of these" (the open-set check)."""
+    val_features = _own_features(model, photos.parts, photos.features, config, "val")
+    val_labels = _labels(model, photos.parts["val"])
+    model.temperature = calibrate_temperature(_validation_logits(model, val_features), val_labels)
+    model.open_set = fit_open_set_check(model, photos.parts, photos.features, config, val_features, progress)
     if model.open_set.summary["animal_check"] != "on":
         _say(progress, f"  open-set animal check {model.open_set.summary['animal_check']}")
 
-    evaluation = None
-    if parts["test"]:
-        evaluation = evaluate_samples(model, parts["test"], f"the test part of the split of {folder.root}", progress=progress)
-    elapsed = time.time() - started
-    model.meta = {
+
+def _training_record(config: TrainConfig, photos: TrainingPhotos, processes: Processes, history: list[dict],
+                     evaluation, model: Model, elapsed: float) -> dict:
+    """What zoolens.json says about how the model was made."""
+    temperature = model.temperature
+    return {
         "training": {**config.to_dict(), "phases": [asdict(phase) for phase in config.phases()],
                      "seconds": round(elapsed, 1), "epochs_run": len(history), "processes": processes.world_size},
         "data": {
-            "root": str(folder.root.resolve()),
-            "presplit": folder.presplit,
-            "counts": counts,
-            "skipped": [{"path": p, "reason": r} for p, r in folder.skipped + problems],
+            "root": str(photos.folder.root.resolve()),
+            "presplit": photos.folder.presplit,
+            "counts": photos.manifest.counts(),
+            "skipped": [{"path": p, "reason": r} for p, r in photos.folder.skipped + photos.problems],
         },
         "calibration": {"temperature": temperature,
-                        "fitted_on": f"{len(val_labels)} validation photos" if temperature != 1.0 else "not fitted"},
+                        "fitted_on": f"{len(photos.parts['val'])} validation photos" if temperature != 1.0
+                        else "not fitted"},
         "metrics": {k: v for k, v in evaluation.summary().items() if k not in ("skipped",)} if evaluation else {},
     }
-    model.history = history
-    model.evaluation = evaluation
-    if out is not None:
-        _save_training_outputs(model, manifest, history, evaluation, Path(out))
-        checkpoints.remove()
-        _say(progress, f"saved {out} in {elapsed:.0f} s")
-    return model
 
 
 def _start_checkpoints(out, fingerprint: dict, resume: bool, processes: Processes,

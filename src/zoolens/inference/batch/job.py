@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from zoolens.errors import ConfigError, ZoolensError
+from zoolens.errors import ConfigError, ZoolensError, setting
 from zoolens.inference.batch.local import local_predictions
 from zoolens.inference.batch.results import FORMAT, RESULTS_VERSION, ResultsDataset
 from zoolens.inference.batch.sorting import sort_into
@@ -33,13 +33,13 @@ def _check_folders(root: Path, out: Path, sort_target: Path | None) -> None:
     if not root.exists():
         raise ZoolensError(f"{root}: no such folder")
     if not root.is_dir():
-        raise ZoolensError(f"{root}: is a file; batch prediction with --out takes one folder of photos")
-    for option, place in (("--sort-into", sort_target), ("--out", out)):
+        raise ZoolensError(f"{root}: is a file; batch prediction with {setting('out')} takes one folder of photos")
+    for option, place in ((setting("sort_into"), sort_target), (setting("out"), out)):
         if place is not None and place.resolve().is_relative_to(root.resolve()):
             raise ZoolensError(f"{place}: {option} must be outside the photo folder {root} (it is never written to)")
     if sort_target is not None and root.resolve().is_relative_to(sort_target.resolve()):
-        raise ZoolensError(f"{sort_target}: --sort-into must not hold the photo folder {root} (a class folder "
-                           f"could be the photo folder itself, and links would land among the photos)")
+        raise ZoolensError(f"{sort_target}: {setting('sort_into')} must not hold the photo folder {root} (a class "
+                           f"folder could be the photo folder itself, and links would land among the photos)")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class BatchOptions:
     top_k: int = 3
     min_confidence: float = 0.0
     open_set: str = "on"
-    sort_target: Path | None = None  # link (or copy) each photo into the folder of its answer
+    sort_into: Path | None = None  # link (or copy) each photo into the folder of its answer
     copy: bool = False
     summary_csv: Path | None = None  # default: beside the results, <name>-summary.csv
     workers: int | None = None  # decoding processes of the local engine (default: up to 4)
@@ -92,7 +92,7 @@ def predict_folder(model: Model | str | Path, root: str | Path, out: str | Path,
                    **settings) -> BatchSummary:
     """Predict every photo below `root` into the Parquet results folder `out`, going on from what an
     earlier run with the same `out` finished; optionally link the photos into per-class folders under
-    `sort_target`; write the per-folder summary CSV (default: beside `out`, `<name>-summary.csv`).
+    `sort_into`; write the per-folder summary CSV (default: beside `out`, `<name>-summary.csv`).
     `settings` are BatchOptions fields, over `options`. What it did is the returned BatchSummary (and logged)."""
     from tqdm.auto import tqdm
 
@@ -100,7 +100,7 @@ def predict_folder(model: Model | str | Path, root: str | Path, out: str | Path,
     options.validate()
     model = model if isinstance(model, Model) else Model.load(model)
     root, out = Path(root).expanduser(), Path(out).expanduser()
-    sort_target = Path(options.sort_target).expanduser() if options.sort_target is not None else None
+    sort_target = Path(options.sort_into).expanduser() if options.sort_into is not None else None
     _check_folders(root, out, sort_target)
     results = ResultsDataset(out, _settings(model, root, options))
     done = results.done()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, setting
 from zoolens.files import read_json, regular_file, replaced_atomically
 from zoolens.inference.batch.walk import DoneSet, Found, as_text, photo_key
 from zoolens.inference.prediction import Prediction, table_columns, table_row
@@ -41,7 +41,7 @@ class ResultsDataset:
     def __init__(self, folder: Path, settings: dict):
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
-            raise ZoolensError(f"{self.folder}: is a file; --out names a results folder (made if missing)")
+            raise ZoolensError(f"{self.folder}: is a file; {setting('out')} names a results folder (made if missing)")
         self.folder.mkdir(parents=True, exist_ok=True)
         self._check_settings(settings)
         for stale in self.folder.iterdir():  # what a killed run was writing: never visible as a part
@@ -56,11 +56,12 @@ class ResultsDataset:
         if path.exists():
             earlier = read_json(path, limit=1024 * 1024)
             if not isinstance(earlier, dict):
-                raise ZoolensError(f"{path}: not the settings zoolens writes; delete it or use another --out")
+                raise ZoolensError(f"{path}: not the settings zoolens writes; delete it or use another "
+                                   f"{setting('out')}")
             changed = [key for key in settings if earlier.get(key) != settings[key]]
             if changed:
                 raise ZoolensError(f"{self.folder}: holds results made with other settings ({', '.join(changed)}); "
-                                   f"use another --out, or the same settings to go on")
+                                   f"use another {setting('out')}, or the same settings to go on")
             return
         if any(PART_NAME.fullmatch(p.name) for p in self.folder.iterdir()):
             raise ZoolensError(f"{self.folder}: has part files but no {SETTINGS_FILE}; not zoolens results")
@@ -96,7 +97,8 @@ class ResultsDataset:
             if found is None or found.type != column.type:
                 what = "has no" if found is None else f"has {found.type} in its"
                 raise ZoolensError(f"{part}: not a zoolens results part ({what} {column.name!r} column, zoolens "
-                                   f"writes {column.type}); move it out of this --out folder or choose another")
+                                   f"writes {column.type}); move it out of this {setting('out')} folder or choose "
+                                   "another")
 
     def done(self) -> DoneSet:
         keys = []

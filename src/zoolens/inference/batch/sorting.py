@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, setting
 from zoolens.files import safe_folder_name
 from zoolens.inference.batch.results import ResultsDataset
 from zoolens.inference.prediction import CLASS
@@ -57,7 +57,8 @@ def sort_into(results: ResultsDataset, target: Path, copy: bool = False) -> Coun
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ZoolensError(f"{target}: --sort-into folder cannot be made ({error.strerror or error})") from None
+        raise ZoolensError(f"{target}: {setting('sort_into')} folder cannot be made ({error.strerror or error})"
+                           ) from None
     inside = Path(os.path.realpath(target))
     destinations: dict[str, Path] = {}
 
@@ -66,8 +67,8 @@ def sort_into(results: ResultsDataset, target: Path, copy: bool = False) -> Coun
             folder = target / safe_folder_name(answer)
             for _ in ("before it is made", "after"):  # after too: a link put there in between
                 if Path(os.path.realpath(folder)).parent != inside:
-                    raise ZoolensError(f"{folder}: leads out of --sort-into {target} (a link?); nothing is placed "
-                                       f"outside it: remove it or choose another --sort-into")
+                    raise ZoolensError(f"{folder}: leads out of {setting('sort_into')} {target} (a link?); nothing "
+                                       f"is placed outside it: remove it or choose another {setting('sort_into')}")
                 try:
                     folder.mkdir(exist_ok=True)
                 except OSError as error:
