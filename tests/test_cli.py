@@ -16,6 +16,7 @@ def zoolens(*args, cwd=None):
     return result
 
 
+@pytest.mark.slow
 def test_data_inspect_names_every_problem(small_animals, tmp_path):
     data = copy_subset(small_animals, tmp_path / "d", per_class=5)
     (data / "cats" / "empty.jpg").write_bytes(b"")
@@ -35,6 +36,7 @@ def test_data_inspect_names_every_problem(small_animals, tmp_path):
     assert (tmp_path / "summary" / "class_balance.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_data_split_writes_a_manifest_outside_the_data(small_animals, tmp_path):
     result = zoolens("data", "split", small_animals, "--ratios", "70/10/20", "--seed", "0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -45,6 +47,7 @@ def test_data_split_writes_a_manifest_outside_the_data(small_animals, tmp_path):
     assert not list(small_animals.glob("*.csv"))
 
 
+@pytest.mark.slow
 def test_train_with_one_class_is_one_clear_sentence(tmp_path):
     (tmp_path / "d" / "cats").mkdir(parents=True)
     Image.new("RGB", (10, 10)).save(tmp_path / "d" / "cats" / "a.jpg")
@@ -54,13 +57,16 @@ def test_train_with_one_class_is_one_clear_sentence(tmp_path):
     assert not (tmp_path / "m").exists()
 
 
-def test_missing_folder_and_bad_option(tmp_path):
+@pytest.mark.slow
+def test_missing_folder_and_bad_option(small_animals, tmp_path):
     result = zoolens("train", tmp_path / "nowhere", "--out", tmp_path / "m")
     assert result.returncode == 2 and "no such folder" in result.stderr
-    result = zoolens("train", tmp_path, "--out", tmp_path / "m", "--ratios", "lots")
-    assert result.returncode == 2
+    result = zoolens("train", small_animals, "--out", tmp_path / "m", "--ratios", "lots")  # a folder it could train on
+    assert result.returncode == 2 and result.stderr.startswith("zoolens: error: --ratios "), result.stderr
+    assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "m").exists()
 
 
+@pytest.mark.slow
 def test_evaluate_and_predict_commands(trained_model, other_animals, tmp_path):
     result = zoolens("evaluate", trained_model.path, other_animals, "--out", tmp_path / "eval")
     assert result.returncode == 0, result.stderr
@@ -78,6 +84,7 @@ def test_evaluate_and_predict_commands(trained_model, other_animals, tmp_path):
     assert "not sure" in result.stdout
 
 
+@pytest.mark.slow
 def test_predict_imagenet_without_training(tmp_path):
     from skimage import data
 
@@ -90,12 +97,14 @@ def test_predict_imagenet_without_training(tmp_path):
     assert "broken.jpg" in second and "error" in second
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["predict", "nowhere-model", "x.jpg"], ["evaluate", "nowhere-model", "."]])
 def test_missing_model_is_one_line(args, tmp_path):
     result = zoolens(*args, cwd=tmp_path)
     assert result.returncode == 2 and "no such model folder" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_setting_out_of_range_names_the_field_in_python_and_the_option_on_the_command_line(tmp_path):
     from zoolens.errors import ConfigError, ZoolensError
     from zoolens.training.trainer import TrainConfig
@@ -107,6 +116,7 @@ def test_a_setting_out_of_range_names_the_field_in_python_and_the_option_on_the_
     assert result.returncode == 2 and result.stderr == "zoolens: error: --batch-size must be at least 1, not 0\n"
 
 
+@pytest.mark.slow
 def test_a_setting_a_library_message_names_is_shown_as_the_commands_option(trained_model, tmp_path):
     from zoolens.cli.program import build_parser, option_fields, options_named
     from zoolens.errors import ZoolensError

@@ -75,6 +75,7 @@ def users_part(snapshot: dict) -> dict:
 
 
 # ---- 1. replacing a model keeps everything else in its folder ------------------------------------------
+@pytest.mark.slow
 def test_training_again_into_a_model_folder_replaces_only_zoolens_files(tiny, tmp_path):
     import zoolens
 
@@ -110,6 +111,7 @@ model.save(sys.argv[2])
 """
 
 
+@pytest.mark.slow
 def test_a_kill_in_the_middle_of_the_swap_leaves_no_half_model_and_keeps_the_users_files(trained_model, tiny,
                                                                                          tmp_path):
     import zoolens
@@ -192,6 +194,7 @@ def test_zoolens_own_checkpoint_folder_is_marked_reused_and_removed(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == []  # no temporary folder left either
 
 
+@pytest.mark.slow
 def test_a_cli_run_refuses_the_users_partial_folder_in_one_line(tiny, tmp_path):
     mine = users_partial(tmp_path)
     before = tree_snapshot(mine)
@@ -231,6 +234,7 @@ def test_data_inside_out_or_its_checkpoint_folder_is_refused(small_animals, tmp_
     assert tree_snapshot(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_cli_train_into_its_data_folder_is_one_line(data):
     before, listing = tree_snapshot(data), entries(data)
     result = run_zoolens("train", data, "--out", data / "model", "--image-size", "64", "--quiet")
@@ -238,6 +242,7 @@ def test_cli_train_into_its_data_folder_is_one_line(data):
     assert tree_snapshot(data) == before and entries(data) == listing
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["kfold", "--k", "2"], ["tune", "--trials", "1"],
                                      ["study", "seed-003", "--budget", "small"]])
 def test_studies_refuse_an_output_inside_their_data_before_writing(data, command):
@@ -274,6 +279,7 @@ with output_lock(sys.argv[1]):
 """
 
 
+@pytest.mark.slow
 def test_two_processes_one_out_and_a_dead_holders_lock_is_taken_over(tiny, tmp_path):
     import zoolens
 

@@ -77,6 +77,7 @@ def test_face_detector_uses_the_seeds_cascade_and_finds_a_face_not_a_cat(photos)
     assert not detector.has_face(Image.open(photos["cat"]))
 
 
+@pytest.mark.slow
 def test_a_dog_gets_its_breed(app, photos):
     report = app.identify(photos["dog"])[0]
     assert report.kind == "dog"

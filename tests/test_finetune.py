@@ -1,9 +1,12 @@
 """Fine-tuning the whole network end to end, on a small real subset, at a reduced size to fit in CI."""
 
+import pytest
+
 import zoolens
 from zoolens.inference.model import Model
 
 
+@pytest.mark.slow
 def test_finetuning_improves_validation_loss_over_the_frozen_head(small_animals, tmp_path):
     model = zoolens.train(small_animals, tmp_path / "ft", strategy="finetune", image_size=128, epochs=4,
                           progress=False)

@@ -93,6 +93,7 @@ def jpeg_header(size=(300, 200), cut=600) -> bytes:
 
 
 # ---- pictures that cost more than their bytes --------------------------------------------------------
+@pytest.mark.slow
 def test_a_20_gb_sparse_photo_is_refused_unread_by_inspect_and_predict(data, model):
     """`data inspect` was killed by the kernel reading it whole; now it is refused from stat(): the same command on
     the same folder without it reads as many bytes and peaks as high, give or take a little."""
@@ -190,6 +191,7 @@ def test_a_float_tiff_is_read_with_its_true_brightness_and_nan_is_refused(tmp_pa
             open_image(tmp_path / "bad.tif")
 
 
+@pytest.mark.slow
 def test_avif_is_one_rule_named_or_in_a_folder(data, model):
     from PIL import features
 
@@ -203,6 +205,7 @@ def test_avif_is_one_rule_named_or_in_a_folder(data, model):
     assert named.returncode == 0 and "error" not in named.stdout
 
 
+@pytest.mark.slow
 def test_an_eps_named_jpg_never_reaches_pillows_eps_reader(tmp_path, monkeypatch, model):
     from PIL import EpsImagePlugin
 
@@ -241,6 +244,7 @@ def test_mathtext_in_class_and_file_names_is_drawn_as_text(data, tmp_path):
     assert written[0] is not None and written[0].stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_escape_sequences_in_names_are_shown_escaped_on_the_terminal(data, model):
     """A file named with a terminal escape (here: set the window title, clear the screen) was printed raw."""
     hostile = data / "cats" / "a\x1b]0;pwned\x07\x1b[2J.jpg"
@@ -256,6 +260,7 @@ def test_escape_sequences_in_names_are_shown_escaped_on_the_terminal(data, model
     assert "\x1b" not in refused.stderr and "no\\x1b[2Jmodel" in one_line_error(refused)
 
 
+@pytest.mark.slow
 def test_a_photo_path_over_the_system_limit_is_named(data):
     """A photo path over 4096 bytes was silently left out of training."""
     deep = data / "cats"
@@ -325,6 +330,7 @@ def test_a_full_disk_during_train_is_one_line_and_leaves_no_staging_folder(tiny,
     assert "cache not written" in result.stderr  # the feature cache could not be written either: a warning
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [
     ["evaluate", "{model}", "{data}", "--out", "{out}/evaluation"],
     ["report", "{model}", "--data", "{data}", "--out", "{out}/report.html"],
@@ -344,6 +350,7 @@ def test_a_full_disk_is_one_line_and_the_unfinished_output_is_removed(command, m
     assert tree_snapshot(model) == before
 
 
+@pytest.mark.slow
 def test_a_device_as_a_file_output_is_written_to_never_replaced(tiny, model, tmp_path):
     """`--out /dev/full` was renamed over: for root, a CSV where the device had been. A device is now written to
     as it is (a full one: one line), and a pipe such as /dev/stdout works."""
@@ -364,6 +371,7 @@ def test_a_device_as_a_file_output_is_written_to_never_replaced(tiny, model, tmp
     assert full.is_char_device()
 
 
+@pytest.mark.slow
 def test_a_results_part_with_another_schema_is_named_and_nothing_is_changed(tiny, model, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -378,6 +386,7 @@ def test_a_results_part_with_another_schema_is_named_and_nothing_is_changed(tiny
     assert tree_snapshot(results) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [
     ["data", "inspect", "{data}", "--out", "{data}/summary"],
     ["evaluate", "{model}", "{data}", "--out", "{data}/evaluation"],
@@ -397,6 +406,7 @@ def tampered_copy(model: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(model, tmp_path / "sent-model"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("row", ["../outside/secret.jpg", "/etc/passwd", "cats/../../outside/secret.jpg"])
 def test_split_csv_rows_outside_the_data_folder_are_refused(row, tiny, model, tmp_path):
     sent = tampered_copy(model, tmp_path)

@@ -148,6 +148,7 @@ def test_a_damaged_open_set_file_is_a_one_line_error(trained_model, tmp_path, da
     assert capsys.readouterr().err.startswith("zoolens: error:")
 
 
+@pytest.mark.slow
 def test_the_animal_check_switches_itself_off_when_the_classes_are_not_animals(cifar_test, tmp_path, skimage_photos):
     data = tmp_path / "vehicles"
     for name in ("airplane", "truck"):

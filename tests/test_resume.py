@@ -64,6 +64,7 @@ def tiny_animals(small_animals, tmp_path_factory) -> Path:
     return copy_subset(small_animals, tmp_path_factory.mktemp("tiny") / "animals", per_class=30)
 
 
+@pytest.mark.slow
 def test_training_killed_mid_run_resumes_from_its_last_checkpoint(tiny_animals, tmp_path):
     out = tmp_path / "model"
     options = ["train", tiny_animals, "--out", out, "--strategy", "scratch", "--backbone", "seed002_baseline",
@@ -119,6 +120,7 @@ def test_resuming_removes_the_tensors_of_an_epoch_a_kill_left_behind(tmp_path):
     assert sorted(p.name for p in checkpoint_folder(out).glob("*.safetensors")) == ["scratch-epoch0002.safetensors"]
 
 
+@pytest.mark.slow
 def test_resume_with_different_options_is_refused(tiny_animals, tmp_path):
     out = tmp_path / "model"
     process = start_zoolens("train", tiny_animals, "--out", out, "--strategy", "scratch", "--backbone",
@@ -133,6 +135,7 @@ def test_resume_with_different_options_is_refused(tiny_animals, tmp_path):
     assert result.returncode == 2 and "different options (lr)" in result.stderr, result.stderr
 
 
+@pytest.mark.slow
 def test_frozen_run_resumes_a_finished_head_without_retraining(tiny_animals, tmp_path, monkeypatch):
     import shutil
 
@@ -146,6 +149,11 @@ def test_frozen_run_resumes_a_finished_head_without_retraining(tiny_animals, tmp
     shutil.rmtree(out)
     assert json.loads((checkpoint_folder(out) / PROGRESS_FILE).read_text())["phases"]["head"]["finished"]
     monkeypatch.undo()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the finished head was trained again")
+
+    monkeypatch.setattr("zoolens.training.loop._train_epoch", no_training)
     again = zoolens.train(tiny_animals, out, progress=False, image_size=64, epochs=5, resume=True)
     assert again.history == first.history
     for name, tensor in first.network.state_dict().items():
@@ -168,6 +176,7 @@ model.save(sys.argv[2])
 """
 
 
+@pytest.mark.slow
 def test_kill_while_saving_never_leaves_a_half_model(trained_model, tmp_path):
     for target in (tmp_path / "new-model", trained_model.path):  # a new folder, and replacing an existing model
         before = sorted(p.name for p in target.iterdir()) if target.exists() else None
@@ -195,6 +204,7 @@ extract_features(paths, backbone, prep, batch_size=4, progress=False)  # killed 
 """
 
 
+@pytest.mark.slow
 def test_feature_cache_survives_a_kill_and_never_serves_a_corrupted_row(tiny_animals, tmp_path, monkeypatch):
     from zoolens.models.backbones import build_backbone
     from zoolens.runtime.features import extract_features

@@ -69,6 +69,7 @@ def test_unknown_preset_or_budget(tmp_path):
         load_study("seed-003", "huge")
 
 
+@pytest.mark.slow
 def test_tiny_study_end_to_end_and_resumes(small_animals, tmp_path):
     spec_file = write_spec(tmp_path / "s.yaml", [
         {"name": "adam", "optimizer": "adam"},
@@ -107,20 +108,45 @@ def test_folds_are_stratified_and_cover_every_photo_once(small_animals):
         fold_manifests(manifest, 60, seed=0)
 
 
+@pytest.mark.slow
 def test_kfold_reports_mean_and_std_and_keeps_the_best_fold(small_animals, tmp_path):
+    import numpy as np
+
+    from zoolens.data.split import read_manifest
+    from zoolens.evaluation.evaluate import evaluate_samples
+
     summary = run_kfold(small_animals, tmp_path / "kf", k=3, progress=False)
-    assert len(summary["folds"]) == 3
-    assert 0.85 <= summary["accuracy_mean"] <= 1.0 and summary["accuracy_std"] >= 0
+    folds = summary["folds"]
+    assert [row["fold"] for row in folds] == [1, 2, 3]
+    accuracies = [row["accuracy"] for row in folds]
+    assert summary["accuracy_mean"] == pytest.approx(np.mean(accuracies)) and summary["accuracy_mean"] >= 0.85
+    assert summary["accuracy_std"] == pytest.approx(np.std(accuracies))
+    assert summary["f1_macro_mean"] == pytest.approx(np.mean([row["f1_macro"] for row in folds]))
+    assert accuracies[summary["best_fold"] - 1] == max(accuracies)
     assert sorted(p.name for p in (tmp_path / "kf").iterdir() if p.is_dir()) == ["best"]
-    assert zoolens.Model.load(tmp_path / "kf" / "best").classes == ["cats", "dogs", "panda"]
+    best = zoolens.Model.load(tmp_path / "kf" / "best")
+    assert best.classes == ["cats", "dogs", "panda"]
+    # The model kept is the best fold's: on that fold's validation photos it scores what the table says.
+    fold = read_manifest(tmp_path / "kf" / f"fold-{summary['best_fold']}.csv", small_animals)
+    assert evaluate_samples(best, fold.part("val"), "best fold", progress=False).accuracy == pytest.approx(max(accuracies))
+    assert summary["best_fold_test_accuracy"] == pytest.approx(best.meta["metrics"]["accuracy"])
 
 
+@pytest.mark.slow
 def test_tune_picks_the_lowest_validation_loss(small_animals, tmp_path):
     summary = run_tune(small_animals, tmp_path / "tune", trials=3, method="random", progress=False)
     trials = list(csv.DictReader((tmp_path / "tune" / "trials.csv").open()))
     assert len(trials) == 3
-    assert summary["best_val_loss"] == pytest.approx(min(float(t["val_loss"]) for t in trials))
+    best_trial = min(trials, key=lambda t: float(t["val_loss"]))
+    assert summary["best_val_loss"] == pytest.approx(float(best_trial["val_loss"]))
     assert summary["best_test_accuracy"] >= 0.85
+    # The best trial's settings are the ones saved, and the best model was trained with them.
+    saved = json.loads((tmp_path / "tune" / "best_config.json").read_text())["best_config"]
+    assert saved == summary["best_config"] and set(saved) == {"optimizer", "lr", "dropout", "epochs"}
+    assert saved["optimizer"] == best_trial["optimizer"] and int(saved["epochs"]) == int(best_trial["epochs"])
+    assert saved["lr"] == pytest.approx(float(best_trial["lr"])) and saved["dropout"] == pytest.approx(float(best_trial["dropout"]))
+    training = json.loads((tmp_path / "tune" / "best" / "zoolens.json").read_text())["training"]
+    assert {key: training[key] for key in saved} == pytest.approx(saved)
 
 
 def test_seed001_cnn_has_the_parameter_count_of_its_report():
@@ -128,6 +154,7 @@ def test_seed001_cnn_has_the_parameter_count_of_its_report():
     assert sum(p.numel() for p in network.parameters()) == 3_454_147  # seed 001's model summary
 
 
+@pytest.mark.slow
 def test_scratch_training_learns_and_reloads(small_animals, tmp_path):
     data = copy_subset(small_animals, tmp_path / "d", per_class=40)
     model = zoolens.train(data, tmp_path / "m", strategy="scratch", backbone="seed002_baseline", image_size=64,
@@ -137,7 +164,10 @@ def test_scratch_training_learns_and_reloads(small_animals, tmp_path):
     assert losses[-1] < losses[0]
     reloaded = zoolens.Model.load(tmp_path / "m")
     assert reloaded.network.backbone.info.name == "seed002_baseline"
-    assert reloaded.predict(sorted((data / "panda").iterdir())[0])[0].label in model.classes
+    photos = sorted((data / "panda").iterdir())[:5]
+    again, before = reloaded.predict(photos, open_set="off"), model.predict(photos, open_set="off")
+    assert [a.label for a in again] == [b.label for b in before]  # the same network, saved and loaded
+    assert [a.confidence for a in again] == pytest.approx([b.confidence for b in before], abs=1e-5)
 
 
 def test_scratch_only_models_refuse_pretrained_strategies(small_animals, tmp_path):

@@ -77,6 +77,42 @@ def test_uploads_too_large_not_images_or_too_many_pixels_are_refused(tmp_path):
     assert upload.problem is None and upload.data == ok.getvalue()
 
 
+def picture_bytes(image, format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("format", ["WEBP", "TIFF", "BMP", "GIF", "PNG", "JPEG"])
+def test_uploads_of_every_photo_format_are_taken(format):
+    data = picture_bytes(Image.new("RGB", (40, 30), "orange"), format)
+    upload = web.check_upload(f"photo.{format.lower()}", data)
+    assert upload.problem is None and upload.data == data
+    assert format.lower().replace("jpeg", "jpg") in web.UPLOAD_TYPES  # the page's file picker offers it too
+
+
+@pytest.mark.parametrize("format", ["EPS", "ICO", "PCX", "TGA", "SGI", "IM"])
+def test_uploads_pillow_could_read_but_are_no_photo_format_are_refused_by_their_bytes(format):
+    data = picture_bytes(Image.new("RGB", (40, 30), "orange"), format)
+    assert Image.open(io.BytesIO(data)).format == format  # Pillow itself would open it
+    assert web.check_upload("photo.jpg", data).problem == "not an image Pillow can read"  # whatever the name
+
+
+def test_the_pixel_limit_holds_at_its_boundary():
+    at_limit = picture_bytes(Image.new("1", (10_000, 5_000)), "PNG")  # 50 000 000 pixels exactly
+    assert web.check_upload("limit.png", at_limit).problem is None
+    over = picture_bytes(Image.new("1", (10_000, 5_001)), "PNG")
+    assert web.check_upload("over.png", over).problem == "too many pixels (10000×5001; at most 50 megapixels)"
+
+
+def test_a_truncated_upload_is_an_error_answer_not_a_crash(trained_model):
+    whole = picture_bytes(Image.new("RGB", (300, 200), "orange"), "JPEG")
+    upload = web.check_upload("cut.jpg", whole[: len(whole) // 2])
+    assert upload.problem is None  # its header is whole: only decoding finds the damage
+    answer = web.classify_upload(trained_model, upload, 3, 0.0)
+    assert answer.source == "cut.jpg" and answer.error and "damaged" in answer.error, answer
+
+
 def test_a_refused_upload_is_an_error_answer_named_after_the_file():
     refused = web.classify_upload(None, web.check_upload("notes.jpg", b"just text"), top_k=3, min_confidence=0.5)
     assert isinstance(refused, Prediction) and refused.verdict == "error" and refused.source == "notes.jpg"
@@ -261,6 +297,7 @@ def browser():
         chromium.close()
 
 
+@pytest.mark.slow
 def test_browser_upload_shows_the_prediction(server, browser, cat_photo, tmp_path):
     url, workdir = server
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -294,6 +331,7 @@ def answer_boxes(page) -> dict[str, dict]:
     })""")
 
 
+@pytest.mark.slow
 def test_browser_shows_none_of_these_for_no_animal_and_downloads_the_verdicts(server, browser, skimage_photos,
                                                                               tmp_path):
     url, _ = server

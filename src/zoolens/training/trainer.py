@@ -500,6 +500,9 @@ def _read_photos(folder: ImageFolder, manifest: Manifest, backbone, prep, config
         if found.computed_by_process:
             _say(progress, f"  {found.computed} new photos through the backbone, shared between "
                  f"{processes.world_size} processes ({' + '.join(map(str, found.computed_by_process))})")
+        else:
+            _say(progress, f"  {found.computed} photos through the backbone, {len(samples) - found.computed} from "
+                 "the cache")
         usable_mask, problems = found.usable, found.problems
     else:
         usable_mask, problems = find_usable([s.path for s in samples], progress=progress)
