@@ -115,3 +115,17 @@ def test_a_new_backbone_is_one_declaration():
         assert unfreeze_blocks(backbone) == [backbone.trunk[0], backbone.trunk[2]]
     finally:
         REGISTRY.pop("tiny_test_cnn")
+
+
+def test_an_imagenet_heads_class_names_come_from_the_backbones_declaration(monkeypatch):
+    from dataclasses import replace
+
+    from zoolens.models.backbones import imagenet_categories, imagenet_head
+    from zoolens.models.registry import REGISTRY
+
+    names = imagenet_categories("mobilenet_v2")
+    assert len(names) == 1000 and names[281] == "tabby" and imagenet_categories("efficientnet_lite0") == names
+    renamed = [f"kind {i}" for i in range(1000)]
+    monkeypatch.setitem(REGISTRY, "mobilenet_v2", replace(REGISTRY["mobilenet_v2"], categories=lambda: renamed))
+    head, why_not = imagenet_head(build_backbone("mobilenet_v2"))
+    assert why_not is None and head.categories == renamed

@@ -134,3 +134,18 @@ def test_a_setting_a_library_message_names_is_shown_as_the_commands_option(train
     assert options_named("`sort_into` and `out` and `engine`", predict) == "--sort-into and --out and --engine"
     train = option_fields(parser, parser.parse_args(["train", "x", "--out", "m"]).run)
     assert options_named("choose another `sort_into`", train) == "choose another `sort_into`"  # not train's option
+
+
+@pytest.mark.slow
+def test_a_backbone_whose_weights_are_missing_offline_is_one_clear_error(small_animals, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-cache"))  # no resnet18 weights cached
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = zoolens("train", small_animals, "--out", tmp_path / "m", "--backbone", "resnet18")
+    assert result.returncode == 2
+    # torch.hub's own "Downloading: ..." line may come first, for people who are online; then one line that says it.
+    assert result.stderr.splitlines()[-1] == (
+        f"zoolens: error: backbone 'resnet18': its pretrained weights are not in the local cache "
+        f"({tmp_path / 'empty-torch-cache'}/hub/checkpoints) and could not be downloaded (URLError); use "
+        "mobilenet_v2 or efficientnet_lite0 offline")
+    assert not (tmp_path / "m").exists()
+

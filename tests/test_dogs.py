@@ -133,11 +133,17 @@ def test_audit_measures_both_detectors_on_the_shared_sets():
     rows = {row.key: row for row in dogs.audit_detectors(n=12)}
     assert set(rows) == {"faces", "imagewoof", "dogs", "cats", "panda"}
     assert all(row.photos == 12 for row in rows.values())
-    assert rows["faces"].face_rate >= 0.4 and rows["faces"].dog_rate <= 0.1
-    assert rows["imagewoof"].dog_rate >= 0.6 and rows["imagewoof"].face_rate <= 0.3
-    assert rows["panda"].dog_rate <= 0.2
-    table = dogs.format_audit(list(rows.values()))
-    assert "seed 004" in table and "100%" in table and "11%" in table
+    hits = {key: (round(row.face_rate * 12), round(row.dog_rate * 12)) for key, row in rows.items()}
+    # Measured (faces, dogs found of 12): faces 11, 0; Imagewoof 0, 10 (its dingoes are not ImageNet dogs);
+    # animals3 dogs 0, 12; cats 0, 1; pandas 0, 0. One photo of slack each way.
+    assert hits["faces"][0] >= 10 and hits["faces"][1] == 0
+    assert hits["imagewoof"][1] >= 9 and hits["imagewoof"][0] <= 1
+    assert hits["dogs"][1] >= 11 and max(hits[key][0] for key in ("dogs", "cats", "panda")) <= 1
+    assert hits["cats"][1] <= 2 and hits["panda"][1] <= 1
+    table = dogs.format_audit(list(rows.values())).splitlines()
+    faces_line = next(line for line in table if line.startswith("faces (humans)"))
+    # What was measured, then the seed's own figure beside it.
+    assert faces_line.split()[3:7] == [f"{rows['faces'].face_rate:.0%}", "100%", f"{rows['faces'].dog_rate:.0%}", "0%"]
 
 
 def test_cli_dogs(breeds_model, photos, capsys):

@@ -123,6 +123,13 @@ def test_gradcam_concentrates_on_the_animal(trained_model, animals3):
     assert shares[0][0] > 2 * shares[0][1]  # the cat on grass: a quarter of the view, over half of the heat
 
 
+def test_saliency_also_lies_on_the_animal(trained_model):
+    cat_photo, cat_box = chelsea_on_grass()
+    explanation, = explain(trained_model, cat_photo, "saliency")
+    inside, area = heat_share(explanation.heatmaps["saliency"], cat_box)
+    assert inside > 2 * area  # measured: 0.59 of the gradient's mass in the cat's quarter of the view
+
+
 def test_imagenet_network_explains_the_cat_too():
     cat_photo, cat_box = chelsea_on_grass()
     explanation, = explain(Explainable.imagenet("mobilenet_v2"), cat_photo, "gradcam")

@@ -24,9 +24,16 @@ def test_greyscale_cmyk_palette_alpha_and_16bit_all_become_rgb(tmp_path):
         _save(rgb.convert("RGBA"), tmp_path / "alpha.png"),
         _save(Image.fromarray(np.full((30, 40), 40000, dtype=np.uint16)), tmp_path / "deep.png"),
     ]
-    for path in files:
+    palette = np.asarray(Image.open(files[2]).convert("RGB"))  # dithered into the web palette when saved
+    # Grey: 0.299 R + 0.587 G + 0.114 B = 124; 16-bit 40000 / 257 = 155.
+    expected = [np.full((30, 40, 3), 124), np.full((30, 40, 3), (200, 100, 50)), palette,
+                np.full((30, 40, 3), (200, 100, 50)), np.full((30, 40, 3), 155)]
+    for path, colours in zip(files, expected):
         image = open_image(path)
         assert image.mode == "RGB" and image.size == (40, 30), path
+        # CMYK JPEG within JPEG's rounding (an inverted Adobe CMYK would be 255 - each); the others exact.
+        tolerance = 3 if path.suffix == ".jpg" else 0
+        assert np.abs(np.asarray(image).astype(int) - colours).max() <= tolerance, (path, np.asarray(image)[0, 0])
 
 
 def test_16bit_greyscale_is_scaled_not_clipped(tmp_path):
@@ -82,7 +89,8 @@ def test_png_with_jpg_extension_still_reads(tmp_path):
 def test_large_jpeg_decodes_at_reduced_size_with_draft(tmp_path):
     path = _save(Image.new("RGB", (4000, 3000), "green"), tmp_path / "big.jpg", quality=80)
     image = open_image(path, min_side=256)
-    assert 256 <= min(image.size) < 3000
+    assert image.size == (500, 375)  # decoded at 1/8 scale, the smallest that keeps the short side >= 256
+    assert open_image(path).size == (4000, 3000)  # asked for no size: the whole photo
 
 
 @pytest.mark.parametrize("size", [(1, 100_000), (100_000, 1), (10_000, 3)])

@@ -98,3 +98,25 @@ def test_non_images_empty_class_and_loose_files_are_named(tmp_path):
     assert "no usable images" in reasons["empty"]
     assert "not inside a class folder" in reasons["loose.jpg"]
     assert folder.classes == ["a", "b"]
+
+
+def test_links_to_folders_inside_a_class_are_named_and_not_followed(tmp_path):
+    import os
+
+    from zoolens.data.folders import scan_folder
+
+    root = tmp_path / "photos"
+    for name in ("cats", "dogs"):
+        (root / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (32, 32), (i * 40, 90, 10)).save(root / name / f"{name}{i}.jpg")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    Image.new("RGB", (32, 32)).save(elsewhere / "stray.jpg")
+    os.symlink(elsewhere, root / "cats" / "more")
+    os.symlink(root, root / "dogs" / "loop")  # a folder that holds itself: a walk that followed it would not end
+    folder = scan_folder(root)
+    assert sorted(s.path.name for s in folder.samples) == [f"{n}{i}.jpg" for n in ("cats", "dogs") for i in range(3)]
+    reasons = dict(folder.skipped)
+    for link in (root / "cats" / "more", root / "dogs" / "loop"):
+        assert reasons[str(link)].startswith("a link to a folder, not followed"), folder.skipped

@@ -46,7 +46,8 @@ def test_the_backbones_preset_runs_every_registered_backbone_with_weights_here(m
     assert [e.name for e in study.experiments] == ["frozen-mobilenet_v2", "frozen-efficientnet_lite0"]
     assert all(e.options["strategy"] == "frozen" and e.options["image_size"] == 160 for e in study.experiments)
     # A backbone declared later is in the study with no change to it (its weights faked as available here).
-    monkeypatch.setitem(REGISTRY, "resnet50", BackboneSpec("resnet50", "torchvision", REGISTRY["mobilenet_v2"].preprocessing))
+    resnet50 = BackboneSpec("resnet50", "torchvision", REGISTRY["mobilenet_v2"].preprocessing)
+    monkeypatch.setitem(REGISTRY, "resnet50", resnet50)
     monkeypatch.setattr(study_spec, "offline_weights_available", lambda name: name in ("resnet50", "mobilenet_v2"))
     assert [e.options["backbone"] for e in load_study("backbones").experiments] == ["mobilenet_v2", "resnet50"]
 

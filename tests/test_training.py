@@ -17,7 +17,9 @@ def test_frozen_transfer_learning_learns_animals(trained_model):
     assert len(trained_model.evaluation.y_true) == 36
     assert trained_model.evaluation.accuracy >= 0.9
     assert trained_model.history[0]["phase"] == "head"
-    assert trained_model.history[-1]["val_loss"] < trained_model.history[0]["val_loss"] * 1.5
+    losses = [row["val_loss"] for row in trained_model.history]
+    assert min(losses) < losses[0] / 8  # measured: 0.84 at the first epoch, 0.062 at the best (epoch 35)
+    assert len(losses) == losses.index(min(losses)) + 1 + 8 or len(losses) == 60  # stopped 8 epochs after the best
 
 
 def test_bundle_is_self_describing_and_holds_no_pickle(trained_model):

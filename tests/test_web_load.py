@@ -25,7 +25,9 @@ def test_twenty_users_uploading_at_once_get_answers_and_no_errors(trained_model,
     report = in_process_load(Predictor(trained_model.path), uploads, users=USERS, uploads_each=5)
     print(report)
     assert report["requests"] == USERS * 5 and report["errors"] == 0, report["first_errors"]
-    assert report["answered"] > 0 and report["refused"] > 0  # both paths taken
+    # Upload k of the 100 is uploads[k % 13]: the last three (text, empty, bomb) are refused, the photos answered.
+    refused = sum(1 for k in range(USERS * 5) if k % len(uploads) >= len(photos))
+    assert (report["answered"], report["refused"]) == (USERS * 5 - refused, refused) == (79, 21)
     assert report["rss_after_mb"] - report["rss_before_mb"] < 500
 
 
@@ -34,5 +36,5 @@ def test_twenty_http_clients_against_streamlit_on_loopback(trained_model):
         assert server.url.startswith("http://127.0.0.1:")
         report = http_load(server, users=USERS, requests_each=4)
     print(report)
+    # Every request answered with the health check's "ok" or the page itself (how fast: benchmarks/web_load.py).
     assert report["requests"] == USERS * 4 and report["errors"] == 0, report["first_errors"]
-    assert report["p95_ms"] < 5000

@@ -53,20 +53,27 @@ class ImageFolder:
 
 
 def walk_files(folder: Path, problems: list[tuple[str, str]] | None = None) -> list[Path]:
-    """Every file below `folder`, sorted; symlinked folders are not followed (no loops). A folder that cannot be
-    listed (no permission; a path longer than the system's limit, 4096 bytes on Linux) is added to `problems`
+    """Every file below `folder`, sorted; links to folders are not followed (no loops), and named. A folder that
+    cannot be listed (no permission; a path longer than the system's limit, 4096 bytes on Linux) is added to `problems`
     with the reason, or logged as a warning: never left out silently."""
     found = []
 
-    def unlisted(error: OSError) -> None:
-        reason = f"folder cannot be listed; its photos are left out ({reading_problem(error, error.filename)})"
+    def left_out(path, reason: str) -> None:
         if problems is None:
-            log.warning("%s: %s", error.filename, reason)
+            log.warning("%s: %s", path, reason)
         else:
-            problems.append((str(error.filename), reason))
+            problems.append((str(path), reason))
+
+    def unlisted(error: OSError) -> None:
+        left_out(error.filename, "folder cannot be listed; its photos are left out "
+                                 f"({reading_problem(error, error.filename)})")
 
     for current, dirs, files in os.walk(folder, followlinks=False, onerror=unlisted):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in dirs:
+            if (Path(current) / name).is_symlink():
+                left_out(Path(current) / name, "a link to a folder, not followed (a loop would never end); its "
+                                               "photos are left out")
         found.extend(Path(current) / name for name in sorted(files) if not name.startswith("."))
     return found
 

@@ -36,7 +36,7 @@ class ImageNetClassifier:
         key = "imagenet-" + describe_backbone(backbone).weights_id.replace(":", "-")
         self.engine = make_engine(network, key, self.preprocessing.input_size)
         self.transform = eval_transform(self.preprocessing)
-        self.categories = imagenet_categories()
+        self.categories = imagenet_categories(backbone)
         self.classes = self.categories
         self._groups = group_indices()
 

@@ -18,6 +18,7 @@ from torch import nn
 from zoolens.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from zoolens.errors import ZoolensError, setting
 from zoolens.models import catalogue  # noqa: F401  (declares the named backbones into the registry)
+from zoolens.models.catalogue import torchvision_imagenet_1k
 from zoolens.models.registry import REGISTRY, BackboneSpec, OfflineWeights, family_of_name, family_of_network
 
 DEFAULT_BACKBONE = "mobilenet_v2"
@@ -260,11 +261,13 @@ def state_fingerprint(module: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def imagenet_categories() -> list[str]:
-    """The 1000 ImageNet-1k category names, in the order of every ImageNet classifier's outputs."""
-    from torchvision.models import MobileNet_V2_Weights
-
-    return list(MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"])
+def imagenet_categories(name: str = DEFAULT_BACKBONE) -> list[str]:
+    """The class names of a backbone's ImageNet head, in output order: as its declaration says, else (any other
+    torchvision/timm ImageNet-1k network) torchvision's ImageNet-1k names."""
+    spec = REGISTRY.get(name)
+    if spec is not None and spec.categories is not None:
+        return list(spec.categories())
+    return torchvision_imagenet_1k()
 
 
 def _single_linear(layer: nn.Module | None) -> nn.Linear | None:
@@ -293,4 +296,4 @@ def imagenet_head(backbone: Backbone):
     if linear is None or linear.out_features != 1000 or linear.in_features != backbone.feature_dim:
         return None, f"{backbone.info.name}'s pooled features do not feed its ImageNet classifier"
     return ImageNetHead(linear.weight.detach().numpy().copy(), linear.bias.detach().numpy().copy(),
-                        imagenet_categories()), None
+                        imagenet_categories(backbone.info.name)), None

