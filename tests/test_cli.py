@@ -149,3 +149,25 @@ def test_a_backbone_whose_weights_are_missing_offline_is_one_clear_error(small_a
         "mobilenet_v2 or efficientnet_lite0 offline")
     assert not (tmp_path / "m").exists()
 
+
+
+@pytest.mark.parametrize("argv, wanted", [
+    (["trian", "photos/"], "zoolens: error: 'trian' is not a command; did you mean 'train'? (`zoolens -h` lists them)"),
+    (["predcit", "m", "x.jpg"], "zoolens: error: 'predcit' is not a command; did you mean 'predict'?"),
+    (["expain", "m"], "zoolens: error: 'expain' is not a command; did you mean 'explain'?"),
+    (["data", "inpsect", "photos/"], "zoolens data: error: 'inpsect' is not a command; did you mean 'inspect'?"),
+])
+def test_a_mistyped_command_gets_the_closest_one(argv, wanted, capsys):
+    from zoolens.cli.program import main
+
+    assert main(argv) == 2
+    said = capsys.readouterr().err
+    assert said.startswith(wanted) and len(said.splitlines()) == 1, said
+
+
+def test_right_commands_are_left_to_the_parser():
+    from zoolens.cli.program import build_parser, mistyped_command
+
+    parser = build_parser()
+    for argv in (["train", "photos/", "--out", "m"], ["data", "inspect", "x"], ["--version"], ["predict", "trian"]):
+        assert mistyped_command(parser, argv) is None, argv

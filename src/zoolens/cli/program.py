@@ -168,8 +168,34 @@ def option_fields(parser: argparse.ArgumentParser, run) -> set[str]:
     return set()
 
 
+def mistyped_command(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """One line for a command word that is not one (`zoolens trian`): the closest commands, instead of argparse's
+    list of every choice; None when the command words are right."""
+    import difflib
+
+    words = iter(argv)
+    prefix = parser.prog
+    for word in words:
+        if word.startswith("-"):
+            return None  # an option before the command: argparse says what is wrong with it
+        commands = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if commands is None:
+            return None
+        if word not in commands.choices:
+            close = difflib.get_close_matches(word, list(commands.choices), n=3, cutoff=0.6)
+            hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else (
+                f"the commands are {', '.join(commands.choices)}")
+            return f"{prefix}: error: {word!r} is not a command; {hint} (`{prefix} -h` lists them)"
+        parser, prefix = commands.choices[word], f"{prefix} {word}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if (typo := mistyped_command(parser, argv)) is not None:
+        print(printable(typo), file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     options = option_fields(parser, args.run)
     if not os.environ.get("ZOOLENS_DEBUG"):
