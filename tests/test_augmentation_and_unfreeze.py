@@ -4,7 +4,6 @@ backbone's last N blocks."""
 
 from dataclasses import replace
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
@@ -115,4 +114,4 @@ def test_unfreeze_trains_only_the_last_blocks(small_animals, tmp_path):
 
     assert all(same(a, b) for a, b in zip(before[:-2], after[:-2]))  # 17 blocks exactly as pretrained
     assert not any(same(a, b) for a, b in zip(before[-2:], after[-2:]))  # the last two each changed
-    assert np.isfinite(model.evaluation.accuracy) and model.evaluation.accuracy >= 0.85
+    assert model.evaluation.accuracy >= 0.85

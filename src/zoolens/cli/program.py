@@ -156,13 +156,17 @@ def options_named(text: str, options: set[str]) -> str:
     return _NAMED_SETTING.sub(lambda m: f"--{m[1].replace('_', '-')}" if m[1] in options else m[0], text)
 
 
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The parser's commands by name (`data` has `inspect` and `split`); empty for a command itself."""
+    action = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    return dict(action.choices) if action is not None else {}
+
+
 def option_fields(parser: argparse.ArgumentParser, run) -> set[str]:
     """The field names of the options of the command that `run` runs (`sort_into` for its --sort-into)."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for command in action.choices.values():
-                if fields := option_fields(command, run):
-                    return fields
+    for command in subcommands(parser).values():
+        if fields := option_fields(command, run):
+            return fields
     if parser.get_default("run") is run:
         return {action.dest for action in parser._actions if action.option_strings}
     return set()
@@ -173,20 +177,17 @@ def mistyped_command(parser: argparse.ArgumentParser, argv: list[str]) -> str | 
     list of every choice; None when the command words are right."""
     import difflib
 
-    words = iter(argv)
     prefix = parser.prog
-    for word in words:
-        if word.startswith("-"):
-            return None  # an option before the command: argparse says what is wrong with it
-        commands = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
-        if commands is None:
-            return None
-        if word not in commands.choices:
-            close = difflib.get_close_matches(word, list(commands.choices), n=3, cutoff=0.6)
+    for word in argv:
+        commands = subcommands(parser)
+        if word.startswith("-") or not commands:
+            return None  # an option before the command (argparse says what is wrong with it), or no more commands
+        if word not in commands:
+            close = difflib.get_close_matches(word, list(commands), n=3, cutoff=0.6)
             hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else (
-                f"the commands are {', '.join(commands.choices)}")
+                f"the commands are {', '.join(commands)}")
             return f"{prefix}: error: {word!r} is not a command; {hint} (`{prefix} -h` lists them)"
-        parser, prefix = commands.choices[word], f"{prefix} {word}"
+        parser, prefix = commands[word], f"{prefix} {word}"
     return None
 
 

@@ -7,7 +7,6 @@ The file takes a batch of normalised images (N, 3, S, S) and returns calibrated 
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from zoolens.data.images import open_image
 from zoolens.data.transforms import preprocess_array
 from zoolens.errors import ImageError, ZoolensError
 from zoolens.files import replaced_atomically
+from zoolens.runtime.features import write_onnx
 
 
 class _CalibratedClassifier(nn.Module):
@@ -42,18 +42,8 @@ class ExportCheck:
 def export_onnx(model, out: str | Path) -> Path:
     out = Path(out)
     size = model.preprocessing.input_size
-    with replaced_atomically(out) as partial, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            _CalibratedClassifier(model.network.eval(), model.temperature),
-            (torch.zeros(1, 3, size, size),),
-            str(partial),
-            input_names=["images"],
-            output_names=["probabilities"],
-            dynamic_axes={"images": {0: "batch"}, "probabilities": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
+    with replaced_atomically(out) as partial:
+        write_onnx(_CalibratedClassifier(model.network.eval(), model.temperature), partial, size, "probabilities")
         _add_metadata(partial, model)
     return out
 

@@ -71,22 +71,29 @@ class OnnxEngine:
 
     @staticmethod
     def _export(module: torch.nn.Module, path: Path, input_size: int) -> None:
-        with replaced_atomically(path) as partial, warnings.catch_warnings(), \
+        with replaced_atomically(path) as partial, \
                 contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                module.eval(),
-                (torch.zeros(1, 3, input_size, input_size),),
-                str(partial),
-                input_names=["images"],
-                output_names=["outputs"],
-                dynamic_axes={"images": {0: "batch"}, "outputs": {0: "batch"}},
-                opset_version=17,
-                dynamo=False,  # the TorchScript exporter handles every torchvision/timm CNN tried here
-            )
+            write_onnx(module, partial, input_size, "outputs")
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+
+def write_onnx(module: torch.nn.Module, path: Path, input_size: int, output_name: str) -> None:
+    """`module` as an ONNX file taking a batch of (3, input_size, input_size) images named "images"; the one
+    export setting for the feature engine and `zoolens export`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module.eval(),
+            (torch.zeros(1, 3, input_size, input_size),),
+            str(path),
+            input_names=["images"],
+            output_names=[output_name],
+            dynamic_axes={"images": {0: "batch"}, output_name: {0: "batch"}},
+            opset_version=17,
+            dynamo=False,  # the TorchScript exporter handles every torchvision/timm CNN tried here
+        )
 
 
 class TorchEngine:
