@@ -39,7 +39,7 @@ class PlainPhotos(torch.utils.data.Dataset):
 
 
 def plain_images_per_second(paths: list[Path]) -> float:
-    from zoolens.models.backbones import OFFLINE_WEIGHTS
+    from zoolens.models.available import OFFLINE_WEIGHTS
 
     model = mobilenet_v2()
     model.load_state_dict(torch.load(OFFLINE_WEIGHTS["mobilenet_v2"].path(), weights_only=True))

@@ -1,10 +1,12 @@
 """The README's study table, each row re-run the way it was measured: prints one JSON object per row.
 
-    .venv/bin/python benchmarks/studies.py [seed-002] [seed-003] [kfold] [tune]
+    .venv/bin/python benchmarks/studies.py [pretrained-vs-scratch] [frozen-vs-unfrozen] [kfold] [tune]
 
-- seed-002: `zoolens study seed-002 --budget small` on CIFAR-10's six animal classes, the first 1000 training
-  photos of each (copied into a temporary class folder; 70/10/20); about 20 min on a 2-core CPU.
-- seed-003: `zoolens study seed-003 --budget small` on animals3 (80/20, 160 px); about 14 min.
+- pretrained-vs-scratch (seed 002's study): `zoolens study pretrained-vs-scratch --budget small` on CIFAR-10's six
+  animal classes, the first 1000 training photos of each (copied into a temporary class folder; 70/10/20); about
+  20 min on a 2-core CPU.
+- frozen-vs-unfrozen (seed 003's): `zoolens study frozen-vs-unfrozen --budget small` on animals3 (80/20, 160 px);
+  about 14 min.
 - kfold: `zoolens kfold animals3 --k 5`; under a minute once animals3's features are cached.
 - tune: `zoolens tune imagewoof --trials 12`; about 5 min once Imagewoof's features are cached.
 Every run goes through the `zoolens` command in a new process, with the feature cache of ZOOLENS_CACHE.
@@ -70,8 +72,9 @@ def tune(out: Path) -> dict:
 
 
 def main() -> None:
-    rows = {"seed-002": lambda scratch: study("seed-002", cifar_animals(scratch / "cifar-animals"), scratch / "s2"),
-            "seed-003": lambda scratch: study("seed-003", shared("animals3"), scratch / "s3"),
+    rows = {"pretrained-vs-scratch": lambda scratch: study("pretrained-vs-scratch",
+                                                           cifar_animals(scratch / "cifar-animals"), scratch / "s2"),
+            "frozen-vs-unfrozen": lambda scratch: study("frozen-vs-unfrozen", shared("animals3"), scratch / "s3"),
             "kfold": lambda scratch: kfold(scratch / "kfold"),
             "tune": lambda scratch: tune(scratch / "tune")}
     parser = argparse.ArgumentParser()

@@ -9,13 +9,8 @@ import pytest
 import torch
 
 from zoolens.evaluation.explain import gradcam_layer
-from zoolens.models.backbones import (
-    build_backbone,
-    describe_backbone,
-    offline_weights_available,
-    registered_backbones,
-    unfreeze_blocks,
-)
+from zoolens.models.available import describe_backbone, offline_weights_available, registered_backbones
+from zoolens.models.backbones import build_backbone, unfreeze_blocks
 
 OTHER_FAMILIES = ["resnet18", "vgg11", "densenet121", "convnext_tiny", "efficientnet_b0", "regnet_y_400mf",
                   "shufflenet_v2_x1_0", "mnasnet0_5", "mobilenetv3_large_100"]  # the last is timm's
@@ -90,7 +85,7 @@ def test_zoolens_models_lists_the_registry(capsys):
     for name, spec in registered_backbones().items():
         row = next(i for i, line in enumerate(shown) if line.startswith(f"{name} "))
         assert spec.summary and shown[row + 1] == f"    {spec.summary}"
-    assert "none: trained from scratch (--strategy scratch)" in next(line for line in shown if line.startswith("seed001"))
+    assert "none: trained from scratch (--strategy scratch)" in next(line for line in shown if line.startswith("small_cnn "))
 
 
 def test_a_new_backbone_is_one_declaration():
@@ -120,7 +115,8 @@ def test_a_new_backbone_is_one_declaration():
 def test_an_imagenet_heads_class_names_come_from_the_backbones_declaration(monkeypatch):
     from dataclasses import replace
 
-    from zoolens.models.backbones import imagenet_categories, imagenet_head
+    from zoolens.models.available import imagenet_categories
+    from zoolens.models.backbones import imagenet_head
     from zoolens.models.registry import REGISTRY
 
     names = imagenet_categories("mobilenet_v2")

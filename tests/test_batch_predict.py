@@ -227,7 +227,7 @@ def test_cli_copy_summary_and_clear_errors(trained_model, camera_tree, tmp_path,
         "other settings (top_k)": [trained_model.path, camera_tree, "--out", out, "--top-k", "3"],
         "must be outside the photo folder": [trained_model.path, camera_tree, "--out", camera_tree / "r.parquet"],
         "no such folder": [trained_model.path, tmp_path / "nowhere", "--out", tmp_path / "x.parquet"],
-        "need --out": [trained_model.path, camera_tree, "--sort-into", target],
+        "--sort-into: only with --out": [trained_model.path, camera_tree, "--sort-into", target],
     }
     for message, args in errors.items():  # in this process: the same code path as the command, seconds faster
         assert main(["predict", *map(str, args)]) == 2

@@ -118,7 +118,7 @@ def test_a_setting_out_of_range_names_the_field_in_python_and_the_option_on_the_
 
 @pytest.mark.slow
 def test_a_setting_a_library_message_names_is_shown_as_the_commands_option(trained_model, tmp_path):
-    from zoolens.cli.program import build_parser, option_fields, options_named
+    from zoolens.cli.program import build_parser, command_parser, option_fields, options_named
     from zoolens.errors import ZoolensError
     from zoolens.inference.batch.job import predict_folder
 
@@ -130,9 +130,9 @@ def test_a_setting_a_library_message_names_is_shown_as_the_commands_option(train
     result = zoolens("predict", trained_model.path, photos, "--out", tmp_path / "results", "--sort-into", inside)
     assert result.returncode == 2 and f"{inside}: --sort-into must be outside the photo folder" in result.stderr
     parser = build_parser()
-    predict = option_fields(parser, parser.parse_args(["predict", "m", "x"]).run)
+    predict = option_fields(command_parser(parser, parser.parse_args(["predict", "m", "x"]).run))
     assert options_named("`sort_into` and `out` and `engine`", predict) == "--sort-into and --out and --engine"
-    train = option_fields(parser, parser.parse_args(["train", "x", "--out", "m"]).run)
+    train = option_fields(command_parser(parser, parser.parse_args(["train", "x", "--out", "m"]).run))
     assert options_named("choose another `sort_into`", train) == "choose another `sort_into`"  # not train's option
 
 
@@ -171,3 +171,97 @@ def test_right_commands_are_left_to_the_parser():
     parser = build_parser()
     for argv in (["train", "photos/", "--out", "m"], ["data", "inspect", "x"], ["--version"], ["predict", "trian"]):
         assert mistyped_command(parser, argv) is None, argv
+
+
+@pytest.mark.parametrize("argv, usage, hint", [
+    (["train", "photos/", "--out", "m", "--epoch", "3"], "usage: zoolens train DATA --out MODEL",
+     "unrecognized arguments: --epoch 3 (--epoch: did you mean --epochs?)"),
+    (["predict", "m", "x.jpg", "--min-conf", "0.5"], "usage: zoolens predict MODEL PHOTO [PHOTO ...]",
+     "(--min-conf: did you mean --min-confidence?)"),
+    (["data", "split", "photos/", "--bogus"], "usage: zoolens data split DATA", "unrecognized arguments: --bogus"),
+])
+def test_a_bad_option_prints_the_usage_of_its_command_and_the_closest_option(argv, usage, hint, capsys):
+    from zoolens.cli.program import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    said = capsys.readouterr().err
+    assert exit.value.code == 2 and said.startswith(usage), said
+    assert f"zoolens {' '.join(argv[:2 if argv[0] == 'data' else 1])}: error: " in said and hint in said, said
+
+
+def test_every_command_has_examples_a_plain_usage_and_shows_its_defaults():
+    from zoolens.cli.examples import COMMANDS
+    from zoolens.cli.program import build_parser, every_parser
+
+    parsers = dict(every_parser(build_parser()))
+    commands = {words for words, parser in parsers.items() if parser.get_default("run") is not None}
+    assert commands <= set(COMMANDS), commands - set(COMMANDS)
+    for words in commands | {""}:
+        text = parsers[words].format_help()
+        assert "examples:\n  zoolens " in text, words
+        examples = COMMANDS[words][1]
+        assert examples[0].split()[:len(words.split()) + 1] == ["zoolens", *words.split()], examples[0]
+        for example in examples:
+            if "COMMAND" not in example:
+                parsers[""].parse_known_args(example.split("#")[0].split()[1:])  # each example parses
+        usage = COMMANDS[words][0]
+        assert usage is None or text.startswith(f"usage: {usage}")
+    predict = parsers["predict"].format_help()
+    assert "MODEL PATH [MODEL PATH" not in predict and "usage: zoolens predict MODEL PHOTO [PHOTO ...]" in predict
+    for words, option, default in [("predict", "--top-k", "3"), ("train", "--seed", "0"), ("kfold", "--k", "5"),
+                                   ("tune", "--trials", "20"), ("train", "--batch-size", "32"),
+                                   ("web", "--min-confidence", "0.6"), ("dogs", "--n", "100")]:
+        action = next(a for a in parsers[words]._actions if option in a.option_strings)
+        assert parsers[words]._get_formatter()._expand_help(action).endswith(f"(default: {default})"), option
+
+
+@pytest.mark.parametrize("argv, wanted", [
+    (["predict", "--imagenet", "x.jpg", "--open-set", "strict"], "--open-set: only for trained models"),
+    (["predict", "m", "x.jpg", "--backbone", "resnet18"], "--backbone: only with --imagenet"),
+    (["predict", "m", "x.jpg", "--groups"], "--groups: only with --imagenet"),
+    (["predict", "m", "photos/", "--copy", "--sort-into", "s"], "--sort-into: only with --out RESULTS.parquet"),
+    (["predict", "m", "photos/", "--out", "r.parquet", "--copy"], "--copy: only with --sort-into FOLDER"),
+    (["predict", "m", "photos/", "--out", "r.parquet", "--concurrency", "2"], "--concurrency: only with --engine ray"),
+    (["predict", "m", "photos/", "--out", "r.parquet", "--csv", "a.csv"], "--csv: only for the photos listed here"),
+    (["predict", "m", "photos/", "--workers", "2", "--limit", "5"], "--workers, --limit: only with --out"),
+    (["train", "photos/", "--out", "m", "--no-augment"], "--no-augment: has nothing to change with --strategy frozen"),
+    (["train", "photos/", "--out", "m", "--unfreeze", "2"], "--unfreeze chooses which blocks fine-tuning trains: "
+                                                            "it needs --strategy finetune, not frozen"),
+    (["train", "photos/", "--out", "m", "--split", "s.csv", "--ratios", "80/20"], "--ratios: not with --split"),
+    (["explain", "m", "x.jpg", "--backbone", "resnet18"], "--backbone: only with --imagenet"),
+    (["dogs", "x.jpg", "--n", "5"], "--n: only with --audit"),
+    (["dogs", "--audit", "--breeds", "b"], "--breeds: not with --audit"),
+    (["study", "pretrained-vs-scratch", "--out", "s"], "--out: only when running the study, with --data DATA"),
+])
+def test_an_option_that_would_do_nothing_is_refused_in_one_line(argv, wanted, capsys, tmp_path, monkeypatch):
+    """Before anything is read: none of these paths exists."""
+    from zoolens.cli.program import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    said = capsys.readouterr().err
+    assert said.startswith(f"zoolens: error: {wanted}") and said.count("\n") == 1, said
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_default_value_written_out_is_not_refused(capsys, tmp_path, monkeypatch):
+    """Refusals go by what was written, so `--engine local` is as good as nothing."""
+    from zoolens.cli.program import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", "--imagenet", "--engine", "local", "x.jpg"]) == 2
+    assert "--engine: only with --out" in capsys.readouterr().err  # written: refused, even though it is the default
+    main(["predict", "--imagenet", "x.jpg", "--top-k", "2"])
+    said = capsys.readouterr()
+    assert "x.jpg  error: file not found" in said.out and said.err == ""  # on to reading the photo: not refused
+
+
+def test_a_study_without_data_says_what_it_compares(capsys):
+    from zoolens.cli.program import main
+
+    assert main(["study", "seed-002"]) == 0  # the former name
+    said = capsys.readouterr().out
+    assert said.startswith("pretrained-vs-scratch\n") and "Reproduces seed 002 (Subramanyam)" in said
+    assert "baseline-cnn-scratch  backbone baseline_cnn" in said and "budgets: small, full" in said
+    assert "run it: zoolens study seed-002 --data DATA --budget small" in said

@@ -244,7 +244,7 @@ def test_cli_train_into_its_data_folder_is_one_line(data):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", [["kfold", "--k", "2"], ["tune", "--trials", "1"],
-                                     ["study", "seed-003", "--budget", "small"]])
+                                     ["study", "frozen-vs-unfrozen", "--budget", "small"]])
 def test_studies_refuse_an_output_inside_their_data_before_writing(data, command):
     before, listing = tree_snapshot(data), entries(data)
     if command[0] == "study":

@@ -72,4 +72,4 @@ def test_cli_predict_imagenet_groups(cat_photo, capsys):
 
 def test_cli_groups_needs_imagenet(cat_photo, capsys):
     assert main(["predict", "--groups", "some-model", str(cat_photo)]) == 2
-    assert "--groups needs --imagenet" in capsys.readouterr().err
+    assert "--groups: only with --imagenet" in capsys.readouterr().err

@@ -171,9 +171,9 @@ def test_cli_predict_prints_and_writes_the_verdicts(trained_model, skimage_photo
     printed = capsys.readouterr().out
     assert "none of these: a person" in printed and "none of these: no animal in the photo" in printed
     rows = out.read_text().splitlines()
-    assert rows[0].startswith("path,verdict,label,confidence,reason,nearest,top1_label")
+    assert rows[0].startswith("path,verdict,label,label_name,confidence,reason,nearest,nearest_name,top1_label")
     coffee = next(row for row in rows if "coffee" in row).split(",")
-    assert coffee[1:3] == ["none of these", ""] and coffee[4] == "no animal in the photo"
+    assert coffee[1:4] == ["none of these", "", ""] and coffee[5] == "no animal in the photo"
     assert main(["predict", str(trained_model.path), str(skimage_photos["coffee"]), "--open-set", "off"]) == 0
     assert "none of these" not in capsys.readouterr().out
 

@@ -26,14 +26,21 @@ def write_spec(path, experiments, **extra):
 
 
 def test_presets_load_with_budgets_and_fall_back_to_offline_backbones():
-    assert {"seed-002", "seed-003", "seed-004"} <= set(preset_names())
-    study = load_study("seed-002", "small")
+    assert {"pretrained-vs-scratch", "frozen-vs-unfrozen", "bottleneck-vs-scratch"} <= set(preset_names())
+    assert not any(name.startswith("seed") for name in preset_names())  # named by what they compare
+    study = load_study("pretrained-vs-scratch", "small")
     by_name = {e.name: e.options for e in study.experiments}
     assert by_name["resnet18-scratch"]["backbone"] == "resnet18"  # scratch needs no weights
     assert by_name["pretrained-finetuned"]["backbone"] == "mobilenet_v2"  # no offline ResNet-18 weights
     assert by_name["resnet18-scratch"]["image_size"] == 64 and by_name["resnet18-scratch"]["epochs"] == 6
     assert by_name["pretrained-finetuned"]["epochs"] == 2
-    assert load_study("seed-002", "full").experiments[0].options["epochs"] == 20
+    assert load_study("pretrained-vs-scratch", "full").experiments[0].options["epochs"] == 20
+
+
+def test_the_presets_former_seed_names_still_work():
+    for former, preset in {"seed-002": "pretrained-vs-scratch", "seed-003": "frozen-vs-unfrozen",
+                           "seed-004": "bottleneck-vs-scratch"}.items():
+        assert load_study(former, "small") == load_study(preset, "small")
 
 
 def test_the_backbones_preset_runs_every_registered_backbone_with_weights_here(monkeypatch):
@@ -67,7 +74,7 @@ def test_unknown_preset_or_budget(tmp_path):
     with pytest.raises(ZoolensError, match="no such study file or preset"):
         load_study("seed-999")
     with pytest.raises(ZoolensError, match="no budget"):
-        load_study("seed-003", "huge")
+        load_study("frozen-vs-unfrozen", "huge")
 
 
 @pytest.mark.slow
@@ -150,21 +157,21 @@ def test_tune_picks_the_lowest_validation_loss(small_animals, tmp_path):
     assert {key: training[key] for key in saved} == pytest.approx(saved)
 
 
-def test_seed001_cnn_has_the_parameter_count_of_its_report():
-    network = Classifier(build_backbone("seed001_cnn", pretrained=False), 3)
+def test_small_cnn_has_the_parameter_count_of_its_report():
+    network = Classifier(build_backbone("small_cnn", pretrained=False), 3)
     assert sum(p.numel() for p in network.parameters()) == 3_454_147  # seed 001's model summary
 
 
 @pytest.mark.slow
 def test_scratch_training_learns_and_reloads(small_animals, tmp_path):
     data = copy_subset(small_animals, tmp_path / "d", per_class=40)
-    model = zoolens.train(data, tmp_path / "m", strategy="scratch", backbone="seed002_baseline", image_size=64,
+    model = zoolens.train(data, tmp_path / "m", strategy="scratch", backbone="baseline_cnn", image_size=64,
                           epochs=4, progress=False)
     losses = [row["train_loss"] for row in model.history]
     assert [row["phase"] for row in model.history] == ["scratch"] * len(losses)
     assert losses[-1] < losses[0]
     reloaded = zoolens.Model.load(tmp_path / "m")
-    assert reloaded.network.backbone.info.name == "seed002_baseline"
+    assert reloaded.network.backbone.info.name == "baseline_cnn"
     photos = sorted((data / "panda").iterdir())[:5]
     again, before = reloaded.predict(photos, open_set="off"), model.predict(photos, open_set="off")
     assert [a.label for a in again] == [b.label for b in before]  # the same network, saved and loaded
@@ -173,7 +180,7 @@ def test_scratch_training_learns_and_reloads(small_animals, tmp_path):
 
 def test_scratch_only_models_refuse_pretrained_strategies(small_animals, tmp_path):
     with pytest.raises(ZoolensError, match="no pretrained weights"):
-        zoolens.train(small_animals, tmp_path / "m", backbone="seed004_cnn", strategy="frozen", progress=False)
+        zoolens.train(small_animals, tmp_path / "m", backbone="gap_cnn", strategy="frozen", progress=False)
 
 
 def test_score_axis_starts_below_close_high_scores_and_at_zero_otherwise():

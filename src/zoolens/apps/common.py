@@ -5,35 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from zoolens.choices import DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET
 from zoolens.errors import ZoolensError
 from zoolens.inference.bundle import META_FILE
 from zoolens.inference.prediction import CLASS, NONE_OF_THESE, Prediction
-from zoolens.models.open_set import MODES, PERSON
+from zoolens.models.open_set import PERSON
 
-DEFAULT_MIN_CONFIDENCE = 0.6
-DEFAULT_OPEN_SET = "on"
-OPEN_SET_MODES = MODES  # "on", "strict" (turns more photos away), "off" (never "none of these")
 IMAGENET_NAME = "ImageNet (1000 classes, no training)"
-
-# Imagewoof's class folders are ImageNet WordNet ids.
-BREED_NAMES = {
-    "n02086240": "Shih-Tzu",
-    "n02087394": "Rhodesian ridgeback",
-    "n02088364": "beagle",
-    "n02089973": "English foxhound",
-    "n02093754": "Border terrier",
-    "n02096294": "Australian terrier",
-    "n02099601": "golden retriever",
-    "n02105641": "Old English sheepdog",
-    "n02111889": "Samoyed",
-    "n02115641": "dingo",
-}
-
-
-def display_label(label: str) -> str:
-    """A class name for people: Imagewoof's WordNet ids become breed names; anything else stays."""
-    return BREED_NAMES.get(label, label)
-
 
 class Predictor:
     """A trained model (`model_path`) or, with none, the pretrained network's 1000 ImageNet classes."""
@@ -64,8 +42,7 @@ class Predictor:
         """`open_set` ("on", "strict", "off") applies to a trained model; ImageNet mode always says when a
         photo holds no animal, as its 1000 classes are all there is to be."""
         if self.model is not None:
-            predictions = self.model.predict(inputs, top_k=top_k, min_confidence=min_confidence, open_set=open_set)
-            return [p.renamed(display_label) for p in predictions]
+            return self.model.predict(inputs, top_k=top_k, min_confidence=min_confidence, open_set=open_set)
         return self.imagenet.predict(inputs, top_k=top_k, min_confidence=min_confidence)
 
 

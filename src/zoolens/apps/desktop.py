@@ -18,15 +18,8 @@ from tkinter import filedialog, ttk
 
 from PIL import Image, ImageOps, ImageTk
 
-from zoolens.apps.common import (
-    DEFAULT_MIN_CONFIDENCE,
-    DEFAULT_OPEN_SET,
-    IMAGENET_NAME,
-    OPEN_SET_MODES,
-    Predictor,
-    answer_line,
-    scores_note,
-)
+from zoolens.apps.common import IMAGENET_NAME, Predictor, answer_line, scores_note
+from zoolens.choices import DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET, OPEN_SET_MODES
 from zoolens.data.images import IMAGE_EXTENSIONS, open_image
 from zoolens.errors import ZoolensError
 from zoolens.inference.prediction import CLASS, ERROR, NONE_OF_THESE, NOT_SURE
@@ -239,7 +232,7 @@ class DesktopApp:
         self._fit_photo()
         self.answer_label.configure(text=answer_line(prediction, imagenet),
                                     style=f"{VERDICT_STYLES[prediction.verdict]}.TLabel")
-        self._show_bars(prediction.top, prediction.verdict)
+        self._show_bars(prediction.named_top, prediction.verdict)
         self.scores_label.configure(text=scores_note(prediction, imagenet) or "")
         self._set_status(Path(prediction.source).name)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from zoolens.apps.common import DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET, display_label
+from zoolens.choices import DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET
 from zoolens.data.images import is_image_name, open_image
 from zoolens.errors import ImageError, ZoolensError, setting
 from zoolens.inference.prediction import CLASS, ERROR, NONE_OF_THESE, Prediction, open_input, source_name, with_article
@@ -74,19 +74,19 @@ class DogReport:
     @property
     def breed(self) -> str | None:
         """The dog's breed, when the breeds model names one (not "not sure", not "none of these")."""
-        return self.breed_prediction.label if self.breed_prediction is not None else None
+        return self.breed_prediction.name(self.breed_prediction.label) if self.breed_prediction is not None else None
 
     @property
     def breed_top(self) -> list[tuple[str, float]]:
-        return self.breed_prediction.top if self.breed_prediction is not None else []
+        return self.breed_prediction.named_top if self.breed_prediction is not None else []
 
     @property
     def resembles(self) -> str | None:
-        return self.resemblance.top[0][0] if self.resemblance is not None else None
+        return self.resemblance.named_top[0][0] if self.resemblance is not None else None
 
     @property
     def resembles_top(self) -> list[tuple[str, float]]:
-        return self.resemblance.top if self.resemblance is not None else []
+        return self.resemblance.named_top if self.resemblance is not None else []
 
     @property
     def kind(self) -> str:
@@ -119,8 +119,7 @@ class DogBreedApp:
         self.open_set = open_set
 
     def _breed_of(self, image: Image.Image, min_confidence: float, open_set: str) -> Prediction:
-        return self.breeds.predict(image, top_k=3, min_confidence=min_confidence, open_set=open_set)[0] \
-            .renamed(display_label)
+        return self.breeds.predict(image, top_k=3, min_confidence=min_confidence, open_set=open_set)[0]
 
     def _resemblance_of(self, face: Image.Image) -> Prediction:
         # A face is never one of the breeds: its nearest breed is the answer, so no threshold and no open set.
@@ -176,11 +175,11 @@ def dog_sentence(breed: Prediction, known_breeds: int) -> str:
     if breed.verdict == ERROR:
         return f"Dog detected, but the breed model could not read the photo: {breed.error}."
     if breed.verdict == CLASS:
-        return f"Dog detected: it looks like {with_article(breed.label)} ({breed.confidence:.0%})."
+        return f"Dog detected: it looks like {with_article(breed.name(breed.label))} ({breed.confidence:.0%})."
     # "Not sure" still thinks it is one of the breeds; "none of these" says it is none of them.
     which = "not one" if breed.verdict == NONE_OF_THESE else "not clearly one"
     return (f"Dog detected, but {which} of the {known_breeds} breeds this model knows "
-            f"(closest: {breed.nearest}, {breed.confidence:.0%}).")
+            f"(closest: {breed.name(breed.nearest)}, {breed.confidence:.0%}).")
 
 
 def find_breeds_model(path: str | Path | None) -> Path:

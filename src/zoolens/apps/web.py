@@ -17,15 +17,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from zoolens.apps.common import (
-    DEFAULT_MIN_CONFIDENCE,
-    DEFAULT_OPEN_SET,
-    IMAGENET_NAME,
-    OPEN_SET_MODES,
-    answer_line,
-    find_models,
-    scores_note,
-)
+from zoolens.apps.common import IMAGENET_NAME, answer_line, find_models, scores_note
+from zoolens.choices import DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET, OPEN_SET_MODES
 from zoolens.data.images import PHOTO_FORMATS
 from zoolens.inference.prediction import CLASS, ERROR, NONE_OF_THESE, NOT_SURE, Prediction, csv_text, failed
 
@@ -116,12 +109,13 @@ def describe_choice(choice: str) -> str:
     from zoolens.inference.bundle import read_meta
 
     try:
-        classes = read_meta(Path(choice))["classes"]  # checked: a list of class names
+        meta = read_meta(Path(choice))  # checked: classes is a list of class names
     except ZoolensError:
         return Path(choice).name
-    from zoolens.apps.common import display_label
+    from zoolens.inference.model import recorded_names
 
-    shown = ", ".join(display_label(c) for c in classes[:4]) + (", …" if len(classes) > 4 else "")
+    classes, names = meta["classes"], recorded_names(meta["classes"], meta)
+    shown = ", ".join(names.get(c, c) for c in classes[:4]) + (", …" if len(classes) > 4 else "")
     return f"{Path(choice).name} — {len(classes)} classes ({shown})"
 
 
@@ -196,9 +190,9 @@ def scores_html(prediction: Prediction, imagenet: bool) -> str:
     """The top-k bars, muted (with a note saying so) when they are not the answer."""
     note = scores_note(prediction, imagenet)
     if note is None:
-        return bars_html(prediction.top)
+        return bars_html(prediction.named_top)
     muted = "zl-none-bars" if prediction.verdict == NONE_OF_THESE else "zl-unsure-bars"
-    return f'<div class="zl-bars-note">{note}</div><div class="{muted}">{bars_html(prediction.top)}</div>'
+    return f'<div class="zl-bars-note">{note}</div><div class="{muted}">{bars_html(prediction.named_top)}</div>'
 
 
 def explain_available() -> bool:

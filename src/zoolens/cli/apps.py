@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from zoolens.apps.common import DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET, OPEN_SET_MODES, require_model_folder
+from zoolens.choices import DEFAULT_BACKBONE, DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET, OPEN_SET_MODES
 from zoolens.errors import ZoolensError
 
 WEB_SCRIPT = Path(__file__).resolve().parents[1] / "apps" / "web.py"  # the Streamlit script, run as a file
@@ -18,8 +18,11 @@ OPEN_SET_HELP = ("'none of these' for people, objects, empty frames and other sp
 
 
 def cmd_desktop(args) -> int:
+    from zoolens.apps.common import require_model_folder
     from zoolens.apps.desktop import run_desktop
+    from zoolens.cli.common import refuse_unless
 
+    refuse_unless(args, not args.model, ("backbone",), "only for the ImageNet mode, without a MODEL (a model has its own network)")
     model = require_model_folder(args.model) if args.model else None
     return run_desktop(model, min_confidence=args.min_confidence, backbone=args.backbone, open_set=args.open_set)
 
@@ -35,6 +38,8 @@ def web_command(args) -> list[str]:
     command += ["--", "--models-dir", args.models_dir, "--min-confidence", str(args.min_confidence),
                 "--open-set", args.open_set]
     if args.model:
+        from zoolens.apps.common import require_model_folder
+
         command += ["--model", str(require_model_folder(args.model))]
     if args.breeds:
         command += ["--breeds", args.breeds]
@@ -62,7 +67,14 @@ def _port_in_use(address: str, port: int) -> bool:
 
 def cmd_dogs(args) -> int:
     from zoolens.apps import dogs
+    from zoolens.cli.common import refuse_unless
 
+    refuse_unless(args, args.audit, ("n", "seed"), "only with --audit: zoolens dogs --audit --n 100 --seed 0")
+    refuse_unless(args, not args.audit, ("breeds", "min_confidence", "open_set"),
+                  "not with --audit, which measures the dog and face detectors only")
+    if args.audit and args.images:
+        raise ZoolensError("--audit measures the detectors on the shared datasets and takes no PHOTO: "
+                           "zoolens dogs --audit, or zoolens dogs PHOTO...")
     if args.audit:
         print(dogs.format_audit(dogs.audit_detectors(n=args.n, seed=args.seed, backbone=args.backbone), args.backbone))
         return 0
@@ -79,35 +91,41 @@ def cmd_dogs(args) -> int:
 
 def register(subparsers) -> None:
     desktop = subparsers.add_parser("desktop", help="desktop app (Tkinter): pick a photo, see what it is")
-    desktop.add_argument("model", nargs="?", help="model folder (default: the ImageNet classes, no training)")
+    desktop.add_argument("model", nargs="?", metavar="MODEL",
+                         help="a model folder (default: the 1000 ImageNet classes, no training)")
     desktop.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
-                         help=f"answer 'not sure' below this probability (default {DEFAULT_MIN_CONFIDENCE})")
+                         help="answer 'not sure' below this probability")
     desktop.add_argument("--open-set", default=DEFAULT_OPEN_SET, choices=OPEN_SET_MODES, help=OPEN_SET_HELP)
-    desktop.add_argument("--backbone", default="mobilenet_v2", help="network for the ImageNet mode")
+    desktop.add_argument("--backbone", default=DEFAULT_BACKBONE, help="network for the ImageNet mode (no MODEL)")
     desktop.set_defaults(run=cmd_desktop)
 
     web = subparsers.add_parser("web", help="web app (Streamlit): upload photos, see predictions, download CSV")
-    web.add_argument("model", nargs="?", help="model folder to start with (default: the first in --models-dir)")
-    web.add_argument("--port", type=int, default=8501)
+    web.add_argument("model", nargs="?", metavar="MODEL",
+                     help="a model folder to start with (default: the first in --models-dir)")
+    web.add_argument("--port", type=int, default=8501, help="port to serve on")
     web.add_argument("--address", default="127.0.0.1", help="interface to serve on (default: this machine only)")
-    web.add_argument("--models-dir", default="runs", help="folder whose model folders the model picker lists")
-    web.add_argument("--breeds", help="dog-breed model for the dog page (default runs/dog-breeds)")
-    web.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
+    web.add_argument("--models-dir", metavar="FOLDER", default="runs",
+                     help="folder whose model folders the model picker lists")
+    web.add_argument("--breeds", metavar="MODEL", help="dog-breed model for the dog page (default runs/dog-breeds)")
+    web.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
+                     help="answer 'not sure' below this probability; the page's slider starts here")
     web.add_argument("--open-set", default=DEFAULT_OPEN_SET, choices=OPEN_SET_MODES,
                      help=OPEN_SET_HELP + "; the page's control starts here")
     web.add_argument("--headless", action="store_true", help="do not open a browser")
     web.set_defaults(run=cmd_web)
 
-    dogs = subparsers.add_parser("dogs", help="dog breed of a dog, or the breed a human face resembles (seed 004)")
-    dogs.add_argument("images", nargs="*", metavar="IMAGE", help="photos or folders")
-    dogs.add_argument("--breeds", help="breed model (default runs/dog-breeds; train: "
-                                       "zoolens train <imagewoof> --out runs/dog-breeds)")
-    dogs.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
+    dogs = subparsers.add_parser("dogs", help="dog breed of a dog, or the breed a human face resembles "
+                                              "(the app of seed 004's report)")
+    dogs.add_argument("images", nargs="*", metavar="PHOTO", help="photos or folders of photos")
+    dogs.add_argument("--breeds", metavar="MODEL", help="breed model (default runs/dog-breeds; train: "
+                                                        "zoolens train <imagewoof> --out runs/dog-breeds)")
+    dogs.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
+                      help="answer 'not sure' below this probability")
     dogs.add_argument("--open-set", default=DEFAULT_OPEN_SET, choices=OPEN_SET_MODES,
                       help="whether a dog may be 'none of the breeds this model knows': on (default), strict or off")
-    dogs.add_argument("--backbone", default="mobilenet_v2", help="ImageNet network of the dog detector")
+    dogs.add_argument("--backbone", default=DEFAULT_BACKBONE, help="ImageNet network of the dog detector")
     dogs.add_argument("--audit", action="store_true",
                       help="measure both detectors on the shared faces, imagewoof and animals3 photos")
-    dogs.add_argument("--n", type=int, default=100, help="photos per set for --audit (default 100)")
-    dogs.add_argument("--seed", type=int, default=0, help="sampling seed for --audit")
+    dogs.add_argument("--n", type=int, default=100, help="photos per set for --audit")
+    dogs.add_argument("--seed", type=int, default=0, help="which photos --audit samples")
     dogs.set_defaults(run=cmd_dogs)

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from zoolens.cli.common import expand_inputs, training_config
+from zoolens.cli.common import expand_inputs, refuse_unless, training_config
 from zoolens.errors import ZoolensError
 
 
@@ -56,6 +56,7 @@ def cmd_train(args) -> int:
     from zoolens.training.trainer import train
 
     config = training_config(args)
+    refuse_unless(args, args.split is None, ("ratios",), "not with --split MANIFEST.csv, which already splits the photos")
     model = train(args.data, args.out, config=config, split_file=args.split, progress=not args.quiet,
                   resume=args.resume)
     if current_rank() != 0:  # another process of a multi-device run: the first one reports and saves
@@ -106,7 +107,7 @@ def _print_predictions(predictions, top_k: int) -> None:
         if p.error:
             print(f"{p.source:<{width}}  error: {p.error}")
             continue
-        others = "  ".join(f"{label} {prob:.1%}" for label, prob in p.top[:top_k])
+        others = "  ".join(f"{label} {prob:.1%}" for label, prob in p.named_top[:top_k])
         print(f"{p.source:<{width}}  {answer:<{answer_width}}   top-{top_k}: {others}")
 
 
@@ -126,19 +127,32 @@ def cmd_predict_folder(args) -> int:
     summary = predict_folder(model_path, folder, args.out, options)
     for line in summary.lines(args.limit):
         print(line, file=sys.stderr)
-    print(format_summary(*summary_rows(summary.per_folder, summary.classes)))
+    header, rows = summary_rows(summary.per_folder, summary.classes)
+    print(format_summary([summary.names.get(column, column) for column in header], rows))
     print(f"wrote {summary.out}/ (Parquet parts) and {summary.summary_csv}")
     return 0
 
 
+def refuse_options_predict_ignores(args) -> None:
+    """Every option either changes what `zoolens predict` does or is refused, in one line."""
+    folder_job = bool(args.out)
+    refuse_unless(args, folder_job, ("sort_into", "summary", "workers", "limit", "engine"),
+                  "only with --out RESULTS.parquet: zoolens predict MODEL FOLDER --out RESULTS.parquet ...")
+    refuse_unless(args, bool(args.sort_into), ("copy",), "only with --sort-into FOLDER (it copies the photos it sorts)")
+    refuse_unless(args, args.engine == "ray", ("ray_address", "concurrency"), "only with --engine ray")
+    refuse_unless(args, not folder_job, ("csv",), "only for the photos listed here; a folder job (--out) writes "
+                                                  "every row to RESULTS.parquet and the counts to --summary")
+    refuse_unless(args, args.imagenet, ("groups", "backbone"),
+                  "only with --imagenet: zoolens predict --imagenet --groups PHOTO... (a model has its own classes)")
+    refuse_unless(args, not args.imagenet, ("open_set",),
+                  "only for trained models; with --imagenet a photo with no animal is always said to have none")
+
+
 def cmd_predict(args) -> int:
+    refuse_options_predict_ignores(args)
     if args.out:
         return cmd_predict_folder(args)
-    if any(getattr(args, option) for option in ("sort_into", "copy", "limit", "ray_address")) or args.engine != "local":
-        raise ZoolensError("--sort-into, --copy, --limit, --engine and --ray-address need --out RESULTS.parquet")
     threshold = args.min_confidence if args.min_confidence is not None else 0.0
-    if args.groups and not args.imagenet:
-        raise ZoolensError("--groups needs --imagenet: zoolens predict --imagenet --groups PATH...")
     if args.imagenet:
         from zoolens.inference.imagenet import ImageNetClassifier
 
@@ -182,7 +196,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from zoolens.models.backbones import describe_backbone, offline_weights_available, registered_backbones
+    from zoolens.models.available import describe_backbone, offline_weights_available, registered_backbones
 
     print("backbone               source       input  pretrained weights")
     for name, spec in registered_backbones().items():

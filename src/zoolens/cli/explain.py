@@ -5,14 +5,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from zoolens.choices import DEFAULT_BACKBONE, EXPLAIN_CHOICES
+from zoolens.cli.common import MODEL_HELP
 from zoolens.errors import ZoolensError
 
 
 def cmd_explain(args) -> int:
-    from zoolens.cli.common import expand_inputs
+    from zoolens.cli.common import expand_inputs, refuse_unless
     from zoolens.evaluation.explain import Explainable, explain, write_explanations
     from zoolens.files import check_apart
 
+    refuse_unless(args, args.imagenet, ("backbone",), "only with --imagenet (a model explains its own network)")
     if args.imagenet:
         target = Explainable.imagenet(args.backbone)
         inputs = expand_inputs(args.model_and_images)
@@ -51,23 +54,23 @@ def cmd_report(args) -> int:
 
 
 def register(subparsers) -> None:
-    from zoolens.evaluation.explain import METHOD_CHOICES
-
     explain = subparsers.add_parser(
         "explain", help="Grad-CAM / saliency heat maps over photos: what the network looked at")
-    explain.add_argument("model_and_images", nargs="+", metavar="MODEL IMAGE",
-                         help="model folder, then image files or folders")
+    explain.add_argument("model_and_images", nargs="+", metavar="MODEL PHOTO",
+                         help="a model folder, then photos or folders of photos (with --imagenet: photos only)")
     explain.add_argument("--imagenet", action="store_true", help="no model: explain the pretrained ImageNet network")
-    explain.add_argument("--backbone", default="mobilenet_v2", help="network for --imagenet")
-    explain.add_argument("--method", default="gradcam", choices=METHOD_CHOICES, help="default gradcam")
-    explain.add_argument("--out", default="explanations", help="folder for the PNGs (default ./explanations)")
-    explain.add_argument("--batch-size", type=int, default=16)
+    explain.add_argument("--backbone", default=DEFAULT_BACKBONE, help="network for --imagenet")
+    explain.add_argument("--method", default="gradcam", choices=EXPLAIN_CHOICES,
+                         help="Grad-CAM (where the last convolutions looked), saliency (which pixels mattered) or both")
+    explain.add_argument("--out", metavar="FOLDER", default="explanations", help="folder for the PNGs")
+    explain.add_argument("--batch-size", type=int, default=16, help="photos explained at once")
     explain.set_defaults(run=cmd_explain, unfinished_outputs=("out",))
 
     report = subparsers.add_parser("report", help="one self-contained HTML report of a model")
-    report.add_argument("model")
-    report.add_argument("--data", help="folder of class folders (default: the folder the model was trained on)")
-    report.add_argument("--out", help="HTML file to write (default MODEL/report.html)")
+    report.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    report.add_argument("--data", metavar="DATA",
+                        help="a folder of class folders (default: the folder the model was trained on)")
+    report.add_argument("--out", metavar="FILE.html", help="HTML file to write (default MODEL/report.html)")
     report.add_argument("--open-set-results", metavar="JSON",
                         help="the open_set.json of `zoolens evaluate --unknown` (default MODEL/evaluation/open_set.json)")
     report.add_argument("--quiet", action="store_true", help="no progress output")

@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from zoolens import __version__
+from zoolens.choices import DEFAULT_BACKBONE, DEFAULT_OPEN_SET, OPEN_SET_MODES
 from zoolens.cli.commands import (
     cmd_data_inspect,
     cmd_data_split,
@@ -21,7 +22,8 @@ from zoolens.cli.commands import (
     cmd_predict,
     cmd_train,
 )
-from zoolens.cli.common import add_training_options
+from zoolens.cli.common import DATA_HELP, MODEL_HELP, add_training_options
+from zoolens.cli.examples import add_examples
 from zoolens.errors import ConfigError, ZoolensError
 from zoolens.terminal import printable, printable_output
 
@@ -40,54 +42,55 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="inspect or split a dataset folder").add_subparsers(
         dest="data_command", required=True, metavar="ACTION")
     inspect = data.add_parser("inspect", help="classes, counts, image sizes and modes, duplicates, unusable files")
-    inspect.add_argument("data", help="folder of class folders (or of train/val/test folders)")
+    inspect.add_argument("data", metavar="DATA", help=DATA_HELP)
     inspect.add_argument("--json", action="store_true", help="print JSON for machines")
     inspect.add_argument("--out", help="also write summary.json and class_balance.png to this folder")
     inspect.set_defaults(run=cmd_data_inspect, unfinished_outputs=ONE_SHOT_OUTPUTS)
     split = data.add_parser("split", help="write a stratified train/val/test manifest (CSV); no file is moved")
-    split.add_argument("data")
-    split.add_argument("--ratios", default="70/10/20", help="train/val/test, or train/test (default 70/10/20)")
-    split.add_argument("--seed", type=int, default=0)
-    split.add_argument("--out", help="manifest file (default: ./<folder>-split.csv)")
+    split.add_argument("data", metavar="DATA", help=DATA_HELP)
+    split.add_argument("--ratios", default="70/10/20", help="train/val/test, or train/test")
+    split.add_argument("--seed", type=int, default=0, help="which photos go where: the same seed, the same split")
+    split.add_argument("--out", metavar="MANIFEST.csv", help="manifest file (default: ./<folder>-split.csv)")
     split.set_defaults(run=cmd_data_split, unfinished_outputs=ONE_SHOT_OUTPUTS)
 
     train = commands.add_parser("train", help="train a classifier by transfer learning")
-    train.add_argument("data", help="folder of class folders (or of train/val/test folders)")
-    train.add_argument("--out", required=True,
+    train.add_argument("data", metavar="DATA", help=DATA_HELP)
+    train.add_argument("--out", required=True, metavar="MODEL",
                        help="model folder to write, outside DATA; a zoolens model there is replaced (only its own "
                             "files: others in the folder are kept); one run at a time per folder")
     add_training_options(train)
-    train.add_argument("--split", help="use this split manifest (from `zoolens data split`)")
+    train.add_argument("--split", metavar="MANIFEST.csv", help="use this split manifest (from `zoolens data split`)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.add_argument("--resume", action="store_true",
-                       help="go on from OUT.partial/, the per-epoch checkpoint an interrupted run left")
+                       help="go on from MODEL.partial/, the per-epoch checkpoint an interrupted run left")
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="metrics, report and confusion matrix on unseen photos")
-    evaluate.add_argument("model")
-    evaluate.add_argument("data")
-    evaluate.add_argument("--out", help="folder for the figures and metrics (default MODEL/evaluation)")
-    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    evaluate.add_argument("data", metavar="DATA", help="photos the model never saw, in class folders of its classes")
+    evaluate.add_argument("--out", metavar="FOLDER", help="folder for the figures and metrics (default MODEL/evaluation)")
+    evaluate.add_argument("--json", action="store_true", help="print JSON for machines")
     evaluate.add_argument("--unknown", action="append", metavar="FOLDER",
                           help="photos of none of the model's classes (people, objects, other species; any layout): "
                                "how many it accepts as a class, how many of its own it turns away, AUROC (repeatable)")
-    evaluate.add_argument("--open-set", default="on", choices=["on", "strict", "off"],
-                          help="the open-set mode to measure (default on)")
+    evaluate.add_argument("--open-set", default=DEFAULT_OPEN_SET, choices=OPEN_SET_MODES,
+                          help="the open-set mode to measure")
     evaluate.set_defaults(run=cmd_evaluate, unfinished_outputs=ONE_SHOT_OUTPUTS)
 
     predict = commands.add_parser("predict", help="label, confidence and top-k for photos")
-    predict.add_argument("model_and_paths", nargs="+", metavar="MODEL PATH", help="model folder, then files or folders")
+    predict.add_argument("model_and_paths", nargs="+", metavar="MODEL PHOTO",
+                         help="a model folder, then photos or folders of photos (with --imagenet: photos only)")
     predict.add_argument("--imagenet", action="store_true", help="no model: the pretrained ImageNet classes")
     predict.add_argument("--groups", action="store_true",
                          help="with --imagenet: animal group (dog, snake, bird, ...) summed over its ImageNet classes")
-    predict.add_argument("--backbone", default="mobilenet_v2", help="network for --imagenet")
-    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--backbone", default=DEFAULT_BACKBONE, help="network for --imagenet")
+    predict.add_argument("--top-k", type=int, default=3, help="how many of the likeliest classes to show")
     predict.add_argument("--min-confidence", type=float,
                          help="answer 'not sure' below this probability (on top of the model's calibrated threshold)")
-    predict.add_argument("--open-set", default="on", choices=["on", "strict", "off"],
+    predict.add_argument("--open-set", default=DEFAULT_OPEN_SET, choices=OPEN_SET_MODES,
                          help="'none of these' for people, objects, empty frames and other species: on (default, "
                               "turns away 2%% of the model's own validation photos), strict (5%%) or off")
-    predict.add_argument("--csv", help="also write one row per photo to this CSV")
+    predict.add_argument("--csv", metavar="FILE.csv", help="also write one row per photo to this CSV")
     batch = predict.add_argument_group("a whole folder tree, resumable (zoolens predict MODEL FOLDER --out ...)")
     batch.add_argument("--out", metavar="RESULTS.parquet",
                        help="write results as a Parquet folder of parts; run again to go on where it stopped")
@@ -105,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(run=cmd_predict, unfinished_outputs=("csv",))  # --out results go on when run again
 
     export = commands.add_parser("export", help="the whole classifier as one ONNX file, for deployment")
-    export.add_argument("model")
-    export.add_argument("--format", default="onnx", choices=["onnx"])
-    export.add_argument("--out", help="file to write (default MODEL/model.onnx)")
+    export.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    export.add_argument("--format", default="onnx", choices=["onnx"], help="file format")
+    export.add_argument("--out", metavar="FILE.onnx", help="file to write (default MODEL/model.onnx)")
     export.add_argument("--check", metavar="DATA", help="compare with PyTorch on these photos (default: its test part)")
     export.set_defaults(run=cmd_export, unfinished_outputs=ONE_SHOT_OUTPUTS)
 
@@ -115,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(run=cmd_models)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(commands)
+    for words, command in every_parser(parser):
+        add_examples(command, words)
     return parser
 
 
@@ -162,14 +167,31 @@ def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return dict(action.choices) if action is not None else {}
 
 
-def option_fields(parser: argparse.ArgumentParser, run) -> set[str]:
-    """The field names of the options of the command that `run` runs (`sort_into` for its --sort-into)."""
-    for command in subcommands(parser).values():
-        if fields := option_fields(command, run):
-            return fields
+def command_parser(parser: argparse.ArgumentParser, run) -> argparse.ArgumentParser | None:
+    """The parser of the command that `run` runs (`zoolens data split`'s for cmd_data_split)."""
     if parser.get_default("run") is run:
-        return {action.dest for action in parser._actions if action.option_strings}
-    return set()
+        return parser
+    return next((found for command in subcommands(parser).values() if (found := command_parser(command, run))), None)
+
+
+def option_fields(command: argparse.ArgumentParser) -> set[str]:
+    """The field names of a command's options (`sort_into` for its --sort-into)."""
+    return {action.dest for action in command._actions if action.option_strings}
+
+
+def options_given(command: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The field names of the options written on the command line, defaults aside (abbreviations are off, so each
+    is written in full; `--` ends the options)."""
+    fields = {flag: action.dest for action in command._actions for flag in action.option_strings}
+    words = argv[: argv.index("--")] if "--" in argv else argv
+    return {fields[flag] for word in words if (flag := word.split("=", 1)[0]) in fields}
+
+
+def every_parser(parser: argparse.ArgumentParser, path: str = ""):
+    """(command words, parser) for the program and each command under it: "", "data", "data inspect", ..."""
+    yield path, parser
+    for name, command in subcommands(parser).items():
+        yield from every_parser(command, f"{path} {name}".strip())
 
 
 def mistyped_command(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
@@ -191,14 +213,32 @@ def mistyped_command(parser: argparse.ArgumentParser, argv: list[str]) -> str | 
     return None
 
 
+def unknown_options(command: argparse.ArgumentParser, unknown: list[str]) -> str:
+    """argparse's "unrecognized arguments", with the closest options of the command (`--min-conf`: did you mean
+    --min-confidence?)."""
+    import difflib
+
+    flags = [flag for action in command._actions for flag in action.option_strings if flag.startswith("--")]
+    hints = []
+    for word in (w.split("=", 1)[0] for w in unknown if w.startswith("--")):
+        close = [f for f in flags if f.startswith(word)] or difflib.get_close_matches(word, flags, n=2, cutoff=0.6)
+        if close:
+            hints.append(f"{word}: did you mean {' or '.join(close[:2])}?")
+    return f"unrecognized arguments: {' '.join(unknown)}" + (f" ({'; '.join(hints)})" if hints else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     if (typo := mistyped_command(parser, argv)) is not None:
         print(printable(typo), file=sys.stderr)
         return 2
-    args = parser.parse_args(argv)
-    options = option_fields(parser, args.run)
+    args, unknown = parser.parse_known_args(argv)
+    command = command_parser(parser, args.run)
+    if unknown:  # said with the usage of the command it was given to, not the program's
+        command.error(unknown_options(command, unknown))
+    options = option_fields(command)
+    args.given = options_given(command, argv)
     if not os.environ.get("ZOOLENS_DEBUG"):
         warnings.filterwarnings("ignore")
     created = outputs_it_would_create(args)

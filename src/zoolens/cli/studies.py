@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from zoolens.cli.common import refuse_unless
+
 
 def cmd_study(args) -> int:
     from zoolens.studies.runner import comparison_markdown, run_study
     from zoolens.studies.spec import load_study
 
     spec = load_study(args.spec, args.budget)
+    if args.data is None:
+        refuse_unless(args, False, ("out", "quiet"), "only when running the study, with --data DATA")
+        print(spec.describe())
+        print(f"\nrun it: zoolens study {args.spec} --data DATA" + (f" --budget {args.budget}" if args.budget else
+                                                                    " --budget small"))
+        return 0
     out = Path(args.out or f"studies/{spec.name}")
     rows = run_study(spec, args.data, out, progress=not args.quiet)
     print(comparison_markdown(rows, spec))
@@ -40,30 +48,34 @@ def cmd_tune(args) -> int:
 
 
 def register(commands) -> None:
-    from zoolens.cli.common import add_training_options
+    from zoolens.cli.common import DATA_HELP, add_training_options
     from zoolens.studies.spec import preset_names
 
     study = commands.add_parser("study", help="run several experiments on one split; table and charts")
-    study.add_argument("spec", help=f"a study YAML file, or a preset: {', '.join(preset_names())}")
-    study.add_argument("--data", required=True, help="dataset folder")
+    study.add_argument("spec", metavar="STUDY", help=f"a study YAML file, or a preset: {', '.join(preset_names())} "
+                                                     "(`zoolens study NAME` says what it compares and which report "
+                                                     "it reproduces)")
+    study.add_argument("--data", metavar="DATA", help=DATA_HELP + "; without it, the study is described, not run")
     study.add_argument("--budget", help="scale of the preset, e.g. small (this CPU, minutes) or full (a GPU)")
-    study.add_argument("--out", help="study folder (default studies/<name>); finished runs are kept and skipped")
-    study.add_argument("--quiet", action="store_true")
+    study.add_argument("--out", metavar="FOLDER",
+                       help="study folder (default studies/<name>); finished runs are kept and skipped")
+    study.add_argument("--quiet", action="store_true", help="no progress output")
     study.set_defaults(run=cmd_study)
 
     kfold = commands.add_parser("kfold", help="stratified k-fold cross validation; mean +- std; best fold kept")
-    kfold.add_argument("data")
-    kfold.add_argument("--k", type=int, default=5)
-    kfold.add_argument("--out", required=True)
-    kfold.add_argument("--quiet", action="store_true")
+    kfold.add_argument("data", metavar="DATA", help=DATA_HELP)
+    kfold.add_argument("--k", type=int, default=5, help="how many folds")
+    kfold.add_argument("--out", metavar="FOLDER", required=True, help="folder for kfold.json, kfold.png and the best fold")
+    kfold.add_argument("--quiet", action="store_true", help="no progress output")
     add_training_options(kfold)
     kfold.set_defaults(run=cmd_kfold)
 
     tune = commands.add_parser("tune", help="search optimizer, learning rate, dropout, epochs (Optuna)")
-    tune.add_argument("data")
-    tune.add_argument("--out", required=True)
-    tune.add_argument("--trials", type=int, default=20)
-    tune.add_argument("--method", default="tpe", choices=["tpe", "random", "grid"])
-    tune.add_argument("--quiet", action="store_true")
+    tune.add_argument("data", metavar="DATA", help=DATA_HELP)
+    tune.add_argument("--out", metavar="FOLDER", required=True, help="folder for trials.csv and best_config.json")
+    tune.add_argument("--trials", type=int, default=20, help="how many settings to try")
+    tune.add_argument("--method", default="tpe", choices=["tpe", "random", "grid"],
+                      help="tpe (Optuna's guided search), random or grid")
+    tune.add_argument("--quiet", action="store_true", help="no progress output")
     add_training_options(tune)
     tune.set_defaults(run=cmd_tune)

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zoolens.data.class_names import readable_names
 from zoolens.data.images import file_problem, is_image_name, reading_problem
 from zoolens.errors import ZoolensError
 
@@ -40,6 +41,10 @@ class ImageFolder:
     # For an already split folder: the role ("train"/"val"/"test") each sample's part plays.
     parts: dict[Path, str] | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)  # class -> the name people read (data.class_names)
+
+    def name(self, label: str) -> str:
+        return self.names.get(label, label)
 
     @property
     def presplit(self) -> bool:
@@ -140,4 +145,5 @@ def scan_folder(root: str | Path) -> ImageFolder:
     if len(classes) < 2:
         found = f"found {len(classes)} class folder with images" if classes else "found no class folders with images"
         raise ZoolensError(f"{root}: needs at least two class folders of images (DATA/<class>/*.jpg); {found}")
-    return ImageFolder(root=root, classes=classes, samples=samples, parts=parts, skipped=skipped)
+    return ImageFolder(root=root, classes=classes, samples=samples, parts=parts, skipped=skipped,
+                       names=readable_names(root, classes))

@@ -41,11 +41,18 @@ class DatasetSummary:
     duplicates: list[list[str]]
     unreadable: list[tuple[str, str]]
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)  # class -> the name people read
+
+    def shown(self, label: str) -> str:
+        """A class as the table shows it: its name, with its folder's name after it when they differ."""
+        name = self.names.get(label, label)
+        return label if name == label else f"{name} ({label})"
 
     def to_dict(self) -> dict:
         return {
             "root": self.root,
             "classes": self.classes,
+            "names": {c: self.names.get(c, c) for c in self.classes},
             "counts": self.counts,
             "image_size": size_stats(self.widths, self.heights),
             "modes": self.modes,
@@ -121,19 +128,21 @@ def inspect_folder(folder: ImageFolder | str | Path, progress: bool = True) -> D
         duplicates=[paths for paths in by_digest.values() if len(paths) > 1],
         unreadable=[(f.path, f.problem) for f in facts if f.problem],
         skipped=folder.skipped,
+        names=folder.names,
     )
 
 
 def format_summary(summary: DatasetSummary) -> str:
     lines = [f"{summary.root}: {len(summary.classes)} classes"]
     parts = list(summary.counts)
-    width = max(5, *(len(c) for c in summary.classes))
+    width = max(5, *(len(summary.shown(c)) for c in summary.classes))
     lines.append("  " + "class".ljust(width) + "".join(p.rjust(9) for p in parts) + "    share")
     totals = {p: sum(summary.counts[p].values()) for p in parts}
     grand = sum(totals.values()) or 1
     for name in summary.classes:
         row = [summary.counts[p][name] for p in parts]
-        lines.append("  " + name.ljust(width) + "".join(str(n).rjust(9) for n in row) + f"   {sum(row) / grand:6.1%}")
+        lines.append("  " + summary.shown(name).ljust(width) + "".join(str(n).rjust(9) for n in row)
+                     + f"   {sum(row) / grand:6.1%}")
     lines.append("  " + "total".ljust(width) + "".join(str(totals[p]).rjust(9) for p in parts))
     stats = size_stats(summary.widths, summary.heights)
     if stats:
@@ -167,7 +176,7 @@ def plot_class_balance(summary: DatasetSummary, path: Path) -> Path:
         values = np.array([summary.counts[part][c] for c in summary.classes])
         axis.bar(x, values, bottom=bottom, label=part)
         bottom += values
-    axis.set_xticks(x, summary.classes, rotation=45, ha="right")
+    axis.set_xticks(x, [summary.names.get(c, c) for c in summary.classes], rotation=45, ha="right")
     axis.set_ylabel("photos")
     axis.set_title("Photos per class")
     if len(parts) > 1:

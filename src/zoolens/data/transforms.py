@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
-from torchvision.transforms import v2 as T
-from torchvision.transforms.v2 import functional as F
+
+if TYPE_CHECKING:  # imported where used, so that what only describes a preprocessing does not load PyTorch
+    from torchvision.transforms import v2 as T
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -56,6 +57,9 @@ class Augmentation:
 
 def eval_transform(prep: Preprocessing) -> T.Compose:
     """Resize and crop on the PIL image (Pillow's resampling), then scale and normalise."""
+    import torch
+    from torchvision.transforms import v2 as T
+
     return T.Compose(
         [
             T.Resize(prep.resize_size, antialias=True),
@@ -75,6 +79,8 @@ def preprocess_array(image: Image.Image, prep: Preprocessing) -> np.ndarray:
 
 def cropped_pixels(image: Image.Image, prep: Preprocessing) -> np.ndarray:
     """The resized, centre-cropped photo as 8-bit (S, S, 3): a quarter of the network input's bytes."""
+    from torchvision.transforms.v2 import functional as F
+
     return np.asarray(F.center_crop(F.resize(image, prep.resize_size, antialias=True), prep.input_size))
 
 
@@ -88,6 +94,9 @@ def normalised(pixels: np.ndarray, prep: Preprocessing) -> np.ndarray:
 def train_transform(prep: Preprocessing, augmentation: Augmentation | None) -> T.Compose:
     if augmentation is None:
         return eval_transform(prep)
+    import torch
+    from torchvision.transforms import v2 as T
+
     steps = [
         T.Resize(prep.resize_size, antialias=True),
         T.ToImage(),

@@ -94,6 +94,7 @@ def evaluate_samples(model, samples: list[Sample], description: str, skipped=(),
         verdicts=[a.verdict for a in answers],
         reasons=[a.reason for a in answers],
         open_set_mode=open_set,
+        names=dict(model.names),
     )
 
 
@@ -117,15 +118,15 @@ def write_evaluation(evaluation: Evaluation, out: Path) -> dict[str, Path]:
     written["report"] = out / "classification_report.txt"
     written["report"].write_text(evaluation.report_text(), encoding="utf-8")
     matrix = evaluation.confusion()
-    written["confusion_matrix"] = plot_confusion_matrix(matrix, evaluation.classes, out / "confusion_matrix.png")
+    written["confusion_matrix"] = plot_confusion_matrix(matrix, evaluation.shown, out / "confusion_matrix.png")
     written["confusion_matrix_normalized"] = plot_confusion_matrix(
-        matrix, evaluation.classes, out / "confusion_matrix_normalized.png", normalize=True
+        matrix, evaluation.shown, out / "confusion_matrix_normalized.png", normalize=True
     )
     items = [
         (
             evaluation.paths[i],
-            f"true: {evaluation.classes[evaluation.y_true[i]]}\n"
-            f"predicted: {evaluation.classes[evaluation.y_pred[i]]} ({evaluation.probabilities[i].max():.0%})",
+            f"true: {evaluation.shown[evaluation.y_true[i]]}\n"
+            f"predicted: {evaluation.shown[evaluation.y_pred[i]]} ({evaluation.probabilities[i].max():.0%})",
         )
         for i in evaluation.mistakes()[:MISTAKES_SHOWN]
     ]

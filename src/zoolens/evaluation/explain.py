@@ -20,6 +20,7 @@ from torch import nn
 from torchvision.transforms import v2 as T
 from tqdm.auto import tqdm
 
+from zoolens.choices import EXPLAIN_CHOICES, EXPLAIN_METHODS
 from zoolens.data.images import open_image
 from zoolens.data.transforms import Preprocessing, eval_transform
 from zoolens.errors import ConfigError, ImageError, ZoolensError, setting
@@ -29,8 +30,7 @@ from zoolens.models.backbones import Backbone, declared_gradcam_layer
 from zoolens.models.registry import family_of_network
 from zoolens.plotting import plain_text
 
-METHODS = ("gradcam", "saliency")
-METHOD_CHOICES = (*METHODS, "both")
+METHODS = EXPLAIN_METHODS
 METHOD_TITLES = {"gradcam": "Grad-CAM", "saliency": "saliency"}
 
 
@@ -122,8 +122,9 @@ class Explainable:
     @classmethod
     def imagenet(cls, backbone: str | None = None) -> Explainable:
         """The pretrained 1000-class ImageNet network itself (what `zoolens predict --imagenet` uses)."""
+        from zoolens.choices import DEFAULT_BACKBONE
         from zoolens.inference.imagenet import ImageNetClassifier
-        from zoolens.models.backbones import DEFAULT_BACKBONE, build_imagenet_classifier
+        from zoolens.models.backbones import build_imagenet_classifier
 
         backbone = backbone or DEFAULT_BACKBONE
         network, preprocessing = build_imagenet_classifier(backbone)
@@ -241,7 +242,7 @@ def _methods(method: str) -> tuple[str, ...]:
     if method == "both":
         return METHODS
     if method not in METHODS:
-        raise ConfigError("method", f"{method!r}: choose from {', '.join(METHOD_CHOICES)}")
+        raise ConfigError("method", f"{method!r}: choose from {', '.join(EXPLAIN_CHOICES)}")
     return (method,)
 
 

@@ -24,6 +24,12 @@ class Evaluation:
     verdicts: list[str] = field(default_factory=list)
     reasons: list[str | None] = field(default_factory=list)
     open_set_mode: str = "on"
+    names: dict[str, str] = field(default_factory=dict)  # class -> the name people read, where it differs
+
+    @property
+    def shown(self) -> list[str]:
+        """The classes as people read them, in order (Imagewoof's `n02099601` is "golden retriever")."""
+        return [self.names.get(c, c) for c in self.classes]
 
     @property
     def y_pred(self) -> np.ndarray:
@@ -42,7 +48,7 @@ class Evaluation:
 
     def _report(self, **options):
         return classification_report(
-            self.y_true, self.y_pred, labels=range(len(self.classes)), target_names=self.classes, zero_division=0,
+            self.y_true, self.y_pred, labels=range(len(self.classes)), target_names=self.shown, zero_division=0,
             **options,
         )
 
@@ -98,11 +104,12 @@ class Evaluation:
             "recall_weighted": weighted["recall"],
             "f1_weighted": weighted["f1-score"],
             "per_class": {
-                name: {k: report[name][k] for k in ("precision", "recall", "f1-score", "support")}
-                for name in self.classes
+                label: {k: report[name][k] for k in ("precision", "recall", "f1-score", "support")}
+                for label, name in zip(self.classes, self.shown)
             },
             "confusion_matrix": self.confusion().tolist(),
             "classes": self.classes,
+            "names": dict(zip(self.classes, self.shown)),
             **({"answers": self.answers_summary()} if self.verdicts else {}),
             "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
         }

@@ -96,7 +96,7 @@ def model_card(model) -> dict:
         ("backbone", f"{info.name} ({info.source}, weights {info.weights_tag})"),
         ("input", f"{prep.input_size} × {prep.input_size} px centre crop of the photo resized to {prep.resize_size} px "
                   f"(shorter side); mean {tuple(round(v, 3) for v in prep.mean)}, std {tuple(round(v, 3) for v in prep.std)}"),
-        ("classes", ", ".join(model.classes)),
+        ("classes", ", ".join(model.name(c) for c in model.classes)),
         ("parameters", f"{parameters:,} ({head:,} in the dense head)"),
         ("file size", _file_size(weights) if weights and weights.exists() else "–"),
         ("trained", meta.get("created", "unknown")),
@@ -137,13 +137,14 @@ def training_rows(meta: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def _counts_table(classes: list[str], counts: dict[str, dict[str, int]]) -> tuple[list[str], list[dict]]:
+def _counts_table(classes: list[str], counts: dict[str, dict[str, int]],
+                  names: dict[str, str]) -> tuple[list[str], list[dict]]:
     parts = list(counts)
     grand = sum(sum(part.values()) for part in counts.values()) or 1
     rows = []
-    for name in classes:
-        row = [int(counts[part].get(name, 0)) for part in parts]
-        rows.append({"name": name, "counts": row, "share": f"{sum(row) / grand:.1%}"})
+    for label in classes:
+        row = [int(counts[part].get(label, 0)) for part in parts]
+        rows.append({"name": names.get(label, label), "counts": row, "share": f"{sum(row) / grand:.1%}"})
     rows.append({"name": "total", "counts": [sum(counts[p].values()) for p in parts],
                  "share": "100%"})
     return parts, rows
@@ -166,7 +167,7 @@ def dataset_section(model, data: Path | None, summary) -> dict:
     from zoolens.data.inspect import plot_class_balance, size_stats
 
     if summary is not None:
-        parts, rows = _counts_table(summary.classes, summary.counts)
+        parts, rows = _counts_table(summary.classes, summary.counts, summary.names)
         stats = size_stats(summary.widths, summary.heights)
         facts = []
         if stats:
@@ -194,17 +195,17 @@ def dataset_section(model, data: Path | None, summary) -> dict:
     if not counts:
         return {"note": note, "parts": [], "rows": [], "facts": [], "balance_chart": "", "size_chart": None,
                 "problems": []}
-    parts, rows = _counts_table(model.classes, counts)
-    recorded_summary = SimpleNamespace(classes=model.classes, counts=counts)
+    parts, rows = _counts_table(model.classes, counts, model.names)
+    recorded_summary = SimpleNamespace(classes=model.classes, counts=counts, names=model.names)
     problems = [(p["path"], p["reason"]) for p in recorded.get("skipped", [])]
     return {"note": note, "parts": parts, "rows": rows, "facts": [],
             "balance_chart": _plotted(plot_class_balance, recorded_summary), "size_chart": None, "problems": problems}
 
 
 def per_class_rows(summary: dict) -> list[dict]:
-    rows = []
-    for name, values in summary.get("per_class", {}).items():
-        rows.append({"name": name, "precision": _percent(values["precision"]), "recall": _percent(values["recall"]),
+    rows, names = [], summary.get("names") or {}
+    for label, values in summary.get("per_class", {}).items():
+        rows.append({"name": names.get(label, label), "precision": _percent(values["precision"]), "recall": _percent(values["recall"]),
                      "f1": _percent(values["f1-score"]), "support": int(values["support"])})
     return rows
 
@@ -469,8 +470,8 @@ def gallery_shots(model, evaluation, indices: list[int], progress: bool) -> list
         shots.append({
             "photo": data_uri(explanation.image, max_side=THUMBNAIL_SIZE),
             "overlay": data_uri(explanation.overlay("gradcam"), max_side=THUMBNAIL_SIZE),
-            "true": evaluation.classes[true],
-            "predicted": evaluation.classes[guess],
+            "true": evaluation.shown[true],
+            "predicted": evaluation.shown[guess],
             "correct": true == guess,
             "confidence": f"{evaluation.probabilities[i, guess]:.1%}",
             "file": evaluation.paths[i],
@@ -563,9 +564,10 @@ def write_report(model, data: str | Path | None = None, out: str | Path | None =
     else:
         raise ZoolensError(f"{model.path}: no evaluation recorded and no data folder: pass {setting('data')}")
     curves = model.path / "training_curves.png" if model.path else None
+    shown = [model.name(c) for c in model.classes]
     context = {
         "title": model.path.name if model.path else model.network.backbone.info.name,
-        "classes": model.classes,
+        "classes": shown,
         "written": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "version": __version__,
         "headline": headline(metrics),
@@ -577,8 +579,8 @@ def write_report(model, data: str | Path | None = None, out: str | Path | None =
         "per_class": per_class_rows(metrics),
         "overall": overall_rows(metrics),
         "report_text": evaluation.report_text() if evaluation is not None else "",
-        "confusion": confusion_section(matrix, model.classes),
-        "confused_pairs": confused_pairs(matrix, model.classes),
+        "confusion": confusion_section(matrix, shown),
+        "confused_pairs": confused_pairs(matrix, shown),
         "open_set": open_set_section(model, metrics, _open_set_results(model, open_set_results), data),
         "galleries": galleries(model, evaluation, gallery_size, progress),
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from zoolens.choices import DEFAULT_BACKBONE
 from zoolens.data.transforms import eval_transform
 from zoolens.inference.prediction import (
     NONE_OF_THESE,
@@ -16,7 +17,8 @@ from zoolens.inference.prediction import (
     ranked,
     with_article,
 )
-from zoolens.models.backbones import DEFAULT_BACKBONE, build_imagenet_classifier, describe_backbone, imagenet_categories
+from zoolens.models.available import describe_backbone, imagenet_categories
+from zoolens.models.backbones import build_imagenet_classifier
 from zoolens.models.faces import has_person
 from zoolens.models.imagenet_groups import NOT_AN_ANIMAL, group_indices, rank_groups
 from zoolens.models.open_set import NO_ANIMAL, PERSON

@@ -12,6 +12,8 @@ from PIL import Image
 from safetensors import SafetensorError
 
 from zoolens import __version__, files
+from zoolens.choices import OPEN_SET_MODES
+from zoolens.data.class_names import wordnet_name
 from zoolens.data.images import open_image
 from zoolens.data.transforms import Preprocessing, preprocess_array
 from zoolens.errors import ImageError, ZoolensError
@@ -27,9 +29,10 @@ from zoolens.inference.prediction import (
     open_input,
     source_name,
 )
-from zoolens.models.backbones import BackboneInfo, build_backbone
+from zoolens.models.available import BackboneInfo
+from zoolens.models.backbones import build_backbone
 from zoolens.models.classifier import Classifier
-from zoolens.models.open_set import MODES, NO_ANIMAL, OPEN_SET_FILE, PERSON, UNLIKE_TRAINING_ANY, OpenSetCheck
+from zoolens.models.open_set import NO_ANIMAL, OPEN_SET_FILE, PERSON, UNLIKE_TRAINING_ANY, OpenSetCheck
 from zoolens.models.probabilities import softmax
 from zoolens.runtime.features import backbone_key, extract_features, make_engine
 
@@ -63,12 +66,22 @@ def _io_reason(error: Exception) -> str:
     return getattr(error, "strerror", None) or str(error).rpartition("I/O error: ")[2] or type(error).__name__
 
 
+def recorded_names(classes: list[str], meta: dict) -> dict[str, str]:
+    """{class: name people read}, where they differ: as recorded at training (`class_names`), else, for a model made
+    before zoolens recorded them, the WordNet names of ImageNet ids."""
+    recorded = meta.get("class_names")
+    names = dict(zip(classes, recorded)) if isinstance(recorded, list) and len(recorded) == len(classes) else {
+        c: wordnet_name(c) or c for c in classes}
+    return {c: name for c, name in names.items() if name != c}
+
+
 class Model:
     def __init__(self, network: Classifier, classes: list[str], preprocessing: Preprocessing, meta: dict | None = None):
         self.network = network.eval()
         self.classes = list(classes)
         self.preprocessing = preprocessing
         self.meta = meta or {}
+        self.names = recorded_names(self.classes, self.meta)
         self.temperature = float(self.meta.get("calibration", {}).get("temperature", 1.0))
         self.path: Path | None = None
         self.open_set: OpenSetCheck | None = None  # "none of these"; fitted by train(), saved in the bundle
@@ -85,6 +98,7 @@ class Model:
             "zoolens_version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "classes": self.classes,
+            "class_names": [self.names.get(c, c) for c in self.classes],
             "backbone": {
                 "name": backbone.info.name,
                 "source": backbone.info.source,
@@ -223,8 +237,8 @@ class Model:
                          open_set: str = "on", image_of=None) -> list[Prediction]:
         """The answers for photos' pooled features: every surface's predictions come through here.
         `image_of(i)`, when given, opens photo i so that one without an animal can be told to be a person."""
-        if open_set not in MODES:
-            raise ZoolensError(f"open_set must be one of {', '.join(MODES)}, not {open_set!r}")
+        if open_set not in OPEN_SET_MODES:
+            raise ZoolensError(f"open_set must be one of {', '.join(OPEN_SET_MODES)}, not {open_set!r}")
         if not len(sources):
             return []
         probabilities = self.class_probabilities(features)
@@ -236,8 +250,12 @@ class Model:
                 reasons = self._people_among(reasons, image_of)
         threshold = self.not_sure_below(min_confidence, open_set)
         return [decide(source, probabilities[i], self.classes, top_k, threshold, reasons[i],
-                       self.open_set.looks_like(scores, i) if scores is not None and reasons[i] else None)
+                       self.open_set.looks_like(scores, i) if scores is not None and reasons[i] else None, self.names)
                 for i, source in enumerate(sources)]
+
+    def name(self, label: str) -> str:
+        """The name people read for one of its classes (its class folder's name, unless that is an id)."""
+        return self.names.get(label, label)
 
     def open_set_scores(self, features: np.ndarray):
         """The open-set check's scores (`open_set.OpenSetScores`) for features from `features_of_*`."""

@@ -55,6 +55,10 @@ SCHEMA = {
             "items": {"type": "string", "minLength": 1, "maxLength": MAX_CLASS_NAME},
             "uniqueItems": True,
         },
+        "class_names": {  # what people read for each class, in the order of `classes`
+            "type": "array", "maxItems": MAX_CLASSES,
+            "items": {"type": "string", "minLength": 1, "maxLength": MAX_CLASS_NAME},
+        },
         "backbone": {
             "type": "object", "required": ["name"],
             "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200},

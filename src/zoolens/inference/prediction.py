@@ -37,6 +37,7 @@ class Prediction:
     reason: str | None = None  # why "none of these": "no animal in the photo", "a person", ...
     nearest: str | None = None  # the most likely known class when the answer is not one
     detail: str | None = None  # more for people: "it looks like an espresso", "most likely Persian cat"
+    names: dict[str, str] = field(default_factory=dict, repr=False)  # class -> the name people read, where it differs
 
     def __post_init__(self):
         if not self.verdict:
@@ -44,12 +45,21 @@ class Prediction:
         if self.verdict in (NOT_SURE, NONE_OF_THESE) and self.nearest is None and self.top:
             self.nearest = self.top[0][0]
 
+    def name(self, label: str | None) -> str | None:
+        """The name people read for one of the classes (`n02099601` -> "golden retriever"); the class otherwise."""
+        return self.names.get(label, label) if label is not None else None
+
     @property
     def answer(self) -> str:
-        """'cats', 'not sure', 'none of these' or 'error: ...'."""
+        """'cats', 'golden retriever', 'not sure', 'none of these' or 'error: ...'."""
         if self.verdict == ERROR:
             return f"error: {self.error}"
-        return self.label if self.verdict == CLASS else self.verdict
+        return self.name(self.label) if self.verdict == CLASS else self.verdict
+
+    @property
+    def named_top(self) -> list[tuple[str, float]]:
+        """`top` with the names people read."""
+        return [(self.name(label), probability) for label, probability in self.top]
 
     def describe(self) -> str:
         """One line a person reads: 'cats (97.2 %)', 'not sure (best guess: cats, 41.0 %)',
@@ -59,15 +69,8 @@ class Prediction:
         if self.verdict == NONE_OF_THESE:
             return f"none of these: {self.reason}" + (f" ({self.detail})" if self.detail else "")
         if self.verdict == NOT_SURE:
-            return f"not sure (best guess: {self.nearest}, {self.confidence:.1%})"
-        return f"{self.label} ({self.confidence:.1%})" + (f" — {self.detail}" if self.detail else "")
-
-    def renamed(self, rename) -> Prediction:
-        """The same answer with class names passed through `rename` (e.g. WordNet ids to breed names)."""
-        self.label = rename(self.label) if self.label is not None else None
-        self.nearest = rename(self.nearest) if self.nearest is not None else None
-        self.top = [(rename(label), probability) for label, probability in self.top]
-        return self
+            return f"not sure (best guess: {self.name(self.nearest)}, {self.confidence:.1%})"
+        return f"{self.name(self.label)} ({self.confidence:.1%})" + (f" — {self.detail}" if self.detail else "")
 
 
 def ranked(probabilities: np.ndarray, classes: list[str], top_k: int) -> list[tuple[str, float]]:
@@ -76,17 +79,20 @@ def ranked(probabilities: np.ndarray, classes: list[str], top_k: int) -> list[tu
 
 
 def decide(source: str, probabilities: np.ndarray, classes: list[str], top_k: int, min_confidence: float,
-           none_reason: str | None = None, looks_like: str | None = None) -> Prediction:
-    """The answer for one photo's class probabilities and (when the open-set check turned it away) its reason."""
+           none_reason: str | None = None, looks_like: str | None = None,
+           names: dict[str, str] | None = None) -> Prediction:
+    """The answer for one photo's class probabilities and (when the open-set check turned it away) its reason;
+    `names`: the classes' names for people, where they differ from the classes."""
     top = ranked(probabilities, classes, top_k)
     best, confidence = top[0]
     detail = f"it looks like {with_article(looks_like)}" if looks_like and none_reason else None
+    names = names or {}
     if none_reason:
         return Prediction(source, None, confidence, top, verdict=NONE_OF_THESE, reason=none_reason, nearest=best,
-                          detail=detail)
+                          detail=detail, names=names)
     if confidence < min_confidence:
-        return Prediction(source, None, confidence, top, verdict=NOT_SURE, nearest=best)
-    return Prediction(source, best, confidence, top, verdict=CLASS)
+        return Prediction(source, None, confidence, top, verdict=NOT_SURE, nearest=best, names=names)
+    return Prediction(source, best, confidence, top, verdict=CLASS, names=names)
 
 
 def failed(source: str, problem: str) -> Prediction:
@@ -133,20 +139,23 @@ def opened_inputs(inputs, min_side: int | None = None) -> list[tuple[str, object
 
 # ---- the results table (CSV, Parquet, the web app's download) -------------------------------------
 def table_columns(top_k: int) -> list[str]:
-    columns = ["path", "verdict", "label", "confidence", "reason", "nearest"]
+    columns = ["path", "verdict", "label", "label_name", "confidence", "reason", "nearest", "nearest_name"]
     for i in range(1, top_k + 1):
-        columns += [f"top{i}_label", f"top{i}_confidence"]
+        columns += [f"top{i}_label", f"top{i}_name", f"top{i}_confidence"]
     return columns + ["error"]
 
 
 def table_row(prediction: Prediction, top_k: int) -> dict:
-    """One photo's row: `label` is set only for a class; `verdict` says which of the four answers it is."""
+    """One photo's row: `label` is set only for a class; `verdict` says which of the four answers it is. Each
+    class is there as the model knows it (`label`, its class folder's name) and as people read it (`label_name`)."""
     row = {"path": prediction.source, "verdict": prediction.verdict, "label": prediction.label,
+           "label_name": prediction.name(prediction.label),
            "confidence": None if prediction.error else prediction.confidence, "reason": prediction.reason,
-           "nearest": prediction.nearest}
+           "nearest": prediction.nearest, "nearest_name": prediction.name(prediction.nearest)}
     for i in range(top_k):
         label, probability = prediction.top[i] if i < len(prediction.top) else (None, None)
-        row[f"top{i + 1}_label"], row[f"top{i + 1}_confidence"] = label, probability
+        row[f"top{i + 1}_label"], row[f"top{i + 1}_name"] = label, prediction.name(label)
+        row[f"top{i + 1}_confidence"] = probability
     row["error"] = prediction.error
     return row
 

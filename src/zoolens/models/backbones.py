@@ -7,108 +7,23 @@ works when its weights are in the local cache or can be downloaded.
 from __future__ import annotations
 
 import hashlib
-import os
 import urllib.error
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from zoolens.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from zoolens.choices import DEFAULT_BACKBONE
+from zoolens.data.transforms import Preprocessing
 from zoolens.errors import ZoolensError, setting
-from zoolens.models import catalogue  # noqa: F401  (declares the named backbones into the registry)
-from zoolens.models.catalogue import torchvision_imagenet_1k
-from zoolens.models.registry import REGISTRY, BackboneSpec, OfflineWeights, family_of_name, family_of_network
-
-DEFAULT_BACKBONE = "mobilenet_v2"
-
-# The declared backbones (models/catalogue.py, models/scratch.py); any other name is looked up in torchvision and timm.
-OFFLINE_WEIGHTS = {name: spec.weights for name, spec in REGISTRY.items() if spec.weights is not None}
-
-
-def registered_backbones() -> dict[str, BackboneSpec]:
-    """Every declared backbone, the pretrained ones first: what `zoolens models` lists and the tests build."""
-    return {spec.name: spec for spec in sorted(REGISTRY.values(), key=lambda spec: not spec.pretrained)}
-
-
-@dataclass(frozen=True)
-class BackboneInfo:
-    name: str
-    source: str  # "torchvision" or "timm"
-    preprocessing: Preprocessing
-    weights_tag: str
-
-    @property
-    def weights_id(self) -> str:
-        return f"{self.source}:{self.name}:{self.weights_tag}"
-
-
-def _torchvision_names() -> set[str]:
-    import torchvision
-
-    return set(torchvision.models.list_models(module=torchvision.models))
-
-
-def _timm_is_model(name: str) -> bool:
-    import timm
-
-    return timm.is_model(name)
-
-
-def backbone_source(name: str) -> str:
-    if name in REGISTRY:
-        return REGISTRY[name].source
-    if name in _torchvision_names():
-        return "torchvision"
-    if _timm_is_model(name):
-        return "timm"
-    raise ZoolensError(f"unknown backbone {name!r}: use a torchvision or timm model name (see `zoolens models`)")
-
-
-def _torchvision_weights(name: str):
-    import torchvision
-
-    weights = torchvision.models.get_model_weights(name)
-    return weights.DEFAULT
-
-
-def describe_backbone(name: str) -> BackboneInfo:
-    """Name, source and input preprocessing, without building or loading anything heavy."""
-    source = backbone_source(name)
-    spec = REGISTRY.get(name)
-    if spec is not None and (spec.weights is not None or source == "zoolens"):
-        return BackboneInfo(name, source, spec.preprocessing, spec.weights.tag if spec.weights else "none")
-    if source == "torchvision":
-        weights = _torchvision_weights(name)
-        transform = weights.transforms()
-        prep = Preprocessing(
-            int(transform.crop_size[0]), int(transform.resize_size[0]), tuple(transform.mean), tuple(transform.std)
-        )
-        return BackboneInfo(name, source, prep, weights.name)
-    import timm
-
-    cfg = timm.get_pretrained_cfg(name)
-    size = int(cfg.input_size[-1]) if cfg else 224
-    crop_pct = cfg.crop_pct if cfg and cfg.crop_pct else 0.875
-    mean = tuple(cfg.mean) if cfg else IMAGENET_MEAN
-    std = tuple(cfg.std) if cfg else IMAGENET_STD
-    return BackboneInfo(name, source, Preprocessing(size, round(size / crop_pct), mean, std), cfg.tag if cfg else "default")
-
-
-def offline_weights_available(name: str) -> bool:
-    offline = OFFLINE_WEIGHTS.get(name)
-    if offline is not None and offline.path() is not None:
-        return True
-    source = backbone_source(name)
-    if source == "zoolens":
-        return False
-    if source == "torchvision":
-        from torch.hub import get_dir
-
-        url = _torchvision_weights(name).url
-        return (Path(get_dir()) / "checkpoints" / os.path.basename(url)).exists()
-    return False
+from zoolens.models.available import (
+    OFFLINE_WEIGHTS,
+    BackboneInfo,
+    describe_backbone,
+    imagenet_categories,
+    torchvision_weights,
+)
+from zoolens.models.registry import REGISTRY, OfflineWeights, family_of_name, family_of_network
 
 
 class Backbone(nn.Module):
@@ -173,7 +88,7 @@ def _build_imagenet_model(name: str, pretrained: bool) -> nn.Module:
         if info.source == "torchvision":
             import torchvision
 
-            weights = _torchvision_weights(name) if pretrained and offline_path is None else None
+            weights = torchvision_weights(name) if pretrained and offline_path is None else None
             family = family_of_name(name, "torchvision")
             model = torchvision.models.get_model(name, weights=weights, **(family and family.build_options or {}))
         else:
@@ -217,10 +132,6 @@ def _feature_dim(trunk: nn.Module, size: int) -> int:
         return int(trunk.eval()(torch.zeros(1, 3, size, size)).shape[1])
 
 
-def has_pretrained_weights(name: str) -> bool:
-    return backbone_source(name) != "zoolens"
-
-
 def unfreeze_blocks(backbone: Backbone) -> list[nn.Module]:
     """The blocks `--unfreeze N` counts from the end: as the backbone's declaration says, else `trainable_blocks`."""
     spec = REGISTRY.get(backbone.info.name)
@@ -259,15 +170,6 @@ def state_fingerprint(module: nn.Module) -> str:
         digest.update(key.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def imagenet_categories(name: str = DEFAULT_BACKBONE) -> list[str]:
-    """The class names of a backbone's ImageNet head, in output order: as its declaration says, else (any other
-    torchvision/timm ImageNet-1k network) torchvision's ImageNet-1k names."""
-    spec = REGISTRY.get(name)
-    if spec is not None and spec.categories is not None:
-        return list(spec.categories())
-    return torchvision_imagenet_1k()
 
 
 def _single_linear(layer: nn.Module | None) -> nn.Linear | None:

@@ -4,11 +4,14 @@ belongs to (where Grad-CAM looks, how the classifier comes off). Adding a backbo
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 import zoolens.models.scratch  # noqa: F401  (declares the seeds' CNNs)
 from zoolens.data.transforms import Preprocessing
 from zoolens.models.registry import OfflineWeights, declare_backbone, declare_family
+
+if TYPE_CHECKING:
+    from torch import nn
 
 # TensorFlow-converted EfficientNet-Lite weights expect inputs scaled to [-1, 1], not ImageNet mean/std
 # (measured: 60 % vs 48 % ImageNet top-1 on an Imagewoof sample with the wrong one).
@@ -43,15 +46,21 @@ for number, size in ((0, 224), (1, 240), (2, 260)):
 # ---- families, for every other torchvision/timm name ------------------------------------------------------------
 def _pooled_convolutions(network: nn.Module) -> nn.Module:
     """GAP over the last convolution (the seeds' "bottleneck" features), not VGG's 25 088-wide flatten."""
+    from torch import nn
+
     return nn.Sequential(network.features, nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
 
 def _convolutions(network: nn.Module) -> nn.Module:
     """The convolutional part, of the ImageNet network (`.features`) or of zoolens' pooled trunk (its first)."""
+    from torch import nn
+
     return network[0] if isinstance(network, nn.Sequential) else network.features
 
 
 def _without_auxiliary_classifier(network: nn.Module) -> nn.Module:
+    from torch import nn
+
     network.aux_logits = False
     network.AuxLogits = None
     network.fc = nn.Identity()

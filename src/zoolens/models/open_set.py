@@ -30,7 +30,6 @@ from zoolens.errors import ZoolensError
 from zoolens.models.probabilities import softmax
 
 OPEN_SET_FILE = "open_set.safetensors"
-MODES = ("on", "strict", "off")
 DEFAULT_SHARE = 0.02  # of the model's own validation photos turned away, "not sure" included
 STRICT_SHARE = 0.05
 NOT_SURE_BELOW = 0.5  # calibrated probability under which the best guess is more likely wrong than right

@@ -12,10 +12,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from zoolens.data.transforms import Preprocessing
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -57,14 +59,17 @@ class BackboneSpec:
 REGISTRY: dict[str, BackboneSpec] = {}
 
 
-def register_backbone(name: str, **declared) -> Callable:
+def register_backbone(name: str, aliases: tuple[str, ...] = (), **declared) -> Callable:
     """Decorator for a function that builds a zoolens trunk (`source` "zoolens"), or, called with `build=None`
-    through `declare_backbone`, a declaration of a torchvision/timm backbone."""
+    through `declare_backbone`, a declaration of a torchvision/timm backbone. `aliases`: former names, which
+    still build it (models saved under them load)."""
 
     def register(build: Callable[[], nn.Module] | None):
-        if name in REGISTRY:
-            raise ValueError(f"backbone {name!r} is declared twice")
-        REGISTRY[name] = BackboneSpec(name, build=build, **declared)
+        spec = BackboneSpec(name, build=build, **declared)
+        for key in (name, *aliases):
+            if key in REGISTRY:
+                raise ValueError(f"backbone {key!r} is declared twice")
+            REGISTRY[key] = spec
         return build
 
     return register

@@ -16,17 +16,24 @@ Written as YAML (or one of the named presets in `presets/`):
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-import yaml
-
 from zoolens.errors import ZoolensError
-from zoolens.models.backbones import backbone_source, offline_weights_available, registered_backbones
-from zoolens.training.trainer import TrainConfig
+from zoolens.models.available import backbone_source, offline_weights_available, registered_backbones
 
 PRESETS = Path(__file__).with_name("presets")
-TRAIN_OPTIONS = {f.name for f in fields(TrainConfig)} - {"augmentation", "ratios", "seed"}
+# The presets' former names, from the reports they reproduce; they still work.
+PRESET_ALIASES = {"seed-002": "pretrained-vs-scratch", "seed-003": "frozen-vs-unfrozen",
+                  "seed-004": "bottleneck-vs-scratch"}
+
+
+def train_options() -> set[str]:
+    """The TrainConfig fields an experiment may set (imported here, not above, so `preset_names` stays light)."""
+    from zoolens.training.trainer import TrainConfig
+
+    return {f.name for f in fields(TrainConfig)} - {"augmentation", "ratios", "seed"}
 
 
 @dataclass
@@ -42,6 +49,17 @@ class StudySpec:
     ratios: str
     seed: int
     experiments: list[Experiment]
+    budgets: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """What the study compares, for people: its description, split and each experiment's settings."""
+        lines = [self.name, "", *textwrap.wrap(self.description, 100), "",
+                 f"split {self.ratios} (seed {self.seed}); budgets: {', '.join(self.budgets) or 'none'}", ""]
+        width = max(len(e.name) for e in self.experiments)
+        for experiment in self.experiments:
+            settings = ", ".join(f"{key} {value}" for key, value in sorted(experiment.options.items()))
+            lines.append(f"  {experiment.name:<{width}}  {settings}")
+        return "\n".join(lines)
 
 
 def preset_names() -> list[str]:
@@ -49,9 +67,12 @@ def preset_names() -> list[str]:
 
 
 def _read_yaml(source: str) -> tuple[dict, str]:
+    import yaml
+
     path = Path(source)
-    if not path.exists() and source in preset_names():
-        path = PRESETS / f"{source}.yaml"
+    preset = PRESET_ALIASES.get(source, source)
+    if not path.exists() and preset in preset_names():
+        path = PRESETS / f"{preset}.yaml"
     if not path.exists():
         raise ZoolensError(f"{source}: no such study file or preset (presets: {', '.join(preset_names())})")
     try:
@@ -88,10 +109,11 @@ def _backbone_runs(name: str, candidates, strategy: str, where: str) -> list[tup
 
 
 def _check_options(options: dict, where: str) -> None:
-    unknown = set(options) - TRAIN_OPTIONS - {"name"}
+    known = train_options()
+    unknown = set(options) - known - {"name"}
     if unknown:
         raise ZoolensError(f"{where}: unknown option(s) {', '.join(sorted(unknown))}; "
-                           f"known: {', '.join(sorted(TRAIN_OPTIONS))}")
+                           f"known: {', '.join(sorted(known))}")
 
 
 def load_study(source: str, budget: str | None = None) -> StudySpec:
@@ -123,4 +145,5 @@ def load_study(source: str, budget: str | None = None) -> StudySpec:
         ratios=str(split.get("ratios", "70/10/20")),
         seed=int(split.get("seed", 0)),
         experiments=experiments,
+        budgets=tuple(budgets),
     )

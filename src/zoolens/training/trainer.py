@@ -14,23 +14,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from zoolens.choices import DEFAULT_BACKBONE
 from zoolens.data.folders import ImageFolder, Sample, scan_folder
 from zoolens.data.images import find_usable, open_image
 from zoolens.data.split import Manifest, read_manifest, split_folder, write_manifest
 from zoolens.data.transforms import Augmentation, eval_transform, train_transform
-from zoolens.errors import ConfigError, ZoolensError
+from zoolens.errors import ConfigError, ZoolensError, setting
 from zoolens.evaluation.evaluate import evaluate_samples, write_evaluation
 from zoolens.evaluation.plots import plot_training_curves
 from zoolens.files import check_apart, output_lock
 from zoolens.inference.bundle import check_model_target
 from zoolens.inference.model import Model
-from zoolens.models.backbones import (
-    DEFAULT_BACKBONE,
-    build_backbone,
-    has_pretrained_weights,
-    imagenet_head,
-    unfreeze_blocks,
-)
+from zoolens.models.available import has_pretrained_weights
+from zoolens.models.backbones import build_backbone, imagenet_head, unfreeze_blocks
 from zoolens.models.classifier import Classifier
 from zoolens.models.open_set import DEFAULT_SHARE, OpenSetCheck, fit_open_set
 from zoolens.runtime.distributed import Processes, start_processes
@@ -100,6 +96,9 @@ class TrainConfig:
                 raise ConfigError(name, f"must be positive, not {value}")
         if self.unfreeze < 0:
             raise ConfigError("unfreeze", f"must be 0 (all blocks) or more, not {self.unfreeze}")
+        if self.unfreeze and self.strategy != "finetune":
+            raise ConfigError("unfreeze", f"chooses which blocks fine-tuning trains: it needs {setting('strategy')} "
+                                          f"finetune, not {self.strategy}")
         if self.num_nodes < 1:
             raise ConfigError("num_nodes", f"must be at least 1, not {self.num_nodes}")
         if self.batch_size < 1:
@@ -447,6 +446,7 @@ def _train(data: str | Path, out: str | Path | None = None, *, config: TrainConf
     history = run_phases(network, photos.features, photos.parts, manifest.classes, prep, config, processes, progress,
                          checkpoints)
     model = Model(network, manifest.classes, prep, {})
+    model.names = {c: folder.name(c) for c in manifest.classes if folder.name(c) != c}
     if not processes.is_main:  # the first process calibrates, evaluates and saves; the others' work is done
         return model
     _calibrate(model, photos, config, progress)

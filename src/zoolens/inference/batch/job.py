@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from zoolens.choices import OPEN_SET_MODES
 from zoolens.errors import ConfigError, ZoolensError, setting
 from zoolens.inference.batch.local import local_predictions
 from zoolens.inference.batch.results import FORMAT, RESULTS_VERSION, ResultsDataset
@@ -23,7 +24,6 @@ from zoolens.inference.batch.summary import (
 )
 from zoolens.inference.batch.walk import CHUNK_SIZE, as_text, pending_chunks, walk_photos
 from zoolens.inference.model import Model
-from zoolens.models.open_set import MODES
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,8 @@ class BatchOptions:
                                    ("limit", self.limit, 0)):
             if value is not None and value < least:
                 raise ConfigError(name, f"must be at least {least}, not {value}")
-        if self.open_set not in MODES:
-            raise ConfigError("open_set", f"{self.open_set!r}: choose from {', '.join(MODES)}")
+        if self.open_set not in OPEN_SET_MODES:
+            raise ConfigError("open_set", f"{self.open_set!r}: choose from {', '.join(OPEN_SET_MODES)}")
         if self.engine not in ENGINES:
             raise ConfigError("engine", f"{self.engine!r}: choose from {', '.join(ENGINES)}")
 
@@ -125,7 +125,7 @@ def predict_folder(model: Model | str | Path, root: str | Path, out: str | Path,
     summary_path = Path(options.summary_csv) if options.summary_csv else default_summary_path(out)
     write_summary_csv(summary_path, *summary_rows(per_folder, model.classes))
     return BatchSummary(out, counts["pending"], counts["skipped"], errors, model.classes, per_folder, summary_path,
-                        sort_target, bool(counts["limited"]), placed, options.copy)
+                        sort_target, bool(counts["limited"]), placed, options.copy, names=dict(model.names))
 
 
 def _settings(model: Model, root: Path, options: BatchOptions) -> dict:

@@ -20,7 +20,7 @@ SETTINGS_FILE = "_zoolens.json"  # pyarrow.dataset ignores files starting with "
 PART_NAME = re.compile(r"part-(\d{5,})\.parquet")
 TEMP_NAME = re.compile(r"\.part-\d{5,}\.parquet\.tmp-\d+")
 FORMAT = "zoolens-batch-predictions"
-RESULTS_VERSION = 2  # 2: verdict, reason and nearest columns ("none of these")
+RESULTS_VERSION = 3  # 2: verdict, reason and nearest columns ("none of these"); 3: the classes' names beside them
 
 
 

@@ -25,6 +25,7 @@ class BatchSummary:
     stopped_at_limit: bool = False
     placed: Counter = field(default_factory=Counter)  # --sort-into: "placed", "already" (there), "missing" photos
     copied: bool = False  # --copy: placed by copying, not linking
+    names: dict[str, str] = field(default_factory=dict)  # class -> the name people read, where it differs
 
     def lines(self, limit: int | None = None) -> list[str]:
         """What the run did, in words (the CLI prints these)."""

@@ -1,0 +1,105 @@
+"""Class folders named by an id are shown by a name people read (ImageNet WordNet ids automatically, any dataset
+through a names.csv or classes.json), everywhere a person looks; the id stays beside it in tables for machines."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+
+from zoolens.data.class_names import readable_names, wordnet_name
+from zoolens.errors import ZoolensError
+
+# Three of Imagewoof's classes, as the shared datasets' README names them.
+BREEDS = {"n02088364": "beagle", "n02099601": "golden retriever", "n02111889": "Samoyed"}
+
+
+def make_classes(root, classes):
+    for name in classes:
+        (root / name).mkdir(parents=True)
+    return root
+
+
+def test_imagenet_ids_get_their_names_and_other_folders_keep_theirs(tmp_path):
+    root = make_classes(tmp_path, [*BREEDS, "cats"])
+    assert readable_names(root, [*BREEDS, "cats", "n99999999"]) == {**BREEDS, "cats": "cats",
+                                                                    "n99999999": "n99999999"}  # not a synset
+
+
+def test_a_names_file_beside_the_class_folders_names_them(tmp_path):
+    (tmp_path / "names.csv").write_text("class,name\nc1,red fox\nc2,  Arctic   fox \nunused,x\n", encoding="utf-8")
+    assert readable_names(tmp_path, ["c1", "c2", "c3"]) == {"c1": "red fox", "c2": "Arctic fox", "c3": "c3"}
+    (tmp_path / "names.csv").unlink()
+    (tmp_path / "classes.json").write_text(json.dumps({"n02099601": "goldie"}), encoding="utf-8")
+    assert readable_names(tmp_path, ["n02099601", "n02088364"]) == {"n02099601": "goldie", "n02088364": "beagle"}
+
+
+def test_two_classes_never_share_a_name(tmp_path):
+    assert wordnet_name("n02012849") == wordnet_name("n03126707") == "crane"  # the bird and the machine
+    assert readable_names(tmp_path, ["n02012849", "n03126707"]) == {"n02012849": "crane (n02012849)",
+                                                                   "n03126707": "crane (n03126707)"}
+
+
+@pytest.mark.parametrize("file_name, text, problem", [
+    ("names.csv", "id,label\nc1,fox\n", "needs a header with the columns class and name"),
+    ("names.csv", "class,name\nc1,\n", "the name of 'c1' must be text of 1 to 200 characters"),
+    ("classes.json", "[1, 2]", "must be one JSON object of class: name"),
+    ("classes.json", "{nope", "not valid JSON"),
+])
+def test_a_names_file_that_cannot_be_read_is_one_line_naming_it(tmp_path, file_name, text, problem):
+    (tmp_path / file_name).write_text(text, encoding="utf-8")
+    with pytest.raises(ZoolensError) as error:
+        readable_names(tmp_path, ["c1"])
+    assert str(error.value).startswith(f"{tmp_path / file_name}: ") and problem in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def breeds(imagewoof, tmp_path_factory):
+    """20 photos of each of three Imagewoof breeds (class folders named by WordNet id); one renamed by names.csv."""
+    root = tmp_path_factory.mktemp("woof")
+    for wnid in BREEDS:
+        (root / "data" / wnid).mkdir(parents=True)
+        for photo in sorted((imagewoof / "train" / wnid).iterdir())[:20]:
+            shutil.copyfile(photo, root / "data" / wnid / photo.name)
+    (root / "data" / "names.csv").write_text("class,name\nn02111889,Samoyed dog\n", encoding="utf-8")
+    return root
+
+
+@pytest.mark.slow
+def test_every_surface_shows_the_names_and_tables_keep_the_ids(breeds, capsys):
+    import zoolens
+    from zoolens.apps.web import describe_choice
+    from zoolens.cli import main
+
+    shown = {**BREEDS, "n02111889": "Samoyed dog"}  # names.csv wins over WordNet
+    data, model_dir = breeds / "data", breeds / "model"
+    assert main(["data", "inspect", str(data), "--out", str(breeds / "inspected")]) == 0
+    assert "golden retriever (n02099601)" in capsys.readouterr().out
+    assert json.loads((breeds / "inspected" / "summary.json").read_text())["names"] == shown
+
+    assert main(["train", str(data), "--out", str(model_dir), "--quiet"]) == 0
+    trained = capsys.readouterr().out
+    assert "golden retriever" in trained and "n02099601" not in trained  # the classification report
+    meta = json.loads((model_dir / "zoolens.json").read_text())
+    assert meta["classes"] == sorted(BREEDS) and meta["class_names"] == [shown[c] for c in sorted(BREEDS)]
+    metrics = json.loads((model_dir / "evaluation" / "metrics.json").read_text())
+    assert set(metrics["per_class"]) == set(BREEDS) and metrics["names"] == shown  # ids for machines, and names
+
+    photo = sorted((data / "n02099601").iterdir())[0]
+    assert main(["predict", str(model_dir), str(photo), "--csv", str(breeds / "answers.csv"), "--open-set", "off"]) == 0
+    printed = capsys.readouterr().out
+    assert "n02" not in printed.replace(str(photo), "") and "golden retriever" in printed
+    row = next(csv.DictReader((breeds / "answers.csv").open()))
+    assert (row["label"], row["label_name"]) == ("n02099601", "golden retriever")
+    assert row["top2_name"] == shown[row["top2_label"]]
+
+    model = zoolens.Model.load(model_dir)
+    answer = model.predict([photo], open_set="off")[0]
+    assert answer.label == "n02099601" and answer.answer == "golden retriever"
+    assert describe_choice(str(model_dir)).endswith("3 classes (beagle, golden retriever, Samoyed dog)")
+
+    assert main(["report", str(model_dir), "--quiet"]) == 0
+    html = (model_dir / "report.html").read_text()
+    assert "3 classes: beagle, golden retriever, Samoyed dog" in html and "<td>n02" not in html
