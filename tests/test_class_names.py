@@ -78,6 +78,18 @@ def test_every_surface_shows_the_names_and_tables_keep_the_ids(breeds, capsys):
     assert main(["data", "inspect", str(data), "--out", str(breeds / "inspected")]) == 0
     assert "golden retriever (n02099601)" in capsys.readouterr().out
     assert json.loads((breeds / "inspected" / "summary.json").read_text())["names"] == shown
+    from PIL import Image
+
+    from zoolens.data.inspect import SHEET_LABEL, SHEET_THUMB, inspect_folder
+
+    sheet = Image.open(breeds / "inspected" / "samples.png")  # the contact sheet: a row of photos per class
+    assert sheet.height == 3 * (SHEET_THUMB + 6) + 6
+    samples = inspect_folder(data, progress=False).samples
+    for row, wnid in enumerate(sorted(BREEDS)):
+        assert len(samples[wnid]) == 8 and all(f"/{wnid}/" in path for path in samples[wnid])
+        first = sheet.crop((SHEET_LABEL, 6 + row * (SHEET_THUMB + 6), SHEET_LABEL + SHEET_THUMB,
+                            6 + row * (SHEET_THUMB + 6) + SHEET_THUMB))
+        assert first.convert("L").getextrema()[0] < 200  # a photo there, not the white page
 
     assert main(["train", str(data), "--out", str(model_dir), "--quiet"]) == 0
     trained = capsys.readouterr().out

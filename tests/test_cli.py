@@ -107,7 +107,7 @@ def test_missing_model_is_one_line(args, tmp_path):
 @pytest.mark.slow
 def test_a_setting_out_of_range_names_the_field_in_python_and_the_option_on_the_command_line(tmp_path):
     from zoolens.errors import ConfigError, ZoolensError
-    from zoolens.training.trainer import TrainConfig
+    from zoolens.training.config import TrainConfig
 
     with pytest.raises(ValueError, match=r"^batch_size: must be at least 1, not 0$") as caught:
         TrainConfig(batch_size=0).validate()

@@ -35,6 +35,7 @@ def run_probe(*arguments: str) -> tuple[str, str, list[str]]:
     ["--help"], ["--version"], ["models"], ["trian"], ["train", "--help"], ["predict", "--help"],
     ["explain", "--help"], ["study", "--help"], ["web", "--help"], ["desktop", "--help"], ["dogs", "--help"],
     ["data", "inspect", "--help"], ["train"], ["train", "photos", "--out", "m", "--no-such-option"],
+    ["train", "photos", "--out", "m", "--batch-size", "0"], ["train", "photos", "--out", "m", "--unfreeze", "2"],
 ])
 def test_help_usage_errors_version_and_models_load_no_heavy_library(arguments):
     code, output, heavy = run_probe(*arguments)

@@ -189,3 +189,56 @@ def test_switch_to_imagenet_and_back_then_exit(root, display, trained_model, tmp
 
     with pytest.raises(tk.TclError):
         root.winfo_exists()
+
+
+def test_the_empty_window_says_what_to_do_and_opens_before_the_model_loads(root, trained_model):
+    from zoolens.apps.desktop import DesktopApp
+
+    app = DesktopApp(root, trained_model.path)
+    root.update()
+    assert app.busy  # the window is up while the model still loads on the worker
+    shown = app.image_area.cget("text")
+    assert "No photo yet" in shown and "Select Animal" in shown and "Select Folder" in shown
+    pump_until(root, lambda: not app.busy)
+
+
+def test_select_folder_lists_every_photo_in_order_and_a_row_shows_its_photo(root, display, trained_model,
+                                                                             other_animals, coffee, tmp_path,
+                                                                             screenshots):
+    import shutil
+
+    folder = tmp_path / "trip"
+    folder.mkdir()
+    photos = [shutil.copyfile(coffee, folder / "a-coffee.jpg")]
+    photos += [shutil.copyfile(p, folder / f"b-{p.name}") for p in sorted((other_animals / "panda").iterdir())[:3]]
+    app = open_app(root, trained_model.path)
+    app.classify_folder(folder)  # what "Select Folder" does with the folder the dialog returns
+    pump_until(root, lambda: not app.busy and app.last_prediction is not None)
+    rows = [app.results_list.item(row, "values") for row in app.results_list.get_children()]
+    assert [name for name, _ in rows] == [p.name for p in photos]
+    assert rows[0][1].startswith("None of these: no animal") and all(a.startswith("panda (") for _, a in rows[1:])
+    assert app.answer_text().startswith("None of these")  # the first row is shown
+    app.results_list.selection_set("2")  # a person clicks the third row
+    pump_until(root, lambda: not app.busy and app.last_path == photos[2])
+    assert app.answer_text().startswith("panda (") and app.last_prediction.source == str(photos[2])
+    assert app.status_label.cget("text") == f"{photos[2].name} · 4 photos: panda 3, none of these 1"
+    screenshot(display, screenshots / "desktop-folder.png")
+
+
+def test_the_threshold_and_grad_cam_change_the_answer_shown(root, display, trained_model, other_animals, screenshots):
+    photo = sorted((other_animals / "cats").iterdir())[0]
+    app = open_app(root, trained_model.path)
+    app.classify_path(photo)
+    pump_until(root, lambda: not app.busy)
+    assert app.answer_text().startswith("cats (") and app.shown.width() < 1.8 * app.shown.height()
+    app.threshold.set(0.9999)  # typed into "Not sure below", then Enter
+    app.threshold_box.focus_force()
+    root.update()
+    app.threshold_box.event_generate("<Return>")
+    pump_until(root, lambda: not app.busy)
+    assert app.answer_text().startswith("Not sure (best guess: cats")
+    app.threshold.set(0.5)
+    app.gradcam_box.invoke()  # ticks Grad-CAM: the photo and its heat map side by side
+    pump_until(root, lambda: not app.busy and app.shown.width() > 1.8 * app.shown.height())
+    assert app.answer_text().startswith("cats (") and "Grad-CAM" in app.key_label.cget("text")
+    screenshot(display, screenshots / "desktop-gradcam.png")

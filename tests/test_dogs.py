@@ -89,7 +89,8 @@ def test_a_dog_gets_its_breed(app, photos):
     report = app.identify(photos["dog"])[0]
     assert report.kind == "dog"
     assert report.breed == "golden retriever"
-    assert report.breed_prediction.verdict == "class" and report.breed_prediction.top[0][0] == "golden retriever"
+    assert report.breed_prediction.verdict == "class" and report.breed_prediction.top[0][0] == GOLDEN_RETRIEVER
+    assert report.breed_prediction.named_top[0][0] == "golden retriever"  # the id for machines, the name for people
     assert "Dog detected: it looks like a golden retriever (" in report.message
 
 
@@ -182,3 +183,20 @@ def test_web_dog_page(breeds_model, photos, monkeypatch):
     assert not at.exception
     page = " ".join(m.value for m in at.markdown)
     assert "golden retriever" in page and "you look like" in page
+    assert len(at.get("download_button")) == 1  # the answers as CSV
+
+
+def test_the_dog_pages_download_has_a_row_per_photo_and_a_neither_is_not_green(breeds_model, photos):
+    import csv
+    import io
+
+    from zoolens.apps import web
+
+    app = dogs.DogBreedApp(breeds_model)
+    reports = [app.identify_one(photos["dog"]), app.identify_one(photos["cat"]), dogs.DogReport("x.jpg", "refused",
+                                                                                               error="empty file")]
+    rows = list(csv.DictReader(io.StringIO(dogs.reports_csv(reports))))
+    assert [row["kind"] for row in rows] == ["dog", "neither", "error"]
+    assert rows[0]["breed"] == "golden retriever" and float(rows[0]["breed_confidence"]) > 0.5
+    assert rows[1]["breed"] == "" and rows[2]["error"] == "empty file"
+    assert web.KIND_STYLES["neither"] != "" and "green" not in web.CSS.split(".zl-badge.zl-badge-none")[1][:80]

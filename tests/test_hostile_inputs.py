@@ -489,7 +489,7 @@ def test_an_open_set_json_that_is_a_fifo_is_not_waited_on(model, tmp_path):
 
 def test_a_study_reads_a_finished_runs_zoolens_json_through_the_schema(model, tmp_path):
     from zoolens.studies.runner import _finished
-    from zoolens.training.trainer import TrainConfig
+    from zoolens.training.config import TrainConfig
 
     sent = tampered_copy(model, tmp_path)
     meta = json.loads((sent / "zoolens.json").read_text())
@@ -502,7 +502,7 @@ def test_a_study_reads_a_finished_runs_zoolens_json_through_the_schema(model, tm
 def test_kfold_keeps_the_users_files_in_out_best_and_refuses_a_folder_that_is_not_a_model(tiny, model, tmp_path,
                                                                                            monkeypatch):
     from zoolens.studies.kfold import run_kfold
-    from zoolens.training.trainer import TrainConfig
+    from zoolens.training.config import TrainConfig
 
     """`kfold` swapped OUT/best for the best fold whole, and removed the other fold folders whole."""
     from zoolens.training import trainer

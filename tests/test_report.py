@@ -65,8 +65,10 @@ def test_report_on_a_trained_model(trained_model, tmp_path):
 
     assert parts.sections == SECTIONS
     assert_self_contained(html, parts, out)
-    for fact in ("mobilenet_v2", "224 × 224", "frozen", " MB", "classification report"):
+    for fact in ("mobilenet_v2", "224 × 224", "frozen", " MB"):
         assert fact.lower() in html.lower()
+    assert "<pre>" not in html  # the per-class metrics once, as a table; not again as sklearn's text report
+    assert "<details>" in section_html(html, "training")  # the configuration folded away
     for name in trained_model.classes:
         assert name in html
     # Default data: the folder it was trained on, evaluated on the test part of its own split.
@@ -156,7 +158,7 @@ def test_a_fine_tuning_phase_says_what_trained_and_that_it_had_to_beat_the_head(
     from dataclasses import asdict
 
     from zoolens.evaluation.report import training_rows
-    from zoolens.training.trainer import TrainConfig
+    from zoolens.training.config import TrainConfig
 
     phases = [asdict(p) for p in TrainConfig(strategy="finetune", unfreeze=4, epochs=3).phases()]
     shown = dict(training_rows({"training": {"phases": phases}}))["phases"]
@@ -166,3 +168,43 @@ def test_a_fine_tuning_phase_says_what_trained_and_that_it_had_to_beat_the_head(
     scratch = [asdict(p) for p in TrainConfig(strategy="scratch").phases()]
     assert dict(training_rows({"training": {"phases": scratch}}))["phases"].startswith(
         "scratch on photos: the whole network, learning rate 0.001, at most 10 epochs")
+
+
+def test_the_verdict_says_in_words_what_the_metrics_say(trained_model, other_animals, tmp_path):
+    """The sentences at the top are the evaluation's own numbers: right and wrong, per class, the worst confusion,
+    how often a confident answer is right."""
+    from zoolens.evaluation.evaluate import evaluate
+
+    out = write_report(trained_model.path, data=other_animals, out=tmp_path / "report.html", progress=False)
+    html = out.read_text(encoding="utf-8")
+    verdict = section_html(html, "summary").split("</ul>")[0]
+    evaluation = evaluate(trained_model, other_animals, progress=False)
+    wrong = int((evaluation.y_pred != evaluation.y_true).sum())
+    assert f"It is right about {evaluation.accuracy:.1%} of the time: on {len(evaluation.y_true)} photos it never " \
+           f"saw, {wrong} wrong." in verdict
+    confident = evaluation.probabilities.max(1) >= 0.9
+    answered = [v == "class" for v in evaluation.verdicts]
+    sure = confident & answered
+    right = (evaluation.y_pred == evaluation.y_true)[sure].mean()
+    assert f"({sure.sum()} of {len(evaluation.y_true)} photos), it is right {right:.1%} of the time" in verdict
+    assert "not measured yet" in verdict  # no --unknown results for this model
+    for term in ("<b>Precision</b>", "<b>Recall</b>", "<b>Log loss</b>", "Each row is the photos of one true class"):
+        assert term in html
+
+
+def test_photos_whose_label_is_probably_wrong_are_marked(trained_model, other_animals, animals3, tmp_path):
+    """Dog photos filed under cats/ are the mistakes the report marks for checking; paths are shown from inside the
+    data folder."""
+    data = shutil.copytree(other_animals, tmp_path / "data")
+    planted = []
+    for photo in sorted((animals3 / "dogs").iterdir())[700:704]:
+        planted.append(shutil.copyfile(photo, data / "cats" / f"really_a_dog_{photo.name}"))
+    out = write_report(trained_model.path, data=data, out=tmp_path / "report.html", progress=False)
+    mistakes = section_html(out.read_text(encoding="utf-8"), "mistakes")
+    shots = mistakes.split('<div class="shot">')[1:]
+    marked = [shot for shot in shots if "label worth checking" in shot]
+    found = {f"cats/{p.name}" for p in planted} & {shot.split('">')[-1].split("<")[0] for shot in marked}
+    assert len(found) >= 3, found  # measured: 3 of the 4 (the fourth, dogs_00701, the model is less sure of)
+    assert len(marked) <= len(found) + 1, "most mistakes are the model's, not marked"
+    assert "label worth checking: the model is sure it shows dogs" in marked[0]
+    assert "Grad-CAM:" in mistakes and "where the network looked most" in mistakes  # the colour key

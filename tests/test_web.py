@@ -66,7 +66,7 @@ def shown_answers(at) -> dict[str, str]:
 def test_uploads_too_large_not_images_or_too_many_pixels_are_refused(tmp_path):
     assert web.check_upload("big.jpg", b"\xff" * (web.MAX_UPLOAD_BYTES + 1)).problem == "larger than 20 MB"
     assert web.check_upload("empty.jpg", b"").problem == "empty file"
-    assert web.check_upload("notes.jpg", b"just text").problem == "not an image Pillow can read"
+    assert web.check_upload("notes.jpg", b"just text").problem.startswith("not a photo this app can read (JPEG, PNG")
     huge = io.BytesIO()
     Image.new("1", (8000, 8000)).save(huge, format="PNG")  # 64 megapixels in a few kilobytes
     assert len(huge.getvalue()) < 100_000
@@ -95,7 +95,7 @@ def test_uploads_of_every_photo_format_are_taken(format):
 def test_uploads_pillow_could_read_but_are_no_photo_format_are_refused_by_their_bytes(format):
     data = picture_bytes(Image.new("RGB", (40, 30), "orange"), format)
     assert Image.open(io.BytesIO(data)).format == format  # Pillow itself would open it
-    assert web.check_upload("photo.jpg", data).problem == "not an image Pillow can read"  # whatever the name
+    assert web.check_upload("photo.jpg", data).problem.startswith("not a photo this app can read (JPEG, PNG")  # whatever the name
 
 
 def test_the_pixel_limit_holds_at_its_boundary():
@@ -117,7 +117,7 @@ def test_a_refused_upload_is_an_error_answer_named_after_the_file():
     refused = web.classify_upload(None, web.check_upload("notes.jpg", b"just text"), top_k=3, min_confidence=0.5)
     assert isinstance(refused, Prediction) and refused.verdict == "error" and refused.source == "notes.jpg"
     assert 'data-verdict="error"' in web.answer_html(refused, imagenet=False)
-    assert "Cannot read this photo: not an image Pillow can read" in web.answer_html(refused, imagenet=False)
+    assert "Cannot read this photo: not a photo this app can read" in web.answer_html(refused, imagenet=False)
 
 
 def test_each_verdict_has_its_own_look_and_only_a_class_is_green():
@@ -152,12 +152,16 @@ def app_test(models_dir, monkeypatch):
 def test_app_lists_models_classifies_uploads_and_refuses_bad_ones(app_test, models_dir, cat_photo):
     at = app_test.run()
     picker = at.selectbox(key="model")
-    assert picker.options[-1] == IMAGENET_NAME and "animals — 3 classes" in picker.options[0]
-    uploads = [("cat.jpg", cat_photo.read_bytes(), "image/jpeg"), ("notes.jpg", b"not a photo", "image/jpeg")]
+    assert picker.options == ["animals (3 classes)", IMAGENET_NAME]  # short: the sidebar shows it whole
+    assert "Classes: cats, dogs, panda" in [c.value for c in at.caption]
+    uploads = [("cat.jpg", cat_photo.read_bytes(), "image/jpeg"), ("notes.jpg", b"not a photo", "image/jpeg"),
+               ("a.jpg", cat_photo.read_bytes(), "image/jpeg"), ("b.jpg", cat_photo.read_bytes(), "image/jpeg")]
     at.file_uploader(key="photos").set_value(uploads).run()
     assert not at.exception
     page = " ".join(m.value for m in at.markdown)
-    assert "cats (" in page and "Cannot read this photo: not an image Pillow can read" in page
+    assert "cats (" in page and "Cannot read this photo: not a photo this app can read" in page
+    assert "Pillow" not in page
+    assert list(shown_answers(at)) == ["cat.jpg", "notes.jpg", "a.jpg", "b.jpg"]  # in upload order, row by row
     assert len(at.get("download_button")) == 1
 
 
@@ -177,7 +181,7 @@ def test_a_broken_model_folder_costs_its_entry_not_the_page(models_dir, cat_phot
     at = AppTest.from_file(WEB_SCRIPT, default_timeout=120).run()
     assert not at.exception
     picker = at.selectbox(key="model")
-    assert len(picker.options) == 2 and "animals — 3 classes" in picker.options[0]
+    assert picker.options == ["animals (3 classes)", IMAGENET_NAME]
     notes = " ".join(c.value for c in at.caption)
     assert "Skipped tampered: missing 'classes'" in notes and "Skipped garbage: unreadable" in notes
     assert str(tmp_path) not in notes  # no server paths shown to visitors
@@ -237,6 +241,21 @@ def test_gradcam_toggle_when_the_explainer_exists(app_test, cat_photo):
     assert not at.warning, [w.value for w in at.warning]
     captions = [caption for image in at.get("image") for caption in image.captions]
     assert any("Grad-CAM" in caption for caption in captions), captions
+    assert len(at.get("download_button")) == 2  # the results, and the heat maps
+    assert any("where the network looked most" in m.value for m in at.markdown)  # the colour key
+
+
+def test_the_heat_maps_come_beside_the_photo_and_download_as_pngs():
+    import zipfile
+
+    photo, overlay = Image.new("RGB", (224, 224), "white"), Image.new("RGB", (224, 224), "red")
+    pair = web.side_by_side(photo, overlay)
+    assert pair.size == (224 * 2 + 8, 224)
+    assert pair.getpixel((10, 10)) == (255, 255, 255) and pair.getpixel((300, 10)) == (255, 0, 0)  # photo first
+    uploads = [web.Upload("../../etc/cat photo.jpg", b""), web.Upload("dog.png", b"")]
+    archive = zipfile.ZipFile(io.BytesIO(web.heat_maps_zip(uploads, {0: (photo, overlay), 1: (photo, overlay)})))
+    assert archive.namelist() == ["001-cat_photo-gradcam.png", "002-dog-gradcam.png"]  # no folders from a client
+    assert Image.open(archive.open("002-dog-gradcam.png")).getpixel((5, 5)) == (255, 0, 0)
 
 
 def test_dog_page_without_a_breed_model_says_how_to_train_one(app_test):

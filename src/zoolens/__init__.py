@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "train": "zoolens.training.trainer",
-    "TrainConfig": "zoolens.training.trainer",
+    "TrainConfig": "zoolens.training.config",
     "Model": "zoolens.inference.model",
     "Prediction": "zoolens.inference.model",
     "ImageNetClassifier": "zoolens.inference.imagenet",

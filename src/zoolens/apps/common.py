@@ -18,6 +18,7 @@ class Predictor:
 
     def __init__(self, model_path: str | Path | None = None, backbone: str = "mobilenet_v2"):
         self.model_path = Path(model_path) if model_path else None
+        self.backbone = backbone
         if self.model_path is None:
             from zoolens.inference.imagenet import ImageNetClassifier
 
@@ -61,6 +62,29 @@ def scores_note(prediction: Prediction, imagenet: bool = False) -> str | None:
     if prediction.verdict == CLASS or not prediction.top:
         return None
     return "ImageNet's closest classes" if imagenet else "Scores among the classes this model knows — not an answer"
+
+
+def side_by_side(image, overlay):
+    """The photo (as the network saw it) and its Grad-CAM overlay in one picture, the photo first."""
+    from PIL import Image
+
+    image = image.convert("RGB").resize(overlay.size)
+    pair = Image.new("RGB", (overlay.width * 2 + 8, overlay.height), "white")
+    pair.paste(image, (0, 0))
+    pair.paste(overlay.convert("RGB"), (overlay.width + 8, 0))
+    return pair
+
+
+def gradcam_pair(predictor: Predictor, photo):
+    """`side_by_side` for one photo (a path, an image or bytes) and the predictor's network; raises what the
+    explainer raises."""
+    from zoolens.evaluation import explain as explainer
+
+    target = predictor.model if predictor.model is not None else explainer.Explainable.imagenet(predictor.backbone)
+    explanation = explainer.explain(target, [photo], method="gradcam", progress=False)[0]
+    if explanation.error:
+        raise ZoolensError(explanation.error)
+    return side_by_side(explanation.image, explanation.overlay("gradcam"))
 
 
 def find_models(folder: str | Path) -> list[Path]:

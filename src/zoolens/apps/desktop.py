@@ -1,9 +1,10 @@
 """`zoolens desktop`: seed 000's Tkinter window on the zoolens API.
 
 "Select Animal" opens a file dialog; the photo is shown fitted to the window with the answer under it, then
-the top-3 as bars. The answer is a class (green), "not sure" below the confidence threshold (amber), or "none of
-these" with its reason (slate: a person, no animal, an animal unlike the training photos), as the open-set
-check chosen beside the button allows.
+the top-3 as bars. "Select Folder" answers for every photo of a folder, listed in a scrollable table; a row shows
+its photo. The answer is a class (green), "not sure" below the threshold set beside the buttons (amber), or "none
+of these" with its reason (slate: a person, no animal, an animal unlike the training photos), as the open-set
+check chosen there allows; "Grad-CAM" shows where the network looked, beside the photo.
 Loading a model and classifying run on one worker thread; results come back to the Tk thread through a
 queue that `root.after` polls, so the window never freezes (Tk must only be touched from its own thread).
 """
@@ -18,9 +19,10 @@ from tkinter import filedialog, ttk
 
 from PIL import Image, ImageOps, ImageTk
 
-from zoolens.apps.common import IMAGENET_NAME, Predictor, answer_line, scores_note
+from zoolens.apps.common import IMAGENET_NAME, Predictor, answer_line, gradcam_pair, scores_note
 from zoolens.choices import DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET, OPEN_SET_MODES
-from zoolens.data.images import IMAGE_EXTENSIONS, open_image
+from zoolens.data.folders import walk_files
+from zoolens.data.images import IMAGE_EXTENSIONS, is_image_name, open_image
 from zoolens.errors import ZoolensError
 from zoolens.inference.prediction import CLASS, ERROR, NONE_OF_THESE, NOT_SURE
 
@@ -35,6 +37,9 @@ PROBLEM = "#b3261e"
 # Each verdict's colour, for the answer and its bars: a class is the only green answer.
 VERDICT_COLOURS = {CLASS: ACCENT, NOT_SURE: UNSURE, NONE_OF_THESE: NONE, ERROR: PROBLEM}
 VERDICT_STYLES = {CLASS: "Answer", NOT_SURE: "Unsure", NONE_OF_THESE: "None", ERROR: "Problem"}
+START_TEXT = ("No photo yet.\n\n“Select Animal”: what one photo shows\n“Select Folder”: every photo in a folder, "
+              "listed")
+GRADCAM_KEY = "left: the photo as the network saw it · right: Grad-CAM, red where it looked most, blue least"
 BAR_COLOURS = {CLASS: "#4f9a72", NOT_SURE: "#d49a4a", NONE_OF_THESE: "#a3aebb", ERROR: "#a3aebb"}
 
 
@@ -44,9 +49,14 @@ class DesktopApp:
         if open_set not in OPEN_SET_MODES:
             raise ZoolensError(f"open_set must be one of {', '.join(OPEN_SET_MODES)}, not {open_set!r}")
         self.root = root
-        self.min_confidence = min_confidence
+        self.threshold = tk.DoubleVar(root, value=min_confidence)  # "not sure" below this confidence
+        self._last_threshold = min_confidence
         self.open_set = tk.StringVar(root, value=open_set)
+        self.gradcam = tk.BooleanVar(root, value=False)
         self.last_path: Path | None = None  # the photo shown, asked again when the open-set check changes
+        self.last_folder: Path | None = None  # the folder listed, when the last question was a folder
+        self.folder_results: list = []  # (path, prediction) per row of the results list
+        self.folder_summary = ""  # "13 photos: panda 10, none of these 3"
         self.backbone = backbone
         self.predictor: Predictor | None = None
         self.photo: Image.Image | None = None  # the photo shown, at full size; refitted when the window resizes
@@ -88,23 +98,37 @@ class DesktopApp:
         root.configure(menu=menu)
         self.file_menu = file_menu
 
-        top = ttk.Frame(root, padding=(12, 12, 12, 4))
+        top = ttk.Frame(root, padding=(12, 12, 12, 2))
         top.pack(fill="x")
         self.select_button = ttk.Button(top, text="Select Animal", command=self.select_animal)
         self.select_button.pack(side="left")
-        ttk.Label(top, text="Open-set check:").pack(side="left", padx=(14, 4))
-        self.open_set_box = ttk.Combobox(top, textvariable=self.open_set, values=OPEN_SET_MODES, state="readonly",
+        self.folder_button = ttk.Button(top, text="Select Folder", command=self.select_folder)
+        self.folder_button.pack(side="left", padx=(6, 0))
+        self.gradcam_box = ttk.Checkbutton(top, text="Grad-CAM", variable=self.gradcam,
+                                           command=self._answer_settings_changed)
+        self.gradcam_box.pack(side="right")
+        options = ttk.Frame(root, padding=(12, 2, 12, 4))
+        options.pack(fill="x")
+        ttk.Label(options, text="Open-set check:").pack(side="left", padx=(0, 4))
+        self.open_set_box = ttk.Combobox(options, textvariable=self.open_set, values=OPEN_SET_MODES, state="readonly",
                                          width=7)
         self.open_set_box.pack(side="left")
-        self.open_set_box.bind("<<ComboboxSelected>>", lambda event: self._open_set_changed())
+        self.open_set_box.bind("<<ComboboxSelected>>", lambda event: self._answer_settings_changed())
+        ttk.Label(options, text="“Not sure” below:").pack(side="left", padx=(14, 4))
+        self.threshold_box = ttk.Spinbox(options, from_=0.0, to=1.0, increment=0.05, textvariable=self.threshold,
+                                         width=5, format="%.2f", command=self._answer_settings_changed)
+        self.threshold_box.pack(side="left")
+        self.threshold_box.bind("<Return>", lambda event: self._answer_settings_changed())
         # A line of its own: "Model: ImageNet (1000 classes, no training)" does not fit beside the controls.
         self.model_label = ttk.Label(root, text="", style="Status.TLabel")
         self.model_label.pack(fill="x", padx=12)
 
-        self.image_area = tk.Label(root, background="#e4e0d6", text="Pick a photo with “Select Animal”",
-                                   foreground="#777777")
+        self.image_area = tk.Label(root, background="#e4e0d6", text=START_TEXT, foreground="#555555",
+                                   font=("DejaVu Sans", 11), justify="center")
         self.image_area.pack(fill="both", expand=True, padx=12, pady=4)
         self.image_area.bind("<Configure>", lambda event: self._fit_photo())
+        self.key_label = ttk.Label(root, text="", style="Status.TLabel", anchor="center")
+        self.key_label.pack(fill="x", padx=12)
 
         self.answer_label = ttk.Label(root, text="", style="Answer.TLabel", anchor="center", justify="center",
                                       wraplength=520)
@@ -127,6 +151,20 @@ class DesktopApp:
             self.bars.append(bar)
             self.bar_values.append(value)
 
+        # Shown once a folder is classified: every photo's answer, in the folder's order; a row shows its photo.
+        self.list_frame = ttk.Frame(root, padding=(12, 6, 12, 0))
+        self.results_list = ttk.Treeview(self.list_frame, columns=("photo", "answer"), show="headings", height=6,
+                                         selectmode="browse")
+        self.results_list.heading("photo", text="photo")
+        self.results_list.heading("answer", text="answer")
+        self.results_list.column("photo", width=170, anchor="w")
+        self.results_list.column("answer", width=330, anchor="w")
+        scroll = ttk.Scrollbar(self.list_frame, orient="vertical", command=self.results_list.yview)
+        self.results_list.configure(yscrollcommand=scroll.set)
+        self.results_list.pack(side="left", fill="both", expand=True)
+        scroll.pack(side="right", fill="y")
+        self.results_list.bind("<<TreeviewSelect>>", lambda event: self._row_selected())
+
         bottom = ttk.Frame(root, padding=(12, 6, 12, 12))
         bottom.pack(fill="x")
         self.status_label = ttk.Label(bottom, text="", style="Status.TLabel")
@@ -138,6 +176,20 @@ class DesktopApp:
         path = filedialog.askopenfilename(parent=self.root, title="Select Animal", filetypes=PHOTO_TYPES)
         if path:
             self.classify_path(path)
+
+    def select_folder(self) -> None:
+        folder = filedialog.askdirectory(parent=self.root, title="Select a folder of photos")
+        if folder:
+            self.classify_folder(folder)
+
+    @property
+    def min_confidence(self) -> float:
+        """The "not sure" threshold as set beside the buttons (a half-typed number: the last one that read)."""
+        try:
+            self._last_threshold = min(1.0, max(0.0, float(self.threshold.get())))
+        except (tk.TclError, ValueError):
+            pass
+        return self._last_threshold
 
     def open_model_dialog(self) -> None:
         folder = filedialog.askdirectory(parent=self.root, title="Open model folder (holding zoolens.json)")
@@ -161,21 +213,67 @@ class DesktopApp:
             self._set_status("No model loaded: File > Open model…")
             return
         path = Path(path)
-        self.last_path = path
+        self.last_path, self.last_folder = path, None
         self._set_busy(True, f"Classifying {path.name}…")
         self.answer_label.configure(text="…", style="Answer.TLabel")
-        min_confidence, open_set = self.min_confidence, self.open_set.get()  # Tk variables: read on the Tk thread
+        min_confidence, open_set, gradcam = self.min_confidence, self.open_set.get(), self.gradcam.get()  # Tk thread
 
         def classify():
             predictor = self._current_predictor()
-            image = open_image(path, min_side=1024)
             prediction = predictor.predict([path], top_k=TOP_K, min_confidence=min_confidence, open_set=open_set)[0]
-            return image, prediction, predictor.is_imagenet
+            return self._picture(predictor, path, gradcam), prediction, predictor.is_imagenet
 
         self._submit("prediction", classify)
 
-    def _open_set_changed(self) -> None:
-        if self.last_path is not None and not self.busy:
+    def classify_folder(self, folder: str | Path) -> None:
+        """What "Select Folder" does: every photo in the folder (and below it) answered, listed in order."""
+        if self.predictor is None and not self.busy:
+            self._set_status("No model loaded: File > Open model…")
+            return
+        folder = Path(folder)
+        self.last_folder = folder
+        self._set_busy(True, f"Classifying the photos in {folder.name}…")
+        min_confidence, open_set = self.min_confidence, self.open_set.get()
+
+        def classify():
+            predictor = self._current_predictor()
+            paths = [p for p in walk_files(folder) if is_image_name(p)]
+            if not paths:
+                raise ZoolensError(f"no photos in {folder}")
+            predictions = predictor.predict(paths, top_k=TOP_K, min_confidence=min_confidence, open_set=open_set)
+            return list(zip(paths, predictions)), predictor.is_imagenet
+
+        self._submit("folder", classify)
+
+    def _row_selected(self) -> None:
+        """A row of the results list chosen: its photo and answer shown (the answer is the one listed)."""
+        chosen = self.results_list.selection()
+        if not chosen or self.busy:
+            return
+        path, prediction = self.folder_results[int(chosen[0])]
+        self.last_path = path
+        gradcam, predictor = self.gradcam.get(), self.predictor
+        self._set_busy(True, f"Showing {path.name}…")
+        self._submit("prediction", lambda: (self._picture(predictor, path, gradcam), prediction,
+                                            predictor.is_imagenet))
+
+    @staticmethod
+    def _picture(predictor: Predictor, path: Path, gradcam: bool) -> Image.Image:
+        """The photo to show: itself, or with Grad-CAM beside it (the photo alone if that cannot be made)."""
+        if gradcam:
+            try:
+                return gradcam_pair(predictor, path)
+            except Exception:  # an explainer that fails costs the heat map, not the answer
+                pass
+        return open_image(path, min_side=1024)
+
+    def _answer_settings_changed(self) -> None:
+        """The threshold, the open-set check or Grad-CAM changed: the last question asked again."""
+        if self.busy:
+            return
+        if self.last_folder is not None:
+            self.classify_folder(self.last_folder)
+        elif self.last_path is not None:
             self.classify_path(self.last_path)
 
     def exit(self) -> None:
@@ -219,6 +317,9 @@ class DesktopApp:
             self._set_busy(False, f"Ready. Answers below {self.min_confidence:.0%} confidence say “not sure”.")
             return
         self._set_busy(False, "")
+        if kind == "folder":
+            self._show_folder(value, error)
+            return
         if error is not None:
             self.last_prediction = None
             self.answer_label.configure(text=f"Cannot read this photo: {error}", style="Problem.TLabel")
@@ -230,11 +331,32 @@ class DesktopApp:
         self.last_prediction = prediction
         self.photo = image
         self._fit_photo()
+        self.key_label.configure(text=GRADCAM_KEY if image.width > 1.8 * image.height and self.gradcam.get() else "")
         self.answer_label.configure(text=answer_line(prediction, imagenet),
                                     style=f"{VERDICT_STYLES[prediction.verdict]}.TLabel")
         self._show_bars(prediction.named_top, prediction.verdict)
         self.scores_label.configure(text=scores_note(prediction, imagenet) or "")
-        self._set_status(Path(prediction.source).name)
+        shown = Path(prediction.source).name
+        self._set_status(f"{shown} · {self.folder_summary}" if self.last_folder is not None else shown)
+
+    def _show_folder(self, value, error: Exception | None) -> None:
+        self.results_list.delete(*self.results_list.get_children())
+        if error is not None:
+            self.folder_results = []
+            self.answer_label.configure(text=f"Cannot classify this folder: {error}", style="Problem.TLabel")
+            return
+        self.folder_results, imagenet = value
+        for row, (path, prediction) in enumerate(self.folder_results):
+            self.results_list.insert("", "end", iid=str(row), values=(path.name, answer_line(prediction, imagenet)))
+        if not self.list_frame.winfo_ismapped():
+            self.list_frame.pack(fill="both", before=self.status_label.master)
+        counts = {}
+        for _, prediction in self.folder_results:
+            counts[prediction.answer] = counts.get(prediction.answer, 0) + 1
+        summary = ", ".join(f"{answer} {n}" for answer, n in sorted(counts.items(), key=lambda item: -item[1]))
+        self.folder_summary = f"{len(self.folder_results)} photos: {summary}"
+        self._set_status(self.folder_summary)
+        self.results_list.selection_set("0")  # shows the first photo
 
     # ---- display helpers ---------------------------------------------------------------------
     def _show_model_name(self) -> None:
@@ -262,7 +384,8 @@ class DesktopApp:
 
     def _set_busy(self, busy: bool, status: str) -> None:
         self.busy = busy
-        self.select_button.configure(state="disabled" if busy else "normal")
+        for button in (self.select_button, self.folder_button):
+            button.configure(state="disabled" if busy else "normal")
         self._set_status(status)
 
     def _set_status(self, text: str) -> None:

@@ -192,6 +192,32 @@ def find_breeds_model(path: str | Path | None) -> Path:
     return path
 
 
+REPORT_COLUMNS = ["path", "kind", "message", "breed", "breed_confidence", "resembles", "resembles_confidence",
+                  "faces", "error"]
+
+
+def reports_csv(reports: list[DogReport]) -> str:
+    """The dog page's answers as CSV (the web app's download): one row per photo."""
+    import csv
+    import io
+
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=REPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for report in reports:
+        breed = report.breed_top[0] if report.breed and report.breed_top else (None, None)
+        resembles = report.resembles_top[0] if report.resembles_top else (None, None)
+        writer.writerow({"path": report.source, "kind": report.kind, "message": report.message,
+                         "breed": report.breed or "", "breed_confidence": _number(breed[1] if report.breed else None),
+                         "resembles": resembles[0] or "", "resembles_confidence": _number(resembles[1]),
+                         "faces": report.faces, "error": report.error or ""})
+    return text.getvalue()
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.6f}"
+
+
 def format_reports(reports: list[DogReport]) -> str:
     width = min(60, max(len(r.source) for r in reports))
     return "\n".join(f"{r.source:<{width}}  {r.kind:<13}  {r.message}" for r in reports)

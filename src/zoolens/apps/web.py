@@ -17,12 +17,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from zoolens.apps.common import IMAGENET_NAME, answer_line, find_models, scores_note
+from zoolens.apps.common import IMAGENET_NAME, answer_line, find_models, scores_note, side_by_side
 from zoolens.choices import DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET, OPEN_SET_MODES
 from zoolens.data.images import PHOTO_FORMATS
 from zoolens.inference.prediction import CLASS, ERROR, NONE_OF_THESE, NOT_SURE, Prediction, csv_text, failed
 
 MAX_UPLOAD_MB = 20
+NOT_A_PHOTO = "not a photo this app can read (JPEG, PNG, WebP, BMP, GIF or TIFF)"
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 MAX_PIXELS = 50_000_000  # a 50-megapixel photo decodes to ~150 MB of RGB; beyond that, refuse
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
@@ -35,6 +36,10 @@ EXPLAIN_MODULE = "zoolens.evaluation.explain"
 
 # Each verdict's look: a class is the only green answer; "none of these" is a neutral note, never a success.
 VERDICT_STYLES = {CLASS: "zl-class", NOT_SURE: "zl-unsure", NONE_OF_THESE: "zl-none", ERROR: "zl-error"}
+# The dog page's badges: only a dog (or a face) found is green; "neither" is a neutral note, an error red.
+KIND_STYLES = {"neither": "zl-badge-none", "error": "zl-badge-error"}
+COLOUR_KEY = ('<div class="zl-key"><span>Grad-CAM:</span><span class="zl-ramp"></span>'
+              "<span>little attention → where the network looked most</span></div>")
 OPEN_SET_HELP = ("Whether a trained model may answer “none of these” (a person, no animal, an animal unlike its "
                  "training photos): on, strict (turns more photos away) or off. ImageNet mode always says when "
                  "no animal is found.")
@@ -67,6 +72,11 @@ CSS = """
 .zl-bar-value { flex: 0 0 3.6rem; text-align: right; font-variant-numeric: tabular-nums; color: #56625b; }
 .zl-badge { display: inline-block; border-radius: 999px; padding: 0.05rem 0.6rem; font-size: 0.75rem;
             background: #e7f1eb; color: var(--zl-green); font-weight: 600; }
+.zl-badge.zl-badge-none { background: #eaeef3; color: var(--zl-slate); }
+.zl-badge.zl-badge-error { background: #fbeceb; color: #b3261e; }
+.zl-key { display: flex; align-items: center; gap: 0.5rem; font-size: 0.8rem; color: #56625b; margin: 0.2rem 0 0.8rem; }
+.zl-ramp { width: 160px; height: 0.6rem; border-radius: 3px; background: linear-gradient(90deg, #00007f, #0000ff,
+           #007fff, #00ffff, #7fff7f, #ffff00, #ff7f00, #ff0000, #7f0000); }
 section[data-testid="stSidebar"] { background: #eef0ec; }
 </style>
 """
@@ -102,20 +112,36 @@ def usable_models(models_dir: str | Path, first: str | None = None) -> tuple[lis
     return usable, skipped
 
 
-def describe_choice(choice: str) -> str:
+def choice_classes(choice: str) -> list[str] | None:
+    """The classes of a model folder in the picker, as people read them; None for ImageNet or one unreadable."""
     if choice == IMAGENET_NAME:
-        return choice
+        return None
     from zoolens.errors import ZoolensError
     from zoolens.inference.bundle import read_meta
 
     try:
         meta = read_meta(Path(choice))  # checked: classes is a list of class names
     except ZoolensError:
-        return Path(choice).name
+        return None
     from zoolens.inference.model import recorded_names
 
-    classes, names = meta["classes"], recorded_names(meta["classes"], meta)
-    shown = ", ".join(names.get(c, c) for c in classes[:4]) + (", …" if len(classes) > 4 else "")
+    names = recorded_names(meta["classes"], meta)
+    return [names.get(c, c) for c in meta["classes"]]
+
+
+def choice_label(choice: str) -> str:
+    """The picker's line for a model: short enough for the sidebar (its classes are listed below it)."""
+    classes = choice_classes(choice)
+    if choice == IMAGENET_NAME or classes is None:
+        return choice if choice == IMAGENET_NAME else Path(choice).name
+    return f"{Path(choice).name} ({len(classes)} classes)"
+
+
+def describe_choice(choice: str) -> str:
+    classes = choice_classes(choice)
+    if classes is None:
+        return choice_label(choice)
+    shown = ", ".join(classes[:4]) + (", …" if len(classes) > 4 else "")
     return f"{Path(choice).name} — {len(classes)} classes ({shown})"
 
 
@@ -139,7 +165,7 @@ def check_upload(name: str, data: bytes) -> Upload:
     except Image.DecompressionBombError:
         return Upload(name, b"", f"too many pixels (at most {MAX_PIXELS // 1_000_000} megapixels)")
     except Exception:  # Pillow raises many kinds for hostile or broken data
-        return Upload(name, b"", "not an image Pillow can read")
+        return Upload(name, b"", NOT_A_PHOTO)
     if width * height > MAX_PIXELS:
         return Upload(name, b"", f"too many pixels ({width}×{height}; at most {MAX_PIXELS // 1_000_000} megapixels)")
     return Upload(name, data)
@@ -254,8 +280,10 @@ def classify_page(st, args, load_predictor, cached_result) -> None:
     found, skipped = usable_models(args.models_dir, args.model)
     choices = found + [IMAGENET_NAME]
     with st.sidebar:
-        choice = st.selectbox("Model", choices, format_func=describe_choice, key="model",
+        choice = st.selectbox("Model", choices, format_func=choice_label, key="model",
                               help=f"Model folders found in {args.models_dir}/, or the pretrained ImageNet classes")
+        if (classes := choice_classes(choice)) is not None:
+            st.caption("Classes: " + ", ".join(classes))
         for note in skipped:
             st.caption(f"Skipped {note}")
     imagenet = choice == IMAGENET_NAME
@@ -291,34 +319,68 @@ def classify_page(st, args, load_predictor, cached_result) -> None:
     st.download_button("Download results (CSV)", csv_text(results, top_k), file_name="zoolens-predictions.csv",
                        mime="text/csv", key="download", on_click="ignore")
     explanations = explain_uploads(st, predictor, uploads) if gradcam else {}
-    columns = st.columns(3)
-    for n, (upload, prediction) in enumerate(zip(uploads, results)):
-        with columns[n % 3]:
+    if explanations:
+        st.download_button("Download the heat maps (ZIP of PNGs)", heat_maps_zip(uploads, explanations),
+                           file_name="zoolens-gradcam.zip", mime="application/zip", key="download_maps",
+                           on_click="ignore")
+        st.markdown(COLOUR_KEY, unsafe_allow_html=True)
+    for n, upload, prediction, column in in_rows(st, list(zip(uploads, results))):
+        with column:
             show_prediction(st, upload, prediction, imagenet, explanations.get(n))
 
 
+def in_rows(st, items: list[tuple], per_row: int = 3):
+    """(position, *item, column) in upload order, row by row: read left to right, then down."""
+    for start in range(0, len(items), per_row):
+        columns = st.columns(per_row)
+        for offset, item in enumerate(items[start : start + per_row]):
+            yield (start + offset, *item, columns[offset])
+
+
+def heat_maps_zip(uploads: list[Upload], overlays: dict) -> bytes:
+    """The Grad-CAM overlays as PNGs in one ZIP, named after the uploads (`cat.jpg` -> `cat-gradcam.png`)."""
+    import zipfile
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as files:
+        for n, (_, overlay) in sorted(overlays.items()):
+            png = io.BytesIO()
+            overlay.save(png, format="PNG")
+            files.writestr(f"{n + 1:03d}-{safe_stem(uploads[n].name)}-gradcam.png", png.getvalue())
+    return archive.getvalue()
+
+
+def safe_stem(name: str) -> str:
+    """A client's file name as a plain file name inside the ZIP: no folders, no odd characters."""
+    stem = Path(name.replace("\\", "/")).stem
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:80] or "photo"
+
+
+
 def explain_uploads(st, predictor, uploads: list[Upload]) -> dict:
-    """Grad-CAM overlays by upload position; an explainer that fails costs a warning, never the page."""
+    """(the photo as the network saw it, its Grad-CAM overlay) by upload position; an explainer that fails costs a
+    warning, never the page."""
     usable = [(n, u) for n, u in enumerate(uploads) if not u.problem]
     try:
         from zoolens.evaluation import explain as explainer
 
         target = predictor.model if predictor.model is not None else explainer.Explainable.imagenet()
         explanations = explainer.explain(target, [u.data for _, u in usable], method="gradcam")
-        return {n: e.overlay("gradcam") for (n, _), e in zip(usable, explanations) if not e.error}
+        return {n: (e.image, e.overlay("gradcam")) for (n, _), e in zip(usable, explanations) if not e.error}
     except Exception as error:
         st.warning(f"Grad-CAM is not available here: {error}")
         return {}
 
 
-def show_prediction(st, upload: Upload, prediction: Prediction, imagenet: bool, overlay=None) -> None:
+def show_prediction(st, upload: Upload, prediction: Prediction, imagenet: bool, explained=None) -> None:
     st.markdown(f'<div class="zl-card"><div class="zl-file">{html.escape(upload.name)}</div>'
                 f"{answer_html(prediction, imagenet)}{scores_html(prediction, imagenet)}</div>",
                 unsafe_allow_html=True)
     if upload.problem:
         return
-    if overlay is not None:
-        st.image(overlay, caption="Grad-CAM: where the network looked", width="stretch")
+    if explained is not None:
+        st.image(side_by_side(*explained), caption="the photo, and where the network looked (Grad-CAM)",
+                 width="stretch")
     else:
         st.image(upload.data, width="stretch")
 
@@ -339,26 +401,31 @@ def dogs_page(st, args, load_dog_app) -> None:
                              key="dog_photos", help=f"Up to {MAX_UPLOAD_MB} MB each")
     if not files:
         return
+    from zoolens.apps.dogs import DogReport, reports_csv
+
     uploads = uploads_from(files)
     bar = st.progress(0.0, text="Looking for dogs and faces…")
-    columns = st.columns(3)
+    reports = []
     for n, upload in enumerate(uploads):
-        with columns[n % 3]:
-            if upload.problem:
-                st.markdown(f'<div class="zl-card"><div class="zl-file">{html.escape(upload.name)}</div>'
-                            f'<div class="zl-answer zl-error">refused: {html.escape(upload.problem)}</div></div>',
-                            unsafe_allow_html=True)
-            else:
-                report = app.identify_one(upload.data, min_confidence=min_confidence, open_set=open_set)
-                top = report.breed_top or report.resembles_top
-                st.markdown(f'<div class="zl-card"><div class="zl-file">{html.escape(upload.name)}</div>'
-                            f'<span class="zl-badge">{html.escape(report.kind)}</span>'
-                            '<div class="zl-answer zl-message" data-testid="zl-answer">'
-                            f"{html.escape(report.message)}</div>"
-                            f"{bars_html(top)}</div>", unsafe_allow_html=True)
-                st.image(upload.data, width="stretch")
+        if upload.problem:
+            reports.append(DogReport(upload.name, f"refused: {upload.problem}", error=upload.problem))
+        else:
+            reports.append(app.identify_one(upload.data, min_confidence=min_confidence, open_set=open_set))
+            reports[-1].source = upload.name
         bar.progress((n + 1) / len(uploads), text=f"Done {n + 1} of {len(uploads)}")
     bar.empty()
+    st.download_button("Download results (CSV)", reports_csv(reports), file_name="zoolens-dog-breeds.csv",
+                       mime="text/csv", key="download_dogs", on_click="ignore")
+    for _, upload, report, column in in_rows(st, list(zip(uploads, reports))):
+        with column:
+            top = report.breed_top or report.resembles_top
+            st.markdown(f'<div class="zl-card"><div class="zl-file">{html.escape(upload.name)}</div>'
+                        f'<span class="zl-badge {KIND_STYLES.get(report.kind, "")}">{html.escape(report.kind)}</span>'
+                        f'<div class="zl-answer zl-message{" zl-error" if report.error else ""}" '
+                        f'data-testid="zl-answer">{html.escape(report.message)}</div>'
+                        f"{bars_html(top)}</div>", unsafe_allow_html=True)
+            if not upload.problem:
+                st.image(upload.data, width="stretch")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from zoolens.errors import ZoolensError
 
 # ---- data -----------------------------------------------------------------------------------------
 def cmd_data_inspect(args) -> int:
-    from zoolens.data.inspect import format_summary, inspect_folder, plot_class_balance
+    from zoolens.data.inspect import format_summary, inspect_folder, plot_class_balance, plot_contact_sheet
     from zoolens.files import check_apart, output_folder
 
     if args.out:
@@ -23,12 +23,15 @@ def cmd_data_inspect(args) -> int:
         out = output_folder(args.out)
         (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2), encoding="utf-8")
         plot_class_balance(summary, out / "class_balance.png")
+        plot_contact_sheet(summary, out / "samples.png")
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
     else:
         print(format_summary(summary))
         if args.out:
-            print(f"wrote {Path(args.out) / 'summary.json'} and {Path(args.out) / 'class_balance.png'}")
+            out = Path(args.out)
+            print(f"wrote {out / 'summary.json'}, {out / 'class_balance.png'} and {out / 'samples.png'} "
+                  "(a few photos of each class)")
     return 0
 
 
@@ -51,21 +54,27 @@ def cmd_data_split(args) -> int:
 
 # ---- train / evaluate -----------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    from zoolens.evaluation.evaluate import format_evaluation
+    refuse_unless(args, args.split is None, ("ratios",), "not with --split MANIFEST.csv, which already splits the photos")
+    config = training_config(args)
+    config.validate()  # a wrong setting refused at once, before PyTorch loads
+    if not args.quiet:  # at once: PyTorch alone takes seconds to load on a small machine
+        print(f"training a classifier on {args.data} into {args.out} (loading PyTorch)", file=sys.stderr, flush=True)
+    from zoolens.evaluation.evaluate import format_evaluation, result_sentence
     from zoolens.runtime.distributed import current_rank
     from zoolens.training.trainer import train
 
-    config = training_config(args)
-    refuse_unless(args, args.split is None, ("ratios",), "not with --split MANIFEST.csv, which already splits the photos")
     model = train(args.data, args.out, config=config, split_file=args.split, progress=not args.quiet,
                   resume=args.resume)
     if current_rank() != 0:  # another process of a multi-device run: the first one reports and saves
         return 0
+    out = Path(args.out)
     if model.evaluation is not None:
         print(format_evaluation(model.evaluation))
-    out = Path(args.out)
-    print(f"\nmodel saved to {out}/ (training curves: {out / 'training_curves.png'}, "
-          f"confusion matrix: {out / 'evaluation' / 'confusion_matrix.png'})")
+        print(f"\n{result_sentence(model.evaluation)}: the test part of the split, kept out of training.")
+    print(f"Model saved to {out}/ (training curves: {out / 'training_curves.png'}, "
+          f"confusion matrix: {out / 'evaluation' / 'confusion_matrix.png'}).\n"
+          f"Next: zoolens predict {out} PHOTO...   or   zoolens report {out}   (one page: how good it is, "
+          "where it goes wrong)")
     return 0
 
 

@@ -74,7 +74,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
 
 
 def training_config(args):
-    from zoolens.training.trainer import TrainConfig
+    from zoolens.training.config import TrainConfig
 
     refuse_unless(args, args.strategy != "frozen", ("no_augment",),
                   "has nothing to change with --strategy frozen: its head trains on cached features, never augmented")

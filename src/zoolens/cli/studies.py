@@ -8,7 +8,6 @@ from zoolens.cli.common import refuse_unless
 
 
 def cmd_study(args) -> int:
-    from zoolens.studies.runner import comparison_markdown, run_study
     from zoolens.studies.spec import load_study
 
     spec = load_study(args.spec, args.budget)
@@ -18,6 +17,8 @@ def cmd_study(args) -> int:
         print(f"\nrun it: zoolens study {args.spec} --data DATA" + (f" --budget {args.budget}" if args.budget else
                                                                     " --budget small"))
         return 0
+    from zoolens.studies.runner import comparison_markdown, run_study
+
     out = Path(args.out or f"studies/{spec.name}")
     rows = run_study(spec, args.data, out, progress=not args.quiet)
     print(comparison_markdown(rows, spec))

@@ -264,7 +264,7 @@ def find_usable(paths: list[Path], progress: bool = False) -> tuple[list[bool], 
     """Decode every photo once (in threads: Pillow decodes without the GIL); which are usable, and why not."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from tqdm.auto import tqdm
+    from zoolens.progress import tracked
 
     def check(path):
         try:
@@ -274,6 +274,5 @@ def find_usable(paths: list[Path], progress: bool = False) -> tuple[list[bool], 
             return error.reason
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        reasons = list(tqdm(pool.map(check, paths), total=len(paths), desc="checking photos", unit="img",
-                            disable=not progress, leave=False))
+        reasons = list(tracked(pool.map(check, paths), len(paths), "checking photos", enabled=progress))
     return [not r for r in reasons], [(str(p), r) for p, r in zip(paths, reasons) if r]

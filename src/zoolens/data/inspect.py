@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -9,12 +10,14 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from zoolens.data.folders import ImageFolder, scan_folder
 from zoolens.data.images import PHOTO_FORMATS, file_digest, open_image
 from zoolens.errors import ImageError
 from zoolens.plotting import plain_text
+from zoolens.progress import tracked
+
+log = logging.getLogger("zoolens")
 
 
 @dataclass
@@ -42,6 +45,7 @@ class DatasetSummary:
     unreadable: list[tuple[str, str]]
     skipped: list[tuple[str, str]] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)  # class -> the name people read
+    samples: dict[str, list[str]] = field(default_factory=dict)  # class -> a few usable photos, spread over it
 
     def shown(self, label: str) -> str:
         """A class as the table shows it: its name, with its folder's name after it when they differ."""
@@ -105,8 +109,7 @@ def inspect_folder(folder: ImageFolder | str | Path, progress: bool = True) -> D
     parts = folder.parts or {}
     jobs = [(s.path, s.label, parts.get(s.path, "all")) for s in folder.samples]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        facts = list(tqdm(pool.map(lambda job: _facts(*job), jobs), total=len(jobs), desc="inspecting",
-                          unit="img", disable=not progress, leave=False))
+        facts = list(tracked(pool.map(lambda job: _facts(*job), jobs), len(jobs), "inspecting", enabled=progress))
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {name: 0 for name in folder.classes})
     by_digest: dict[str, list[str]] = defaultdict(list)
     special: dict[str, list[str]] = {name: [] for name in SPECIAL_MODES}
@@ -129,7 +132,15 @@ def inspect_folder(folder: ImageFolder | str | Path, progress: bool = True) -> D
         unreadable=[(f.path, f.problem) for f in facts if f.problem],
         skipped=folder.skipped,
         names=folder.names,
+        samples={c: spread([f.path for f in good if f.label == c], SAMPLES_PER_CLASS) for c in folder.classes},
     )
+
+
+def spread(items: list, count: int) -> list:
+    """`count` of `items`, evenly spaced from first to last (all of them when there are fewer)."""
+    if len(items) <= count:
+        return list(items)
+    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
 
 
 def format_summary(summary: DatasetSummary) -> str:
@@ -162,6 +173,46 @@ def format_summary(summary: DatasetSummary) -> str:
     if len(problems) > 30:
         lines.append(f"  ... and {len(problems) - 30} more (use --json)")
     return "\n".join(lines)
+
+
+SAMPLES_PER_CLASS = 8
+SHEET_THUMB = 112  # px
+SHEET_LABEL = 190  # px for the class name column
+SHEET_MAX_CLASSES = 60
+
+
+def plot_contact_sheet(summary: DatasetSummary, path: Path) -> Path:
+    """samples.png: one row per class, its name and photo count, then a few of its photos (centre crops), to see
+    at a glance what each class holds; at most SHEET_MAX_CLASSES rows."""
+    from PIL import ImageDraw, ImageFont, ImageOps
+
+    classes = summary.classes[:SHEET_MAX_CLASSES]
+    gap = 6
+    width = SHEET_LABEL + SAMPLES_PER_CLASS * (SHEET_THUMB + gap)
+    sheet = Image.new("RGB", (width, len(classes) * (SHEET_THUMB + gap) + gap), "white")
+    draw = ImageDraw.Draw(sheet)
+    font, small = ImageFont.load_default(size=15), ImageFont.load_default(size=12)
+    totals = {c: sum(part.get(c, 0) for part in summary.counts.values()) for c in classes}
+    for row, label in enumerate(classes):
+        top = gap + row * (SHEET_THUMB + gap)
+        draw.text((8, top + 8), _clipped(summary.names.get(label, label), 22), fill="#1f2a24", font=font)
+        draw.text((8, top + 30), f"{totals[label]} photos" + (f"\n{_clipped(label, 26)}" if label in summary.names
+                                                              and summary.names[label] != label else ""),
+                  fill="#5b6b7a", font=small)
+        for column, photo in enumerate(summary.samples.get(label, [])):
+            try:
+                thumb = ImageOps.fit(open_image(photo), (SHEET_THUMB, SHEET_THUMB))
+            except (ImageError, OSError):
+                continue  # read once already; gone or changed since
+            sheet.paste(thumb, (SHEET_LABEL + column * (SHEET_THUMB + gap), top))
+    if len(summary.classes) > SHEET_MAX_CLASSES:
+        log.info("samples.png shows the first %d of %d classes", SHEET_MAX_CLASSES, len(summary.classes))
+    sheet.save(path, format="PNG", optimize=True)
+    return Path(path)
+
+
+def _clipped(text: str, length: int) -> str:
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 @plain_text

@@ -151,6 +151,13 @@ def format_evaluation(evaluation: Evaluation) -> str:
     return "\n".join(lines)
 
 
+def result_sentence(evaluation: Evaluation) -> str:
+    """The result as a person says it: "98.7 % right on 600 photos it never saw (8 wrong)"."""
+    photos = len(evaluation.y_true)
+    wrong = int((evaluation.y_pred != evaluation.y_true).sum())
+    return f"{evaluation.accuracy:.1%} right on {photos} photos it never saw ({wrong} wrong)"
+
+
 def answers_line(evaluation: Evaluation) -> str:
     """One line on the photos the model did not answer with a class (accuracy above counts them all)."""
     return (f"answered {evaluation.share_of(CLASS):.1%} with a class, turned away {1 - evaluation.share_of(CLASS):.1%} "

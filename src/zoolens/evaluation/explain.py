@@ -18,7 +18,6 @@ import torch
 from PIL import Image
 from torch import nn
 from torchvision.transforms import v2 as T
-from tqdm.auto import tqdm
 
 from zoolens.choices import EXPLAIN_CHOICES, EXPLAIN_METHODS
 from zoolens.data.images import open_image
@@ -29,6 +28,7 @@ from zoolens.inference.prediction import CLASS, Prediction
 from zoolens.models.backbones import Backbone, declared_gradcam_layer
 from zoolens.models.registry import family_of_network
 from zoolens.plotting import plain_text
+from zoolens.progress import progress_bar
 
 METHODS = EXPLAIN_METHODS
 METHOD_TITLES = {"gradcam": "Grad-CAM", "saliency": "saliency"}
@@ -257,7 +257,7 @@ def explain(model_or_classifier, images, method: str = "gradcam", targets: list[
         raise ValueError(f"{len(targets)} targets for {len(items)} images")
     layer = gradcam_layer(target.network, target.preprocessing.input_size) if "gradcam" in methods else None
     results: list[Explanation] = []
-    bar = tqdm(total=len(items), desc="explaining", unit="img", disable=not progress, leave=False)
+    bar = progress_bar(len(items), "explaining", "img", enabled=progress)
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
         loaded, positions, chunk_results = [], [], []

@@ -22,6 +22,7 @@ from PIL import Image
 from zoolens import __version__
 from zoolens.data.images import open_image
 from zoolens.errors import ZoolensError, setting
+from zoolens.evaluation.verdict import probably_mislabelled, verdict
 from zoolens.files import check_apart, lies_inside, read_json
 from zoolens.plotting import plain_text
 
@@ -455,7 +456,27 @@ def _most_confident_correct(evaluation, limit: int) -> list[int]:
     return chosen[:limit]
 
 
-def gallery_shots(model, evaluation, indices: list[int], progress: bool) -> list[dict]:
+def short_path(path: str, root: Path | None) -> str:
+    """A photo's path as the report shows it: from inside the data folder (`dogs/dogs_00212.jpg`)."""
+    if root is not None:
+        try:
+            return str(Path(path).resolve().relative_to(root.resolve()))
+        except ValueError:
+            pass
+    return path
+
+
+def _label_doubt(evaluation, i: int) -> str:
+    """Why photo i's label is worth checking, in words."""
+    from zoolens.inference.prediction import NONE_OF_THESE
+
+    if evaluation.verdicts and evaluation.verdicts[i] == NONE_OF_THESE:
+        return f"label worth checking: it shows none of the classes ({evaluation.reasons[i]})"
+    return f"label worth checking: the model is sure it shows {evaluation.shown[int(evaluation.y_pred[i])]}"
+
+
+def gallery_shots(model, evaluation, indices: list[int], progress: bool, root: Path | None = None,
+                  suspects: np.ndarray | None = None) -> list[dict]:
     from zoolens.evaluation.explain import explain
 
     if not indices:
@@ -474,12 +495,15 @@ def gallery_shots(model, evaluation, indices: list[int], progress: bool) -> list
             "predicted": evaluation.shown[guess],
             "correct": true == guess,
             "confidence": f"{evaluation.probabilities[i, guess]:.1%}",
-            "file": evaluation.paths[i],
+            "file": short_path(evaluation.paths[i], root),
+            "path": evaluation.paths[i],
+            "suspect": _label_doubt(evaluation, i) if suspects is not None and suspects[i] else None,
         })
     return shots
 
 
-def galleries(model, evaluation, size: int, progress: bool) -> list[dict]:
+def galleries(model, evaluation, size: int, progress: bool, root: Path | None = None,
+              suspects: np.ndarray | None = None) -> list[dict]:
     mistakes = {"id": "mistakes", "title": "Worst mistakes",
                 "note": "", 
                 "empty": "", "shots": []}
@@ -489,11 +513,15 @@ def galleries(model, evaluation, size: int, progress: bool) -> list[dict]:
         mistakes["empty"] = correct["empty"] = "No photos to show: pass --data with a folder of class folders."
         return [mistakes, correct]
     wrong = evaluation.mistakes()
+    flagged = int(suspects.sum()) if suspects is not None else 0
     mistakes["note"] = (f"{len(wrong)} of {len(evaluation.y_true)} photos were misclassified; the most confidently "
-                        "wrong come first. Grad-CAM (right) shows where the network looked for its answer.")
-    mistakes["shots"] = gallery_shots(model, evaluation, wrong[:size], progress)
+                        "wrong come first. Grad-CAM (right) shows where the network looked for its answer."
+                        + (f" {flagged} are marked “label worth checking”: confident learning (cleanlab) on the "
+                           "model's probabilities finds their label less likely than what it answered."
+                           if flagged else ""))
+    mistakes["shots"] = gallery_shots(model, evaluation, wrong[:size], progress, root, suspects)
     mistakes["empty"] = "No mistakes on these photos."
-    correct["shots"] = gallery_shots(model, evaluation, _most_confident_correct(evaluation, size), progress)
+    correct["shots"] = gallery_shots(model, evaluation, _most_confident_correct(evaluation, size), progress, root)
     correct["empty"] = "No correct predictions on these photos."
     return [mistakes, correct]
 
@@ -565,7 +593,11 @@ def write_report(model, data: str | Path | None = None, out: str | Path | None =
         raise ZoolensError(f"{model.path}: no evaluation recorded and no data folder: pass {setting('data')}")
     curves = model.path / "training_curves.png" if model.path else None
     shown = [model.name(c) for c in model.classes]
+    suspects = probably_mislabelled(evaluation) if evaluation is not None else None
+    open_set = open_set_section(model, metrics, _open_set_results(model, open_set_results), data)
     context = {
+        "verdict": verdict(metrics, model.names, evaluation, open_set.get("unknown"),
+                           int(suspects.sum()) if suspects is not None else 0),
         "title": model.path.name if model.path else model.network.backbone.info.name,
         "classes": shown,
         "written": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -578,11 +610,10 @@ def write_report(model, data: str | Path | None = None, out: str | Path | None =
         "curves": _curves_figure(curves),
         "per_class": per_class_rows(metrics),
         "overall": overall_rows(metrics),
-        "report_text": evaluation.report_text() if evaluation is not None else "",
         "confusion": confusion_section(matrix, shown),
         "confused_pairs": confused_pairs(matrix, shown),
-        "open_set": open_set_section(model, metrics, _open_set_results(model, open_set_results), data),
-        "galleries": galleries(model, evaluation, gallery_size, progress),
+        "open_set": open_set,
+        "galleries": galleries(model, evaluation, gallery_size, progress, data, suspects),
     }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

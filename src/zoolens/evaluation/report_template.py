@@ -45,6 +45,13 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
   .shot img.single { width: 100%; height: 190px; object-fit: contain; background: #f6f8fa; border-radius: 3px; }
   .warn { color: #8a5300; font-size: 13px; }
   code { background: #f0f4f8; padding: 1px 4px; border-radius: 3px; font-size: 13px; }
+  ul.verdict { margin: 4px 0 14px; padding-left: 20px; max-width: 900px; font-size: 15px; line-height: 1.5; }
+  ul.verdict li { margin-bottom: 4px; }
+  details summary { cursor: pointer; font-weight: 600; margin: 10px 0 6px; color: #1f3b57; }
+  .suspect { color: #8a5300; font-size: 12px; font-weight: 600; }
+  .colour-key { display: flex; align-items: center; gap: 8px; font-size: 12px; color: #5b6b7a; margin: 4px 0 10px; }
+  .colour-key .ramp { width: 160px; height: 10px; border-radius: 2px; background: linear-gradient(to right,
+    #00007f, #0000ff, #007fff, #00ffff, #7fff7f, #ffff00, #ff7f00, #ff0000, #7f0000); }
 </style>
 </head>
 <body>
@@ -54,20 +61,25 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
 </header>
 <main>
 <nav>
-  <a href="#summary">Summary</a><a href="#model-card">Model card</a><a href="#dataset">Dataset</a>
+  <a href="#summary">In short</a><a href="#model-card">Model card</a><a href="#dataset">Dataset</a>
   <a href="#training">Training</a><a href="#metrics">Metrics</a><a href="#confusion">Confusion</a>
   <a href="#confused-pairs">Confused pairs</a><a href="#unknown-photos">Photos it does not know</a>
   <a href="#mistakes">Mistakes</a><a href="#correct">Correct</a>
 </nav>
 
 <section id="summary">
-  <h2>Summary</h2>
+  <h2>In short</h2>
+  <ul class="verdict">{% for sentence in verdict %}<li>{{ sentence }}</li>{% endfor %}</ul>
   <div class="cards">
     {% for label, value in headline %}
     <div class="card"><div class="value">{{ value }}</div><div class="label">{{ label }}</div></div>
     {% endfor %}
   </div>
-  <p class="note">Evaluated on {{ evaluated_on }}.</p>
+  <p class="note">Evaluated on {{ evaluated_on }}. <b>Accuracy</b>: the share of photos whose likeliest class is
+    their label. <b>Macro F1</b>: precision and recall (see Metrics) taken together, averaged over the classes so
+    that a small class counts as much as a large one. <b>Log loss</b>: how little probability it gave the right
+    class, on average (0 is perfect; lower is better). <b>Answered with a class</b>: the rest were “not sure” or
+    “none of these”.</p>
 </section>
 
 <section id="model-card">
@@ -111,8 +123,10 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
   <h3>Training curves</h3>
   {% if curves %}<img class="figure" alt="training curves" src="{{ curves }}">
   {% else %}<p class="note">No training_curves.png in the model folder.</p>{% endif %}
-  <h3>Configuration</h3>
-  <table>{% for label, value in training %}<tr><th>{{ label }}</th><td>{{ value }}</td></tr>{% endfor %}</table>
+  <details>
+    <summary>Configuration (every setting of the run)</summary>
+    <table>{% for label, value in training %}<tr><th>{{ label }}</th><td>{{ value }}</td></tr>{% endfor %}</table>
+  </details>
 </section>
 
 <section id="metrics">
@@ -128,11 +142,15 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
         <td class="num">{{ f1 }}</td><td></td></tr>
     {% endfor %}
   </table>
-  {% if report_text %}<h3>Classification report</h3><pre>{{ report_text }}</pre>{% endif %}
+  <p class="note"><b>Precision</b>: of the photos it called this class, the share that were. <b>Recall</b>: of the
+    photos of this class, the share it found. <b>F1</b>: the two together (their harmonic mean). <b>Photos</b>: test
+    photos of the class. The averages: <b>macro</b> counts each class alike, <b>weighted</b> by its photos.</p>
 </section>
 
 <section id="confusion">
   <h2>Confusion matrix</h2>
+  <p class="note">Each row is the photos of one true class; each column, what the model answered. The diagonal is
+    right; every other cell is a mistake (right: the same as shares of each row).</p>
   <div class="row">
     <div><img class="figure" alt="confusion matrix (photos)" src="{{ confusion.counts }}"></div>
     <div><img class="figure" alt="confusion matrix (share of each true class)" src="{{ confusion.normalized }}"></div>
@@ -240,14 +258,17 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
   <h2>{{ gallery.title }}</h2>
   <p class="note">{{ gallery.note }}</p>
   {% if gallery.shots %}
+  <div class="colour-key"><span>Grad-CAM:</span><span class="ramp"></span><span>little attention</span>
+    <span class="to">&rarr;</span><span>where the network looked most</span></div>
   <div class="gallery">
     {% for shot in gallery.shots %}
     <div class="shot">
       <div class="pair"><img alt="photo" src="{{ shot.photo }}"><img alt="Grad-CAM" src="{{ shot.overlay }}"></div>
       <div class="caption">{% if shot.correct %}<span class="right">{{ shot.predicted }}</span>
-        {% else %}<span class="wrong">{{ shot.predicted }}</span>, truly {{ shot.true }}{% endif %}
+        {% else %}<span class="wrong">{{ shot.predicted }}</span>, labelled {{ shot.true }}{% endif %}
         &middot; {{ shot.confidence }}</div>
-      <div class="file">{{ shot.file }}</div>
+      {% if shot.suspect %}<div class="suspect">{{ shot.suspect }}</div>{% endif %}
+      <div class="file" title="{{ shot.path }}">{{ shot.file }}</div>
     </div>
     {% endfor %}
   </div>

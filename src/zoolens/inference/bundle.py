@@ -15,10 +15,9 @@ import math
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from zoolens import files
 from zoolens.errors import ZoolensError, setting
@@ -26,6 +25,9 @@ from zoolens.files import pid_alive, read_limited
 from zoolens.inference import model_schema
 from zoolens.inference.model_schema import MAX_META_BYTES
 from zoolens.models.open_set import OPEN_SET_FILE
+
+if TYPE_CHECKING:  # torch is loaded only where weights are read or written: describing a model folder needs none
+    import torch
 
 FORMAT = "zoolens-model"
 FORMAT_VERSION = 1
@@ -81,6 +83,8 @@ def write_bundle(path: Path, state: dict[str, torch.Tensor], meta: dict, extra_f
     """Write the new model's files to a temporary folder beside `path`; then, for a new folder, rename it into
     place; for an existing model, move only zoolens's own entries (OWNED) out and the new ones in, zoolens.json
     last: no half-written bundle is ever left, and everything else in the folder is kept as it is."""
+    from safetensors.torch import save_file
+
     path = Path(path)
     check_model_target(path)
     try:
@@ -210,6 +214,8 @@ def read_meta(path: Path) -> dict:
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
     weights = Path(path) / WEIGHTS_FILE
     try:
         files.regular_file(weights)

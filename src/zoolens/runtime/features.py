@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from zoolens.data.images import file_digest, open_image
 from zoolens.data.transforms import Preprocessing, cropped_pixels, normalised
 from zoolens.errors import ImageError
 from zoolens.files import open_cache_database, replaced_atomically, write_to_cache
 from zoolens.models.backbones import Backbone, state_fingerprint
+from zoolens.progress import progress_bar
 from zoolens.runtime.distributed import in_process_group
 
 if TYPE_CHECKING:
@@ -291,7 +291,7 @@ def extract_features(
     if missing:
         run = make_engine(backbone, key, prep.input_size, engine)
         dataset = _DecodeDataset([paths[i] for i in missing], prep)
-        with tqdm(total=len(missing), desc="features", unit="img", disable=not progress, leave=False) as bar:
+        with progress_bar(len(missing), "features", "img", enabled=progress) as bar:
             for positions, images, errors in _decoded_batches(dataset, batch_size):
                 ok = [j for j, error in enumerate(errors) if not error]
                 vectors = run(images[ok]) if ok else np.zeros((0, backbone.feature_dim), np.float32)

@@ -17,7 +17,8 @@ from zoolens.evaluation.evaluate import evaluate_samples
 from zoolens.files import check_apart
 from zoolens.inference.bundle import check_model_target, move_model, remove_model
 from zoolens.plotting import plain_text, plt, save_figure
-from zoolens.training.trainer import TrainConfig, train
+from zoolens.training.config import TrainConfig
+from zoolens.training.trainer import train
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from zoolens.files import check_apart
 from zoolens.inference.bundle import read_meta
 from zoolens.plotting import plain_text, plt, save_figure
 from zoolens.studies.spec import StudySpec
-from zoolens.training.trainer import WHERE_IT_RUNS, TrainConfig, train
+from zoolens.training.config import WHERE_IT_RUNS, TrainConfig
+from zoolens.training.trainer import train
 
 log = logging.getLogger(__name__)
 

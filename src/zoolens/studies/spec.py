@@ -31,7 +31,7 @@ PRESET_ALIASES = {"seed-002": "pretrained-vs-scratch", "seed-003": "frozen-vs-un
 
 def train_options() -> set[str]:
     """The TrainConfig fields an experiment may set (imported here, not above, so `preset_names` stays light)."""
-    from zoolens.training.trainer import TrainConfig
+    from zoolens.training.config import TrainConfig
 
     return {f.name for f in fields(TrainConfig)} - {"augmentation", "ratios", "seed"}
 

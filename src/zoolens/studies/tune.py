@@ -12,7 +12,8 @@ from pathlib import Path
 from zoolens.data.folders import scan_folder
 from zoolens.data.split import split_folder, write_manifest
 from zoolens.files import check_apart
-from zoolens.training.trainer import TrainConfig, train
+from zoolens.training.config import TrainConfig
+from zoolens.training.trainer import train
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import torch
 
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
+from zoolens.training.config import OPTIMIZERS
 
 
 def make_optimizer(name: str, parameters, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -31,12 +31,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def epoch_line(row: dict, total_epochs: int) -> str:
-    return (f"  {row['phase']} epoch {row['epoch']:>3}/{total_epochs}  "
-            f"loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
-            f"val_loss {row['val_loss']:.4f} val_acc {row['val_acc']:.4f}")
 
 
 def quiet_lightning() -> None:

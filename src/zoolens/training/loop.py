@@ -22,25 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from zoolens.progress import progress_bar, tracked
 from zoolens.runtime.distributed import in_process_group
 from zoolens.training.checkpoints import TrainingCheckpoints, phase_state, strip_prefix, unflatten_optimizer_state
 from zoolens.training.common import make_optimizer, seed_everything
+from zoolens.training.config import Phase
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class Phase:
-    """One stage of a training strategy, resolved before training starts (and recorded in zoolens.json)."""
-
-    name: str  # "head", "finetune" or "scratch"
-    on: str  # "features": the dense head on cached frozen features; "photos": through the backbone
-    lr: float
-    epochs: int  # at most: early stopping on the validation loss ends it sooner
-    patience: int
-    unfreeze: int | None = None  # on photos: the backbone's last blocks that train (0: all of them)
-    learns_batchnorm: bool = False  # on photos: batch-norm statistics learnt (a new network) or kept (pretrained)
-    must_beat_start: bool = False  # keep the network it started from unless an epoch beats its validation loss
 
 
 @dataclass(frozen=True)
@@ -185,7 +173,7 @@ def run_phase(phase: Phase, network: nn.Module, batches: FeatureBatches | PhotoB
               device: LocalDevice | FabricDevice | None = None, *, start_loss: float | None = None,
               checkpoints: TrainingCheckpoints | None = None, every_epoch: bool = False,
               on_epoch: Callable[[dict], None] | None = None, on_note: Callable[[str], None] | None = None,
-              progress_bar: bool = False) -> PhaseProgress:
+              show_progress: bool = False) -> PhaseProgress:
     """Train `network` (in place) through one phase; it ends with the weights of its best validation epoch.
 
     `start_loss`, with `phase.must_beat_start`: the validation loss of the network as it starts, which an epoch
@@ -218,19 +206,27 @@ def run_phase(phase: Phase, network: nn.Module, batches: FeatureBatches | PhotoB
     model, optimizer = device.setup(network, optimizer)
     if saved and saved["optimizer"] is not None:
         optimizer.load_state_dict(unflatten_optimizer_state(tensors, saved["optimizer"]))
+    # One live line for the phase (epochs, rate, time left, the best validation loss so far); within an epoch over
+    # photos, one more for its batches.
+    epochs = progress_bar(phase.epochs, phase.name, "epoch", enabled=show_progress)
+    epochs.update(done)
     for epoch in range(done + 1, phase.epochs + 1):
         if progress.stopped_early:
             break
         train_loss, train_acc = _train_epoch(model, batches.training(epoch - 1), loss_function, optimizer, device,
-                                             f"{phase.name} {epoch}/{phase.epochs}" if progress_bar else None)
+                                             f"{phase.name} epoch {epoch}" if show_progress and phase.on == "photos"
+                                             else None)
         val_loss, val_acc = _validate(model, batches.validation(), loss_function, device)
         row = {"phase": phase.name, "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
                "val_loss": val_loss, "val_acc": val_acc}
         progress.record(row, network, phase.patience)
+        epochs.set_postfix_str(_epoch_status(row, progress), refresh=False)
+        epochs.update(1)
         if on_epoch:
             on_epoch(row)
         if checkpoints and every_epoch and device.is_writer:
             checkpoints.save_epoch(phase.name, epoch, network, optimizer, progress.best_state, progress.state())
+    epochs.close()
     if progress.best_state is not None:
         network.load_state_dict(progress.best_state)
     device.release(network)
@@ -244,15 +240,18 @@ def run_phase(phase: Phase, network: nn.Module, batches: FeatureBatches | PhotoB
     return progress
 
 
+def _epoch_status(row: dict, progress: PhaseProgress) -> str:
+    best = f"best {progress.best_loss:.4f} (epoch {progress.best_epoch})" if progress.best_epoch else "no better yet"
+    return f"val_loss {row['val_loss']:.4f}, val_acc {row['val_acc']:.1%}, {best}"
+
+
 def _train_epoch(model: nn.Module, batches: Iterable[Batch], loss_function, optimizer, device,
                  bar_title: str | None) -> tuple[float, float]:
     """One pass over the training batches; the loss and accuracy over every process's photos."""
     model.train()  # applies the network's own rules (frozen batch-norm statistics)
     loss_sum, correct, seen = 0.0, 0, 0
     if bar_title:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, desc=bar_title, unit="batch", leave=False)
+        batches = tracked(batches, _length(batches), bar_title, "batch")
     for batch in batches:
         inputs, labels = device.to_device(batch)
         logits = model(inputs)
@@ -265,6 +264,13 @@ def _train_epoch(model: nn.Module, batches: Iterable[Batch], loss_function, opti
         seen += len(labels)
     loss_sum, correct, seen = device.total([loss_sum, correct, seen])
     return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+
+def _length(batches) -> int | None:
+    try:
+        return len(batches)
+    except TypeError:
+        return None
 
 
 def _validate(model: nn.Module, batches: Iterable[Batch], loss_function, device) -> tuple[float, float]:

@@ -8,7 +8,7 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +18,8 @@ from zoolens.choices import DEFAULT_BACKBONE
 from zoolens.data.folders import ImageFolder, Sample, scan_folder
 from zoolens.data.images import find_usable, open_image
 from zoolens.data.split import Manifest, read_manifest, split_folder, write_manifest
-from zoolens.data.transforms import Augmentation, eval_transform, train_transform
-from zoolens.errors import ConfigError, ZoolensError, setting
+from zoolens.data.transforms import eval_transform, train_transform
+from zoolens.errors import ZoolensError
 from zoolens.evaluation.evaluate import evaluate_samples, write_evaluation
 from zoolens.evaluation.plots import plot_training_curves
 from zoolens.files import check_apart, output_lock
@@ -28,7 +28,7 @@ from zoolens.inference.model import Model
 from zoolens.models.available import has_pretrained_weights
 from zoolens.models.backbones import build_backbone, imagenet_head, unfreeze_blocks
 from zoolens.models.classifier import Classifier
-from zoolens.models.open_set import DEFAULT_SHARE, OpenSetCheck, fit_open_set
+from zoolens.models.open_set import OpenSetCheck, fit_open_set
 from zoolens.runtime.distributed import Processes, start_processes
 from zoolens.runtime.features import extract_features, extract_features_sharded
 from zoolens.training.checkpoints import (
@@ -37,112 +37,13 @@ from zoolens.training.checkpoints import (
     checkpoint_folder,
     drop_unfinished_checkpoint,
 )
-from zoolens.training.common import OPTIMIZERS, epoch_line, seed_everything
-from zoolens.training.loop import (
-    FabricDevice,
-    FeatureBatches,
-    LocalDevice,
-    Optimization,
-    Phase,
-    PhotoBatches,
-    run_phase,
-)
+from zoolens.training.common import seed_everything
+from zoolens.training.config import WHERE_IT_RUNS, Phase, TrainConfig
+from zoolens.training.loop import FabricDevice, FeatureBatches, LocalDevice, Optimization, PhotoBatches, run_phase
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("frozen", "finetune", "scratch")
-# Whole-network learning rates: adaptive optimizers' first steps move every weight by about lr, so they
-# need a small one (measured: 1e-4 made validation loss worse than the warm head, 3e-5 improved on it).
-HEAD_LR = {"adam": 1e-3, "rmsprop": 1e-3, "sgd": 1e-2}
-FINETUNE_LR = {"adam": 3e-5, "rmsprop": 3e-5, "sgd": 1e-4}  # SGD at 1e-3 collapsed on CIFAR animals (measured)
-SCRATCH_LR = {"adam": 1e-3, "rmsprop": 1e-3, "sgd": 1e-2}
-# Where and how fast a run goes, not what it learns: left out when comparing runs' settings.
-WHERE_IT_RUNS = ("accelerator", "devices", "num_nodes", "workers")
 THIN_CLASS_PHOTOS = 3  # fewer training photos than this in a class: warned about whatever the others have
-
-
-@dataclass
-class TrainConfig:
-    backbone: str = DEFAULT_BACKBONE
-    strategy: str = "frozen"
-    optimizer: str = "adam"
-    lr: float | None = None  # default: 1e-3 for the head, FINETUNE_LR when fine-tuning
-    epochs: int | None = None  # default: 60 for the head (early stopping ends it sooner), 5 fine-tuning
-    batch_size: int = 32
-    patience: int = 8
-    weight_decay: float = 1e-4
-    dropout: float = 0.5  # measured best of 0.2/0.5 on animals3 (98.7 % vs 98.3 %) with Imagewoof within noise
-    label_smoothing: float = 0.0
-    ratios: str = "70/10/20"
-    seed: int = 0
-    image_size: int | None = None  # default: the backbone's own input size
-    augmentation: Augmentation | None = field(default_factory=Augmentation)
-    head_epochs: int = 60
-    unfreeze: int = 0  # fine-tuning: how many of the backbone's last blocks train (0: all)
-    accelerator: str = "auto"
-    devices: str | int = "auto"  # per machine; more than one trains with DDP, one process per device
-    num_nodes: int = 1
-    workers: int | None = None
-    open_set_share: float = DEFAULT_SHARE  # of the validation photos the open-set check may turn away
-
-    def validate(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ConfigError("strategy", f"{self.strategy!r}: choose from {', '.join(STRATEGIES)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError("optimizer", f"{self.optimizer!r}: choose from {', '.join(OPTIMIZERS)}")
-        for name in ("lr", "epochs", "image_size"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(name, f"must be positive, not {value}")
-        if self.unfreeze < 0:
-            raise ConfigError("unfreeze", f"must be 0 (all blocks) or more, not {self.unfreeze}")
-        if self.unfreeze and self.strategy != "finetune":
-            raise ConfigError("unfreeze", f"chooses which blocks fine-tuning trains: it needs {setting('strategy')} "
-                                          f"finetune, not {self.strategy}")
-        if self.num_nodes < 1:
-            raise ConfigError("num_nodes", f"must be at least 1, not {self.num_nodes}")
-        if self.batch_size < 1:
-            raise ConfigError("batch_size", f"must be at least 1, not {self.batch_size}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError("dropout", f"must be in [0, 1), not {self.dropout}")
-        if not 0 < self.open_set_share < 0.5:
-            raise ConfigError("open_set_share", f"must be above 0 and below 0.5, not {self.open_set_share}")
-
-    def phases(self) -> list[Phase]:
-        """The strategy as data: what trains in turn, on what, at which learning rate and for how many epochs.
-        `lr` and `epochs` apply to the strategy's last phase; the others keep their defaults."""
-        frozen = self.strategy == "frozen"
-        head = Phase("head", "features", self.lr if frozen and self.lr else HEAD_LR[self.optimizer],
-                     self.epochs if frozen and self.epochs else self.head_epochs, self.patience)
-        if self.strategy == "frozen":
-            return [head]
-        if self.strategy == "finetune":
-            return [head, Phase("finetune", "photos", self.lr or FINETUNE_LR[self.optimizer], self.epochs or 5,
-                                self.patience, unfreeze=self.unfreeze, must_beat_start=True)]
-        return [Phase("scratch", "photos", self.lr or SCRATCH_LR[self.optimizer], self.epochs or 10, self.patience,
-                      unfreeze=0, learns_batchnorm=True)]
-
-    @property
-    def pretrained(self) -> bool:
-        """Whether the backbone starts from pretrained weights (and its frozen features are cached)."""
-        return self.phases()[0].on == "features"
-
-    @property
-    def trains_backbone(self) -> bool:
-        """Whether the backbone's weights change, so that its features are no longer the pretrained ones."""
-        return any(phase.on == "photos" for phase in self.phases())
-
-    def on_one_device(self) -> TrainConfig:
-        """For studies, k-fold and tuning, which train one model after another in this one process."""
-        if str(self.devices) not in ("auto", "1") or self.num_nodes != 1:
-            raise ConfigError("devices", "must be 1 (or auto) for studies, k-fold and tuning, which train one model at "
-                                         "a time; several devices are for zoolens train")
-        return replace(self, devices=1)
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["augmentation"] = self.augmentation.to_dict() if self.augmentation else None
-        return data
 
 
 def _say(progress: bool, message: str) -> None:
@@ -230,9 +131,7 @@ def run_phases(network: Classifier, features, parts: dict[str, list[Sample]], cl
             device = FabricDevice(config.accelerator, config.devices, config.num_nodes)
         done = run_phase(phase, trained, batches, optimization, device, start_loss=start_loss,
                          checkpoints=checkpoints, every_epoch=phase.on == "photos",
-                         on_epoch=(lambda row, total=phase.epochs: _say(True, epoch_line(row, total))) if progress
-                         else None, on_note=lambda line: _say(progress, line),
-                         progress_bar=progress and phase.on == "photos")
+                         on_note=lambda line: _say(progress, line), show_progress=progress)
         history += done.rows
     network.eval()
     return history

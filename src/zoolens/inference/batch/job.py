@@ -24,6 +24,7 @@ from zoolens.inference.batch.summary import (
 )
 from zoolens.inference.batch.walk import CHUNK_SIZE, as_text, pending_chunks, walk_photos
 from zoolens.inference.model import Model
+from zoolens.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,6 @@ def predict_folder(model: Model | str | Path, root: str | Path, out: str | Path,
     earlier run with the same `out` finished; optionally link the photos into per-class folders under
     `sort_into`; write the per-folder summary CSV (default: beside `out`, `<name>-summary.csv`).
     `settings` are BatchOptions fields, over `options`. What it did is the returned BatchSummary (and logged)."""
-    from tqdm.auto import tqdm
-
     options = replace(options or BatchOptions(), **settings)
     options.validate()
     model = model if isinstance(model, Model) else Model.load(model)
@@ -110,8 +109,7 @@ def predict_folder(model: Model | str | Path, root: str | Path, out: str | Path,
     chunks = pending_chunks(walk_photos(root), done, options.chunk_size, options.limit, counts)
     predictions = ENGINES[options.engine](model, chunks, options)
     errors = 0
-    with contextlib.closing(predictions), tqdm(desc="predict", unit="img", file=sys.stderr,
-                                               disable=not options.progress, dynamic_ncols=True) as bar:
+    with contextlib.closing(predictions), progress_bar(None, "predict", "img", enabled=options.progress) as bar:
         for chunk, chunk_results in predictions:  # closing: workers end on Ctrl-C too
             results.write_part(chunk, chunk_results, options.top_k)
             unusable = [p for p in chunk_results if p.error]
