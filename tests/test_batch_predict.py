@@ -55,7 +55,8 @@ def middle_confidence(model, photos) -> float:
 
 
 @pytest.mark.slow
-def test_results_match_model_predict_and_a_rerun_redoes_nothing(trained_model, camera_tree, tmp_path, capsys):
+def test_results_match_model_predict_and_a_rerun_redoes_nothing(trained_model, camera_tree, tmp_path, capsys,
+                                                                caplog):
     from zoolens.inference.batch import predict_folder
 
     photos = photos_in(camera_tree)
@@ -80,7 +81,7 @@ def test_results_match_model_predict_and_a_rerun_redoes_nothing(trained_model, c
     errors = {Path(r["path"]).name: r["error"] for r in rows if r["error"]}
     assert errors == {"empty.jpg": "empty file (0 bytes)", "text.jpg": "not an image file"}
     assert any(r["label"] is None and not r["error"] for r in rows), "some photos should be 'not sure'"
-    said = capsys.readouterr().err
+    said = "\n".join(record.getMessage() for record in caplog.records)  # logged: the CLI shows it on stderr
     for name, reason in errors.items():  # each unusable file is also named as the run goes
         assert any(name in line and reason in line for line in said.splitlines()), (name, said)
 

@@ -50,7 +50,7 @@ def test_two_process_ddp_finetuning_matches_one_process(ddp_animals, tmp_path):
     options = ("--strategy", "finetune", "--image-size", "128", "--epochs", "3", "--no-augment", "--dropout", "0")
     ddp = run_train(data, tmp_path / "ddp", cache, *options, "--devices", "2")
     assert shared_counts(ddp.stderr) == [150, 150]  # every photo once, half each
-    assert ddp.stdout.count("model saved to") == 1  # only the first process reports and saves
+    assert ddp.stdout.count("Model saved to") == 1  # only the first process reports and saves
     run_train(data, tmp_path / "single", cache, *options, "--devices", "1")
 
     models = {name: Model.load(tmp_path / name) for name in ("ddp", "single")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import os
 import signal
 import sqlite3
@@ -90,8 +91,8 @@ def test_training_killed_mid_run_resumes_from_its_last_checkpoint(tiny_animals, 
                              capture_output=True, text=True, timeout=RUN_TIMEOUT)
     assert resumed.returncode == 0 and "Traceback" not in resumed.stderr, resumed.stderr
     assert f"scratch: {done} epoch(s) restored from the checkpoint" in resumed.stderr
-    trained_again = [l for l in resumed.stderr.splitlines() if l.strip().startswith("scratch epoch")]
-    assert len(trained_again) == 8 - done  # only the epochs that were left
+    phase_line = next(l for l in resumed.stderr.splitlines() if re.search(r"\d\d:\d\d:\d\d scratch 8/8 ", l))
+    assert f"({8 - done} this run)" in phase_line  # only the epochs that were left
     history = read_history(out)
     assert [int(r["epoch"]) for r in history] == list(range(1, 9))
     for before, after in zip(checkpoint["history"], history[:done]):  # the saved epochs are kept, not redone

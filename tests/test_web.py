@@ -46,7 +46,7 @@ def skimage_photos(tmp_path_factory) -> dict[str, Path]:
     from skimage import data
 
     folder = tmp_path_factory.mktemp("skimage")
-    photos = {"chelsea": data.chelsea(), "coffee": data.coffee(), "rocket": data.rocket()}
+    photos = {"chelsea": data.chelsea(), "coffee": data.coffee(), "rocket": data.rocket(), "astronaut": data.astronaut()}
     for name, pixels in photos.items():
         Image.fromarray(pixels).save(folder / f"{name}.jpg")
     return {name: folder / f"{name}.jpg" for name in photos}
@@ -378,6 +378,40 @@ def test_browser_shows_none_of_these_for_no_animal_and_downloads_the_verdicts(se
     assert rows["coffee.jpg"]["verdict"] == NONE_OF_THESE and rows["coffee.jpg"]["label"] == ""
     assert rows["coffee.jpg"]["reason"] == "no animal in the photo"
     assert rows["chelsea.jpg"]["verdict"] == "class" and rows["chelsea.jpg"]["label"] == "cats"
+
+
+@pytest.mark.slow
+def test_browser_grad_cam_beside_each_photo_in_upload_order_with_a_key_and_a_zip(server, browser, skimage_photos,
+                                                                                   tmp_path):
+    """What a person sees with Grad-CAM on: the cards in the order the photos were given, each photo with its heat
+    map beside it (one picture twice as wide as high), the colour key, and the heat maps as a ZIP of PNGs."""
+    import zipfile
+
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1280, "height": 1400}, accept_downloads=True)
+    page.goto(url, timeout=60_000)
+    page.wait_for_selector("input[type=file]", state="attached", timeout=60_000)
+    page.get_by_text("Grad-CAM heat map").click()
+    names = ["rocket", "chelsea", "coffee", "astronaut"]
+    page.set_input_files("input[type=file]", [{"name": f"{name}.jpg", "mimeType": "image/jpeg",
+                                               "buffer": skimage_photos[name].read_bytes()} for name in names])
+    page.wait_for_selector("text=Download the heat maps (ZIP of PNGs)", timeout=180_000)
+    page.wait_for_function("""() => { const images = Array.from(document.querySelectorAll('[data-testid=stImage] img'));
+        return images.length >= 4 && images.every(img => img.complete && img.naturalHeight > 0); }""", timeout=60_000)
+    assert [box["file"] for box in answer_boxes(page)] == [f"{name}.jpg" for name in names]
+    sizes = page.evaluate("""() => Array.from(document.querySelectorAll('[data-testid=stImage] img'))
+        .map(img => [img.naturalWidth, img.naturalHeight])""")
+    assert len(sizes) == 4 and all(1.9 < width / height < 2.1 for width, height in sizes), sizes
+    assert page.locator(".zl-key").first.is_visible()
+    assert "where the network looked most" in page.locator(".zl-key").first.inner_text()
+    folder = Path(os.environ.get("ZOOLENS_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / "web-gradcam.png"), full_page=True)
+    with page.expect_download(timeout=30_000) as download:
+        page.get_by_text("Download the heat maps (ZIP of PNGs)").click()
+    archive = zipfile.ZipFile(download.value.path())
+    page.close()
+    assert archive.namelist() == [f"{n:03d}-{name}-gradcam.png" for n, name in enumerate(names, 1)]
 
 
 def test_zoolens_web_runs_streamlit_with_the_upload_limit_and_the_app_options(trained_model):

@@ -21,22 +21,25 @@ def in_a_terminal() -> bool:
     return bool(getattr(stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
 
 
-def progress_bar(total: int | None, desc: str, unit: str = "img", enabled: bool = True, leave: bool = False):
-    """A bar (tqdm's interface: update, set_postfix_str, set_postfix, write, close; a context manager)."""
+def progress_bar(total: int | None, desc: str, unit: str = "img", enabled: bool = True, leave: bool = False,
+                 initial: int = 0):
+    """A bar (tqdm's interface: update, set_postfix_str, set_postfix, write, close; a context manager); `initial`:
+    what an earlier run had already done (a resumed training's epochs), not counted in the rate."""
     if enabled and in_a_terminal():
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=desc, unit=unit, leave=leave, file=sys.stderr, dynamic_ncols=True)
-    return PlainProgress(total, desc, unit, enabled)
+        return tqdm(total=total, desc=desc, unit=unit, leave=leave, file=sys.stderr, dynamic_ncols=True,
+                    initial=initial)
+    return PlainProgress(total, desc, unit, enabled, initial)
 
 
 class PlainProgress:
     """Timestamped lines for output that is not a terminal: `12:03:05 features 1200/6500 img, 140 img/s, about
     38 s left`, every PLAIN_EVERY_S seconds and at the end."""
 
-    def __init__(self, total: int | None, desc: str, unit: str = "img", enabled: bool = True):
+    def __init__(self, total: int | None, desc: str, unit: str = "img", enabled: bool = True, initial: int = 0):
         self.total, self.desc, self.unit, self.enabled = total, desc, unit, enabled
-        self.n, self.postfix = 0, ""
+        self.n, self.initial, self.postfix = initial, initial, ""
         self.started = self.last_line = time.monotonic()
         self.closed = False
 
@@ -52,18 +55,19 @@ class PlainProgress:
         self.postfix = ", ".join(f"{key} {value}" for key, value in values.items())
 
     def write(self, text: str, file=None) -> None:
-        if self.enabled:
-            log.info(text)
+        """A line that must be seen whether or not progress is shown (tqdm.write's place): a skipped photo."""
+        log.warning(text)
 
     def close(self) -> None:
-        if self.enabled and not self.closed and self.n:
+        if self.enabled and not self.closed and self.n > self.initial:
             self._line(finished=True)
         self.closed = True
 
     def _line(self, finished: bool = False) -> None:
         elapsed = time.monotonic() - self.started
-        rate = self.n / elapsed if elapsed > 0 else 0.0
-        done = f"{self.n}/{self.total}" if self.total else f"{self.n}"
+        rate = (self.n - self.initial) / elapsed if elapsed > 0 else 0.0
+        done = (f"{self.n}/{self.total}" if self.total else f"{self.n}") + (
+            f" ({self.n - self.initial} this run)" if self.initial else "")
         if finished:
             timing = f"done in {elapsed:.0f} s" + (f", {rate:.1f} {self.unit}/s" if rate else "")
         else:

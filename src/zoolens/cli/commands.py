@@ -52,6 +52,20 @@ def cmd_data_split(args) -> int:
     return 0
 
 
+def cmd_data_issues(args) -> int:
+    from zoolens.evaluation.data_issues import find_data_issues, format_data_issues, write_data_issues
+    from zoolens.files import check_apart
+
+    refuse_unless(args, args.split is None, ("ratios", "seed"), "not with --split MANIFEST.csv, which is the split")
+    check_apart(args.data, args.out)
+    issues = find_data_issues(args.data, backbone=args.backbone, split_file=args.split, ratios=args.ratios,
+                              seed=args.seed, progress=not args.quiet)
+    written = write_data_issues(issues, args.out)
+    print(format_data_issues(issues))
+    print("\nwrote " + ", ".join(str(path) for path in written.values()) + " (the photos were only read)")
+    return 0
+
+
 # ---- train / evaluate -----------------------------------------------------------------------------
 def cmd_train(args) -> int:
     refuse_unless(args, args.split is None, ("ratios",), "not with --split MANIFEST.csv, which already splits the photos")

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "data split": ("zoolens data split DATA [--ratios 70/10/20] [--seed N] [--out MANIFEST.csv]", (
         "zoolens data split photos/ --ratios 80/10/10 --out photos-split.csv",
         "zoolens train photos/ --split photos-split.csv --out my-model   # then train on that split")),
+    "data issues": ("zoolens data issues DATA --out FOLDER [--split MANIFEST.csv]", (
+        "zoolens data issues photos/ --out photos-issues/   # wrong labels, near-copies, outliers: CSVs and sheets",)),
     "train": ("zoolens train DATA --out MODEL [options]", (
         "zoolens train photos/ --out my-model                       # frozen MobileNetV2 + a dense head (seconds)",
         "zoolens train photos/ --out my-model --strategy finetune   # then fine-tune the whole network")),

@@ -15,6 +15,7 @@ from zoolens import __version__
 from zoolens.choices import DEFAULT_BACKBONE, DEFAULT_OPEN_SET, OPEN_SET_MODES
 from zoolens.cli.commands import (
     cmd_data_inspect,
+    cmd_data_issues,
     cmd_data_split,
     cmd_evaluate,
     cmd_export,
@@ -52,6 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--seed", type=int, default=0, help="which photos go where: the same seed, the same split")
     split.add_argument("--out", metavar="MANIFEST.csv", help="manifest file (default: ./<folder>-split.csv)")
     split.set_defaults(run=cmd_data_split, unfinished_outputs=ONE_SHOT_OUTPUTS)
+    issues = data.add_parser("issues", help="likely mislabelled photos, near-duplicates (across the split too), "
+                                            "outliers, class balance")
+    issues.add_argument("data", metavar="DATA", help=DATA_HELP)
+    issues.add_argument("--out", metavar="FOLDER", required=True,
+                        help="folder for label_issues.csv, near_duplicates.csv, outliers.csv and contact sheets")
+    issues.add_argument("--backbone", default=DEFAULT_BACKBONE, help="the pretrained network whose features judge")
+    issues.add_argument("--split", metavar="MANIFEST.csv", help="the split to check for leaks (default: the one "
+                                                                "`zoolens train` makes with --ratios and --seed)")
+    issues.add_argument("--ratios", default="70/10/20", help="train/val/test split")
+    issues.add_argument("--seed", type=int, default=0, help="which photos go where")
+    issues.add_argument("--quiet", action="store_true", help="no progress output")
+    issues.set_defaults(run=cmd_data_issues, unfinished_outputs=ONE_SHOT_OUTPUTS)
 
     train = commands.add_parser("train", help="train a classifier by transfer learning")
     train.add_argument("data", metavar="DATA", help=DATA_HELP)

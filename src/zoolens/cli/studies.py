@@ -39,8 +39,10 @@ def cmd_kfold(args) -> int:
 
 def cmd_tune(args) -> int:
     from zoolens.cli.common import training_config
-    from zoolens.studies.tune import format_tune, run_tune
+    from zoolens.studies.tune import format_tune, run_tune, searched_settings
 
+    refuse_unless(args, False, searched_settings(args.method), f"chosen by the {args.method} search for every "
+                                                               "trial: leave them out (the other options hold)")
     summary = run_tune(args.data, args.out, trials=args.trials, method=args.method, config=training_config(args),
                        progress=not args.quiet)
     print(format_tune(summary))

@@ -25,6 +25,11 @@ GRID = {
 EPOCH_CHOICES = [20, 60]
 
 
+def searched_settings(method: str) -> tuple[str, ...]:
+    """The TrainConfig fields a search chooses for each trial (what it is given for them would be ignored)."""
+    return tuple(GRID) if method == "grid" else (*GRID, "epochs")
+
+
 def _suggest(trial, method: str) -> dict:
     if method == "grid":
         return {name: trial.suggest_categorical(name, values) for name, values in GRID.items()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from zoolens.choices import DEFAULT_BACKBONE
+from zoolens.data.split import parse_ratios
 from zoolens.data.transforms import Augmentation
 from zoolens.errors import ConfigError, setting
 from zoolens.models.open_set import DEFAULT_SHARE
@@ -70,6 +71,7 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(name, f"must be positive, not {value}")
+        parse_ratios(self.ratios)
         if self.unfreeze < 0:
             raise ConfigError("unfreeze", f"must be 0 (all blocks) or more, not {self.unfreeze}")
         if self.unfreeze and self.strategy != "finetune":

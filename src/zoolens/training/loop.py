@@ -208,8 +208,7 @@ def run_phase(phase: Phase, network: nn.Module, batches: FeatureBatches | PhotoB
         optimizer.load_state_dict(unflatten_optimizer_state(tensors, saved["optimizer"]))
     # One live line for the phase (epochs, rate, time left, the best validation loss so far); within an epoch over
     # photos, one more for its batches.
-    epochs = progress_bar(phase.epochs, phase.name, "epoch", enabled=show_progress)
-    epochs.update(done)
+    epochs = progress_bar(phase.epochs, phase.name, "epoch", enabled=show_progress, initial=done)
     for epoch in range(done + 1, phase.epochs + 1):
         if progress.stopped_early:
             break
