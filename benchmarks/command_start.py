@@ -56,7 +56,8 @@ def heavy_imports(arguments: list[str]) -> list[str]:
     """The heavy libraries a command loads (none is the point)."""
     probe = ("import sys, runpy\nsys.argv = ['zoolens', *sys.argv[1:]]\ntry:\n"
              "    runpy.run_module('zoolens.cli', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-             "print('heavy:', ' '.join(m for m in ('torch', 'torchvision', 'lightning', 'sklearn', 'matplotlib', 'scipy', "
+             "print('heavy:', ' '.join(m for m in ('torch', 'torchvision', 'lightning', 'sklearn', 'matplotlib', "
+             "'scipy', "
              "'pandas', 'timm', 'captum') if m in sys.modules), file=sys.stderr)")
     result = subprocess.run([sys.executable, "-c", probe, *arguments], capture_output=True, text=True)
     return result.stderr.strip().splitlines()[-1].split()[1:]

@@ -17,7 +17,8 @@ def noisy(animals3, tmp_path_factory):
     side, re-encoded)."""
     root = tmp_path_factory.mktemp("noisy")
     data = copy_subset(animals3, root / "data", per_class=60)
-    planted = [shutil.copyfile(p, data / "cats" / f"dog_{p.name}") for p in sorted((animals3 / "dogs").iterdir())[600:606]]
+    dogs = sorted((animals3 / "dogs").iterdir())[600:606]
+    planted = [shutil.copyfile(p, data / "cats" / f"dog_{p.name}") for p in dogs]
     original = sorted((data / "panda").iterdir())[0]
     image = Image.open(original).convert("RGB")
     w, h = image.size

@@ -46,7 +46,8 @@ def skimage_photos(tmp_path_factory) -> dict[str, Path]:
     from skimage import data
 
     folder = tmp_path_factory.mktemp("skimage")
-    photos = {"chelsea": data.chelsea(), "coffee": data.coffee(), "rocket": data.rocket(), "astronaut": data.astronaut()}
+    photos = {"chelsea": data.chelsea(), "coffee": data.coffee(), "rocket": data.rocket(),
+              "astronaut": data.astronaut()}
     for name, pixels in photos.items():
         Image.fromarray(pixels).save(folder / f"{name}.jpg")
     return {name: folder / f"{name}.jpg" for name in photos}
@@ -95,7 +96,8 @@ def test_uploads_of_every_photo_format_are_taken(format):
 def test_uploads_pillow_could_read_but_are_no_photo_format_are_refused_by_their_bytes(format):
     data = picture_bytes(Image.new("RGB", (40, 30), "orange"), format)
     assert Image.open(io.BytesIO(data)).format == format  # Pillow itself would open it
-    assert web.check_upload("photo.jpg", data).problem.startswith("not a photo this app can read (JPEG, PNG")  # whatever the name
+    problem = web.check_upload("photo.jpg", data).problem
+    assert problem.startswith("not a photo this app can read (JPEG, PNG")  # whatever the name
 
 
 def test_the_pixel_limit_holds_at_its_boundary():

@@ -22,7 +22,8 @@ def cmd_desktop(args) -> int:
     from zoolens.apps.desktop import run_desktop
     from zoolens.cli.common import refuse_unless
 
-    refuse_unless(args, not args.model, ("backbone",), "only for the ImageNet mode, without a MODEL (a model has its own network)")
+    refuse_unless(args, not args.model, ("backbone",),
+                  "only for the ImageNet mode, without a MODEL (a model has its own network)")
     model = require_model_folder(args.model) if args.model else None
     return run_desktop(model, min_confidence=args.min_confidence, backbone=args.backbone, open_set=args.open_set)
 

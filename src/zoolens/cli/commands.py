@@ -68,7 +68,8 @@ def cmd_data_issues(args) -> int:
 
 # ---- train / evaluate -----------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    refuse_unless(args, args.split is None, ("ratios",), "not with --split MANIFEST.csv, which already splits the photos")
+    refuse_unless(args, args.split is None, ("ratios",),
+                  "not with --split MANIFEST.csv, which already splits the photos")
     config = training_config(args)
     config.validate()  # a wrong setting refused at once, before PyTorch loads
     if not args.quiet:  # at once: PyTorch alone takes seconds to load on a small machine

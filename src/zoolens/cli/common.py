@@ -45,16 +45,19 @@ def as_flag(field: str) -> str:
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     """The options that shape a training run (TrainConfig fields); shared by train, study, kfold, tune."""
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE,
-                        help="the pretrained network: mobilenet_v2, efficientnet_lite0, ... (`zoolens models` lists them)")
+                        help="the pretrained network: mobilenet_v2, efficientnet_lite0, ... "
+                             "(`zoolens models` lists them)")
     parser.add_argument("--strategy", default="frozen", choices=["frozen", "finetune", "scratch"],
                         help="frozen: cached features + dense head (default); finetune: then train through the "
                              "backbone; scratch: a randomly initialised network")
     parser.add_argument("--unfreeze", type=int, default=0, help="finetune only the last N backbone blocks (0: all)")
     parser.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "rmsprop"], help="optimizer")
-    parser.add_argument("--lr", type=float, help="learning rate (default head 1e-3, sgd 1e-2; fine-tuning 3e-5 adam/rmsprop, 1e-4 sgd)")
+    parser.add_argument("--lr", type=float,
+                        help="learning rate (default head 1e-3, sgd 1e-2; fine-tuning 3e-5 adam/rmsprop, 1e-4 sgd)")
     parser.add_argument("--epochs", type=int, help="most epochs (default 60 head, 5 fine-tuning)")
     parser.add_argument("--batch-size", type=int, default=32, help="photos per training step")
-    parser.add_argument("--patience", type=int, default=8, help="early stopping: epochs without a better validation loss")
+    parser.add_argument("--patience", type=int, default=8,
+                        help="early stopping: epochs without a better validation loss")
     parser.add_argument("--dropout", type=float, default=0.5, help="dropout before the dense layer")
     parser.add_argument("--label-smoothing", type=float, default=0.0,
                         help="share of each label spread over the other classes")

@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="metrics, report and confusion matrix on unseen photos")
     evaluate.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     evaluate.add_argument("data", metavar="DATA", help="photos the model never saw, in class folders of its classes")
-    evaluate.add_argument("--out", metavar="FOLDER", help="folder for the figures and metrics (default MODEL/evaluation)")
+    evaluate.add_argument("--out", metavar="FOLDER",
+                          help="folder for the figures and metrics (default MODEL/evaluation)")
     evaluate.add_argument("--json", action="store_true", help="print JSON for machines")
     evaluate.add_argument("--unknown", action="append", metavar="FOLDER",
                           help="photos of none of the model's classes (people, objects, other species; any layout): "

@@ -68,7 +68,8 @@ def register(commands) -> None:
     kfold = commands.add_parser("kfold", help="stratified k-fold cross validation; mean +- std; best fold kept")
     kfold.add_argument("data", metavar="DATA", help=DATA_HELP)
     kfold.add_argument("--k", type=int, default=5, help="how many folds")
-    kfold.add_argument("--out", metavar="FOLDER", required=True, help="folder for kfold.json, kfold.png and the best fold")
+    kfold.add_argument("--out", metavar="FOLDER", required=True,
+                       help="folder for kfold.json, kfold.png and the best fold")
     kfold.add_argument("--quiet", action="store_true", help="no progress output")
     add_training_options(kfold)
     kfold.set_defaults(run=cmd_kfold)

@@ -216,9 +216,10 @@ def write_data_issues(issues: DataIssues, out: str | Path) -> dict[str, Path]:
         "near_duplicates.png": ("Near-duplicates (pairs side by side)", [
             item for row in issues.near_duplicates[: SHEET_PHOTOS // 2]
             for item in ((row["path_a"], f"{row['part_a']} · {row['similarity']:.3f}"),
-                         (row["path_b"], f"{row['part_b']}" + (" · CROSSES THE SPLIT" if row["crosses_split"] else "")))]),
+                         (row["path_b"], row["part_b"] + (" · CROSSES THE SPLIT" if row["crosses_split"] else "")))]),
         "outliers.png": ("Unlike the rest of their class", [
-            (row["path"], f"{_short(issues, row['given'])} ({row['score']:.1f} MAD)") for row in issues.outliers[:SHEET_PHOTOS]]),
+            (row["path"], f"{_short(issues, row['given'])} ({row['score']:.1f} MAD)")
+            for row in issues.outliers[:SHEET_PHOTOS]]),
     }
     from zoolens.evaluation.plots import plot_image_grid
 
@@ -250,7 +251,8 @@ def format_data_issues(issues: DataIssues, shown: int = 10) -> str:
               f" ({row['score']:.2f})" for row in issues.label_issues[:shown]]
     leaks = issues.leaks
     lines += ["", f"near-duplicates: {len(issues.near_duplicates)} pair(s)"
-              + (f"; {len(leaks)} CROSS THE SPLIT (a copy in another part inflates the test accuracy)" if leaks else "")]
+              + (f"; {len(leaks)} CROSS THE SPLIT (a copy in another part inflates the test accuracy)"
+                 if leaks else "")]
     lines += [f"  {row['path_a']} ({row['part_a']})  ~  {row['path_b']} ({row['part_b']})  {row['similarity']:.3f}"
               for row in issues.near_duplicates[:shown]]
     lines += ["", f"outliers: {len(issues.outliers)}"]
