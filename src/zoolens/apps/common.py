@@ -75,13 +75,19 @@ def side_by_side(image, overlay):
     return pair
 
 
+def explain_target(predictor: Predictor):
+    """What Grad-CAM explains for a predictor: its trained model, or the ImageNet network it answers with."""
+    from zoolens.evaluation.explain import Explainable
+
+    return predictor.model if predictor.model is not None else Explainable.imagenet(predictor.backbone)
+
+
 def gradcam_pair(predictor: Predictor, photo):
     """`side_by_side` for one photo (a path, an image or bytes) and the predictor's network; raises what the
     explainer raises."""
-    from zoolens.evaluation import explain as explainer
+    from zoolens.evaluation.explain import explain
 
-    target = predictor.model if predictor.model is not None else explainer.Explainable.imagenet(predictor.backbone)
-    explanation = explainer.explain(target, [photo], method="gradcam", progress=False)[0]
+    explanation = explain(explain_target(predictor), [photo], method="gradcam", progress=False)[0]
     if explanation.error:
         raise ZoolensError(explanation.error)
     return side_by_side(explanation.image, explanation.overlay("gradcam"))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from zoolens.apps.common import IMAGENET_NAME, answer_line, find_models, scores_note, side_by_side
+from zoolens.apps.common import IMAGENET_NAME, answer_line, explain_target, find_models, scores_note, side_by_side
 from zoolens.choices import DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET, OPEN_SET_MODES
 from zoolens.data.images import PHOTO_FORMATS
 from zoolens.inference.prediction import CLASS, ERROR, NONE_OF_THESE, NOT_SURE, Prediction, csv_text, failed
@@ -362,10 +362,9 @@ def explain_uploads(st, predictor, uploads: list[Upload]) -> dict:
     warning, never the page."""
     usable = [(n, u) for n, u in enumerate(uploads) if not u.problem]
     try:
-        from zoolens.evaluation import explain as explainer
+        from zoolens.evaluation.explain import explain
 
-        target = predictor.model if predictor.model is not None else explainer.Explainable.imagenet()
-        explanations = explainer.explain(target, [u.data for _, u in usable], method="gradcam")
+        explanations = explain(explain_target(predictor), [u.data for _, u in usable], method="gradcam")
         return {n: (e.image, e.overlay("gradcam")) for (n, _), e in zip(usable, explanations) if not e.error}
     except Exception as error:
         st.warning(f"Grad-CAM is not available here: {error}")

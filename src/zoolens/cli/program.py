@@ -23,7 +23,7 @@ from zoolens.cli.commands import (
     cmd_predict,
     cmd_train,
 )
-from zoolens.cli.common import DATA_HELP, MODEL_HELP, add_training_options
+from zoolens.cli.common import DATA_HELP, MODEL_HELP, add_training_options, as_flag
 from zoolens.cli.examples import add_examples
 from zoolens.errors import ConfigError, ZoolensError
 from zoolens.terminal import printable, printable_output
@@ -163,7 +163,7 @@ def remove_unfinished(created: list[Path]) -> None:
 def as_option(error: ZoolensError, options: set[str] = frozenset()) -> str:
     """A library error as the command line says it: a setting's field name becomes its option (`lr` -> `--lr`)."""
     if isinstance(error, ConfigError):
-        return f"--{error.field.replace('_', '-')} {options_named(error.problem, options)}"
+        return f"{as_flag(error.field)} {options_named(error.problem, options)}"
     return options_named(str(error), options)
 
 
@@ -172,7 +172,7 @@ _NAMED_SETTING = re.compile(r"`([a-z][a-z0-9_]*)`")
 
 def options_named(text: str, options: set[str]) -> str:
     """The settings a library message names (errors.setting: `sort_into`) as this command's options (--sort-into)."""
-    return _NAMED_SETTING.sub(lambda m: f"--{m[1].replace('_', '-')}" if m[1] in options else m[0], text)
+    return _NAMED_SETTING.sub(lambda m: as_flag(m[1]) if m[1] in options else m[0], text)
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
