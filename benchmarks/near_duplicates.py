@@ -61,7 +61,8 @@ def main() -> None:
                             "median": round(float(np.median(copy_similarity)), 3)},
         "distinct_photos": len(photos),
         "nearest_other": {"p99": round(float(np.percentile(nearest, 99)), 3),
-                          "p99.9": round(float(np.percentile(nearest, 99.9)), 3), "max": round(float(nearest.max()), 3)},
+                          "p99.9": round(float(np.percentile(nearest, 99.9)), 3),
+                          "max": round(float(nearest.max()), 3)},
         "distinct_pairs_at_or_above": {str(t): int((upper >= t).sum()) for t in (0.93, 0.95, 0.97)},
     }))
 
