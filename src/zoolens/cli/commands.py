@@ -36,15 +36,18 @@ def cmd_data_inspect(args) -> int:
 
 
 def cmd_data_split(args) -> int:
+    from zoolens.data.corrections import corrected
     from zoolens.data.folders import scan_folder
     from zoolens.data.split import split_folder, write_manifest
 
     folder = scan_folder(args.data)
-    manifest = split_folder(folder, args.ratios, args.seed)
+    manifest, applied = corrected(split_folder(folder, args.ratios, args.seed), args.corrections)
     out = Path(args.out) if args.out else Path(f"{folder.root.resolve().name}-split.csv")
     write_manifest(manifest, out)
     counts = manifest.counts()
-    print(f"{out}: " + ", ".join(f"{role} {sum(counts[role].values())}" for role in counts))
+    print(f"{out}: " + ", ".join(f"{role} {sum(counts[role].values())}" for role in counts)
+          + (f" ({len(applied.relabel)} relabelled and {len(applied.exclude)} left out by {args.corrections})"
+             if applied else ""))
     for name in manifest.classes:
         print(f"  {name}: " + ", ".join(f"{role} {counts[role][name]}" for role in counts))
     for path, reason in folder.skipped:
@@ -59,10 +62,12 @@ def cmd_data_issues(args) -> int:
     refuse_unless(args, args.split is None, ("ratios", "seed"), "not with --split MANIFEST.csv, which is the split")
     check_apart(args.data, args.out)
     issues = find_data_issues(args.data, backbone=args.backbone, split_file=args.split, ratios=args.ratios,
-                              seed=args.seed, progress=not args.quiet)
+                              seed=args.seed, corrections=args.corrections, progress=not args.quiet)
     written = write_data_issues(issues, args.out)
     print(format_data_issues(issues))
     print("\nwrote " + ", ".join(str(path) for path in written.values()) + " (the photos were only read)")
+    print(f"Next: decide on each photo of {written['to_review']} (action: relabel, exclude or keep) and train with "
+          f"--corrections {written['to_review']}; or look at them one by one: zoolens web --review {args.data}")
     return 0
 
 
@@ -78,8 +83,8 @@ def cmd_train(args) -> int:
     from zoolens.runtime.distributed import current_rank
     from zoolens.training.trainer import train
 
-    model = train(args.data, args.out, config=config, split_file=args.split, progress=not args.quiet,
-                  resume=args.resume)
+    model = train(args.data, args.out, config=config, split_file=args.split, corrections=args.corrections,
+                  progress=not args.quiet, resume=args.resume)
     if current_rank() != 0:  # another process of a multi-device run: the first one reports and saves
         return 0
     out = Path(args.out)

@@ -42,6 +42,14 @@ def as_flag(field: str) -> str:
     return f"--{field.replace('_', '-')}"
 
 
+CORRECTIONS_HELP = ("a corrections file (path,action,label: relabel / exclude / keep), from `zoolens data issues` or "
+                    "the web app's review page; the photos are never changed")
+
+
+def add_corrections_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corrections", metavar="FILE.csv", help=CORRECTIONS_HELP)
+
+
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     """The options that shape a training run (TrainConfig fields); shared by train, study, kfold, tune."""
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE,
@@ -62,6 +70,9 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-smoothing", type=float, default=0.0,
                         help="share of each label spread over the other classes")
     parser.add_argument("--image-size", type=int, help="network input size (default: the backbone's)")
+    parser.add_argument("--balance", default="none", choices=["none", "weighted"],
+                        help="weighted: every class counts the same in the loss however many photos it has "
+                             "(for unbalanced classes)")
     parser.add_argument("--no-augment", action="store_true",
                         help="fine-tune or train from scratch without augmentation")
     parser.add_argument("--ratios", default="70/10/20", help="train/val/test split")

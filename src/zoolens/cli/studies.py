@@ -12,7 +12,7 @@ def cmd_study(args) -> int:
 
     spec = load_study(args.spec, args.budget)
     if args.data is None:
-        refuse_unless(args, False, ("out", "quiet"), "only when running the study, with --data DATA")
+        refuse_unless(args, False, ("out", "quiet", "corrections"), "only when running the study, with --data DATA")
         print(spec.describe())
         print(f"\nrun it: zoolens study {args.spec} --data DATA" + (f" --budget {args.budget}" if args.budget else
                                                                     " --budget small"))
@@ -20,7 +20,7 @@ def cmd_study(args) -> int:
     from zoolens.studies.runner import comparison_markdown, run_study
 
     out = Path(args.out or f"studies/{spec.name}")
-    rows = run_study(spec, args.data, out, progress=not args.quiet)
+    rows = run_study(spec, args.data, out, progress=not args.quiet, corrections=args.corrections)
     print(comparison_markdown(rows, spec))
     print(f"wrote {out / 'comparison.csv'}, {out / 'comparison.md'}, {out / 'metrics.png'}, "
           f"{out / 'accuracy_curves.png'}; each run's model in {out}/<experiment>/")
@@ -31,7 +31,8 @@ def cmd_kfold(args) -> int:
     from zoolens.cli.common import training_config
     from zoolens.studies.kfold import format_kfold, run_kfold
 
-    summary = run_kfold(args.data, args.out, k=args.k, config=training_config(args), progress=not args.quiet)
+    summary = run_kfold(args.data, args.out, k=args.k, config=training_config(args), progress=not args.quiet,
+                        corrections=args.corrections)
     print(format_kfold(summary))
     print(f"wrote {Path(args.out) / 'kfold.json'} and {Path(args.out) / 'kfold.png'}")
     return 0
@@ -44,14 +45,14 @@ def cmd_tune(args) -> int:
     refuse_unless(args, False, searched_settings(args.method), f"chosen by the {args.method} search for every "
                                                                "trial: leave them out (the other options hold)")
     summary = run_tune(args.data, args.out, trials=args.trials, method=args.method, config=training_config(args),
-                       progress=not args.quiet)
+                       progress=not args.quiet, corrections=args.corrections)
     print(format_tune(summary))
     print(f"wrote {Path(args.out) / 'trials.csv'} and {Path(args.out) / 'best_config.json'}")
     return 0
 
 
 def register(commands) -> None:
-    from zoolens.cli.common import DATA_HELP, add_training_options
+    from zoolens.cli.common import DATA_HELP, add_corrections_option, add_training_options
     from zoolens.studies.spec import preset_names
 
     study = commands.add_parser("study", help="run several experiments on one split; table and charts")
@@ -63,6 +64,7 @@ def register(commands) -> None:
     study.add_argument("--out", metavar="FOLDER",
                        help="study folder (default studies/<name>); finished runs are kept and skipped")
     study.add_argument("--quiet", action="store_true", help="no progress output")
+    add_corrections_option(study)
     study.set_defaults(run=cmd_study)
 
     kfold = commands.add_parser("kfold", help="stratified k-fold cross validation; mean +- std; best fold kept")
@@ -71,6 +73,7 @@ def register(commands) -> None:
     kfold.add_argument("--out", metavar="FOLDER", required=True,
                        help="folder for kfold.json, kfold.png and the best fold")
     kfold.add_argument("--quiet", action="store_true", help="no progress output")
+    add_corrections_option(kfold)
     add_training_options(kfold)
     kfold.set_defaults(run=cmd_kfold)
 
@@ -81,5 +84,6 @@ def register(commands) -> None:
     tune.add_argument("--method", default="tpe", choices=["tpe", "random", "grid"],
                       help="tpe (Optuna's guided search), random or grid")
     tune.add_argument("--quiet", action="store_true", help="no progress output")
+    add_corrections_option(tune)
     add_training_options(tune)
     tune.set_defaults(run=cmd_tune)

@@ -83,7 +83,8 @@ SCHEMA = {
                                           "unfreeze", "num_nodes", "workers")},
                 **{key: _number(0, nullable=True) for key in ("lr", "weight_decay")},
                 **{key: SHARE for key in ("dropout", "label_smoothing", "open_set_share")},
-                **{key: OPTIONAL_STRING for key in ("backbone", "strategy", "optimizer", "ratios", "accelerator")},
+                **{key: OPTIONAL_STRING for key in ("backbone", "strategy", "optimizer", "ratios", "accelerator",
+                                                     "balance")},
                 "augmentation": {"type": ["object", "null"]},
                 "phases": {"type": "array", "maxItems": 16, "items": {
                     "type": "object", "properties": {"name": OPTIONAL_STRING, "on": OPTIONAL_STRING,
@@ -92,8 +93,11 @@ SCHEMA = {
                                                      "must_beat_start": {"type": "boolean"}}}},
             },
         },
-        "data": {"type": "object", "properties": {"root": OPTIONAL_STRING, "counts": {"type": "object"},
-                                                  "skipped": {"type": "array"}}},
+        "data": {"type": "object", "properties": {
+            "root": OPTIONAL_STRING, "counts": {"type": "object"}, "skipped": {"type": "array"},
+            "corrections": {"type": ["object", "null"], "properties": {
+                "file": OPTIONAL_STRING, "sha256": OPTIONAL_STRING,
+                **{key: COUNT for key in ("relabelled", "excluded", "kept")}}}}},
         "metrics": {
             "type": "object",
             "properties": {

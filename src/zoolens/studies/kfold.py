@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
+from zoolens.data.corrections import corrected
 from zoolens.data.folders import scan_folder
 from zoolens.data.split import Manifest, split_folder, write_manifest
 from zoolens.errors import ConfigError, ZoolensError, setting
@@ -42,7 +43,7 @@ def fold_manifests(manifest: Manifest, k: int, seed: int) -> list[Manifest]:
 
 
 def run_kfold(data: str | Path, out: str | Path, k: int = 5, config: TrainConfig | None = None,
-              progress: bool = True) -> dict:
+              progress: bool = True, corrections: str | Path | None = None) -> dict:
     config = (config or TrainConfig()).on_one_device()
     if k < 2:
         raise ConfigError("k", f"must be at least 2, not {k}")
@@ -51,12 +52,13 @@ def run_kfold(data: str | Path, out: str | Path, k: int = 5, config: TrainConfig
     for name in ["best", *(f"fold-{number}" for number in range(1, k + 1))]:
         check_model_target(out / name)  # a folder of the user's there is never replaced
     out.mkdir(parents=True, exist_ok=True)
-    manifest = split_folder(scan_folder(data), config.ratios, config.seed)
+    manifest, _ = corrected(split_folder(scan_folder(data), config.ratios, config.seed), corrections)
     rows = []
     for number, fold in enumerate(fold_manifests(manifest, k, config.seed), 1):
         log.info("[fold %d/%d]", number, k)
         split_file = write_manifest(fold, out / f"fold-{number}.csv")
-        model = train(data, out / f"fold-{number}", config=config, split_file=split_file, progress=progress)
+        model = train(data, out / f"fold-{number}", config=config, split_file=split_file, corrections=corrections,
+                      progress=progress)
         validation = evaluate_samples(model, fold.part("val"), f"fold {number}", progress=False).summary()
         rows.append({"fold": number, **{m: float(validation[m]) for m in FOLD_METRICS},
                      "test_accuracy": float(model.meta["metrics"].get("accuracy", np.nan))})

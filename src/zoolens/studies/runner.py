@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoolens.data.corrections import corrected
 from zoolens.data.folders import scan_folder
 from zoolens.data.split import split_folder, write_manifest
 from zoolens.errors import ZoolensError
@@ -27,8 +28,9 @@ TABLE_COLUMNS = ["experiment", "backbone", "strategy", "optimizer", "image_size"
 BAR_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 
 
-def _finished(bundle: Path, config: TrainConfig) -> dict | None:
-    """The saved description of a run already done with this very configuration, else None."""
+def _finished(bundle: Path, config: TrainConfig, corrections_sha256: str | None = None) -> dict | None:
+    """The saved description of a run already done with this very configuration (and the same corrections file's
+    contents), else None."""
     if not (bundle / "zoolens.json").exists():
         return None
     try:
@@ -38,7 +40,8 @@ def _finished(bundle: Path, config: TrainConfig) -> dict | None:
     not_results = ("seconds", "epochs_run", "processes", "phases", *WHERE_IT_RUNS)
     recorded = {k: v for k, v in meta.get("training", {}).items() if k not in not_results}
     wanted = {k: v for k, v in json.loads(json.dumps(config.to_dict())).items() if k not in not_results}
-    return meta if recorded == wanted and meta.get("metrics") else None
+    same_corrections = ((meta.get("data") or {}).get("corrections") or {}).get("sha256") == corrections_sha256
+    return meta if recorded == wanted and same_corrections and meta.get("metrics") else None
 
 
 def _row(name: str, meta: dict, history: list[dict]) -> dict:
@@ -62,21 +65,24 @@ def _read_history(bundle: Path) -> list[dict]:
         return [{k: (v if k == "phase" else float(v)) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
-def run_study(spec: StudySpec, data: str | Path, out: str | Path, progress: bool = True) -> list[dict]:
+def run_study(spec: StudySpec, data: str | Path, out: str | Path, progress: bool = True,
+              corrections: str | Path | None = None) -> list[dict]:
+    """Every experiment of `spec` on one split of `data` (with `corrections` applied, recorded by each model)."""
     out = Path(out)
     check_apart(data, out)  # before anything is written: never among the photos, never around them
     out.mkdir(parents=True, exist_ok=True)
-    manifest = split_folder(scan_folder(data), spec.ratios, spec.seed)
+    manifest, applied = corrected(split_folder(scan_folder(data), spec.ratios, spec.seed), corrections)
     split_file = write_manifest(manifest, out / "split.csv")
     rows = []
     for number, experiment in enumerate(spec.experiments, 1):
         bundle = out / experiment.name
         config = TrainConfig(ratios=spec.ratios, seed=spec.seed, **experiment.options).on_one_device()
-        meta = _finished(bundle, config)
+        meta = _finished(bundle, config, applied.sha256 if applied else None)
         header = f"[{number}/{len(spec.experiments)}] {experiment.name}"
         if meta is None:
             log.info("%s: %s, %s, %s", header, config.backbone, config.strategy, config.optimizer)
-            model = train(data, bundle, config=config, split_file=split_file, progress=progress)
+            model = train(data, bundle, config=config, split_file=split_file, corrections=corrections,
+                          progress=progress)
             meta = model.meta
         else:
             log.info("%s: already done, kept", header)

@@ -9,6 +9,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+from zoolens.data.corrections import corrected
 from zoolens.data.folders import scan_folder
 from zoolens.data.split import split_folder, write_manifest
 from zoolens.files import check_apart
@@ -52,7 +53,7 @@ def _sampler(method: str, seed: int):
 
 
 def run_tune(data: str | Path, out: str | Path, trials: int = 20, method: str = "tpe",
-             config: TrainConfig | None = None, progress: bool = True) -> dict:
+             config: TrainConfig | None = None, progress: bool = True, corrections: str | Path | None = None) -> dict:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -60,14 +61,16 @@ def run_tune(data: str | Path, out: str | Path, trials: int = 20, method: str = 
     out = Path(out)
     check_apart(data, out)  # before any trial: never among the photos, never around them
     out.mkdir(parents=True, exist_ok=True)
-    split_file = write_manifest(split_folder(scan_folder(data), config.ratios, config.seed), out / "split.csv")
+    manifest, _ = corrected(split_folder(scan_folder(data), config.ratios, config.seed), corrections)
+    split_file = write_manifest(manifest, out / "split.csv")
     if method == "grid":
         trials = min(trials, len(GRID["optimizer"]) * len(GRID["lr"]) * len(GRID["dropout"]))
     records = []
 
     def objective(trial) -> float:
         options = _suggest(trial, method)
-        model = train(data, None, config=replace(config, **options), split_file=split_file, progress=False)
+        model = train(data, None, config=replace(config, **options), split_file=split_file, corrections=corrections,
+                      progress=False)
         best = min(model.history, key=lambda row: row["val_loss"])
         records.append({"trial": trial.number + 1, **options, "val_loss": best["val_loss"], "val_acc": best["val_acc"]})
         log.info("  trial %d/%d: %s -> val_loss %.4f val_acc %.4f", trial.number + 1, trials, options,
@@ -78,6 +81,7 @@ def run_tune(data: str | Path, out: str | Path, trials: int = 20, method: str = 
     study.optimize(objective, n_trials=trials)
     best_options = dict(study.best_params)
     best_model = train(data, out / "best", config=replace(config, **best_options), split_file=split_file,
+                       corrections=corrections,
                        progress=progress)
     default_model = train(data, None, config=config, split_file=split_file, progress=False)
     summary = {

@@ -29,6 +29,9 @@ class Phase:
 
 
 STRATEGIES = ("frozen", "finetune", "scratch")
+# "weighted": each class's photos weigh in the loss as much as any other class's in all, so that a class with few
+# photos is not given up for the large ones (what `zoolens data issues` suggests for an unbalanced dataset).
+BALANCES = ("none", "weighted")
 # Whole-network learning rates: adaptive optimizers' first steps move every weight by about lr, so they
 # need a small one (measured: 1e-4 made validation loss worse than the warm head, 3e-5 improved on it).
 HEAD_LR = {"adam": 1e-3, "rmsprop": 1e-3, "sgd": 1e-2}
@@ -61,10 +64,13 @@ class TrainConfig:
     num_nodes: int = 1
     workers: int | None = None
     open_set_share: float = DEFAULT_SHARE  # of the validation photos the open-set check may turn away
+    balance: str = "none"
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
             raise ConfigError("strategy", f"{self.strategy!r}: choose from {', '.join(STRATEGIES)}")
+        if self.balance not in BALANCES:
+            raise ConfigError("balance", f"{self.balance!r}: choose from {', '.join(BALANCES)}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError("optimizer", f"{self.optimizer!r}: choose from {', '.join(OPTIMIZERS)}")
         for name in ("lr", "epochs", "image_size"):

@@ -39,6 +39,7 @@ class Optimization:
     weight_decay: float
     label_smoothing: float
     seed: int
+    class_weights: tuple[float, ...] | None = None  # the loss's weight per class; None: every photo alike
 
 
 class FeatureBatches:
@@ -200,7 +201,8 @@ def run_phase(phase: Phase, network: nn.Module, batches: FeatureBatches | PhotoB
     # Reseeded per phase: decoding workers draw from the global generator, and a warm feature cache (no workers)
     # must train exactly the same network as a cold one. A resumed phase draws new shuffles.
     seed_everything(optimization.seed + done)
-    loss_function = nn.CrossEntropyLoss(label_smoothing=optimization.label_smoothing)
+    weights = torch.tensor(optimization.class_weights, dtype=torch.float32) if optimization.class_weights else None
+    loss_function = nn.CrossEntropyLoss(weight=weights, label_smoothing=optimization.label_smoothing)
     optimizer = make_optimizer(optimization.optimizer, [p for p in network.parameters() if p.requires_grad],
                                phase.lr, optimization.weight_decay)
     model, optimizer = device.setup(network, optimizer)

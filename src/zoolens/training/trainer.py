@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from zoolens.choices import DEFAULT_BACKBONE
+from zoolens.data.corrections import Corrections, corrected
 from zoolens.data.folders import ImageFolder, Sample, scan_folder
 from zoolens.data.images import find_usable, open_image
 from zoolens.data.split import Manifest, read_manifest, split_folder, write_manifest
@@ -116,7 +117,8 @@ def run_phases(network: Classifier, features, parts: dict[str, list[Sample]], cl
                config: TrainConfig, processes: Processes, progress: bool,
                checkpoints: TrainingCheckpoints | None = None) -> list[dict]:
     """Every phase of the strategy in turn, through the one loop; the history of all of them."""
-    optimization = Optimization(config.optimizer, config.weight_decay, config.label_smoothing, config.seed)
+    optimization = Optimization(config.optimizer, config.weight_decay, config.label_smoothing, config.seed,
+                                class_weights(parts["train"], classes) if config.balance == "weighted" else None)
     history: list[dict] = []
     for phase in config.phases():
         _say(progress, _phase_heading(phase, config, len(parts["train"])))
@@ -135,6 +137,14 @@ def run_phases(network: Classifier, features, parts: dict[str, list[Sample]], cl
         history += done.rows
     network.eval()
     return history
+
+
+def class_weights(train: list[Sample], classes: list[str]) -> tuple[float, ...]:
+    """Inverse class frequencies scaled to a mean photo weight of 1 (scikit-learn's "balanced" rule): every
+    class weighs the same in the loss, however many photos it has. A class without training photos gets 0."""
+    counts = np.bincount([classes.index(sample.label) for sample in train], minlength=len(classes))
+    present = max(int((counts > 0).sum()), 1)
+    return tuple(float(len(train) / (present * count)) if count else 0.0 for count in counts)
 
 
 def _phase_heading(phase: Phase, config: TrainConfig, photos: int) -> str:
@@ -272,25 +282,31 @@ def _reference_backbone(config: TrainConfig):
 
 
 def train(data: str | Path, out: str | Path | None = None, *, config: TrainConfig | None = None,
-          split_file: str | Path | None = None, progress: bool = True, resume: bool = False, **options) -> Model:
+          split_file: str | Path | None = None, corrections: str | Path | None = None, progress: bool = True,
+          resume: bool = False, **options) -> Model:
     """Train a classifier on DATA (class folders, or an already split folder) and save it to `out`.
 
     Options are TrainConfig fields (backbone, strategy, optimizer, lr, epochs, ...). The returned Model
     carries `.evaluation` (its test-part results) and `.history` (one row per epoch).
+    `corrections`: a corrections file (data/corrections.py) whose relabels and exclusions apply to the split;
+    the photos are never touched, and the model records the file and its SHA-256.
     With `out`, every epoch is checkpointed to `<out>.partial/` (removed once the model is saved);
     `resume=True` goes on from there after an interruption. A model already in `out` is replaced, and only
     zoolens's own files in it; `out` is refused, before any work, when it holds something else and no model,
     when it and DATA are inside one another, or while another zoolens writes it (`.<out>.lock` beside it).
     """
     if out is None:
-        return _train(data, out, config=config, split_file=split_file, progress=progress, resume=resume, **options)
+        return _train(data, out, config=config, split_file=split_file, corrections=corrections, progress=progress,
+                          resume=resume, **options)
     _check_output(data, out)
     if not _first_process():  # the others of a multi-process run: the first holds the lock for them all
-        return _train(data, out, config=config, split_file=split_file, progress=progress, resume=resume, **options)
+        return _train(data, out, config=config, split_file=split_file, corrections=corrections, progress=progress,
+                          resume=resume, **options)
     with output_lock(out):
         _check_output(data, out)  # again, now that no other zoolens can be changing it
         try:
-            return _train(data, out, config=config, split_file=split_file, progress=progress, resume=resume,
+            return _train(data, out, config=config, split_file=split_file, corrections=corrections, progress=progress,
+                          resume=resume,
                           **options)
         except BaseException:
             drop_unfinished_checkpoint(out)
@@ -324,19 +340,22 @@ class TrainingPhotos:
     parts: dict[str, list[Sample]]
     features: dict[str, tuple[np.ndarray, np.ndarray]] | None  # per part: (features, labels)
     problems: list[tuple[str, str]]  # photos that could not be read, with why
+    corrections: Corrections | None = None  # the decisions applied to the split
 
 
 def _train(data: str | Path, out: str | Path | None = None, *, config: TrainConfig | None = None,
-           split_file: str | Path | None = None, progress: bool = True, resume: bool = False, **options) -> Model:
+           split_file: str | Path | None = None, corrections: str | Path | None = None, progress: bool = True,
+           resume: bool = False, **options) -> Model:
     started = time.time()
     config, processes = _resolve(config, options)
     progress = progress and processes.is_main
     seed_everything(config.seed)
-    folder, manifest = _split(data, split_file, config, progress)
+    folder, manifest, applied = _split(data, split_file, corrections, config, progress)
     backbone = build_backbone(config.backbone, pretrained=config.pretrained)
     prep = backbone.info.preprocessing.at_size(config.image_size) if config.image_size else backbone.info.preprocessing
     photos = _read_photos(folder, manifest, backbone, prep, config, processes, progress)
-    checkpoints = _start_checkpoints(out, _run_fingerprint(config, folder.root, manifest), resume, processes,
+    photos.corrections = applied
+    checkpoints = _start_checkpoints(out, _run_fingerprint(config, folder.root, manifest, applied), resume, processes,
                                      progress) if out is not None else None
     # Reseeded so that the new head starts from the same weights however much of the above drew random
     # numbers (decoding workers do on a cold feature cache, not on a warm one; one process's share or all).
@@ -372,19 +391,22 @@ def _resolve(config: TrainConfig | None, options: dict) -> tuple[TrainConfig, Pr
     return replace(config, devices=processes.devices, num_nodes=processes.num_nodes), processes
 
 
-def _split(data: str | Path, split_file: str | Path | None, config: TrainConfig,
-           progress: bool) -> tuple[ImageFolder, Manifest]:
+def _split(data: str | Path, split_file: str | Path | None, corrections: str | Path | None, config: TrainConfig,
+           progress: bool) -> tuple[ImageFolder, Manifest, Corrections | None]:
     folder = scan_folder(data)
     if split_file:
         manifest = read_manifest(split_file, folder.root)
     else:
         manifest = split_folder(folder, config.ratios, config.seed)
+    manifest, applied = corrected(manifest, corrections)
+    if applied:
+        _say(progress, f"{corrections}: {len(applied.relabel)} photo(s) relabelled, {len(applied.exclude)} left out")
     counts = manifest.counts()
     _say(progress, f"{folder.root}: {len(folder.classes)} classes, "
          + ", ".join(f"{role} {sum(counts[role].values())}" for role in ("train", "val", "test")))
     for path, reason in folder.skipped:
         _say(progress, f"  skipped {path}: {reason}")
-    return folder, manifest
+    return folder, manifest, applied
 
 
 def _read_photos(folder: ImageFolder, manifest: Manifest, backbone, prep, config: TrainConfig,
@@ -441,6 +463,7 @@ def _training_record(config: TrainConfig, photos: TrainingPhotos, processes: Pro
             "presplit": photos.folder.presplit,
             "counts": photos.manifest.counts(),
             "skipped": [{"path": p, "reason": r} for p, r in photos.folder.skipped + photos.problems],
+            "corrections": photos.corrections.record() if photos.corrections else None,
         },
         "calibration": {"temperature": temperature,
                         "fitted_on": f"{len(photos.parts['val'])} validation photos" if temperature != 1.0
@@ -461,14 +484,18 @@ def _start_checkpoints(out, fingerprint: dict, resume: bool, processes: Processe
     return checkpoints or TrainingCheckpoints.follow(out, fingerprint)
 
 
-def _run_fingerprint(config: TrainConfig, root: Path, manifest: Manifest) -> dict:
-    """What a checkpoint must agree on to be resumed: the options that shape training, the data and its split."""
+def _run_fingerprint(config: TrainConfig, root: Path, manifest: Manifest, corrections: Corrections | None) -> dict:
+    """What a checkpoint must agree on to be resumed: the options that shape training, the data and its split,
+    and the corrections applied to it (their file's SHA-256: an edited file trains anew)."""
     split = "\n".join(f"{sample.path}\t{role}" for sample, role in manifest.rows)
-    return {
+    fingerprint = {
         **{k: v for k, v in config.to_dict().items() if k not in WHERE_IT_RUNS},
         "data": str(root.resolve()),
         "split_sha256": hashlib.sha256(split.encode("utf-8", "surrogateescape")).hexdigest(),
     }
+    if corrections:  # only then, so that checkpoints of runs without corrections stay resumable
+        fingerprint["corrections_sha256"] = corrections.sha256
+    return fingerprint
 
 
 def _save_training_outputs(model: Model, manifest: Manifest, history, evaluation, out: Path) -> None:

@@ -1,0 +1,168 @@
+"""Corrections files: a person's relabel / exclude / keep decisions reach training, k-fold, studies, splits and
+`zoolens data issues` without a photo being touched, and a model records which file it was trained with; and
+`--balance weighted` makes a small class count in the loss."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import copy_subset, tree_snapshot
+
+from zoolens.data.corrections import read_corrections, record_decision
+from zoolens.data.folders import Sample
+from zoolens.data.split import Manifest
+from zoolens.errors import ZoolensError
+
+
+def _write(path, rows, columns=("path", "action", "label")):
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    return path
+
+
+def _manifest(root):
+    rows = [(Sample(root / "cats" / f"c{i}.jpg", "cats"), role) for i, role in enumerate(["train", "val", "test"])]
+    rows += [(Sample(root / "dogs" / f"d{i}.jpg", "dogs"), role) for i, role in enumerate(["train", "val", "test"])]
+    return Manifest(root=root, classes=["cats", "dogs"], rows=rows)
+
+
+def test_relabels_and_exclusions_apply_to_the_split_and_undecided_rows_do_nothing(tmp_path):
+    file = _write(tmp_path / "fix.csv", [["cats/c2.jpg", "relabel", "dogs"], ["dogs/d0.jpg", "exclude", ""],
+                                         ["dogs/d1.jpg", "keep", ""], ["cats/c0.jpg", "", "dogs"]])
+    corrections = read_corrections(file, ["cats", "dogs"])
+    changed = corrections.apply(_manifest(tmp_path))
+    labels = {sample.path.name: (sample.label, role) for sample, role in changed.rows}
+    assert labels == {"c0.jpg": ("cats", "train"), "c1.jpg": ("cats", "val"), "c2.jpg": ("dogs", "test"),
+                      "d1.jpg": ("dogs", "val"), "d2.jpg": ("dogs", "test")}
+    assert changed.classes == ["cats", "dogs"]
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    assert corrections.record() == {"file": str(file.resolve()), "sha256": digest, "relabelled": 1, "excluded": 1,
+                                    "kept": 1}
+
+
+@pytest.mark.parametrize("rows, complaint", [
+    ([["cats/a.jpg", "relabel", "wolves"]], "line 2: 'wolves' is not a class of this dataset (cats, dogs)"),
+    ([["cats/a.jpg", "rename", "dogs"]], "line 2: action 'rename'"),
+    ([["cats/a.jpg", "relabel", ""]], "line 2: relabel cats/a.jpg to which class?"),
+    ([["../outside.jpg", "exclude", ""]], "line 2: '../outside.jpg' is not a photo inside the data folder"),
+    ([["/etc/passwd", "exclude", ""]], "line 2: '/etc/passwd' is not a photo inside the data folder"),
+    ([["cats/a.jpg", "exclude", ""], ["cats/a.jpg", "relabel", "dogs"]], "line 3: a second, different decision"),
+])
+def test_a_wrong_corrections_file_is_refused_naming_the_line(tmp_path, rows, complaint):
+    file = _write(tmp_path / "fix.csv", rows)
+    with pytest.raises(ZoolensError) as refused:
+        read_corrections(file, ["cats", "dogs"])
+    assert str(refused.value).startswith(f"{file}: ") and complaint in str(refused.value)
+
+
+def test_a_file_without_the_columns_is_not_a_corrections_file(tmp_path):
+    file = _write(tmp_path / "split.csv", [["cats/a.jpg", "cats", "train"]], columns=("path", "label", "split"))
+    with pytest.raises(ZoolensError, match="not a corrections file"):
+        read_corrections(file)
+
+
+def test_recording_a_decision_replaces_the_earlier_one_and_keeps_the_other_rows(tmp_path):
+    file = tmp_path / "fix.csv"
+    record_decision(file, "cats/a.jpg", "relabel", "dogs", given="cats", score=0.93)
+    record_decision(file, "cats/b.jpg", "exclude")
+    corrections = record_decision(file, "cats/a.jpg", "keep")
+    assert corrections.keep == {"cats/a.jpg"} and corrections.exclude == {"cats/b.jpg"} and not corrections.relabel
+    rows = list(csv.DictReader(file.open()))
+    assert [row["path"] for row in rows] == ["cats/a.jpg", "cats/b.jpg"]
+    assert rows[0]["given"] == "cats" and rows[0]["label"] == ""  # a kept photo has no new label
+    assert record_decision(file, "cats/a.jpg", "").decided() == {"cats/b.jpg"}  # taken back
+
+
+def test_weighted_balance_lets_a_small_class_be_found():
+    """Two overlapping clouds of features, 400 photos against 20: unweighted, the head gives most of the small class
+    up; weighted (the balanced rule), it finds most of it."""
+    import torch
+
+    from zoolens.training.config import Phase
+    from zoolens.training.loop import FeatureBatches, Optimization, run_phase
+    from zoolens.training.trainer import class_weights
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 1, (400, 8)), rng.normal(0.5, 1, (20, 8))]).astype(np.float32)
+    y = np.array([0] * 400 + [1] * 20)
+    train = [Sample(f"{i}", "big" if label == 0 else "small") for i, label in enumerate(y)]
+    weights = class_weights(train, ["big", "small"])
+    assert weights == pytest.approx((420 / 800, 420 / 40))
+    recalls = {}
+    for name, chosen in (("plain", None), ("weighted", weights)):
+        torch.manual_seed(0)
+        head = torch.nn.Linear(8, 2)
+        batches = FeatureBatches((x, y), (x, y), 64, 0)
+        run_phase(Phase("head", "features", 0.05, 40, 40), head, batches, Optimization("adam", 0.0, 0.0, 0, chosen))
+        with torch.no_grad():
+            predicted = head(torch.from_numpy(x)).argmax(1).numpy()
+        recalls[name] = float((predicted[y == 1] == 1).mean())
+    assert recalls["plain"] <= 0.2 and recalls["weighted"] >= 0.8, recalls  # measured 0.10 and 0.90
+
+
+@pytest.fixture(scope="module")
+def planted(animals3, tmp_path_factory):
+    """40 photos of each animals3 class with 4 dogs filed under cats/."""
+    data = copy_subset(animals3, tmp_path_factory.mktemp("planted") / "data", per_class=40)
+    dogs = sorted((animals3 / "dogs").iterdir())[700:704]
+    return data, [shutil.copyfile(p, data / "cats" / f"dog_{p.name}").relative_to(data).as_posix() for p in dogs]
+
+
+@pytest.mark.slow
+def test_train_uses_the_corrections_records_them_and_leaves_the_photos_alone(planted, tmp_path, capsys):
+    from zoolens.cli import main
+
+    data, dogs = planted
+    excluded = "panda/" + sorted(p.name for p in (data / "panda").iterdir())[0]
+    file = _write(tmp_path / "fix.csv", [[path, "relabel", "dogs"] for path in dogs] + [[excluded, "exclude", ""]])
+    before = tree_snapshot(data)
+    assert main(["train", str(data), "--out", str(tmp_path / "model"), "--corrections", str(file), "--quiet"]) == 0
+    assert tree_snapshot(data) == before
+    split = {row["path"]: row for row in csv.DictReader((tmp_path / "model" / "split.csv").open())}
+    assert all(split[path]["label"] == "dogs" for path in dogs)
+    assert excluded not in split and len(split) == 123  # 124 photos, one left out
+    meta = json.loads((tmp_path / "model" / "zoolens.json").read_text())
+    assert meta["data"]["corrections"] == {"file": str(file.resolve()), "relabelled": 4, "excluded": 1, "kept": 0,
+                                           "sha256": hashlib.sha256(file.read_bytes()).hexdigest()}
+    assert sum(meta["data"]["counts"]["train"].values()) + sum(meta["data"]["counts"]["val"].values()) + sum(
+        meta["data"]["counts"]["test"].values()) == 123
+
+    out = tmp_path / "split.csv"
+    assert main(["data", "split", str(data), "--corrections", str(file), "--out", str(out)]) == 0
+    assert "4 relabelled and 1 left out" in capsys.readouterr().out
+    written = {row["path"]: row for row in csv.DictReader(out.open())}
+    assert written == split  # the same split as train made, corrections and all
+
+
+@pytest.mark.slow
+def test_issues_take_the_corrections_and_their_review_file_is_one(planted, tmp_path):
+    """The review file of `data issues` names the planted dogs with "dogs" to relabel to; filled in and given back
+    with --corrections, those photos are no longer flagged, and a photo kept as it is is not flagged again."""
+    from zoolens.cli import main
+
+    data, dogs = planted
+    assert main(["data", "issues", str(data), "--out", str(tmp_path / "first"), "--quiet"]) == 0
+    review = list(csv.DictReader((tmp_path / "first" / "to_review.csv").open()))
+    assert list(review[0])[:3] == ["path", "action", "label"] and all(row["action"] == "" for row in review)
+    flagged = {row["path"]: row for row in review if row["reason"] == "likely mislabelled"}
+    found = set(dogs) & set(flagged)
+    assert len(found) >= 3 and all(flagged[path]["label"] == "dogs" for path in found)  # measured: 3 of the 4
+    others = [path for path in flagged if path not in dogs]
+    decided = [{**row, "action": "relabel" if row["path"] in dogs else "keep"} for row in review
+               if row["path"] in flagged]
+    file = tmp_path / "decided.csv"
+    with open(file, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(review[0]))
+        writer.writeheader()
+        writer.writerows(decided)
+    assert main(["data", "issues", str(data), "--out", str(tmp_path / "second"), "--corrections", str(file),
+                 "--quiet"]) == 0
+    again = {row["path"] for row in csv.DictReader((tmp_path / "second" / "label_issues.csv").open())}
+    assert not again & found and not again & set(others), again
