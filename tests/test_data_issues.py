@@ -51,3 +51,26 @@ def test_mislabelled_photos_come_first_copies_are_paired_and_nothing_is_written_
         assert (tmp_path / "issues" / sheet).stat().st_size > 10_000
     said = capsys.readouterr().out
     assert f"likely mislabelled: {len(rows)}" in said and "given cats, looks like dogs" in said
+
+
+def test_the_pixel_check_tells_a_resized_cropped_copy_from_another_photo(tmp_path):
+    """Candidates by features are confirmed on their pixels: the cat and its copy (3/4 size, 6 % cropped off one
+    corner, JPEG 50) match; the cat and the astronaut, or a flat grey picture, do not."""
+    from skimage import data as photos
+
+    from zoolens.evaluation.data_issues import PIXEL_MATCH, grey_thumbnail, pixel_match
+
+    cat = Image.fromarray(photos.chelsea())
+    cat.save(tmp_path / "cat.png")
+    w, h = cat.size
+    copy = cat.crop((w * 6 // 100, h * 6 // 100, w, h)).resize((w * 3 // 4, h * 3 // 4))
+    copy.save(tmp_path / "copy.jpg", quality=50)
+    Image.fromarray(photos.astronaut()).save(tmp_path / "astronaut.png")
+    Image.new("RGB", (300, 200), (128, 128, 128)).save(tmp_path / "grey.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    thumbs = {name: grey_thumbnail(tmp_path / name) for name in ("cat.png", "copy.jpg", "astronaut.png", "grey.png",
+                                                                 "broken.jpg")}
+    assert pixel_match(thumbs["cat.png"], thumbs["copy.jpg"]) >= PIXEL_MATCH
+    assert pixel_match(thumbs["cat.png"], thumbs["astronaut.png"]) < 0.5
+    assert pixel_match(thumbs["cat.png"], thumbs["grey.png"]) < 0.5  # flat: correlates with nothing
+    assert thumbs["broken.jpg"] is None and pixel_match(thumbs["cat.png"], None) == -1.0

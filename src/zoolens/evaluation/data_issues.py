@@ -4,7 +4,8 @@ judging only the photos it was not fitted on):
 
 - likely mislabelled photos, ranked by confident learning (cleanlab's `find_label_issues`), each with its given
   label, the label the features suggest and a score;
-- near-duplicates by feature similarity (resized, re-encoded, slightly cropped copies, not only identical bytes),
+- near-duplicates (resized, re-encoded, slightly cropped copies, not only identical bytes): candidates by feature
+  similarity, each confirmed on its pixels,
   loudly those whose two photos fall in different parts of the split (a test photo whose copy was trained on
   inflates the accuracy reported);
 - outliers: photos far from every other photo of their class (another animal, a blank frame, a screenshot);
@@ -26,12 +27,17 @@ from zoolens.files import output_folder
 log = logging.getLogger("zoolens")
 
 FOLDS = 5
-# Cosine similarity of L2-normalised MobileNetV2 features from which two photos count as near-copies. Measured by
-# benchmarks/near_duplicates.py on 60 Imagewoof training photos and a copy of each (half size, JPEG quality 60, or
-# 5 % cropped from each side):
-# median 0.967, 5th percentile 0.901; among Imagewoof's 5000 distinct training photos, 7 pairs reach 0.95 and the
-# 99th percentile of each photo's nearest other is 0.916. 0.95 keeps false pairs rare and misses the harder crops.
-NEAR_DUPLICATE_SIMILARITY = 0.95
+# Near-copies are found in two steps, measured by benchmarks/near_duplicates.py (50 copies of Imagewoof training
+# photos, made half size, re-encoded at JPEG quality 50, 5 % cropped, or cropped off centre to 3/4 size, among its
+# 6500 photos). First, candidates: pairs whose L2-normalised MobileNetV2 features have a cosine similarity of at least
+# CANDIDATE_SIMILARITY; copies reach 0.89 at the least, but distinct photos get as close (7 pairs above 0.95), so
+# features alone cannot tell. Then each candidate's pixels: the grey thumbnail of one photo matched over the other's
+# at a few scales (OpenCV's normalised cross-correlation): copies 0.954 at the least, distinct candidates 0.92 at the
+# most, but for Imagewoof's own 4 duplicate pairs (0.976 to 1.0; one photo is filed under two breeds).
+CANDIDATE_SIMILARITY = 0.87
+PIXEL_MATCH = 0.93
+THUMBNAIL_SIDE = 96
+MATCH_SCALES = (1.0, 0.95, 0.9, 0.85, 0.8)  # of the larger photo that the other may show: crops up to 10 % a side
 NEIGHBOURS = 5  # of the same class, for the outlier score
 OUTLIER_MADS = 4.0  # a photo further from its class than its class's median by this many median deviations
 IMBALANCE_RATIO = 3.0  # largest class over smallest: a warning from here on
@@ -69,13 +75,17 @@ class DataIssues:
         large = max(self.balance, key=lambda row: row["photos"])
         return (f"unbalanced classes: {small['name']} has {small['photos']} photos against {large['photos']} of "
                 f"{large['name']}; out-of-fold recall {small['recall']:.0%} against {large['recall']:.0%}. "
-                f"Collect more {small['name']} photos, or leave out some of {large['name']}'s.")
+                f"Train with --balance weighted (every class counts the same in the loss), or collect more "
+                f"{small['name']} photos.")
 
 
 def find_data_issues(data: str | Path, backbone: str = "mobilenet_v2", split_file: str | Path | None = None,
-                     ratios: str = "70/10/20", seed: int = 0, progress: bool = True) -> DataIssues:
+                     ratios: str = "70/10/20", seed: int = 0, corrections: str | Path | None = None,
+                     progress: bool = True) -> DataIssues:
     """Every kind of issue for the photos under `data`, judged on the split `zoolens train` would use (the same
-    ratios and seed, or `split_file`)."""
+    ratios and seed, or `split_file`) with `corrections` applied: relabelled photos judged under their new class,
+    excluded ones left out, and photos a person kept as they are no longer flagged as mislabelled or outliers."""
+    from zoolens.data.corrections import corrected
     from zoolens.data.folders import scan_folder
     from zoolens.data.split import read_manifest, split_folder
     from zoolens.models.backbones import build_backbone
@@ -83,6 +93,7 @@ def find_data_issues(data: str | Path, backbone: str = "mobilenet_v2", split_fil
 
     folder = scan_folder(data)
     manifest = read_manifest(split_file, folder.root) if split_file else split_folder(folder, ratios, seed)
+    manifest, applied = corrected(manifest, corrections)
     network = build_backbone(backbone, pretrained=True)
     samples = [sample for sample, _ in manifest.rows]
     found = extract_features([s.path for s in samples], network, progress=progress)
@@ -95,11 +106,16 @@ def find_data_issues(data: str | Path, backbone: str = "mobilenet_v2", split_fil
         paths=[_relative(samples[i].path, folder.root) for i in usable], labels=labels,
         roles=[manifest.rows[i][1] for i in usable],
         probabilities=out_of_fold_probabilities(features, labels, seed), skipped=list(found.problems))
-    issues.label_issues = ranked_label_issues(issues)
-    issues.near_duplicates = near_duplicates(issues, features)
-    issues.outliers = class_outliers(issues, features)
+    kept = applied.keep if applied else set()
+    issues.label_issues = [row for row in ranked_label_issues(issues) if _key(row["path"]) not in kept]
+    issues.near_duplicates = near_duplicates(issues, features, [samples[i].path for i in usable])
+    issues.outliers = [row for row in class_outliers(issues, features) if _key(row["path"]) not in kept]
     issues.balance = class_balance(issues)
     return issues
+
+
+def _key(path: str) -> str:
+    return Path(path).as_posix()
 
 
 def _unit_rows(features: np.ndarray) -> np.ndarray:
@@ -139,26 +155,84 @@ def ranked_label_issues(issues: DataIssues) -> list[dict]:
              "part": issues.roles[i]} for i in ranked]
 
 
-def near_duplicates(issues: DataIssues, features: np.ndarray,
-                    threshold: float = NEAR_DUPLICATE_SIMILARITY) -> list[dict]:
-    """Pairs of photos whose features are nearly the same (cosine similarity at least `threshold`), each pair once;
-    the ones whose photos are in different parts of the split first."""
+def near_duplicates(issues: DataIssues, features: np.ndarray, photos: list[Path],
+                    candidate: float = CANDIDATE_SIMILARITY, match: float = PIXEL_MATCH) -> list[dict]:
+    """Pairs of photos that are copies of one another (resized, re-encoded, slightly cropped), each pair once: the
+    candidates by feature similarity, then confirmed on their pixels (`pixel_match`); the ones whose photos are in
+    different parts of the split first, then the most alike."""
     from sklearn.neighbors import NearestNeighbors
 
     if len(features) < 2:
         return []
     neighbours = NearestNeighbors(n_neighbors=min(6, len(features)), metric="cosine").fit(features)
     distances, indices = neighbours.kneighbors(features)
-    pairs = {}
+    candidates = {}
     for i in range(len(features)):
         for distance, j in zip(distances[i], indices[i]):
-            similarity = 1.0 - float(distance)
-            if j != i and similarity >= threshold:
-                pairs[(min(i, j), max(i, j))] = similarity
-    rows = [{"path_a": issues.paths[a], "path_b": issues.paths[b], "similarity": round(similarity, 4),
-             "part_a": issues.roles[a], "part_b": issues.roles[b], "crosses_split": issues.roles[a] != issues.roles[b],
-             "same_label": bool(issues.labels[a] == issues.labels[b])} for (a, b), similarity in pairs.items()]
-    return sorted(rows, key=lambda row: (not row["crosses_split"], -row["similarity"]))
+            if j != i and 1.0 - float(distance) >= candidate:
+                candidates[(min(i, j), max(i, j))] = 1.0 - float(distance)
+    thumbnails = Thumbnails(photos)
+    rows = []
+    for (a, b), similarity in candidates.items():
+        pixels = pixel_match(thumbnails[a], thumbnails[b])
+        if pixels >= match:
+            rows.append({"path_a": issues.paths[a], "path_b": issues.paths[b], "similarity": round(similarity, 4),
+                         "pixel_match": round(pixels, 4), "part_a": issues.roles[a], "part_b": issues.roles[b],
+                         "crosses_split": issues.roles[a] != issues.roles[b],
+                         "same_label": bool(issues.labels[a] == issues.labels[b])})
+    return sorted(rows, key=lambda row: (not row["crosses_split"], -row["pixel_match"], -row["similarity"]))
+
+
+class Thumbnails:
+    """Grey thumbnails (THUMBNAIL_SIDE px on the longer side) of the photos, made once each when first asked for; a
+    photo that cannot be read has none."""
+
+    def __init__(self, photos: list[Path]):
+        self.photos, self.made = photos, {}
+
+    def __getitem__(self, index: int) -> np.ndarray | None:
+        if index not in self.made:
+            self.made[index] = grey_thumbnail(self.photos[index])
+        return self.made[index]
+
+
+def grey_thumbnail(photo: Path) -> np.ndarray | None:
+    from zoolens.data.images import ImageError, open_image
+
+    try:
+        image = open_image(photo, min_side=2 * THUMBNAIL_SIDE).convert("L")
+    except ImageError:
+        return None
+    image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    return np.asarray(image, dtype=np.float32)
+
+
+def pixel_match(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """How well one grey thumbnail matches a part of the other, scaled to MATCH_SCALES of it: the best normalised
+    cross-correlation (1: the same pixels); -1 when a photo could not be read."""
+    if a is None or b is None:
+        return -1.0
+    return max(_best_placement(a, b), _best_placement(b, a))
+
+
+def _best_placement(larger: np.ndarray, smaller: np.ndarray) -> float:
+    import cv2
+
+    best = -1.0
+    height, width = larger.shape
+    for scale in MATCH_SCALES:
+        w = round(width * scale)
+        h = round(smaller.shape[0] * w / smaller.shape[1])
+        if h > height:  # the other way round: as tall as `scale` of the larger, its width from its shape
+            h = round(height * scale)
+            w = round(smaller.shape[1] * h / smaller.shape[0])
+        if min(w, h) < 16 or w > width or h > height:
+            continue
+        template = cv2.resize(smaller, (w, h), interpolation=cv2.INTER_AREA)
+        if template.std() < 1e-3:  # a flat picture correlates with nothing (and divides by zero)
+            continue
+        best = max(best, float(cv2.matchTemplate(larger, template, cv2.TM_CCOEFF_NORMED).max()))
+    return best
 
 
 def class_outliers(issues: DataIssues, features: np.ndarray) -> list[dict]:
@@ -196,8 +270,10 @@ def class_balance(issues: DataIssues) -> list[dict]:
 
 # ---- what is written ---------------------------------------------------------------------------------------
 LABEL_COLUMNS = ["path", "given", "suggested", "score", "part"]
-DUPLICATE_COLUMNS = ["path_a", "path_b", "similarity", "part_a", "part_b", "crosses_split", "same_label"]
+DUPLICATE_COLUMNS = ["path_a", "path_b", "similarity", "pixel_match", "part_a", "part_b", "crosses_split",
+                     "same_label"]
 OUTLIER_COLUMNS = ["path", "given", "score", "distance", "part"]
+REVIEW_COLUMNS = ["path", "action", "label", "given", "suggested", "score", "reason"]
 SHEET_PHOTOS = 20
 
 
@@ -209,6 +285,7 @@ def write_data_issues(issues: DataIssues, out: str | Path) -> dict[str, Path]:
         "near_duplicates": _write_csv(out / "near_duplicates.csv", DUPLICATE_COLUMNS, issues.near_duplicates),
         "outliers": _write_csv(out / "outliers.csv", OUTLIER_COLUMNS, issues.outliers),
         "class_balance": _write_csv(out / "class_balance.csv", ["class", "name", "photos", "recall"], issues.balance),
+        "to_review": _write_csv(out / "to_review.csv", REVIEW_COLUMNS, review_rows(issues)),
     }
     sheets = {
         "label_issues.png": ("Likely mislabelled (given → suggested)", [
@@ -216,7 +293,7 @@ def write_data_issues(issues: DataIssues, out: str | Path) -> dict[str, Path]:
             for row in issues.label_issues[:SHEET_PHOTOS]]),
         "near_duplicates.png": ("Near-duplicates (pairs side by side)", [
             item for row in issues.near_duplicates[: SHEET_PHOTOS // 2]
-            for item in ((row["path_a"], f"{row['part_a']} · {row['similarity']:.3f}"),
+            for item in ((row["path_a"], f"{row['part_a']} · {row['pixel_match']:.3f}"),
                          (row["path_b"], row["part_b"] + (" · CROSSES THE SPLIT" if row["crosses_split"] else "")))]),
         "outliers.png": ("Unlike the rest of their class", [
             (row["path"], f"{_short(issues, row['given'])} ({row['score']:.1f} MAD)")
@@ -229,6 +306,29 @@ def write_data_issues(issues: DataIssues, out: str | Path) -> dict[str, Path]:
         if plot_image_grid(items, out / file_name, title, columns=4 if "duplicates" in file_name else 5):
             written[file_name.removesuffix(".png") + "_sheet"] = out / file_name
     return written
+
+
+def review_rows(issues: DataIssues) -> list[dict]:
+    """Every flagged photo once, undecided, for a person to decide on: a corrections file (data/corrections.py)
+    once its action column is filled in (relabel to the label given, exclude, keep). Likely mislabelled photos first
+    (label: the suggested class), then the test-side photo of each near-copy across the split, then outliers."""
+    rows: dict[str, dict] = {}
+    for row in issues.label_issues:
+        rows.setdefault(row["path"], {"path": row["path"], "action": "", "label": row["suggested"],
+                                      "given": row["given"], "suggested": row["suggested"], "score": row["score"],
+                                      "reason": "likely mislabelled"})
+    for pair in issues.leaks:
+        later, other = ((pair["path_a"], pair["path_b"]) if ROLE_ORDER[pair["part_a"]] > ROLE_ORDER[pair["part_b"]]
+                        else (pair["path_b"], pair["path_a"]))
+        rows.setdefault(later, {"path": later, "action": "", "label": "", "score": pair["pixel_match"],
+                                "reason": f"near-copy of {other} in another part of the split"})
+    for row in issues.outliers:
+        rows.setdefault(row["path"], {"path": row["path"], "action": "", "label": "", "given": row["given"],
+                                      "score": row["score"], "reason": "unlike the rest of its class"})
+    return list(rows.values())
+
+
+ROLE_ORDER = {"train": 0, "val": 1, "test": 2}
 
 
 def _short(issues: DataIssues, label: str) -> str:
@@ -254,7 +354,8 @@ def format_data_issues(issues: DataIssues, shown: int = 10) -> str:
     lines += ["", f"near-duplicates: {len(issues.near_duplicates)} pair(s)"
               + (f"; {len(leaks)} CROSS THE SPLIT (a copy in another part inflates the test accuracy)"
                  if leaks else "")]
-    lines += [f"  {row['path_a']} ({row['part_a']})  ~  {row['path_b']} ({row['part_b']})  {row['similarity']:.3f}"
+    lines += [f"  {row['path_a']} ({row['part_a']})  ~  {row['path_b']} ({row['part_b']})  pixels "
+              f"{row['pixel_match']:.3f}"
               for row in issues.near_duplicates[:shown]]
     lines += ["", f"outliers: {len(issues.outliers)}"]
     lines += [f"  {row['path']}  unlike the other {_short(issues, row['given'])} ({row['score']:.1f} MAD)"
