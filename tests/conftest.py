@@ -1,3 +1,4 @@
+import contextlib
 import os
 import shutil
 import subprocess
@@ -123,3 +124,61 @@ def display():
             os.environ["DISPLAY"] = previous
     finally:
         stop_process(server, timeout=10)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@contextlib.contextmanager
+def streamlit_server(app_args: list[str], workdir: Path):
+    """The web app under `streamlit run` on a free loopback port, as `zoolens web` starts it, in `workdir`; its URL.
+    Stopped at the end."""
+    import socket
+    import sys
+    import time
+    import urllib.request
+
+    from zoolens.apps import web
+    from zoolens.cli.apps import MAX_UPLOAD_MB
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "streamlit", "run", str(Path(web.__file__)), "--server.port", str(port),
+               "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--server.maxUploadSize", str(MAX_UPLOAD_MB), "--client.toolbarMode", "viewer", "--", *app_args]
+    log_path = workdir.parent / f"streamlit-{port}.log"
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read()
+                    break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail(f"streamlit did not start: {log_path.read_text()[-2000:]}")
+                    time.sleep(0.3)
+            yield url
+        finally:
+            stop_process(process, timeout=15)
+
+
+@contextlib.contextmanager
+def chromium_browser():
+    if not Path(CHROMIUM).exists():
+        missing_tool("Debian chromium is not installed", "apt-get install -y chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing_tool("playwright is not installed", "pip install playwright; never `playwright install`")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

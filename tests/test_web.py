@@ -6,15 +6,11 @@ import io
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import missing_tool, stop_process
+from conftest import chromium_browser, streamlit_server
 from PIL import Image
 
 from zoolens.apps import web
@@ -22,9 +18,6 @@ from zoolens.apps.common import IMAGENET_NAME
 from zoolens.inference.prediction import NONE_OF_THESE, Prediction
 
 WEB_SCRIPT = str(Path(web.__file__))
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture(scope="module")
@@ -268,54 +261,17 @@ def test_dog_page_without_a_breed_model_says_how_to_train_one(app_test):
 
 
 # ---- a real browser -------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(models_dir, tmp_path_factory):
-    """`streamlit run` on a free loopback port, as `zoolens web` starts it; stopped at the end."""
-    from zoolens.cli.apps import MAX_UPLOAD_MB
-
     workdir = tmp_path_factory.mktemp("web-cwd")
-    port = _free_port()
-    command = [sys.executable, "-m", "streamlit", "run", WEB_SCRIPT, "--server.port", str(port),
-               "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-               "--server.maxUploadSize", str(MAX_UPLOAD_MB), "--client.toolbarMode", "viewer",
-               "--", "--models-dir", str(models_dir)]
-    log = open(workdir.parent / "streamlit.log", "w")
-    process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"streamlit did not start: {(workdir.parent / 'streamlit.log').read_text()[-2000:]}")
-                time.sleep(0.3)
+    with streamlit_server(["--models-dir", str(models_dir)], workdir) as url:
         yield url, workdir
-    finally:
-        stop_process(process, timeout=15)
-        log.close()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        missing_tool("Debian chromium is not installed", "apt-get install -y chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing_tool("playwright is not installed", "pip install playwright; never `playwright install`")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium_browser() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ this file only lays out the page.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
 import importlib.util
 import io
@@ -32,6 +33,10 @@ UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 UPLOAD_FORMATS = PHOTO_FORMATS
 CLASSIFY_PAGE = "What is this animal?"
 DOGS_PAGE = "Dog breeds"
+REVIEW_PAGE = "Review labels"
+REVIEW_PER_PAGE = 12
+# The review page's keys: the focused photo's decisions, one key each (Streamlit reserves C and R).
+REVIEW_KEYS = {"accept": "A", "exclude": "X", "keep": "K", "skip": "N"}
 EXPLAIN_MODULE = "zoolens.evaluation.explain"
 
 # Each verdict's look: a class is the only green answer; "none of these" is a neutral note, never a success.
@@ -90,6 +95,8 @@ def parse_app_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--breeds", help="dog-breed model (default runs/dog-breeds)")
     parser.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
     parser.add_argument("--open-set", default=DEFAULT_OPEN_SET, choices=OPEN_SET_MODES)
+    parser.add_argument("--review", metavar="DATA", help="dataset whose flagged photos the review page shows")
+    parser.add_argument("--corrections", metavar="FILE", help="where the review page writes its decisions")
     args, _unknown = parser.parse_known_args(argv)
     return args
 
@@ -251,12 +258,22 @@ def main() -> None:
 
         return DogBreedApp(find_breeds_model(breeds))
 
+    @st.cache_resource(show_spinner="Looking for photos worth a look (features, out-of-fold heads)…")
+    def load_review(data: str, corrections: str | None):
+        from zoolens.apps.review import Review
+
+        review = Review(data, corrections)
+        review.flags()
+        return review
+
     with st.sidebar:
         st.markdown("### zoolens")
-        page = st.radio("Page", [CLASSIFY_PAGE, DOGS_PAGE], key="page")
+        page = st.radio("Page", [CLASSIFY_PAGE, DOGS_PAGE] + ([REVIEW_PAGE] if args.review else []), key="page")
 
     if page == DOGS_PAGE:
         dogs_page(st, args, load_dog_app)
+    elif page == REVIEW_PAGE:
+        review_page(st, args, load_review)
     else:
         classify_page(st, args, load_predictor, cached_result)
 
@@ -425,6 +442,142 @@ def dogs_page(st, args, load_dog_app) -> None:
                         f"{bars_html(top)}</div>", unsafe_allow_html=True)
             if not upload.problem:
                 st.image(upload.data, width="stretch")
+
+
+# ---- review labels ---------------------------------------------------------------------------------
+DECISION_TEXT = {"relabel": "relabel to {label}", "exclude": "left out", "keep": "kept as it is", "": "not decided"}
+
+
+def decision_text(review, action: str, label: str) -> str:
+    return DECISION_TEXT[action].format(label=review.names.get(label, label))
+
+
+def flag_caption(review, flag: dict) -> str:
+    given = flag.get("given") or ""
+    name = review.names.get(given, given)
+    if flag["reason"] == "likely mislabelled":
+        suggested = review.names.get(flag["suggested"], flag["suggested"])
+        return f"filed as {name}, looks like {suggested} ({float(flag['score']):.0%} sure it is not {name})"
+    return f"{flag['reason']}" + (f" (filed as {name})" if name else "")
+
+
+def review_page(st, args, load_review) -> None:
+    """The flagged photos of --review DATA in a grid, most likely mislabelled first; the first undecided one on top
+    with its keys (A: take the suggestion, X: exclude, K: keep, N: next); each decision written to the corrections
+    file at once; "Retrain now" compares a model on the labels as they were with one on the corrected labels."""
+    st.markdown('<div class="zl-hero"><h1>Review labels</h1><p>Photos of your dataset worth a second look. '
+                "Decisions go to a corrections file; the photos are never changed.</p></div>", unsafe_allow_html=True)
+    try:
+        review = load_review(args.review, args.corrections)
+    except Exception as error:
+        st.error(str(error))
+        return
+    flags = review.flags()
+    made = review.decisions()
+    st.caption(f"{len(flags)} photos flagged in {Path(args.review).name}/ · decisions in {review.corrections} "
+               f"({len(made.relabel)} relabelled, {len(made.exclude)} excluded, {len(made.keep)} kept) · "
+               "train with them: `zoolens train DATA --corrections " + str(review.corrections) + "`")
+    if not flags:
+        st.success("Nothing flagged: no photo looks mislabelled, copied across the split or out of place.")
+        return
+    retrain_panel(st, review)
+    decided = made.decided()
+    skipped = st.session_state.setdefault("review_skipped", set())
+    focus = next((flag for flag in flags if flag["path"] not in decided and flag["path"] not in skipped), None)
+    if focus is not None:
+        focused_flag(st, review, focus, skipped)
+    pages = max(1, -(-len(flags) // REVIEW_PER_PAGE))
+    number = st.number_input("Page of flagged photos", 1, pages, 1, key="review_page") if pages > 1 else 1
+    start = (number - 1) * REVIEW_PER_PAGE
+    for _, flag, column in in_rows(st, [(flag,) for flag in flags[start:start + REVIEW_PER_PAGE]], per_row=3):
+        with column:
+            flag_card(st, review, flag)
+
+
+def focused_flag(st, review, flag: dict, skipped: set) -> None:
+    suggested = flag.get("suggested") or ""
+    with st.container(border=True):
+        picture, controls = st.columns([1, 2])
+        with picture:
+            show_photo(st, review, flag)
+        with controls:
+            st.markdown(f"**Next up:** `{html.escape(flag['path'])}`  \n{html.escape(flag_caption(review, flag))}")
+            buttons = st.columns(4)
+            if suggested and buttons[0].button(f"Relabel to {review.names.get(suggested, suggested)}", type="primary",
+                                               key="focus_accept", shortcut=REVIEW_KEYS["accept"]):
+                review.decide(flag, "relabel", suggested)
+                st.rerun()
+            if buttons[1].button("Exclude", key="focus_exclude", shortcut=REVIEW_KEYS["exclude"]):
+                review.decide(flag, "exclude")
+                st.rerun()
+            if buttons[2].button("Keep as it is", key="focus_keep", shortcut=REVIEW_KEYS["keep"]):
+                review.decide(flag, "keep")
+                st.rerun()
+            if buttons[3].button("Next", key="focus_skip", shortcut=REVIEW_KEYS["skip"]):
+                skipped.add(flag["path"])
+                st.rerun()
+            st.caption("Keys: " + " · ".join(f"{key} {what}" for what, key in (
+                ("take the suggestion", "A"), ("exclude", "X"), ("keep", "K"), ("next", "N"))))
+
+
+def show_photo(st, review, flag: dict) -> None:
+    from zoolens.data.images import ImageError, open_image
+
+    try:
+        image = open_image(review.photo(flag), min_side=512)
+    except ImageError as error:
+        st.caption(f"cannot show it: {error.reason}")
+        return
+    image.thumbnail((512, 512))
+    st.image(image, width="stretch")
+
+
+def flag_card(st, review, flag: dict) -> None:
+    action, label = review.decision(flag["path"])
+    key = hashlib.sha1(flag["path"].encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    with st.container(border=True):
+        st.markdown(f'<div class="zl-file">{html.escape(flag["path"])}</div>', unsafe_allow_html=True)
+        show_photo(st, review, flag)
+        st.caption(flag_caption(review, flag))
+        st.markdown(f'<span class="zl-badge{"" if action else " zl-badge-none"}" data-testid="zl-decision">'
+                    f"{html.escape(decision_text(review, action, label))}</span>", unsafe_allow_html=True)
+        classes = review.classes
+        current = label or flag.get("suggested") or classes[0]
+        chosen = st.selectbox("Class", classes, index=classes.index(current) if current in classes else 0,
+                              format_func=lambda name: review.names.get(name, name), key=f"class_{key}",
+                              label_visibility="collapsed")
+        buttons = st.columns(3)
+        if buttons[0].button("Relabel", key=f"relabel_{key}", type="primary" if not action else "secondary"):
+            review.decide(flag, "relabel", chosen)
+            st.rerun()
+        if buttons[1].button("Exclude", key=f"exclude_{key}"):
+            review.decide(flag, "exclude")
+            st.rerun()
+        if buttons[2].button("Keep", key=f"keep_{key}"):
+            review.decide(flag, "keep")
+            st.rerun()
+
+
+def retrain_panel(st, review) -> None:
+    """"Retrain now" and, once run, the two models' test accuracy side by side."""
+    with st.container(border=True):
+        left, right = st.columns([1, 3])
+        if left.button("Retrain now", type="primary", key="retrain",
+                       help="Train on the labels as they were and on the corrected ones (seconds: the features are "
+                            "cached), both judged on the same test photos"):
+            with st.spinner("Training two models on the cached features…"):
+                st.session_state["review_comparison"] = review.retrain()
+        comparison = st.session_state.get("review_comparison")
+        if comparison is None:
+            right.caption("Retrain to see what your corrections are worth: test accuracy before and after.")
+            return
+        before, after = right.columns(2)
+        before.metric("Before: labels as they were", f"{comparison.before:.1%}",
+                      help=f"{comparison.wrong_before} of {comparison.photos} test photos wrong")
+        after.metric(f"After: {comparison.relabelled} relabelled, {comparison.excluded} excluded",
+                     f"{comparison.after:.1%}", delta=f"{100 * (comparison.after - comparison.before):+.1f} points",
+                     help=f"{comparison.wrong_after} of {comparison.photos} test photos wrong")
+        right.caption(f"Both on the same {comparison.photos} test photos, with your corrections to their labels.")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,13 @@ def web_command(args) -> list[str]:
         command += ["--model", str(require_model_folder(args.model))]
     if args.breeds:
         command += ["--breeds", args.breeds]
+    if args.review:
+        from zoolens.apps.review import check_corrections_file, default_corrections_file
+        from zoolens.data.folders import scan_folder
+
+        data = scan_folder(args.review).root  # a folder that cannot be a dataset is refused before the server starts
+        corrections = check_corrections_file(data, args.corrections or default_corrections_file(data))
+        command += ["--review", str(data.resolve()), "--corrections", str(corrections.resolve())]
     return command
 
 
@@ -112,6 +119,10 @@ def register(subparsers) -> None:
                      help="answer 'not sure' below this probability; the page's slider starts here")
     web.add_argument("--open-set", default=DEFAULT_OPEN_SET, choices=OPEN_SET_MODES,
                      help=OPEN_SET_HELP + "; the page's control starts here")
+    web.add_argument("--review", metavar="DATA", help="add a page to review DATA's flagged photos (likely "
+                     "mislabelled, copies across the split, outliers) and retrain on the corrections")
+    web.add_argument("--corrections", metavar="FILE.csv", help="where the review page writes its decisions (default "
+                     "./<DATA's name>-corrections.csv; never inside DATA)")
     web.add_argument("--headless", action="store_true", help="do not open a browser")
     web.set_defaults(run=cmd_web)
 

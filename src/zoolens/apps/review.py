@@ -1,0 +1,119 @@
+"""The review loop behind the web app's "Review labels" page, without the page: the flagged photos of a dataset
+(`zoolens data issues`), each person's decision written to a corrections file as it is made, and a retraining on
+the corrected labels compared with one on the labels as they were, on the same test photos.
+
+The photo folder is only read: decisions live in the corrections file, which may not lie inside it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from zoolens.data.corrections import Corrections, read_corrections, record_decision
+from zoolens.errors import ZoolensError
+from zoolens.files import lies_inside
+
+log = logging.getLogger("zoolens")
+
+
+def default_corrections_file(data: str | Path) -> Path:
+    """Where the decisions go unless told: `./<data folder's name>-corrections.csv`, beside `zoolens data split`'s
+    `./<name>-split.csv`."""
+    return Path(f"{Path(data).resolve().name}-corrections.csv")
+
+
+def check_corrections_file(data: str | Path, corrections: str | Path) -> Path:
+    corrections = Path(corrections)
+    if lies_inside(corrections, data):
+        raise ZoolensError(f"{corrections}: is inside the data folder {data}; the review writes its decisions "
+                           "outside the photos (choose another --corrections file)")
+    if corrections.exists():
+        read_corrections(corrections)  # a file that is not a corrections file is refused before any work
+    return corrections
+
+
+@dataclass
+class Comparison:
+    """Test accuracy before and after the corrections, both judged on the corrected labels of the same photos."""
+
+    photos: int
+    before: float
+    after: float
+    wrong_before: int
+    wrong_after: int
+    relabelled: int
+    excluded: int
+
+
+class Review:
+    """One dataset's review: `flags()` (computed once, then kept), `decide()`, `decisions()`, `retrain()`."""
+
+    def __init__(self, data: str | Path, corrections: str | Path | None = None, ratios: str = "70/10/20",
+                 seed: int = 0):
+        self.data = Path(data)
+        self.corrections = check_corrections_file(data, corrections or default_corrections_file(data))
+        self.ratios, self.seed = ratios, seed
+        self._flags: list[dict] | None = None
+        self.classes: list[str] = []
+        self.names: dict[str, str] = {}
+
+    def flags(self, progress: bool = False) -> list[dict]:
+        """Every flagged photo (data_issues.review_rows): likely mislabelled first, most likely first; judged on the
+        labels as the folder gives them, so that the list stays put while decisions (`decision()`) are made."""
+        if self._flags is None:
+            from zoolens.evaluation.data_issues import find_data_issues, review_rows
+
+            issues = find_data_issues(self.data, ratios=self.ratios, seed=self.seed, progress=progress)
+            self.classes, self.names = issues.classes, issues.names
+            self._flags = review_rows(issues)
+        return self._flags
+
+    def photo(self, flag: dict) -> Path:
+        return self.data / flag["path"]
+
+    def decisions(self) -> Corrections:
+        return read_corrections(self.corrections, self.classes or None) if self.corrections.exists() \
+            else Corrections(file=self.corrections)
+
+    def decision(self, path: str) -> tuple[str, str]:
+        """(action, label) decided for the photo at `path` (relative to the data folder); ("", "") when undecided."""
+        made = self.decisions()
+        if path in made.relabel:
+            return "relabel", made.relabel[path]
+        return ("exclude", "") if path in made.exclude else ("keep", "") if path in made.keep else ("", "")
+
+    def decide(self, flag: dict, action: str, label: str = "") -> Corrections:
+        if action == "relabel" and label not in self.classes:
+            raise ZoolensError(f"{label!r} is not a class of {self.data}")
+        return record_decision(self.corrections, flag["path"], action, label,
+                               **{k: flag.get(k, "") for k in ("given", "suggested", "score", "reason")})
+
+    def retrain(self, progress: bool = False) -> Comparison:
+        """Two frozen-feature models (seconds each on a warm feature cache): on the labels as they were and with the
+        corrections; both judged on the test part with the corrections applied (the labels as now believed)."""
+        from zoolens.data.corrections import corrected
+        from zoolens.data.folders import scan_folder
+        from zoolens.data.split import split_folder
+        from zoolens.evaluation.evaluate import evaluate_samples
+        from zoolens.training.trainer import train
+
+        file = self.corrections if self.corrections.exists() else None
+        manifest, applied = corrected(split_folder(scan_folder(self.data), self.ratios, self.seed), file)
+        test = manifest.part("test")
+        if not test:
+            raise ZoolensError(f"{self.data}: no test part to compare the two models on")
+        results = []
+        for corrections in (None, file):
+            model = train(self.data, None, corrections=corrections, ratios=self.ratios, seed=self.seed,
+                          progress=progress)
+            results.append(evaluate_samples(model, test, "the corrected test part", progress=False))
+        before, after = results
+        return Comparison(photos=len(after.y_true), before=before.accuracy, after=after.accuracy,
+                          wrong_before=_wrong(before), wrong_after=_wrong(after),
+                          relabelled=len(applied.relabel) if applied else 0,
+                          excluded=len(applied.exclude) if applied else 0)
+
+
+def _wrong(evaluation) -> int:
+    return int((evaluation.probabilities.argmax(1) != evaluation.y_true).sum())

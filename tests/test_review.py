@@ -1,0 +1,81 @@
+"""The web app's review page in a real browser: the flagged photos shown, most likely mislabelled first; a decision
+taken by its key lands in the corrections file; "Retrain now" shows test accuracy before and after; the photo folder
+is byte-identical after. And the review loop's checks, without a browser."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import chromium_browser, copy_subset, streamlit_server, tree_snapshot
+
+from zoolens.apps.review import Review, check_corrections_file
+from zoolens.errors import ZoolensError
+
+
+def test_the_corrections_file_may_not_lie_among_the_photos(tmp_path):
+    data = tmp_path / "data"
+    (data / "cats").mkdir(parents=True)
+    with pytest.raises(ZoolensError, match="is inside the data folder"):
+        check_corrections_file(data, data / "cats" / "fix.csv")
+    (tmp_path / "split.csv").write_text("path,label,split\n")
+    with pytest.raises(ZoolensError, match="not a corrections file"):
+        check_corrections_file(data, tmp_path / "split.csv")
+
+
+def test_zoolens_web_refuses_a_corrections_file_inside_the_data_before_starting(tmp_path, capsys):
+    from PIL import Image
+
+    from zoolens.cli import main
+
+    data = tmp_path / "data"
+    for name in ("cats", "dogs"):
+        (data / name).mkdir(parents=True)
+        Image.new("RGB", (64, 64), "white").save(data / name / "one.jpg")
+    assert main(["web", "--review", str(data), "--corrections", str(data / "fix.csv"), "--headless"]) != 0
+    assert "is inside the data folder" in capsys.readouterr().err
+    assert not (data / "fix.csv").exists()
+
+
+@pytest.fixture(scope="module")
+def planted(animals3, tmp_path_factory):
+    """30 photos of each animals3 class with 3 dogs filed under cats/."""
+    data = copy_subset(animals3, tmp_path_factory.mktemp("review") / "data", per_class=30)
+    dogs = sorted((animals3 / "dogs").iterdir())[800:803]
+    return data, {shutil.copyfile(p, data / "cats" / f"dog_{p.name}").relative_to(data).as_posix() for p in dogs}
+
+
+@pytest.mark.slow
+def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tmp_path):
+    data, dogs = planted
+    before = tree_snapshot(data)
+    corrections = tmp_path / "decisions.csv"
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    first = Review(data, corrections).flags()[0]
+    assert first["path"] in dogs and first["suggested"] == "dogs"  # what the page must show on top
+    with streamlit_server(["--models-dir", str(tmp_path / "no-models"), "--review", str(data),
+                           "--corrections", str(corrections)], workdir) as url, chromium_browser() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url, timeout=60_000)
+        page.get_by_text("Review labels").first.click(timeout=60_000)
+        page.get_by_text("Next up:").wait_for(timeout=120_000)
+        assert first["path"] in page.inner_text("body")
+        page.get_by_text("Photos of your dataset worth").click()  # the page has the keyboard, not an input
+        page.keyboard.press("a")  # take the suggestion: relabel to dogs
+        page.wait_for_function("document.body.innerText.includes('relabel to dogs')", timeout=30_000)
+        rows = list(csv.DictReader(corrections.open()))
+        assert [(row["path"], row["action"], row["label"]) for row in rows] == [(first["path"], "relabel", "dogs")]
+        page.get_by_role("button", name="Retrain now").click()
+        page.get_by_text("Before: labels as they were").wait_for(timeout=180_000)
+        shown = page.inner_text("body")
+        assert "After: 1 relabelled, 0 excluded" in shown and "%" in shown
+        folder = Path(os.environ.get("ZOOLENS_SCREENSHOTS", tmp_path))
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / "web-review.png"), full_page=True)
+        page.close()
+    assert tree_snapshot(data) == before
+    assert list(workdir.iterdir()) == []
