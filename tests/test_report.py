@@ -12,7 +12,8 @@ from PIL import Image
 from zoolens.cli import main
 from zoolens.evaluation.report import confused_pairs, write_report
 
-SECTIONS = ["summary", "model-card", "dataset", "training", "metrics", "confusion", "confused-pairs", "unknown-photos",
+SECTIONS = ["summary", "model-card", "dataset", "labels",
+            "training", "metrics", "confusion", "confused-pairs", "unknown-photos",
             "mistakes", "correct"]
 MAX_REPORT_BYTES = 3_000_000
 
@@ -73,6 +74,8 @@ def test_report_on_a_trained_model(trained_model, tmp_path):
         assert name in html
     # Default data: the folder it was trained on, evaluated on the test part of its own split.
     assert "test part of the model&#39;s own split" in html
+    labels = section_html(html, "labels")
+    assert "on this model’s split" in labels and "no corrections file" in labels
     alts = [alt for alt, _ in parts.images]
     for figure in ("photos per class", "image sizes", "training curves", "confusion matrix (photos)",
                    "confusion matrix (share of each true class)"):
@@ -208,3 +211,8 @@ def test_photos_whose_label_is_probably_wrong_are_marked(trained_model, other_an
     assert len(marked) <= len(found) + 1, "most mistakes are the model's, not marked"
     assert "label worth checking: the model is sure it shows dogs" in marked[0]
     assert "Grad-CAM:" in mistakes and "where the network looked most" in mistakes  # the colour key
+    # The whole folder's labels, judged out of fold (not only the test part's mistakes): the planted dogs first.
+    labels = section_html(out.read_text(encoding="utf-8"), "labels")
+    files = [shot.split('<div class="file">')[1].split("<")[0] for shot in labels.split('<div class="shot">')[1:]]
+    assert set(files[:3]) <= {f"cats/{p.name}" for p in planted}, files
+    assert "filed as cats, looks like <b>dogs</b>" in labels and "on a 70/10/20 split" in labels

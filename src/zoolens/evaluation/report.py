@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from zoolens import __version__
-from zoolens.data.images import open_image
+from zoolens.data.images import ImageError, open_image
 from zoolens.errors import ZoolensError, setting
 from zoolens.evaluation.verdict import probably_mislabelled, verdict
 from zoolens.files import check_apart, lies_inside, read_json
@@ -201,6 +201,51 @@ def dataset_section(model, data: Path | None, summary) -> dict:
     problems = [(p["path"], p["reason"]) for p in recorded.get("skipped", [])]
     return {"note": note, "parts": parts, "rows": rows, "facts": [],
             "balance_chart": _plotted(plot_class_balance, recorded_summary), "size_chart": None, "problems": problems}
+
+
+LABEL_SHOTS = 8
+
+
+def labels_section(model, data: Path | None, progress: bool) -> dict:
+    """What `zoolens data issues` finds in the data the model was trained on, judged on the model's own split (its
+    split.csv, corrections applied): likely mislabelled photos, copies across the split, outliers; and the
+    corrections the model was trained with."""
+    record = (model.meta.get("data") or {}).get("corrections")
+    corrections = (f"Trained with {record['relabelled']} photo(s) relabelled and {record['excluded']} left out by "
+                   f"{Path(record['file'] or '').name} (SHA-256 {record['sha256'][:12]}…)." if record else
+                   "Trained on the labels as the folder gives them (no corrections file).")
+    section = {"corrections": corrections, "checked": False}
+    if data is None:
+        return {**section, "note": "Not checked: the training photos are not here (pass --data)."}
+    from zoolens.evaluation.data_issues import find_data_issues
+
+    split = model.path / "split.csv" if model.path else None
+    trained_on = (model.meta.get("data") or {}).get("root")
+    if split is None or not split.exists() or trained_on is None or Path(trained_on) != data.resolve():
+        split = None  # another folder than the training one: judged on the split `zoolens train` would make of it
+
+    try:
+        issues = find_data_issues(data, split_file=split, progress=progress)
+    except ZoolensError as error:
+        return {**section, "note": f"Not checked: {error}"}
+    shots = []
+    for row in issues.label_issues[:LABEL_SHOTS]:
+        try:
+            photo = data_uri(open_image(data / row["path"], min_side=256), max_side=256)
+        except ImageError:
+            continue
+        shots.append({"photo": photo, "file": row["path"], "given": model.name(row["given"]),
+                      "suggested": model.name(row["suggested"]), "score": _percent(row["score"])})
+    leaks = issues.leaks
+    split_name = "this model’s split" if split else "a 70/10/20 split"
+    return {**section, "checked": True, "shots": shots, "mislabelled": len(issues.label_issues),
+            "photos": len(issues.paths), "leaks": [(row["path_a"], row["part_a"], row["path_b"], row["part_b"])
+                                                   for row in leaks[:10]],
+            "leak_count": len(leaks), "outliers": len(issues.outliers),
+            "note": f"{len(issues.paths)} photos of {data.name}/ judged by five heads that each never saw them "
+                    f"(out-of-fold, on the frozen features), on {split_name}. "
+                    f"`zoolens data issues {data}{f' --split {split}' if split else ''} --out DIR` writes every flag, "
+                    f"and `zoolens web --review {data}` goes through them one by one."}
 
 
 def per_class_rows(summary: dict) -> list[dict]:
@@ -606,6 +651,7 @@ def write_report(model, data: str | Path | None = None, out: str | Path | None =
         "evaluated_on": metrics.get("evaluated_on", "unknown photos"),
         "card": model_card(model),
         "dataset": dataset_section(model, data, summary),
+        "labels": labels_section(model, data, progress),
         "training": training_rows(model.meta),
         "curves": _curves_figure(curves),
         "per_class": per_class_rows(metrics),

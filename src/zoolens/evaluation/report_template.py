@@ -62,6 +62,7 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
 <main>
 <nav>
   <a href="#summary">In short</a><a href="#model-card">Model card</a><a href="#dataset">Dataset</a>
+  <a href="#labels">Labels</a>
   <a href="#training">Training</a><a href="#metrics">Metrics</a><a href="#confusion">Confusion</a>
   <a href="#confused-pairs">Confused pairs</a><a href="#unknown-photos">Photos it does not know</a>
   <a href="#mistakes">Mistakes</a><a href="#correct">Correct</a>
@@ -115,6 +116,39 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
   {% if dataset.problems %}
   <h3>Unusable or skipped files ({{ dataset.problems|length }})</h3>
   <table>{% for path, reason in dataset.problems[:30] %}<tr><td>{{ path }}</td><td>{{ reason }}</td></tr>{% endfor %}</table>
+  {% endif %}
+</section>
+
+<section id="labels">
+  <h2>Labels worth checking</h2>
+  <p class="note">{{ labels.corrections }} {{ labels.note }}</p>
+  {% if labels.checked %}
+  <div class="cards">
+    <div class="card"><div class="value">{{ labels.mislabelled }}</div>
+      <div class="label">photos probably filed under the wrong class</div></div>
+    <div class="card"><div class="value">{{ labels.leak_count }}</div>
+      <div class="label">near-copies across train / val / test (they inflate the test accuracy)</div></div>
+    <div class="card"><div class="value">{{ labels.outliers }}</div>
+      <div class="label">photos unlike the rest of their class</div></div>
+  </div>
+  {% if labels.shots %}
+  <h3>Most likely mislabelled</h3>
+  <div class="gallery">
+    {% for shot in labels.shots %}
+    <div class="shot">
+      <img class="single" alt="likely mislabelled photo" src="{{ shot.photo }}">
+      <div class="caption">filed as {{ shot.given }}, looks like <b>{{ shot.suggested }}</b>
+        ({{ shot.score }} sure it is not {{ shot.given }})</div>
+      <div class="file">{{ shot.file }}</div>
+    </div>
+    {% endfor %}
+  </div>
+  {% endif %}
+  {% if labels.leaks %}
+  <h3>Copies across the split</h3>
+  <table>{% for a, part_a, b, part_b in labels.leaks %}
+    <tr><td>{{ a }} ({{ part_a }})</td><td>{{ b }} ({{ part_b }})</td></tr>{% endfor %}</table>
+  {% endif %}
   {% endif %}
 </section>
 
