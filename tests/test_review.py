@@ -79,3 +79,10 @@ def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tm
         page.close()
     assert tree_snapshot(data) == before
     assert list(workdir.iterdir()) == []
+
+
+def test_a_corrections_file_without_a_review_is_refused(capsys):
+    from zoolens.cli import main
+
+    assert main(["web", "--corrections", "fix.csv", "--headless"]) != 0
+    assert "--corrections: is where the review page writes: it needs --review DATA" in capsys.readouterr().err

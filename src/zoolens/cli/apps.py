@@ -44,6 +44,9 @@ def web_command(args) -> list[str]:
         command += ["--model", str(require_model_folder(args.model))]
     if args.breeds:
         command += ["--breeds", args.breeds]
+    from zoolens.cli.common import refuse_unless
+
+    refuse_unless(args, bool(args.review), ("corrections",), "is where the review page writes: it needs --review DATA")
     if args.review:
         from zoolens.apps.review import check_corrections_file, default_corrections_file
         from zoolens.data.folders import scan_folder

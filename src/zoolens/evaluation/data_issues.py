@@ -347,7 +347,7 @@ def format_data_issues(issues: DataIssues, shown: int = 10) -> str:
     photos = len(issues.paths)
     lines = [f"{issues.root}: {photos} photos in {len(issues.classes)} classes; out-of-fold accuracy "
              f"{(issues.probabilities.argmax(1) == issues.labels).mean():.1%} ({FOLDS} heads on the frozen features)",
-             "", f"likely mislabelled: {len(issues.label_issues)} ({len(issues.label_issues) / max(photos, 1):.1%})"]
+             "", f"likely mislabelled: {len(issues.label_issues)} of {photos}"]
     lines += [f"  {row['path']}  given {_short(issues, row['given'])}, looks like {_short(issues, row['suggested'])}"
               f" ({row['score']:.2f})" for row in issues.label_issues[:shown]]
     leaks = issues.leaks
