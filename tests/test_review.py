@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,15 @@ def planted(animals3, tmp_path_factory):
     return data, {shutil.copyfile(p, data / "cats" / f"dog_{p.name}").relative_to(data).as_posix() for p in dogs}
 
 
+def _decided(corrections: Path, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if corrections.exists() and corrections.read_text().count("\n") > 1:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 @pytest.mark.slow
 def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tmp_path):
     data, dogs = planted
@@ -64,8 +74,12 @@ def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tm
         page.get_by_text("Review labels").first.click(timeout=60_000)
         page.get_by_text("Next up:").wait_for(timeout=120_000)
         assert first["path"] in page.inner_text("body")
-        page.get_by_text("Photos of your dataset worth").click()  # the page has the keyboard, not an input
-        page.keyboard.press("a")  # take the suggestion: relabel to dogs
+        page.get_by_role("button", name="Retrain now").wait_for(timeout=60_000)
+        for _ in range(3):  # a key pressed while the page is still drawing itself can be lost: press again, then
+            page.get_by_text("Photos of your dataset worth").click()  # the page has the keyboard, not an input
+            page.keyboard.press("a")  # take the suggestion: relabel to dogs
+            if _decided(corrections):
+                break
         page.wait_for_function("document.body.innerText.includes('relabel to dogs')", timeout=30_000)
         rows = list(csv.DictReader(corrections.open()))
         assert [(row["path"], row["action"], row["label"]) for row in rows] == [(first["path"], "relabel", "dogs")]

@@ -469,11 +469,10 @@ def review_page(st, args, load_review) -> None:
                 "Decisions go to a corrections file; the photos are never changed.</p></div>", unsafe_allow_html=True)
     try:
         review = load_review(args.review, args.corrections)
-    except Exception as error:
+        flags, made = review.flags(), review.decisions()
+    except Exception as error:  # a folder that is no dataset, a corrections file edited by hand into nonsense
         st.error(str(error))
         return
-    flags = review.flags()
-    made = review.decisions()
     st.caption(f"{len(flags)} photos flagged in {Path(args.review).name}/ · decisions in {review.corrections} "
                f"({len(made.relabel)} relabelled, {len(made.exclude)} excluded, {len(made.keep)} kept) · "
                "train with them: `zoolens train DATA --corrections " + str(review.corrections) + "`")

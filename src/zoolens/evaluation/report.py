@@ -206,6 +206,11 @@ def dataset_section(model, data: Path | None, summary) -> dict:
 LABEL_SHOTS = 8
 
 
+def shown_name(path: str) -> str:
+    """A file name as the page can hold it: a byte that is not UTF-8 (a lone surrogate) shown as `\\xe9`."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def labels_section(model, data: Path | None, progress: bool) -> dict:
     """What `zoolens data issues` finds in the data the model was trained on, judged on the model's own split (its
     split.csv, corrections applied): likely mislabelled photos, copies across the split, outliers; and the
@@ -234,13 +239,13 @@ def labels_section(model, data: Path | None, progress: bool) -> dict:
             photo = data_uri(open_image(data / row["path"], min_side=256), max_side=256)
         except ImageError:
             continue
-        shots.append({"photo": photo, "file": row["path"], "given": model.name(row["given"]),
+        shots.append({"photo": photo, "file": shown_name(row["path"]), "given": model.name(row["given"]),
                       "suggested": model.name(row["suggested"]), "score": _percent(row["score"])})
     leaks = issues.leaks
     split_name = "this model’s split" if split else "a 70/10/20 split"
     return {**section, "checked": True, "shots": shots, "mislabelled": len(issues.label_issues),
-            "photos": len(issues.paths), "leaks": [(row["path_a"], row["part_a"], row["path_b"], row["part_b"])
-                                                   for row in leaks[:10]],
+            "photos": len(issues.paths), "leaks": [(shown_name(row["path_a"]), row["part_a"], shown_name(row["path_b"]),
+                                                    row["part_b"]) for row in leaks[:10]],
             "leak_count": len(leaks), "outliers": len(issues.outliers),
             "note": f"{len(issues.paths)} photos of {data.name}/ judged by five heads that each never saw them "
                     f"(out-of-fold, on the frozen features), on {split_name}. "
@@ -663,5 +668,6 @@ def write_report(model, data: str | Path | None = None, out: str | Path | None =
     }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(context), encoding="utf-8")
+    # A name with a byte that is not UTF-8 that a section shows as it is becomes an escape, never a crash.
+    out.write_text(render(context), encoding="utf-8", errors="backslashreplace")
     return out
