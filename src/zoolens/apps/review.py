@@ -55,6 +55,7 @@ class Review:
         self.corrections = check_corrections_file(data, corrections or default_corrections_file(data))
         self.ratios, self.seed = ratios, seed
         self._flags: list[dict] | None = None
+        self._as_it_was = None  # the model on the labels as they were, once `retrain()` has made it
         self.classes: list[str] = []
         self.names: dict[str, str] = {}
 
@@ -76,13 +77,6 @@ class Review:
         return read_corrections(self.corrections, self.classes or None) if self.corrections.exists() \
             else Corrections(file=self.corrections)
 
-    def decision(self, path: str) -> tuple[str, str]:
-        """(action, label) decided for the photo at `path` (relative to the data folder); ("", "") when undecided."""
-        made = self.decisions()
-        if path in made.relabel:
-            return "relabel", made.relabel[path]
-        return ("exclude", "") if path in made.exclude else ("keep", "") if path in made.keep else ("", "")
-
     def decide(self, flag: dict, action: str, label: str = "") -> Corrections:
         if action == "relabel" and label not in self.classes:
             raise ZoolensError(f"{label!r} is not a class of {self.data}")
@@ -90,8 +84,9 @@ class Review:
                                **{k: flag.get(k, "") for k in ("given", "suggested", "score", "reason")})
 
     def retrain(self, progress: bool = False) -> Comparison:
-        """Two frozen-feature models (seconds each on a warm feature cache): on the labels as they were and with the
-        corrections; both judged on the test part with the corrections applied (the labels as now believed)."""
+        """Two frozen-feature models (seconds each on a warm feature cache): on the labels as they were (made on the
+        first call, then kept) and with the corrections; both judged on the test part with the corrections applied
+        (the labels as now believed)."""
         from zoolens.data.corrections import corrected
         from zoolens.data.folders import scan_folder
         from zoolens.data.split import split_folder
@@ -103,12 +98,12 @@ class Review:
         test = manifest.part("test")
         if not test:
             raise ZoolensError(f"{self.data}: no test part to compare the two models on")
-        results = []
-        for corrections in (None, file):
-            model = train(self.data, None, corrections=corrections, ratios=self.ratios, seed=self.seed,
-                          progress=progress)
-            results.append(evaluate_samples(model, test, "the corrected test part", progress=False))
-        before, after = results
+        if self._as_it_was is None:  # the labels as the folder gives them never change: trained once per review
+            self._as_it_was = train(self.data, None, ratios=self.ratios, seed=self.seed, progress=progress)
+        corrected_model = train(self.data, None, corrections=file, ratios=self.ratios, seed=self.seed,
+                                progress=progress)
+        before, after = (evaluate_samples(model, test, "the corrected test part", progress=False)
+                         for model in (self._as_it_was, corrected_model))
         return Comparison(photos=len(after.y_true), before=before.accuracy, after=after.accuracy,
                           wrong_before=_wrong(before), wrong_after=_wrong(after),
                           relabelled=len(applied.relabel) if applied else 0,

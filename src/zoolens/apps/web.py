@@ -490,7 +490,7 @@ def review_page(st, args, load_review) -> None:
     start = (number - 1) * REVIEW_PER_PAGE
     for _, flag, column in in_rows(st, [(flag,) for flag in flags[start:start + REVIEW_PER_PAGE]], per_row=3):
         with column:
-            flag_card(st, review, flag)
+            flag_card(st, review, flag, made)
 
 
 def focused_flag(st, review, flag: dict, skipped: set) -> None:
@@ -531,8 +531,8 @@ def show_photo(st, review, flag: dict) -> None:
     st.image(image, width="stretch")
 
 
-def flag_card(st, review, flag: dict) -> None:
-    action, label = review.decision(flag["path"])
+def flag_card(st, review, flag: dict, made) -> None:
+    action, label = made.decision(flag["path"])
     key = hashlib.sha1(flag["path"].encode("utf-8", "surrogateescape")).hexdigest()[:12]
     with st.container(border=True):
         st.markdown(f'<div class="zl-file">{html.escape(flag["path"])}</div>', unsafe_allow_html=True)

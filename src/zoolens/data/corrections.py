@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from zoolens.data.folders import Sample
 from zoolens.errors import ZoolensError
-from zoolens.files import regular_file, relative_inside, replaced_atomically
+from zoolens.files import read_limited, relative_inside, replaced_atomically
 
 log = logging.getLogger("zoolens")
 
@@ -46,6 +47,12 @@ class Corrections:
 
     def decided(self) -> set[str]:
         return set(self.relabel) | self.exclude | self.keep
+
+    def decision(self, path: str) -> tuple[str, str]:
+        """(action, label) decided for the photo at `path` (relative to the data folder); ("", "") when undecided."""
+        if path in self.relabel:
+            return "relabel", self.relabel[path]
+        return ("exclude", "") if path in self.exclude else ("keep", "") if path in self.keep else ("", "")
 
     def record(self) -> dict:
         """What a model's zoolens.json says about the corrections it was trained with."""
@@ -83,28 +90,19 @@ def relative_key(path: str | Path, root: str | Path) -> str:
         return Path(path).as_posix()
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_corrections(path: str | Path, classes: list[str] | None = None) -> Corrections:
     """The decisions in `path`; a relabel to a class that is not one of `classes`, an unknown action, a path
     outside the data folder or two different decisions for one photo refuse the file, naming the line."""
     path = Path(path)
     try:
-        regular_file(path, MAX_CORRECTIONS_BYTES)
-        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None or not {"path", "action"} <= set(reader.fieldnames):
-                raise ZoolensError(f"{path}: not a corrections file (needs path,action,label columns)")
-            rows = [dict(row) for row in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        data = read_limited(path, MAX_CORRECTIONS_BYTES)  # one bounded read: the rows parsed are the bytes hashed
+        reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig", "surrogateescape"), newline=""))
+        if reader.fieldnames is None or not {"path", "action"} <= set(reader.fieldnames):
+            raise ZoolensError(f"{path}: not a corrections file (needs path,action,label columns)")
+        rows = [dict(row) for row in reader]
+    except (OSError, csv.Error) as error:
         raise ZoolensError(f"{path}: cannot read the corrections file ({error})") from None
-    corrections = Corrections(file=path, sha256=file_sha256(path), rows=rows)
+    corrections = Corrections(file=path, sha256=hashlib.sha256(data).hexdigest(), rows=rows)
     decisions: dict[str, tuple[str, str]] = {}
     for line, row in enumerate(rows, start=2):
         relative, action, label = _decision(path, line, row, classes)

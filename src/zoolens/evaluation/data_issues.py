@@ -85,7 +85,7 @@ def find_data_issues(data: str | Path, backbone: str = "mobilenet_v2", split_fil
     """Every kind of issue for the photos under `data`, judged on the split `zoolens train` would use (the same
     ratios and seed, or `split_file`) with `corrections` applied: relabelled photos judged under their new class,
     excluded ones left out, and photos a person kept as they are no longer flagged as mislabelled or outliers."""
-    from zoolens.data.corrections import corrected
+    from zoolens.data.corrections import corrected, relative_key
     from zoolens.data.folders import scan_folder
     from zoolens.data.split import read_manifest, split_folder
     from zoolens.models.backbones import build_backbone
@@ -103,30 +103,19 @@ def find_data_issues(data: str | Path, backbone: str = "mobilenet_v2", split_fil
     labels = np.array([index[samples[i].label] for i in usable])
     issues = DataIssues(
         root=folder.root, classes=manifest.classes, names=folder.names,
-        paths=[_relative(samples[i].path, folder.root) for i in usable], labels=labels,
+        paths=[relative_key(samples[i].path, folder.root) for i in usable], labels=labels,
         roles=[manifest.rows[i][1] for i in usable],
         probabilities=out_of_fold_probabilities(features, labels, seed), skipped=list(found.problems))
     kept = applied.keep if applied else set()
-    issues.label_issues = [row for row in ranked_label_issues(issues) if _key(row["path"]) not in kept]
+    issues.label_issues = [row for row in ranked_label_issues(issues) if row["path"] not in kept]
     issues.near_duplicates = near_duplicates(issues, features, [samples[i].path for i in usable])
-    issues.outliers = [row for row in class_outliers(issues, features) if _key(row["path"]) not in kept]
+    issues.outliers = [row for row in class_outliers(issues, features) if row["path"] not in kept]
     issues.balance = class_balance(issues)
     return issues
 
 
-def _key(path: str) -> str:
-    return Path(path).as_posix()
-
-
 def _unit_rows(features: np.ndarray) -> np.ndarray:
     return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(Path(path).relative_to(root))
-    except ValueError:
-        return str(path)
 
 
 def out_of_fold_probabilities(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> np.ndarray:
