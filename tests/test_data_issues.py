@@ -74,3 +74,15 @@ def test_the_pixel_check_tells_a_resized_cropped_copy_from_another_photo(tmp_pat
     assert pixel_match(thumbs["cat.png"], thumbs["astronaut.png"]) < 0.5
     assert pixel_match(thumbs["cat.png"], thumbs["grey.png"]) < 0.5  # flat: correlates with nothing
     assert thumbs["broken.jpg"] is None and pixel_match(thumbs["cat.png"], None) == -1.0
+
+
+def test_unusable_files_are_named_whether_found_by_the_scan_or_by_decoding(animals3, tmp_path, capsys):
+    from zoolens.cli import main
+
+    data = copy_subset(animals3, tmp_path / "data", per_class=8)
+    (data / "cats" / "empty.jpg").write_bytes(b"")  # left out by the folder scan
+    (data / "dogs" / "text.jpg").write_text("hello")  # left out when decoded
+    assert main(["data", "issues", str(data), "--out", str(tmp_path / "issues"), "--quiet"]) == 0
+    said = capsys.readouterr().out
+    assert "skipped cats/empty.jpg: empty file (0 bytes)" in said.replace(f"{data}/", "")
+    assert "skipped dogs/text.jpg: not an image file" in said.replace(f"{data}/", "")

@@ -105,7 +105,8 @@ def find_data_issues(data: str | Path, backbone: str = "mobilenet_v2", split_fil
         root=folder.root, classes=manifest.classes, names=folder.names,
         paths=[relative_key(samples[i].path, folder.root) for i in usable], labels=labels,
         roles=[manifest.rows[i][1] for i in usable],
-        probabilities=out_of_fold_probabilities(features, labels, seed), skipped=list(found.problems))
+        probabilities=out_of_fold_probabilities(features, labels, seed),
+        skipped=list(folder.skipped) + list(found.problems))
     kept = applied.keep if applied else set()
     issues.label_issues = [row for row in ranked_label_issues(issues) if row["path"] not in kept]
     issues.near_duplicates = near_duplicates(issues, features, [samples[i].path for i in usable])
