@@ -1,7 +1,9 @@
 import contextlib
+import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -182,3 +184,36 @@ def chromium_browser():
             yield chromium
         finally:
             chromium.close()
+
+
+# ---- answering without PyTorch ----------------------------------------------------------------
+HEAVY = ("torch", "torchvision", "lightning", "pytorch_lightning", "sklearn", "matplotlib", "timm")
+
+# Run first in a child process: any import of a HEAVY module fails there, as on a machine without them.
+BLOCK_HEAVY = f"""
+import sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {HEAVY!r}:
+            raise ImportError(f"{{name}} is not installed here")
+sys.meta_path.insert(0, Refuse())
+"""
+
+ANSWER = """
+import json
+from zoolens.inference.model import Model
+model = Model.load(sys.argv[1])
+answers = model.predict(sys.argv[2:], top_k=3)
+print(json.dumps([[a.verdict, a.label, a.reason, round(a.confidence, 4)] for a in answers]))
+"""
+
+
+def run_without_torch(code: str, *args, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCK_HEAVY + code, *map(str, args)], capture_output=True,
+                          text=True, timeout=300, cwd=cwd)
+
+
+def answers_without_torch(model_path: Path, photos: list[Path]) -> list[list]:
+    done = run_without_torch(ANSWER, model_path, *photos)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)

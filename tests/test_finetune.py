@@ -1,9 +1,11 @@
 """Fine-tuning the whole network end to end, on a small real subset, at a reduced size to fit in CI."""
 
 import pytest
+from conftest import answers_without_torch
 
 import zoolens
 from zoolens.inference.model import Model
+from zoolens.runtime.features import backbone_key
 
 
 @pytest.mark.slow
@@ -19,8 +21,12 @@ def test_finetuning_improves_validation_loss_over_the_frozen_head(small_animals,
     assert loaded.meta["training"]["strategy"] == "finetune"
     assert loaded.preprocessing.input_size == 128
     assert loaded.network.backbone.info.weights_tag == "none"  # its features are its own, not the cached ones
+    # Loaded without PyTorch, its features are keyed by its own weights, read from the model file.
+    assert Model.load(tmp_path / "ft").feature_networks[0].key == backbone_key(model.network.backbone,
+                                                                                model.preprocessing)
     photos = sorted((small_animals / "panda").iterdir())[-3:]
     assert [p.label for p in loaded.predict(photos)] == [p.label for p in model.predict(photos)]
+    assert [label for _, label, _, _ in answers_without_torch(tmp_path / "ft", photos)] == ["panda"] * 3
     assert_open_set_runs_on_the_pretrained_backbone(loaded, tmp_path)
 
 
@@ -33,7 +39,7 @@ def assert_open_set_runs_on_the_pretrained_backbone(model: Model, tmp_path):
     from zoolens.models.open_set import NO_ANIMAL
 
     assert model.meta["open_set"]["features"]["backbone"] == "mobilenet_v2"
-    assert model.meta["open_set"]["animal_check"] == "on" and model.reference is not None
+    assert model.meta["open_set"]["animal_check"] == "on" and len(model.feature_networks) == 2
     rocket = tmp_path / "rocket.jpg"
     Image.fromarray(data.rocket()).save(rocket)
     answer = model.predict(rocket)[0]

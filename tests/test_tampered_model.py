@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-import zoolens.inference.model as model_module
 from zoolens.cli import main
 from zoolens.errors import ZoolensError
 from zoolens.inference.model import Model
@@ -32,8 +31,11 @@ def nothing_built(monkeypatch):
     """Building the network (10^6 classes took 5.9 GB) from a bad description fails the test."""
     def built(*args, **kwargs):
         raise AssertionError("a network was built from a description that should have been refused")
-    monkeypatch.setattr(model_module, "build_backbone", built)
-    monkeypatch.setattr(model_module, "Classifier", built)
+    import zoolens.models.backbones
+    import zoolens.models.classifier
+
+    monkeypatch.setattr(zoolens.models.backbones, "build_backbone", built)
+    monkeypatch.setattr(zoolens.models.classifier, "Classifier", built)
 
 
 def rewrite(folder: Path, change) -> None:

@@ -26,7 +26,8 @@ from zoolens.inference import model_schema
 from zoolens.inference.model_schema import MAX_META_BYTES
 from zoolens.models.open_set import OPEN_SET_FILE
 
-if TYPE_CHECKING:  # torch is loaded only where weights are read or written: describing a model folder needs none
+if TYPE_CHECKING:  # torch is loaded only where weights are read or written as tensors: answering needs none
+    import numpy as np
     import torch
 
 FORMAT = "zoolens-model"
@@ -216,6 +217,17 @@ def read_meta(path: Path) -> dict:
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
+    return _read_safetensors(path, load_file)
+
+
+def read_weights_numpy(path: Path) -> dict[str, np.ndarray]:
+    """model.safetensors as NumPy arrays: what answering needs, without PyTorch."""
+    from safetensors.numpy import load_file
+
+    return _read_safetensors(path, load_file)
+
+
+def _read_safetensors(path: Path, load_file):
     weights = Path(path) / WEIGHTS_FILE
     try:
         files.regular_file(weights)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from zoolens.choices import DEFAULT_BACKBONE
-from zoolens.data.transforms import eval_transform
+from zoolens.data.transforms import preprocess_array
 from zoolens.inference.prediction import (
     NONE_OF_THESE,
     NOT_SURE,
@@ -18,12 +18,11 @@ from zoolens.inference.prediction import (
     with_article,
 )
 from zoolens.models.available import describe_backbone, imagenet_categories
-from zoolens.models.backbones import build_imagenet_classifier
 from zoolens.models.faces import has_person
 from zoolens.models.imagenet_groups import NOT_AN_ANIMAL, group_indices, rank_groups
 from zoolens.models.open_set import NO_ANIMAL, PERSON
 from zoolens.models.probabilities import softmax
-from zoolens.runtime.features import make_engine
+from zoolens.runtime.features import FeatureNetwork, make_engine
 
 __all__ = ["DOG_CLASSES", "ImageNetClassifier", "imagenet_categories"]
 
@@ -32,21 +31,24 @@ DOG_CLASSES = range(151, 269)
 BATCH = 32
 
 
+def _imagenet_network(backbone: str):
+    from zoolens.models.backbones import build_imagenet_classifier
+
+    return build_imagenet_classifier(backbone)[0]
+
+
 class ImageNetClassifier:
     def __init__(self, backbone: str = DEFAULT_BACKBONE):
-        network, self.preprocessing = build_imagenet_classifier(backbone)
+        self.preprocessing = describe_backbone(backbone).preprocessing
         key = "imagenet-" + describe_backbone(backbone).weights_id.replace(":", "-")
-        self.engine = make_engine(network, key, self.preprocessing.input_size)
-        self.transform = eval_transform(self.preprocessing)
+        self.engine = make_engine(FeatureNetwork(key, 1000, self.preprocessing.input_size,
+                                                 lambda: _imagenet_network(backbone)))
         self.categories = imagenet_categories(backbone)
         self.classes = self.categories
         self._groups = group_indices()
 
     def probabilities(self, images) -> np.ndarray:
-        import torch
-
-        batch = torch.stack([self.transform(image) for image in images]).numpy()
-        return softmax(self.engine(batch))
+        return softmax(self.engine(np.stack([preprocess_array(image, self.preprocessing) for image in images])))
 
     def answer(self, source: str, probabilities: np.ndarray, image, top_k: int = 5, min_confidence: float = 0.0,
                by_group: bool = False) -> Prediction:

@@ -6,6 +6,7 @@ import datetime as _dt
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -29,27 +30,106 @@ from zoolens.inference.prediction import (
     open_input,
     source_name,
 )
-from zoolens.models.available import BackboneInfo
-from zoolens.models.backbones import build_backbone
-from zoolens.models.classifier import Classifier
+from zoolens.models.available import BackboneInfo, describe_backbone, offline_weights_available
 from zoolens.models.open_set import NO_ANIMAL, OPEN_SET_FILE, PERSON, UNLIKE_TRAINING_ANY, OpenSetCheck
 from zoolens.models.probabilities import softmax
-from zoolens.runtime.features import backbone_key, extract_features, make_engine
+from zoolens.runtime.features import (
+    FeatureNetwork,
+    extract_features,
+    feature_key,
+    feature_network,
+    make_engine,
+    onnx_path,
+    weights_fingerprint,
+)
+
+if TYPE_CHECKING:
+    from zoolens.models.classifier import Classifier
 
 __all__ = ["NONE_OF_THESE", "NOT_SURE", "Model", "Prediction"]
 log = logging.getLogger(__name__)
+HEAD_WEIGHT, HEAD_BIAS = "head.1.weight", "head.1.bias"  # the dense layer's tensors in model.safetensors
+BACKBONE_PREFIX = "backbone."
 
 
-def reference_backbone(path: Path, recorded: dict):
+def reference_name(path: Path, recorded: dict) -> str | None:
     """The pretrained backbone a model's open-set check runs on, when it is not the model's own (fine-tuned and
-    scratch models), with its weights from the same place as for training; None for the model's own."""
+    scratch models); None for the model's own."""
     features = recorded.get("features", "own")
     if not isinstance(features, dict):
         return None
     name = features.get("backbone")
     if not isinstance(name, str):
         raise ZoolensError(f"{path / bundle.META_FILE}: open_set.features names no backbone")
+    return name
+
+
+def pretrained_network(name: str, prep: Preprocessing, feature_dim: int) -> FeatureNetwork:
+    """A pretrained backbone's features, without building it: from its ONNX file once exported, with its weights
+    from the same place as for training the one time it is not (ZoolensError when they are neither installed nor
+    downloadable)."""
+    info = describe_backbone(name)
+    network = FeatureNetwork(feature_key(info.weights_id, prep), feature_dim, prep.input_size,
+                             lambda: _pretrained_backbone(name))
+    if not onnx_path(network.key).exists() and not offline_weights_available(name):
+        _pretrained_backbone(name)  # downloads them, or says why it cannot
+    return network
+
+
+def _pretrained_backbone(name: str):
+    from zoolens.models.backbones import build_backbone
+
     return build_backbone(name, pretrained=True)
+
+
+def _head_and_backbone_key(path: Path, meta: dict, prep: Preprocessing) -> tuple[np.ndarray, np.ndarray, str]:
+    """The dense layer's weights and the key of the model's own features, read from model.safetensors with NumPy:
+    the backbone's tensors are only hashed, and only when they are its own (fine-tuned, scratch); a frozen one's
+    features are the pretrained backbone's."""
+    described, classes = meta["backbone"], meta["classes"]
+    tensors = bundle.read_weights_numpy(path)
+    weight, bias = tensors.get(HEAD_WEIGHT), tensors.get(HEAD_BIAS)
+    dim = described.get("feature_dim")
+    if (weight is None or bias is None or weight.ndim != 2 or weight.shape != (len(classes), dim)
+            or bias.shape != (len(classes),)):
+        found = "no dense layer" if weight is None or bias is None else f"a dense layer of shape {list(weight.shape)}"
+        raise ZoolensError(f"{path / bundle.WEIGHTS_FILE}: weights do not match the described model ({len(classes)} "
+                           f"classes, {described['name']} with {dim} features): {found}")
+    tag = described.get("weights_tag", "none")
+    if tag != "none":
+        weights = f"{describe_backbone(described['name']).source}:{described['name']}:{tag}"
+    else:
+        weights = weights_fingerprint({name[len(BACKBONE_PREFIX):]: array for name, array in tensors.items()
+                                       if name.startswith(BACKBONE_PREFIX)})
+    return weight.astype(np.float32), bias.astype(np.float32), feature_key(weights, prep)
+
+
+def load_network(path: Path, meta: dict) -> Classifier:
+    """The PyTorch network of a saved model (Grad-CAM, export, saving again, training further need it)."""
+    from zoolens.models.backbones import build_backbone
+    from zoolens.models.classifier import Classifier
+
+    described = meta["backbone"]
+    try:
+        backbone = build_backbone(described["name"], pretrained=False)
+    except ZoolensError as error:
+        raise ZoolensError(f"{path}: {error}") from None
+    # A frozen backbone still holds the pretrained weights, so it shares their feature cache.
+    backbone.info = BackboneInfo(
+        backbone.info.name, backbone.info.source, backbone.info.preprocessing, described.get("weights_tag", "none")
+    )
+    classes = meta["classes"]
+    network = Classifier(backbone, len(classes), dropout=float(meta.get("head", {}).get("dropout", 0.2)))
+    state = bundle.read_weights(path)
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = str(error).splitlines()[0]
+        raise ZoolensError(
+            f"{path / bundle.WEIGHTS_FILE}: weights do not match the described model ({len(classes)} classes, "
+            f"{described['name']}): {first}"
+        ) from None
+    return network.eval()
 
 
 def _open_set_file(path: Path) -> Path | None:
@@ -76,8 +156,14 @@ def recorded_names(classes: list[str], meta: dict) -> dict[str, str]:
 
 
 class Model:
-    def __init__(self, network: Classifier, classes: list[str], preprocessing: Preprocessing, meta: dict | None = None):
-        self.network = network.eval()
+    """A trained classifier. Loaded from a folder, it answers with ONNX Runtime and NumPy alone: its PyTorch network
+    (`.network`) is built only when something asks for it (Grad-CAM, export, saving, training)."""
+
+    def __init__(self, network: Classifier | None, classes: list[str], preprocessing: Preprocessing,
+                 meta: dict | None = None):
+        self._network = network.eval() if network is not None else None
+        self._head: tuple[np.ndarray, np.ndarray] | None = None  # a loaded model's dense layer, (weight, bias)
+        self._feature_networks: list[FeatureNetwork] | None = None  # a loaded model's, own first
         self.classes = list(classes)
         self.preprocessing = preprocessing
         self.meta = meta or {}
@@ -86,6 +172,12 @@ class Model:
         self.path: Path | None = None
         self.open_set: OpenSetCheck | None = None  # "none of these"; fitted by train(), saved in the bundle
         self.reference = None  # the pretrained backbone the open-set check runs on, beside a fine-tuned one
+
+    @property
+    def network(self) -> Classifier:
+        if self._network is None:
+            self._network = load_network(self.path, self.meta)
+        return self._network
 
     # ---- persistence -------------------------------------------------------------------------
     def describe(self) -> dict:
@@ -130,68 +222,86 @@ class Model:
 
     @classmethod
     def load(cls, path: str | Path) -> Model:
-        """Rebuild the architecture from the JSON description and load the safetensors weights."""
+        """The model in a folder, from its JSON description and safetensors weights, without PyTorch."""
         path = Path(path)
         meta = bundle.read_meta(path)
-        described = meta["backbone"]
         try:
-            backbone = build_backbone(described["name"], pretrained=False)
+            describe_backbone(meta["backbone"]["name"])
         except ZoolensError as error:
             raise ZoolensError(f"{path}: {error}") from None
-        # A frozen backbone still holds the pretrained weights, so it shares their feature cache.
-        backbone.info = BackboneInfo(
-            backbone.info.name, backbone.info.source, backbone.info.preprocessing, described.get("weights_tag", "none")
-        )
-        classes = meta["classes"]
-        network = Classifier(backbone, len(classes), dropout=float(meta.get("head", {}).get("dropout", 0.2)))
-        state = bundle.read_weights(path)
-        try:
-            network.load_state_dict(state, strict=True)
-        except RuntimeError as error:
-            first = str(error).splitlines()[0]
-            raise ZoolensError(
-                f"{path / bundle.WEIGHTS_FILE}: weights do not match the described model ({len(classes)} classes, "
-                f"{described['name']}): {first}"
-            ) from None
-        model = cls(network, classes, Preprocessing.from_dict(meta["preprocessing"]), meta)
+        prep = Preprocessing.from_dict(meta["preprocessing"])
+        weight, bias, own_key = _head_and_backbone_key(path, meta, prep)
+        model = cls(None, meta["classes"], prep, meta)
         model.path = path
+        model._head = weight, bias
+        model._feature_networks = [FeatureNetwork(own_key, weight.shape[1], prep.input_size,
+                                                  lambda: model.network.backbone)]
         if _open_set_file(path) is not None:
             model.open_set = OpenSetCheck.load(path / OPEN_SET_FILE, meta.get("open_set"))
-            try:
-                model.reference = reference_backbone(path, meta.get("open_set", {}))
-            except ZoolensError as error:  # weights neither installed nor downloadable: the model still answers
-                log.warning("%s: 'none of these' is off: its open-set check needs a pretrained backbone (%s)",
-                            path, error)
-                model.open_set = None
-            if model.open_set is not None and model.open_set.bank.shape[1] != (model.reference or backbone).feature_dim:
-                raise ZoolensError(f"{path / OPEN_SET_FILE}: its features do not fit the model's backbone")
+            model._add_reference(meta.get("open_set", {}))
         else:
             log.warning("%s: no open-set data (made before zoolens had it): its answers are never 'none of these'; "
                         "train it again to get them", path)
         return model
+
+    def _add_reference(self, recorded: dict) -> None:
+        """The pretrained backbone's features beside the model's own, when its open-set check runs on them."""
+        name = reference_name(self.path, recorded)
+        width = self.open_set.bank.shape[1]
+        if name is not None:
+            try:
+                self._feature_networks.append(pretrained_network(name, self.preprocessing, width))
+            except ZoolensError as error:  # weights neither installed nor downloadable: the model still answers
+                log.warning("%s: 'none of these' is off: its open-set check needs a pretrained backbone (%s)",
+                            self.path, error)
+                self.open_set = None
+                return
+        if width != self.feature_networks[-1].feature_dim:
+            raise ZoolensError(f"{self.path / OPEN_SET_FILE}: its features do not fit the model's backbone")
 
     # ---- prediction --------------------------------------------------------------------------
     # ---- features ----------------------------------------------------------------------------
     # A model's features are its backbone's pooled features, followed, when its open-set check runs on the
     # pretrained backbone beside a fine-tuned or scratch one (`self.reference`), by that backbone's features:
     # every caller passes one array from `features_of_*` to `class_probabilities` and `predict_features`.
+    def _own_width(self) -> int:
+        if self._feature_networks is not None:
+            return self._feature_networks[0].feature_dim
+        return self.network.backbone.feature_dim
+
     def _own_features(self, features: np.ndarray) -> np.ndarray:
-        return features[:, : self.network.backbone.feature_dim]
+        return features[:, : self._own_width()]
 
     def _check_features(self, features: np.ndarray) -> np.ndarray:
-        return features[:, self.network.backbone.feature_dim :] if self.reference is not None else features
+        beside = self.reference is not None or len(self._feature_networks or ()) > 1
+        return features[:, self._own_width() :] if beside else features
 
     @property
-    def backbones(self) -> list:
-        return [self.network.backbone] + ([self.reference] if self.reference is not None else [])
+    def feature_networks(self) -> list[FeatureNetwork]:
+        """The backbones whose features this model's answers need: its own, then the pretrained one its open-set
+        check runs on beside a fine-tuned or scratch one (`reference`)."""
+        if self._feature_networks is not None:
+            return self._feature_networks
+        backbones = [self.network.backbone] + ([self.reference] if self.reference is not None else [])
+        return [feature_network(backbone, self.preprocessing) for backbone in backbones]
+
+    @property
+    def feature_width(self) -> int:
+        if self._feature_networks is not None:
+            return sum(network.feature_dim for network in self._feature_networks)
+        return sum(backbone.feature_dim for backbone in [self.network.backbone, self.reference] if backbone is not None)
+
+    def _dense_layer(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._network is None:
+            return self._head
+        dense = self._network.head[-1]  # a model in training: its layer as it is now
+        return dense.weight.detach().numpy(), dense.bias.detach().numpy()
 
     def class_probabilities(self, features: np.ndarray) -> np.ndarray:
         # NumPy rather than torch for this one small matrix product: torch's per-call overhead
         # is several milliseconds on a busy 2-core CPU, a large share of a single prediction.
-        features = self._own_features(features)
-        dense = self.network.head[-1]
-        weight, bias = dense.weight.detach().numpy(), dense.bias.detach().numpy()
-        return softmax((features @ weight.T + bias) / self.temperature)
+        weight, bias = self._dense_layer()
+        return softmax((self._own_features(features) @ weight.T + bias) / self.temperature)
 
     def predict_proba_paths(self, paths: list[Path], progress: bool = False):
         """Class probabilities for photo files: (probabilities, usable mask, problems)."""
@@ -199,8 +309,8 @@ class Model:
         return self.class_probabilities(found.features), found.usable, found.problems
 
     def features_of_paths(self, paths: list[Path], progress: bool = False):
-        found = [extract_features([Path(p) for p in paths], backbone, self.preprocessing, progress=progress)
-                 for backbone in self.backbones]
+        found = [extract_features([Path(p) for p in paths], network, self.preprocessing, progress=progress)
+                 for network in self.feature_networks]
         if len(found) == 1:
             return found[0]
         both = found[0]
@@ -214,10 +324,7 @@ class Model:
 
     def features_of_arrays(self, batch: np.ndarray) -> np.ndarray:
         """Pooled features of already preprocessed network inputs (N, 3, S, S)."""
-        outputs = []
-        for backbone in self.backbones:
-            engine = make_engine(backbone, backbone_key(backbone, self.preprocessing), self.preprocessing.input_size)
-            outputs.append(engine(batch))
+        outputs = [make_engine(network)(batch) for network in self.feature_networks]
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=1)
 
     def predict_proba_images(self, images: list[Image.Image]) -> np.ndarray:

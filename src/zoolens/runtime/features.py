@@ -1,37 +1,43 @@
 """Frozen "bottleneck" features: computed once per photo and backbone, cached on disk by file content.
 
 The network runs under ONNX Runtime when it can (about 4x PyTorch eager on a 2-core CPU, measured),
-with photos decoded in worker processes while the network works.
+with photos decoded in worker processes while the network works. A backbone is exported to ONNX once per machine
+(checked against PyTorch's output), into the cache; from then on computing its features needs no PyTorch: this
+module imports it only to export, or where ONNX Runtime cannot run a network.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import io
 import json
 import logging
+import multiprocessing
 import os
 import stat
+import sys
 import threading
 import warnings
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from zoolens.data.images import file_digest, open_image
 from zoolens.data.transforms import Preprocessing, cropped_pixels, normalised
-from zoolens.errors import ImageError
+from zoolens.errors import ImageError, ZoolensError
 from zoolens.files import open_cache_database, replaced_atomically, write_to_cache
-from zoolens.models.backbones import Backbone, state_fingerprint
 from zoolens.progress import progress_bar
-from zoolens.runtime.distributed import in_process_group
 
 if TYPE_CHECKING:
+    import torch
+
+    from zoolens.models.backbones import Backbone
     from zoolens.runtime.distributed import Processes
 
 FEATURE_FORMAT_VERSION = 2  # 2: resize on the PIL image before converting to a tensor
@@ -44,23 +50,71 @@ def cache_dir() -> Path:
 
 def backbone_key(backbone: Backbone, prep: Preprocessing) -> str:
     """Identifies what the features are a function of: the backbone's weights and the preprocessing."""
-    weights = backbone.info.weights_id if backbone.info.weights_tag != "none" else state_fingerprint(backbone)
+    if backbone.info.weights_tag != "none":
+        return feature_key(backbone.info.weights_id, prep)
+    state = {name: tensor.detach().cpu().contiguous().numpy() for name, tensor in backbone.state_dict().items()}
+    return feature_key(weights_fingerprint(state), prep)
+
+
+def feature_key(weights: str, prep: Preprocessing) -> str:
+    """The key of features computed by the weights `weights` names (a pretrained id, or `weights_fingerprint`)."""
     text = json.dumps([FEATURE_FORMAT_VERSION, weights, prep.to_dict()], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def weights_fingerprint(state: Mapping[str, np.ndarray]) -> str:
+    """A short content hash of a network's weights, by name (sorted: a model file does not keep PyTorch's order),
+    the same from a PyTorch module's state as from a model file read with NumPy."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(state[name]).tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class FeatureNetwork:
+    """What computing a backbone's features takes, without PyTorch: the key of its cached features and ONNX file,
+    the width of its pooled features, its input size; and `build`, which makes the PyTorch module, called only
+    when the ONNX file is not in the cache yet (once per backbone and machine) or ONNX Runtime cannot run it."""
+
+    key: str
+    feature_dim: int
+    input_size: int
+    build: Callable[[], Any] = field(compare=False, repr=False)
+
+
+def feature_network(backbone: Backbone | FeatureNetwork, prep: Preprocessing) -> FeatureNetwork:
+    if isinstance(backbone, FeatureNetwork):
+        return backbone
+    return FeatureNetwork(backbone_key(backbone, prep), backbone.feature_dim, prep.input_size, lambda: backbone)
+
+
+def onnx_path(key: str) -> Path:
+    return cache_dir() / "onnx" / f"{key}.onnx"
+
+
+def _onnx_threads() -> int:
+    """Every core; in a multi-process run, the share Lightning gave this process (torch's thread count)."""
+    if "torch" in sys.modules:
+        from zoolens.runtime.distributed import in_process_group
+
+        if in_process_group():
+            return sys.modules["torch"].get_num_threads()
+    return os.cpu_count() or 1
 
 
 class OnnxEngine:
     """The backbone exported to ONNX once (cached by key) and run with ONNX Runtime."""
 
-    def __init__(self, module: torch.nn.Module, key: str, input_size: int):
+    def __init__(self, network: FeatureNetwork):
         import onnxruntime as ort
 
-        path = self.path = cache_dir() / "onnx" / f"{key}.onnx"
+        path = self.path = onnx_path(network.key)
         if not path.exists():
-            self._export(module, path, input_size)
+            export_checked(network.build(), path, network.input_size)
         options = ort.SessionOptions()
-        # In a multi-process run Lightning has already shared the cores out (torch's thread count).
-        options.intra_op_num_threads = torch.get_num_threads() if in_process_group() else (os.cpu_count() or 1)
+        options.intra_op_num_threads = _onnx_threads()
         options.log_severity_level = 3
         # ONNX Runtime's threads spin for a while after each run; on 2 cores they then starve the NumPy products
         # that follow (the head and the open-set check). benchmarks/predict_latency.py, one session: a 256-px
@@ -69,19 +123,37 @@ class OnnxEngine:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
-    @staticmethod
-    def _export(module: torch.nn.Module, path: Path, input_size: int) -> None:
-        with replaced_atomically(path) as partial, \
-                contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            write_onnx(module, partial, input_size, "outputs")
-
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+
+EXPORT_TOLERANCE = 1e-3  # largest difference from PyTorch's features allowed, relative to their largest magnitude
+
+
+def export_checked(module: torch.nn.Module, path: Path, input_size: int) -> None:
+    """`module` exported to ONNX at `path`, kept only when ONNX Runtime's features for a fixed batch of noise match
+    PyTorch's (within EXPORT_TOLERANCE); otherwise nothing is written and ZoolensError says by how much they differ."""
+    import onnxruntime as ort
+    import torch
+
+    with replaced_atomically(path) as partial:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            write_onnx(module, partial, input_size, "outputs")
+        probe = np.random.default_rng(0).standard_normal((2, 3, input_size, input_size)).astype(np.float32)
+        session = ort.InferenceSession(str(partial), providers=["CPUExecutionProvider"])
+        exported = session.run(None, {session.get_inputs()[0].name: probe})[0]
+        with torch.inference_mode():
+            expected = module.eval()(torch.from_numpy(probe)).numpy()
+        difference = float(np.abs(exported - expected).max()) if exported.shape == expected.shape else np.inf
+        if difference > EXPORT_TOLERANCE * max(float(np.abs(expected).max()), 1.0):
+            raise ZoolensError(f"the ONNX export of this network differs from PyTorch's output by {difference:.3g}")
 
 
 def write_onnx(module: torch.nn.Module, path: Path, input_size: int, output_name: str) -> None:
     """`module` as an ONNX file taking a batch of (3, input_size, input_size) images named "images"; the one
     export setting for the feature engine and `zoolens export`."""
+    import torch
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -101,6 +173,8 @@ class TorchEngine:
         self.module = module.eval()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
         with torch.inference_mode():
             return self.module(torch.from_numpy(np.asarray(batch, dtype=np.float32))).numpy()
 
@@ -109,22 +183,23 @@ _ENGINES: dict[tuple[str, str], object] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def make_engine(module: torch.nn.Module, key: str, input_size: int, engine: str = "auto"):
+def make_engine(network: FeatureNetwork, engine: str = "auto"):
     """An engine per (key, kind), reused across calls in one process."""
+    key = network.key
     with _ENGINES_LOCK:
         if (key, engine) in _ENGINES:
             return _ENGINES[(key, engine)]
         built = None
         if engine in ("auto", "onnx"):
             try:
-                built = OnnxEngine(module, key, input_size)
+                built = OnnxEngine(network)
             except Exception as error:  # any export/runtime failure: PyTorch still gives the same numbers
                 if engine == "onnx":
                     raise
                 reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
                 log.warning("ONNX Runtime unavailable for this network (%s); using PyTorch", reason)
         if built is None:
-            built = TorchEngine(module)
+            built = TorchEngine(network.build())
         _ENGINES[(key, engine)] = built
         return built
 
@@ -171,33 +246,52 @@ def decode_pixels(path: Path, prep: Preprocessing) -> tuple[np.ndarray | None, s
         return None, error.reason
 
 
-class _DecodeDataset(torch.utils.data.Dataset):
-    def __init__(self, paths: list[Path], prep: Preprocessing):
-        self.paths = paths
-        self.prep = prep
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int):
-        pixels, problem = decode_for_network(self.paths[index], self.prep)
-        if pixels is None:
-            size = self.prep.input_size
-            pixels = np.zeros((3, size, size), np.float32)
-        return index, pixels, problem
+def _decode_batch(task: tuple[list[Path], Preprocessing]) -> tuple[np.ndarray, list[str]]:
+    """Photos resized and cropped, 8-bit (N, S, S, 3) (a quarter of the network input's bytes to send from a worker),
+    and for each "" or why it cannot be used (its pixels are then zeros)."""
+    paths, prep = task
+    pixels = np.zeros((len(paths), prep.input_size, prep.input_size, 3), np.uint8)
+    problems = []
+    for i, path in enumerate(paths):
+        decoded, problem = decode_pixels(path, prep)
+        if decoded is not None:
+            pixels[i] = decoded
+        problems.append("" if decoded is not None else problem or "unusable")
+    return pixels, problems
 
 
-def _decoded_batches(dataset: _DecodeDataset, batch_size: int):
-    """(positions, images, errors) batches; decoding runs in worker processes for large jobs, inline for
-    a handful of photos, where starting workers would cost more than it saves."""
-    if len(dataset) >= 64:
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=min(4, os.cpu_count() or 1))
-        for positions, images, errors in loader:
-            yield positions.tolist(), images.numpy(), list(errors)
+DECODE_AHEAD = 2  # batches per worker decoded ahead of the network: enough to keep it busy, and memory bounded
+
+
+def _ignore_interrupts() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: no worker tracebacks
+
+
+def _decoded_batches(paths: list[Path], prep: Preprocessing, batch_size: int):
+    """(first position, network input, problems) per batch of `paths`; decoding runs in worker processes for large
+    jobs, inline for a handful of photos, where starting workers would cost more than it saves."""
+    starts = range(0, len(paths), batch_size)
+    tasks = ((start, (paths[start : start + batch_size], prep)) for start in starts)
+    if len(paths) < 64:
+        for start, task in tasks:
+            pixels, problems = _decode_batch(task)
+            yield start, normalised(pixels, prep), problems
         return
-    for start in range(0, len(dataset), batch_size):
-        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        yield [i for i, _, _ in items], np.stack([x for _, x, _ in items]), [e for _, _, e in items]
+    workers = min(4, os.cpu_count() or 1)
+    with multiprocessing.Pool(workers, initializer=_ignore_interrupts) as pool:
+        pending: collections.deque = collections.deque()
+        for start, task in tasks:
+            pending.append((start, pool.apply_async(_decode_batch, (task,))))
+            if len(pending) >= DECODE_AHEAD * workers:
+                first, outcome = pending.popleft()
+                pixels, problems = outcome.get()
+                yield first, normalised(pixels, prep), problems
+        while pending:
+            first, outcome = pending.popleft()
+            pixels, problems = outcome.get()
+            yield first, normalised(pixels, prep), problems
 
 
 @dataclass
@@ -273,35 +367,35 @@ def _digests(paths: list[Path], problems: list[tuple[str, str]]) -> list[str | N
 
 def extract_features(
     paths: list[Path],
-    backbone: Backbone,
+    backbone: Backbone | FeatureNetwork,
     prep: Preprocessing | None = None,
     batch_size: int = 32,
     engine: str = "auto",
     progress: bool = True,
 ) -> FeatureSet:
-    """Pooled backbone features for each photo, from the cache where possible."""
+    """Pooled backbone features for each photo, from the cache where possible. `backbone`: a PyTorch one, or a
+    FeatureNetwork (then `prep` is needed)."""
     prep = prep or backbone.info.preprocessing
-    key = backbone_key(backbone, prep)
-    cache = FeatureCache(key)
+    network = feature_network(backbone, prep)
+    cache = FeatureCache(network.key)
     problems: list[tuple[str, str]] = []
     digests = _digests(paths, problems)
     known = cache.get_many([d for d in digests if d])
     missing = [i for i, d in enumerate(digests) if d and d not in known]
     computed = 0
     if missing:
-        run = make_engine(backbone, key, prep.input_size, engine)
-        dataset = _DecodeDataset([paths[i] for i in missing], prep)
+        run = make_engine(network, engine)
         with progress_bar(len(missing), "features", "img", enabled=progress) as bar:
-            for positions, images, errors in _decoded_batches(dataset, batch_size):
+            for first, images, errors in _decoded_batches([paths[i] for i in missing], prep, batch_size):
                 ok = [j for j, error in enumerate(errors) if not error]
-                vectors = run(images[ok]) if ok else np.zeros((0, backbone.feature_dim), np.float32)
-                fresh = {digests[missing[positions[j]]]: vectors[n] for n, j in enumerate(ok)}
+                vectors = run(images[ok]) if ok else np.zeros((0, network.feature_dim), np.float32)
+                fresh = {digests[missing[first + j]]: vectors[n] for n, j in enumerate(ok)}
                 cache.put_many(fresh)
                 known.update(fresh)
                 computed += len(fresh)
-                problems.extend((str(paths[missing[positions[j]]]), errors[j]) for j in range(len(errors)) if errors[j])
+                problems.extend((str(paths[missing[first + j]]), errors[j]) for j in range(len(errors)) if errors[j])
                 bar.update(len(errors))
-    features = np.zeros((len(paths), backbone.feature_dim), dtype=np.float32)
+    features = np.zeros((len(paths), network.feature_dim), dtype=np.float32)
     usable = np.zeros(len(paths), dtype=bool)
     for i, digest in enumerate(digests):
         if digest in known:

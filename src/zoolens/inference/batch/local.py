@@ -144,7 +144,7 @@ def chunk_predictions(model: Model, found: list[Found], pixels: np.ndarray, prob
     """The predictions of one chunk, in walk order. `pixels[i]` and `problems[i]` are the i-th photo of
     `found` that has no problem of its own: its decoded 8-bit pixels, and "" or why it cannot be used."""
     usable = [position for position, problem in enumerate(problems) if not problem]
-    features = np.zeros((0, sum(backbone.feature_dim for backbone in model.backbones)), np.float32)
+    features = np.zeros((0, model.feature_width), np.float32)
     if usable:
         batches = (normalised(pixels[usable[i : i + NETWORK_BATCH]], model.preprocessing)
                    for i in range(0, len(usable), NETWORK_BATCH))

@@ -87,11 +87,9 @@ def _start_ray(address: str | None):
 
 def exported_backbones(model: Model) -> list[bytes]:
     """The model's backbones as ONNX (the files its feature engines already run, exported once and cached)."""
-    from zoolens.runtime.features import backbone_key, make_engine
+    from zoolens.runtime.features import make_engine
 
-    size = model.preprocessing.input_size
-    return [make_engine(backbone, backbone_key(backbone, model.preprocessing), size, "onnx").path.read_bytes()
-            for backbone in model.backbones]
+    return [make_engine(network, "onnx").path.read_bytes() for network in model.feature_networks]
 
 
 def run_wave(items: list[dict], onnx_model: tuple, preprocessing: dict, feature_dim: int,
@@ -140,7 +138,7 @@ def ray_predictions(model: Model, chunks: Iterator[list[Found]], top_k: int, min
     try:
         onnx_model = ray.put(exported_backbones(model))
         preprocessing = model.preprocessing.to_dict()
-        feature_dim = sum(backbone.feature_dim for backbone in model.backbones)
+        feature_dim = model.feature_width
         for wave in in_groups(chunks, CHUNKS_PER_WAVE):
             found = [item for chunk in wave for item in chunk]
             outcomes = {i: (features, problem) for i, features, problem
