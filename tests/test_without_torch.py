@@ -88,6 +88,7 @@ def test_cropping_matches_torchvision_pixel_for_pixel():
 def test_an_export_that_differs_from_pytorch_is_not_kept(tmp_path, monkeypatch, caplog):
     import torch
 
+    from zoolens.data.transforms import Preprocessing
     from zoolens.runtime import features
 
     monkeypatch.setenv("ZOOLENS_CACHE", str(tmp_path))
@@ -95,12 +96,12 @@ def test_an_export_that_differs_from_pytorch_is_not_kept(tmp_path, monkeypatch, 
     module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
     original = features.write_onnx
 
-    def exports_another(_, path, size, name):
+    def exports_another(_, path, size, name, **options):
         other = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
-        original(other, path, size, name)
+        original(features.pixels_to_features(other, Preprocessing(16, 18)), path, size, name, **options)
 
     monkeypatch.setattr(features, "write_onnx", exports_another)
-    network = features.FeatureNetwork("differs", 4, 16, lambda: module)
+    network = features.FeatureNetwork("differs", 4, Preprocessing(16, 18), lambda: module)
     engine = features.make_engine(network)
     assert isinstance(engine, features.TorchEngine)  # PyTorch answers instead
     assert "differs from PyTorch" in caplog.text

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from zoolens.choices import DEFAULT_BACKBONE
-from zoolens.data.transforms import preprocess_array
+from zoolens.data.transforms import cropped_pixels
 from zoolens.inference.prediction import (
     NONE_OF_THESE,
     NOT_SURE,
@@ -41,14 +41,14 @@ class ImageNetClassifier:
     def __init__(self, backbone: str = DEFAULT_BACKBONE):
         self.preprocessing = describe_backbone(backbone).preprocessing
         key = "imagenet-" + describe_backbone(backbone).weights_id.replace(":", "-")
-        self.engine = make_engine(FeatureNetwork(key, 1000, self.preprocessing.input_size,
+        self.engine = make_engine(FeatureNetwork(key, 1000, self.preprocessing,
                                                  lambda: _imagenet_network(backbone)))
         self.categories = imagenet_categories(backbone)
         self.classes = self.categories
         self._groups = group_indices()
 
     def probabilities(self, images) -> np.ndarray:
-        return softmax(self.engine(np.stack([preprocess_array(image, self.preprocessing) for image in images])))
+        return softmax(self.engine(np.stack([cropped_pixels(image, self.preprocessing) for image in images])))
 
     def answer(self, source: str, probabilities: np.ndarray, image, top_k: int = 5, min_confidence: float = 0.0,
                by_group: bool = False) -> Prediction:

@@ -16,7 +16,7 @@ from zoolens import __version__, files
 from zoolens.choices import OPEN_SET_MODES
 from zoolens.data.class_names import wordnet_name
 from zoolens.data.images import open_image
-from zoolens.data.transforms import Preprocessing, preprocess_array
+from zoolens.data.transforms import Preprocessing, cropped_pixels
 from zoolens.errors import ImageError, ZoolensError
 from zoolens.inference import bundle
 from zoolens.inference.prediction import (
@@ -69,7 +69,7 @@ def pretrained_network(name: str, prep: Preprocessing, feature_dim: int) -> Feat
     from the same place as for training the one time it is not (ZoolensError when they are neither installed nor
     downloadable)."""
     info = describe_backbone(name)
-    network = FeatureNetwork(feature_key(info.weights_id, prep), feature_dim, prep.input_size,
+    network = FeatureNetwork(feature_key(info.weights_id, prep), feature_dim, prep,
                              lambda: _pretrained_backbone(name))
     if not onnx_path(network.key).exists() and not offline_weights_available(name):
         _pretrained_backbone(name)  # downloads them, or says why it cannot
@@ -234,8 +234,7 @@ class Model:
         model = cls(None, meta["classes"], prep, meta)
         model.path = path
         model._head = weight, bias
-        model._feature_networks = [FeatureNetwork(own_key, weight.shape[1], prep.input_size,
-                                                  lambda: model.network.backbone)]
+        model._feature_networks = [FeatureNetwork(own_key, weight.shape[1], prep, lambda: model.network.backbone)]
         if _open_set_file(path) is not None:
             model.open_set = OpenSetCheck.load(path / OPEN_SET_FILE, meta.get("open_set"))
             model._add_reference(meta.get("open_set", {}))
@@ -319,20 +318,20 @@ class Model:
         return both
 
     def features_of_images(self, images: list[Image.Image]) -> np.ndarray:
-        batch = np.stack([preprocess_array(open_image(image), self.preprocessing) for image in images])
-        return self.features_of_arrays(batch)
+        return self.features_of_pixels(np.stack([cropped_pixels(open_image(image), self.preprocessing)
+                                                 for image in images]))
 
-    def features_of_arrays(self, batch: np.ndarray) -> np.ndarray:
-        """Pooled features of already preprocessed network inputs (N, 3, S, S)."""
-        outputs = [make_engine(network)(batch) for network in self.feature_networks]
+    def features_of_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Pooled features of photos already resized and cropped: 8-bit (N, S, S, 3) (`transforms.cropped_pixels`)."""
+        outputs = [make_engine(network)(pixels) for network in self.feature_networks]
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=1)
 
     def predict_proba_images(self, images: list[Image.Image]) -> np.ndarray:
         return self.class_probabilities(self.features_of_images(images))
 
-    def predict_proba_arrays(self, batch: np.ndarray) -> np.ndarray:
-        """Class probabilities for already preprocessed network inputs (N, 3, S, S)."""
-        return self.class_probabilities(self.features_of_arrays(batch))
+    def predict_proba_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Class probabilities for photos already resized and cropped, 8-bit (N, S, S, 3)."""
+        return self.class_probabilities(self.features_of_pixels(pixels))
 
     def not_sure_below(self, min_confidence: float = 0.0, open_set: str = "on") -> float:
         """The confidence under which the answer is "not sure": the user's, or the calibrated one if higher."""

@@ -34,6 +34,9 @@ class Backbone(nn.Module):
         self.trunk = trunk
         self.info = info
         self.feature_dim = feature_dim
+        # The pretrained network's ImageNet classifier, as it came off (`imagenet_head`): not a submodule, so
+        # neither in the model's weights nor trained.
+        self.imagenet_layer: tuple[nn.Module | None] = (None,)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.trunk(images)
@@ -115,6 +118,7 @@ def build_backbone(name: str = DEFAULT_BACKBONE, pretrained: bool = True) -> Bac
         trunk = REGISTRY[name].build()
         return Backbone(trunk.eval(), info, _feature_dim(trunk, info.preprocessing.input_size))
     model = _build_imagenet_model(name, pretrained)
+    layer = _imagenet_layer(model, info.source)
     if info.source == "timm":
         model.reset_classifier(0)
         trunk = model
@@ -124,7 +128,17 @@ def build_backbone(name: str = DEFAULT_BACKBONE, pretrained: bool = True) -> Bac
     feature_dim = _feature_dim(trunk, info.preprocessing.input_size)
     if not pretrained:
         info = BackboneInfo(info.name, info.source, info.preprocessing, "none")
-    return Backbone(trunk, info, feature_dim)
+    backbone = Backbone(trunk, info, feature_dim)
+    if pretrained:
+        backbone.imagenet_layer = (layer,)
+    return backbone
+
+
+def _imagenet_layer(model: nn.Module, source: str) -> nn.Module | None:
+    """The ImageNet network's classification layer (before `build_backbone` takes it off)."""
+    if source == "timm":
+        return model.get_classifier()
+    return next((getattr(model, a) for a in ("fc", "classifier", "head", "heads") if hasattr(model, a)), None)
 
 
 def _feature_dim(trunk: nn.Module, size: int) -> int:
@@ -189,11 +203,9 @@ def imagenet_head(backbone: Backbone):
 
     if backbone.info.weights_tag == "none" or backbone.info.source == "zoolens":
         return None, "the backbone has no pretrained ImageNet classifier"
-    model = _build_imagenet_model(backbone.info.name, pretrained=True)
-    if backbone.info.source == "timm":
-        layer = model.get_classifier()
-    else:
-        layer = next((getattr(model, a) for a in ("fc", "classifier", "head", "heads") if hasattr(model, a)), None)
+    layer = backbone.imagenet_layer[0]
+    if layer is None:  # a backbone built from a model file: the pretrained network once more
+        layer = _imagenet_layer(_build_imagenet_model(backbone.info.name, pretrained=True), backbone.info.source)
     linear = _single_linear(layer)
     if linear is None or linear.out_features != 1000 or linear.in_features != backbone.feature_dim:
         return None, f"{backbone.info.name}'s pooled features do not feed its ImageNet classifier"

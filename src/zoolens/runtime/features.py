@@ -75,23 +75,28 @@ def weights_fingerprint(state: Mapping[str, np.ndarray]) -> str:
 @dataclass(frozen=True)
 class FeatureNetwork:
     """What computing a backbone's features takes, without PyTorch: the key of its cached features and ONNX file,
-    the width of its pooled features, its input size; and `build`, which makes the PyTorch module, called only
+    the width of its pooled features, its preprocessing; and `build`, which makes the PyTorch module, called only
     when the ONNX file is not in the cache yet (once per backbone and machine) or ONNX Runtime cannot run it."""
 
     key: str
     feature_dim: int
-    input_size: int
+    preprocessing: Preprocessing
     build: Callable[[], Any] = field(compare=False, repr=False)
+
+    @property
+    def input_size(self) -> int:
+        return self.preprocessing.input_size
 
 
 def feature_network(backbone: Backbone | FeatureNetwork, prep: Preprocessing) -> FeatureNetwork:
     if isinstance(backbone, FeatureNetwork):
         return backbone
-    return FeatureNetwork(backbone_key(backbone, prep), backbone.feature_dim, prep.input_size, lambda: backbone)
+    return FeatureNetwork(backbone_key(backbone, prep), backbone.feature_dim, prep, lambda: backbone)
 
 
 def onnx_path(key: str) -> Path:
-    return cache_dir() / "onnx" / f"{key}.onnx"
+    """The network of `key` as ONNX taking 8-bit pixels (see `pixels_to_features`)."""
+    return cache_dir() / "onnx" / f"{key}-pixels.onnx"
 
 
 def _onnx_threads() -> int:
@@ -104,15 +109,22 @@ def _onnx_threads() -> int:
     return os.cpu_count() or 1
 
 
+# Photos per run of the network: measured on this 2-core CPU, MobileNetV2 from 8-bit pixels, 366 images/s in runs
+# of 8, 342 of 16, 314 of 32 (ONNX Runtime's working set stays in the caches).
+ENGINE_BATCH = 8
+
+
 class OnnxEngine:
-    """The backbone exported to ONNX once (cached by key) and run with ONNX Runtime."""
+    """The backbone exported to ONNX once (cached by key) and run with ONNX Runtime, on 8-bit pixels (N, S, S, 3):
+    scaling, normalising and the channel order are done in the graph. Measured on this 2-core CPU (MobileNetV2,
+    runs of 8): 366 images/s, against 287 for the same network fed float32 input normalised with NumPy."""
 
     def __init__(self, network: FeatureNetwork):
         import onnxruntime as ort
 
         path = self.path = onnx_path(network.key)
         if not path.exists():
-            export_checked(network.build(), path, network.input_size)
+            export_checked(network.build(), path, network.preprocessing)
         options = ort.SessionOptions()
         options.intra_op_num_threads = _onnx_threads()
         options.log_severity_level = 3
@@ -123,42 +135,70 @@ class OnnxEngine:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+        return np.concatenate([self.session.run(None, {self.input_name: pixels[start : start + ENGINE_BATCH]})[0]
+                               for start in range(0, max(len(pixels), 1), ENGINE_BATCH)])
 
 
 EXPORT_TOLERANCE = 1e-3  # largest difference from PyTorch's features allowed, relative to their largest magnitude
 
 
-def export_checked(module: torch.nn.Module, path: Path, input_size: int) -> None:
-    """`module` exported to ONNX at `path`, kept only when ONNX Runtime's features for a fixed batch of noise match
-    PyTorch's (within EXPORT_TOLERANCE); otherwise nothing is written and ZoolensError says by how much they differ."""
+def pixels_to_features(module: torch.nn.Module, prep: Preprocessing) -> torch.nn.Module:
+    """`module` behind the preprocessing's last steps: 8-bit (N, S, S, 3) pixels in, scaled, normalised and put
+    channels first, as `transforms.normalised` does."""
+    import torch
+
+    std, mean = torch.tensor(prep.std).view(1, 3, 1, 1), torch.tensor(prep.mean).view(1, 3, 1, 1)
+
+    class FromPixels(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.network = module.eval()
+            self.register_buffer("scale", 1 / (255 * std))
+            self.register_buffer("offset", -mean / std)
+
+        def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+            return self.network(pixels.permute(0, 3, 1, 2).float() * self.scale + self.offset)
+
+    return FromPixels().eval()
+
+
+def export_checked(module: torch.nn.Module, path: Path, prep: Preprocessing) -> None:
+    """`module` exported to ONNX at `path` behind `pixels_to_features`, kept only when ONNX Runtime's features for a
+    fixed batch of noise match PyTorch's on the same pixels normalised (within EXPORT_TOLERANCE); otherwise nothing
+    is written and ZoolensError says by how much they differ."""
     import onnxruntime as ort
     import torch
 
+    size = prep.input_size
     with replaced_atomically(path) as partial:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            write_onnx(module, partial, input_size, "outputs")
-        probe = np.random.default_rng(0).standard_normal((2, 3, input_size, input_size)).astype(np.float32)
+            write_onnx(pixels_to_features(module, prep), partial, size, "outputs", dtype=torch.uint8,
+                       channels_last=True)
+        probe = np.random.default_rng(0).integers(0, 256, (2, size, size, 3), dtype=np.uint8)
         session = ort.InferenceSession(str(partial), providers=["CPUExecutionProvider"])
         exported = session.run(None, {session.get_inputs()[0].name: probe})[0]
         with torch.inference_mode():
-            expected = module.eval()(torch.from_numpy(probe)).numpy()
+            expected = module.eval()(torch.from_numpy(normalised(probe, prep))).numpy()
         difference = float(np.abs(exported - expected).max()) if exported.shape == expected.shape else np.inf
         if difference > EXPORT_TOLERANCE * max(float(np.abs(expected).max()), 1.0):
             raise ZoolensError(f"the ONNX export of this network differs from PyTorch's output by {difference:.3g}")
 
 
-def write_onnx(module: torch.nn.Module, path: Path, input_size: int, output_name: str) -> None:
-    """`module` as an ONNX file taking a batch of (3, input_size, input_size) images named "images"; the one
-    export setting for the feature engine and `zoolens export`."""
+def write_onnx(module: torch.nn.Module, path: Path, input_size: int, output_name: str, dtype=None,
+               channels_last: bool = False) -> None:
+    """`module` as an ONNX file taking a batch of (3, input_size, input_size) images named "images" (or, with
+    `channels_last`, (input_size, input_size, 3)); the one export setting for the feature engine and `zoolens
+    export`."""
     import torch
 
+    shape = (1, input_size, input_size, 3) if channels_last else (1, 3, input_size, input_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module.eval(),
-            (torch.zeros(1, 3, input_size, input_size),),
+            (torch.zeros(shape, dtype=dtype or torch.float32),),
             str(path),
             input_names=["images"],
             output_names=[output_name],
@@ -169,14 +209,17 @@ def write_onnx(module: torch.nn.Module, path: Path, input_size: int, output_name
 
 
 class TorchEngine:
-    def __init__(self, module: torch.nn.Module):
-        self.module = module.eval()
+    """The PyTorch module itself, on the same 8-bit pixels as OnnxEngine."""
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def __init__(self, module: torch.nn.Module, prep: Preprocessing):
+        self.module = module.eval()
+        self.preprocessing = prep
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            return self.module(torch.from_numpy(np.asarray(batch, dtype=np.float32))).numpy()
+            return self.module(torch.from_numpy(normalised(pixels, self.preprocessing))).numpy()
 
 
 _ENGINES: dict[tuple[str, str], object] = {}
@@ -199,7 +242,7 @@ def make_engine(network: FeatureNetwork, engine: str = "auto"):
                 reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
                 log.warning("ONNX Runtime unavailable for this network (%s); using PyTorch", reason)
         if built is None:
-            built = TorchEngine(network.build())
+            built = TorchEngine(network.build(), network.preprocessing)
         _ENGINES[(key, engine)] = built
         return built
 
@@ -230,12 +273,6 @@ class FeatureCache:
         write_to_cache(self.db, "INSERT OR REPLACE INTO features VALUES (?, ?, ?)", rows)
 
 
-
-
-def decode_for_network(path: Path, prep: Preprocessing) -> tuple[np.ndarray | None, str]:
-    """One photo as network input (3, S, S), or (None, why it cannot be used)."""
-    pixels, problem = decode_pixels(path, prep)
-    return (None if pixels is None else normalised(pixels, prep)), problem
 
 
 def decode_pixels(path: Path, prep: Preprocessing) -> tuple[np.ndarray | None, str]:
@@ -270,14 +307,13 @@ def _ignore_interrupts() -> None:
 
 
 def _decoded_batches(paths: list[Path], prep: Preprocessing, batch_size: int):
-    """(first position, network input, problems) per batch of `paths`; decoding runs in worker processes for large
+    """(first position, 8-bit pixels, problems) per batch of `paths`; decoding runs in worker processes for large
     jobs, inline for a handful of photos, where starting workers would cost more than it saves."""
     starts = range(0, len(paths), batch_size)
     tasks = ((start, (paths[start : start + batch_size], prep)) for start in starts)
     if len(paths) < 64:
         for start, task in tasks:
-            pixels, problems = _decode_batch(task)
-            yield start, normalised(pixels, prep), problems
+            yield start, *_decode_batch(task)
         return
     workers = min(4, os.cpu_count() or 1)
     with multiprocessing.Pool(workers, initializer=_ignore_interrupts) as pool:
@@ -286,12 +322,10 @@ def _decoded_batches(paths: list[Path], prep: Preprocessing, batch_size: int):
             pending.append((start, pool.apply_async(_decode_batch, (task,))))
             if len(pending) >= DECODE_AHEAD * workers:
                 first, outcome = pending.popleft()
-                pixels, problems = outcome.get()
-                yield first, normalised(pixels, prep), problems
+                yield first, *outcome.get()
         while pending:
             first, outcome = pending.popleft()
-            pixels, problems = outcome.get()
-            yield first, normalised(pixels, prep), problems
+            yield first, *outcome.get()
 
 
 @dataclass

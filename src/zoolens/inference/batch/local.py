@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from zoolens.data.transforms import normalised
 from zoolens.inference.batch.walk import CHUNK_SIZE, Found
 from zoolens.inference.model import Model
 from zoolens.inference.prediction import Prediction, failed
@@ -146,9 +145,8 @@ def chunk_predictions(model: Model, found: list[Found], pixels: np.ndarray, prob
     usable = [position for position, problem in enumerate(problems) if not problem]
     features = np.zeros((0, model.feature_width), np.float32)
     if usable:
-        batches = (normalised(pixels[usable[i : i + NETWORK_BATCH]], model.preprocessing)
-                   for i in range(0, len(usable), NETWORK_BATCH))
-        features = np.concatenate([model.features_of_arrays(batch) for batch in batches])
+        batches = (pixels[usable[i : i + NETWORK_BATCH]] for i in range(0, len(usable), NETWORK_BATCH))
+        features = np.concatenate([model.features_of_pixels(batch) for batch in batches])
     looked_at = [item for item in found if item.problem is None]
     sources = [str(looked_at[position].path) for position in usable]
     answers = iter(model.predict_features(sources, features, top_k, min_confidence, open_set,

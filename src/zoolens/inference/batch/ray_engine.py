@@ -47,9 +47,9 @@ class OnnxFeatures:
         self.feature_dim = feature_dim
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from zoolens.runtime.features import decode_for_network
+        from zoolens.runtime.features import decode_pixels
 
-        decoded = [decode_for_network(Path(os.fsdecode(bytes(path))), self.preprocessing) for path in batch["path"]]
+        decoded = [decode_pixels(Path(os.fsdecode(bytes(path))), self.preprocessing) for path in batch["path"]]
         usable = [i for i, (pixels, _) in enumerate(decoded) if pixels is not None]
         features = np.zeros((len(decoded), self.feature_dim), np.float32)
         if usable:
