@@ -39,8 +39,9 @@ def _imagenet_network(backbone: str):
 
 class ImageNetClassifier:
     def __init__(self, backbone: str = DEFAULT_BACKBONE):
-        self.preprocessing = describe_backbone(backbone).preprocessing
-        key = "imagenet-" + describe_backbone(backbone).weights_id.replace(":", "-")
+        info = describe_backbone(backbone)
+        self.preprocessing = info.preprocessing
+        key = "imagenet-" + info.weights_id.replace(":", "-")
         self.engine = make_engine(FeatureNetwork(key, 1000, self.preprocessing,
                                                  lambda: _imagenet_network(backbone)))
         self.categories = imagenet_categories(backbone)

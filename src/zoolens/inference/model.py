@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import logging
 import tempfile
@@ -97,7 +98,7 @@ def _head_and_backbone_key(path: Path, meta: dict, prep: Preprocessing) -> tuple
                            f"classes, {described['name']} with {dim} features): {found}")
     tag = described.get("weights_tag", "none")
     if tag != "none":
-        weights = f"{describe_backbone(described['name']).source}:{described['name']}:{tag}"
+        weights = dataclasses.replace(describe_backbone(described["name"]), weights_tag=tag).weights_id
     else:
         weights = weights_fingerprint({name[len(BACKBONE_PREFIX):]: array for name, array in tensors.items()
                                        if name.startswith(BACKBONE_PREFIX)})

@@ -6,7 +6,6 @@ works when its weights are in the local cache or can be downloaded.
 
 from __future__ import annotations
 
-import hashlib
 import urllib.error
 from pathlib import Path
 
@@ -175,15 +174,6 @@ def trainable_blocks(trunk: nn.Module) -> list[nn.Module]:
 def build_imagenet_classifier(name: str = DEFAULT_BACKBONE) -> tuple[nn.Module, Preprocessing]:
     model = _build_imagenet_model(name, pretrained=True).eval()
     return model, describe_backbone(name).preprocessing
-
-
-def state_fingerprint(module: nn.Module) -> str:
-    """A short content hash of a module's weights, to key caches of anything computed from them."""
-    digest = hashlib.sha256()
-    for key, tensor in module.state_dict().items():
-        digest.update(key.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def _single_linear(layer: nn.Module | None) -> nn.Linear | None:

@@ -300,7 +300,8 @@ def _decode_batch(task: tuple[list[Path], Preprocessing]) -> tuple[np.ndarray, l
 DECODE_AHEAD = 2  # batches per worker decoded ahead of the network: enough to keep it busy, and memory bounded
 
 
-def _ignore_interrupts() -> None:
+def ignore_interrupts() -> None:
+    """In a worker process: Ctrl-C is the parent's to handle, so no worker prints a traceback."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: no worker tracebacks
@@ -316,7 +317,7 @@ def _decoded_batches(paths: list[Path], prep: Preprocessing, batch_size: int):
             yield start, *_decode_batch(task)
         return
     workers = min(4, os.cpu_count() or 1)
-    with multiprocessing.Pool(workers, initializer=_ignore_interrupts) as pool:
+    with multiprocessing.Pool(workers, initializer=ignore_interrupts) as pool:
         pending: collections.deque = collections.deque()
         for start, task in tasks:
             pending.append((start, pool.apply_async(_decode_batch, (task,))))

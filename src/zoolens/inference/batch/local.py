@@ -6,7 +6,6 @@ import gc
 import logging
 import multiprocessing
 import os
-import signal
 from collections.abc import Iterator
 from multiprocessing import shared_memory
 from pathlib import Path
@@ -17,7 +16,7 @@ from PIL import Image
 from zoolens.inference.batch.walk import CHUNK_SIZE, Found
 from zoolens.inference.model import Model
 from zoolens.inference.prediction import Prediction, failed
-from zoolens.runtime.features import decode_pixels
+from zoolens.runtime.features import decode_pixels, ignore_interrupts
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +24,9 @@ NETWORK_BATCH = 32
 
 
 # ---- decoding and the network ---------------------------------------------------------------------
-def _ignore_interrupts() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: no worker tracebacks
-
-
 class ChunkDecoder:
     """Decodes a chunk of photos in worker processes that live for the whole run (extract_features starts a
-    DataLoader per call, too costly once per chunk), so the next chunk decodes while the network runs.
+    worker pool per call, too costly once per chunk), so the next chunk decodes while the network runs.
 
     The workers write each photo's cropped 8-bit pixels straight into one of two fixed slots of shared
     memory (the chunk being decoded, the chunk the network is reading) and send back only whether it could
@@ -118,7 +113,7 @@ _worker_state: dict = {}  # in a decoding process: its view of the shared slots,
 
 
 def _start_decoding_worker(memory_name: str, shape: tuple[int, ...], preprocessing) -> None:
-    _ignore_interrupts()
+    ignore_interrupts()
     memory = shared_memory.SharedMemory(name=memory_name)
     _worker_state.update(memory=memory, slots=np.ndarray(shape, np.uint8, buffer=memory.buf),
                          preprocessing=preprocessing)
