@@ -224,3 +224,20 @@ def test_predictions_from_features_match_predictions_from_paths(trained_model, s
     assert [p.verdict for p in from_features] == [p.verdict for p in from_images]
     # paths decode JPEGs in draft mode, images at full size: close, not equal
     assert np.allclose([p.confidence for p in from_features], [p.confidence for p in from_images], atol=0.02)
+
+
+def test_a_photo_gets_one_answer_alone_among_others_and_from_the_saved_model(trained_model, small_animals):
+    """The thresholds are taken at the scores of calibration photos (the model's own). Each photo must get the same
+    answer scored alone, among all the others (another batch: other rounding) and by the model as saved (float16
+    weights), never one that rounding decides."""
+    photos = sorted(small_animals.rglob("*.jpg"))
+    sources, features = [str(p) for p in photos], trained_model.features_of_paths(photos).features
+
+    def answers(model, rows):
+        return [(p.verdict, p.reason) for p in model.predict_features([sources[i] for i in rows], features[rows])]
+
+    together = answers(trained_model, list(range(len(photos))))
+    alone = [answers(trained_model, [i])[0] for i in range(len(photos))]
+    saved = answers(zoolens.Model.load(trained_model.path), list(range(len(photos))))
+    assert alone == together
+    assert saved == together

@@ -37,6 +37,10 @@ NEIGHBOURS = 10  # measured: k=10 beat 1 and 5 on animals3 and Imagewoof (benchm
 BANK_PER_CLASS = 1000  # training photos kept per class (float16): 2.5 MB per 1000 photos at 1280 dims
 MAX_FILE_BYTES = 1 << 30  # a tampered bundle's open-set file is refused before it is read
 MIN_CALIBRATION_PHOTOS = 100  # below this many validation photos, training photos (leave-one-out) join them
+# Thresholds stand this far (relative) beyond the calibration score they are taken at. A photo's scores computed in
+# another batch differ in the last bits (BLAS blocks a product by its number of rows: 6.2169097e-06 alone,
+# 6.2169033e-06 among 27, measured), so a photo sitting exactly on a threshold was turned away or not by chance.
+ROUNDING_MARGIN = 1e-4
 
 IMAGENET_ANIMALS = range(398)
 # ImageNet has no "person" class; these are what the pretrained network sees when there is one (measured
@@ -212,6 +216,11 @@ def _finite_or_none(values) -> bool:
                for v in values)
 
 
+def as_saved(x: np.ndarray) -> np.ndarray:
+    """`x` as float32 holding the float16 values the model file keeps of it."""
+    return np.asarray(x, np.float32).astype(np.float16).astype(np.float32)
+
+
 def normalised_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
@@ -279,7 +288,8 @@ def _thresholds_for(scores: CalibrationScores, share: float) -> tuple[Thresholds
         none |= scores.known < known
     figures = {"none_of_these": round(float(none.mean()), 4),
                "not_sure": round(float((not_sure & ~none)[:validation].mean()), 4)}
-    return Thresholds(distance, animal, not_sure_below, known), figures
+    return Thresholds(distance * (1 + ROUNDING_MARGIN), animal * (1 - ROUNDING_MARGIN) if animal is not None else None,
+                      not_sure_below, known * (1 - ROUNDING_MARGIN) if known is not None else None), figures
 
 
 def conformal_share(share: float, n: int) -> float:
@@ -311,10 +321,12 @@ def fit_open_set(train_features: np.ndarray, train_labels: np.ndarray, val_featu
     """Fit the checks on a model's own photos: a bank of training features and thresholds on its validation
     photos (`val_confidence`: calibrated max probabilities), so that `share` of them is turned away."""
     rng = np.random.default_rng(seed)
+    if imagenet is not None:  # scores as the saved model will compute them: its ImageNet weights are kept in float16
+        imagenet = ImageNetHead(as_saved(imagenet.weight), imagenet.bias, imagenet.categories)
     keep = np.concatenate([rng.permutation(np.flatnonzero(train_labels == c))[:BANK_PER_CLASS]
                            for c in range(len(classes))]).astype(np.int64)
     keep.sort()
-    bank = normalised_rows(np.asarray(train_features[keep], np.float32).astype(np.float16).astype(np.float32))
+    bank = normalised_rows(as_saved(train_features[keep]))
     bank_labels = np.asarray(train_labels)[keep]
     notes = []
     known = None
