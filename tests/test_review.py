@@ -5,7 +5,9 @@ is byte-identical after. And the review loop's checks, without a browser."""
 from __future__ import annotations
 
 import csv
+import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -90,6 +92,10 @@ def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tm
         folder = Path(os.environ.get("ZOOLENS_SCREENSHOTS", tmp_path))
         folder.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(folder / "web-review.png"), full_page=True)
+        # Only the other kinds of flag: the mislabelled photos leave the page (the decision stays in the file).
+        page.get_by_role("button", name=re.compile(r"^Likely mislabelled \(\d+\)")).click()
+        page.wait_for_function(f"!document.body.innerText.includes({json.dumps(first['path'])})", timeout=30_000)
+        page.screenshot(path=str(folder / "web-review-other-kinds.png"), full_page=True)
         page.close()
     assert tree_snapshot(data) == before
     assert list(workdir.iterdir()) == []
@@ -100,3 +106,25 @@ def test_a_corrections_file_without_a_review_is_refused(capsys):
 
     assert main(["web", "--corrections", "fix.csv", "--headless"]) != 0
     assert "--corrections: is where the review page writes: it needs --review DATA" in capsys.readouterr().err
+
+
+def test_the_review_shows_the_kinds_of_flag_chosen_and_can_hide_the_decided():
+    import numpy as np
+
+    from zoolens.apps.review import FLAG_KINDS, flag_kind, shown_flags
+    from zoolens.evaluation.data_issues import MISLABELLED, NEAR_COPY, OUTLIER, DataIssues, review_rows
+
+    issues = DataIssues(Path("data"), ["cats", "dogs"], {}, [], np.zeros(0), [], np.zeros((0, 2)))
+    issues.label_issues = [{"path": "cats/dog.jpg", "given": "cats", "suggested": "dogs", "score": 0.9},
+                           {"path": "dogs/cat.jpg", "given": "dogs", "suggested": "cats", "score": 0.8}]
+    issues.near_duplicates = [{"path_a": "cats/a.jpg", "part_a": "train", "path_b": "cats/a-copy.jpg",
+                               "part_b": "test", "pixel_match": 0.99, "crosses_split": True}]
+    issues.outliers = [{"path": "dogs/blank.jpg", "given": "dogs", "score": 6.0},
+                       {"path": "cats/dog.jpg", "given": "cats", "score": 5.0}]  # flagged once, as mislabelled
+    flags = review_rows(issues)
+    assert [flag_kind(flag) for flag in flags] == [MISLABELLED, MISLABELLED, NEAR_COPY, OUTLIER]
+    assert list(FLAG_KINDS) == [MISLABELLED, NEAR_COPY, OUTLIER]
+    assert [flag["path"] for flag in shown_flags(flags, [NEAR_COPY, OUTLIER])] == ["cats/a-copy.jpg", "dogs/blank.jpg"]
+    assert [flag["path"] for flag in shown_flags(flags, FLAG_KINDS, hide={"cats/dog.jpg", "dogs/blank.jpg"})] == [
+        "dogs/cat.jpg", "cats/a-copy.jpg"]
+    assert shown_flags(flags, []) == []

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from zoolens.data.corrections import Corrections, read_corrections, record_decision
 from zoolens.errors import ZoolensError
+from zoolens.evaluation.data_issues import MISLABELLED, NEAR_COPY, OUTLIER
 from zoolens.files import lies_inside
 
 log = logging.getLogger("zoolens")
@@ -31,6 +32,22 @@ def check_corrections_file(data: str | Path, corrections: str | Path) -> Path:
     if corrections.exists():
         read_corrections(corrections)  # a file that is not a corrections file is refused before any work
     return corrections
+
+
+# Each kind of flag, as the review page names it, in the order the flags come.
+FLAG_KINDS = {MISLABELLED: "Likely mislabelled", NEAR_COPY: "Near-copies across the split",
+              OUTLIER: "Unlike the rest of their class"}
+
+
+def flag_kind(flag: dict) -> str:
+    """What a flag is: MISLABELLED, NEAR_COPY (of a photo in another part of the split) or OUTLIER."""
+    return next(kind for kind in FLAG_KINDS if flag["reason"].startswith(kind))
+
+
+def shown_flags(flags: list[dict], kinds, hide: set[str] = frozenset()) -> list[dict]:
+    """The flags of `kinds`, in their order, without the photos in `hide` (paths: those already decided, say)."""
+    kinds = set(kinds)
+    return [flag for flag in flags if flag_kind(flag) in kinds and flag["path"] not in hide]
 
 
 @dataclass

@@ -462,8 +462,8 @@ def flag_caption(review, flag: dict) -> str:
 
 
 def review_page(st, args, load_review) -> None:
-    """The flagged photos of --review DATA in a grid, most likely mislabelled first; the first undecided one on top
-    with its keys (A: take the suggestion, X: exclude, K: keep, N: next); each decision written to the corrections
+    """The flagged photos of --review DATA in a grid, most likely mislabelled first, of the kinds chosen (and only the
+    undecided ones, if asked); the first undecided one on top with its keys (A: take the suggestion, X: exclude, K: keep, N: next); each decision written to the corrections
     file at once; "Retrain now" compares a model on the labels as they were with one on the corrected labels."""
     st.markdown('<div class="zl-hero"><h1>Review labels</h1><p>Photos of your dataset worth a second look. '
                 "Decisions go to a corrections file; the photos are never changed.</p></div>", unsafe_allow_html=True)
@@ -481,16 +481,37 @@ def review_page(st, args, load_review) -> None:
         return
     retrain_panel(st, review)
     decided = made.decided()
+    flags = chosen_flags(st, flags, decided)
+    if not flags:
+        st.info("No flagged photo of the kinds chosen is left to show.")
+        return
     skipped = st.session_state.setdefault("review_skipped", set())
     focus = next((flag for flag in flags if flag["path"] not in decided and flag["path"] not in skipped), None)
     if focus is not None:
         focused_flag(st, review, focus, skipped)
     pages = max(1, -(-len(flags) // REVIEW_PER_PAGE))
+    if st.session_state.get("review_page", 1) > pages:  # fewer pages once other kinds are chosen
+        st.session_state["review_page"] = pages
     number = st.number_input("Page of flagged photos", 1, pages, 1, key="review_page") if pages > 1 else 1
     start = (number - 1) * REVIEW_PER_PAGE
     for _, flag, column in in_rows(st, [(flag,) for flag in flags[start:start + REVIEW_PER_PAGE]], per_row=3):
         with column:
             flag_card(st, review, flag, made)
+
+
+def chosen_flags(st, flags: list[dict], decided: set[str]) -> list[dict]:
+    """The kinds of flag to go through (each with its count), and whether to hide the photos already decided."""
+    from collections import Counter
+
+    from zoolens.apps.review import FLAG_KINDS, flag_kind, shown_flags
+
+    counts = Counter(flag_kind(flag) for flag in flags)
+    kinds = [kind for kind in FLAG_KINDS if counts[kind]]
+    filters, undecided = st.columns([3, 1])
+    chosen = filters.pills("Show", kinds, selection_mode="multi", default=kinds, key="review_kinds",
+                           format_func=lambda kind: f"{FLAG_KINDS[kind]} ({counts[kind]})")
+    hide = decided if undecided.toggle("Only those not decided yet", key="review_undecided") else set()
+    return shown_flags(flags, chosen, hide)
 
 
 def focused_flag(st, review, flag: dict, skipped: set) -> None:

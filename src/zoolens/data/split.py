@@ -135,6 +135,13 @@ def _manifest_row(path: Path, root: Path, line: int, row: dict) -> tuple[Sample,
     return Sample(root / relative, label), role
 
 
+def split_or_manifest(folder: ImageFolder, ratios="70/10/20", seed: int = 0,
+                      split_file: str | Path | None = None) -> Manifest:
+    """The split a run works on: the manifest `split_file` when one is given, else `folder` split by `ratios` and
+    `seed` (`split_folder`)."""
+    return read_manifest(split_file, folder.root) if split_file else split_folder(folder, ratios, seed)
+
+
 def read_manifest(path: str | Path, root: str | Path) -> Manifest:
     path, root = Path(path), Path(root)
     try:

@@ -87,13 +87,12 @@ def find_data_issues(data: str | Path, backbone: str = "mobilenet_v2", split_fil
     excluded ones left out, and photos a person kept as they are no longer flagged as mislabelled or outliers."""
     from zoolens.data.corrections import corrected, relative_key
     from zoolens.data.folders import scan_folder
-    from zoolens.data.split import read_manifest, split_folder
+    from zoolens.data.split import split_or_manifest
     from zoolens.models.backbones import build_backbone
     from zoolens.runtime.features import extract_features
 
     folder = scan_folder(data)
-    manifest = read_manifest(split_file, folder.root) if split_file else split_folder(folder, ratios, seed)
-    manifest, applied = corrected(manifest, corrections)
+    manifest, applied = corrected(split_or_manifest(folder, ratios, seed, split_file), corrections)
     network = build_backbone(backbone, pretrained=True)
     samples = [sample for sample, _ in manifest.rows]
     found = extract_features([s.path for s in samples], network, progress=progress)
@@ -298,6 +297,10 @@ def write_data_issues(issues: DataIssues, out: str | Path) -> dict[str, Path]:
     return written
 
 
+# Why a photo is flagged, as review_rows says it (a near-copy's reason goes on to name the other photo).
+MISLABELLED, NEAR_COPY, OUTLIER = "likely mislabelled", "near-copy", "unlike the rest of its class"
+
+
 def review_rows(issues: DataIssues) -> list[dict]:
     """Every flagged photo once, undecided, for a person to decide on: a corrections file (data/corrections.py)
     once its action column is filled in (relabel to the label given, exclude, keep). Likely mislabelled photos first
@@ -306,15 +309,15 @@ def review_rows(issues: DataIssues) -> list[dict]:
     for row in issues.label_issues:
         rows.setdefault(row["path"], {"path": row["path"], "action": "", "label": row["suggested"],
                                       "given": row["given"], "suggested": row["suggested"], "score": row["score"],
-                                      "reason": "likely mislabelled"})
+                                      "reason": MISLABELLED})
     for pair in issues.leaks:
         later, other = ((pair["path_a"], pair["path_b"]) if ROLE_ORDER[pair["part_a"]] > ROLE_ORDER[pair["part_b"]]
                         else (pair["path_b"], pair["path_a"]))
         rows.setdefault(later, {"path": later, "action": "", "label": "", "score": pair["pixel_match"],
-                                "reason": f"near-copy of {other} in another part of the split"})
+                                "reason": f"{NEAR_COPY} of {other} in another part of the split"})
     for row in issues.outliers:
         rows.setdefault(row["path"], {"path": row["path"], "action": "", "label": "", "given": row["given"],
-                                      "score": row["score"], "reason": "unlike the rest of its class"})
+                                      "score": row["score"], "reason": OUTLIER})
     return list(rows.values())
 
 

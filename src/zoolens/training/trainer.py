@@ -18,7 +18,7 @@ from zoolens.choices import DEFAULT_BACKBONE
 from zoolens.data.corrections import Corrections, corrected
 from zoolens.data.folders import ImageFolder, Sample, scan_folder
 from zoolens.data.images import find_usable, open_image
-from zoolens.data.split import Manifest, read_manifest, split_folder, write_manifest
+from zoolens.data.split import Manifest, split_or_manifest, write_manifest
 from zoolens.data.transforms import eval_transform, train_transform
 from zoolens.errors import ZoolensError
 from zoolens.evaluation.evaluate import evaluate_samples, write_evaluation
@@ -394,11 +394,7 @@ def _resolve(config: TrainConfig | None, options: dict) -> tuple[TrainConfig, Pr
 def _split(data: str | Path, split_file: str | Path | None, corrections: str | Path | None, config: TrainConfig,
            progress: bool) -> tuple[ImageFolder, Manifest, Corrections | None]:
     folder = scan_folder(data)
-    if split_file:
-        manifest = read_manifest(split_file, folder.root)
-    else:
-        manifest = split_folder(folder, config.ratios, config.seed)
-    manifest, applied = corrected(manifest, corrections)
+    manifest, applied = corrected(split_or_manifest(folder, config.ratios, config.seed, split_file), corrections)
     if applied:
         _say(progress, f"{corrections}: {len(applied.relabel)} photo(s) relabelled, {len(applied.exclude)} left out")
     counts = manifest.counts()
