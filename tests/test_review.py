@@ -128,3 +128,7 @@ def test_the_review_shows_the_kinds_of_flag_chosen_and_can_hide_the_decided():
     assert [flag["path"] for flag in shown_flags(flags, FLAG_KINDS, hide={"cats/dog.jpg", "dogs/blank.jpg"})] == [
         "dogs/cat.jpg", "cats/a-copy.jpg"]
     assert shown_flags(flags, []) == []
+    from zoolens.apps.review import believed_class
+
+    assert [believed_class(flag, "", issues.classes) for flag in flags] == ["dogs", "cats", "cats", "dogs"]
+    assert believed_class(flags[3], "cats", issues.classes) == "cats"  # a decision made

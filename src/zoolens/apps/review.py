@@ -50,6 +50,13 @@ def shown_flags(flags: list[dict], kinds, hide: set[str] = frozenset()) -> list[
     return [flag for flag in flags if flag_kind(flag) in kinds and flag["path"] not in hide]
 
 
+def believed_class(flag: dict, decided: str, classes: list[str]) -> str:
+    """The class a flagged photo's card offers: the one decided, else the suggestion, else the class it is filed
+    under (an outlier has no suggestion: offering the first class would make relabelling it there one careless
+    click)."""
+    return next((name for name in (decided, flag.get("suggested"), flag.get("given")) if name in classes), classes[0])
+
+
 @dataclass
 class Comparison:
     """Test accuracy before and after the corrections, both judged on the corrected labels of the same photos."""

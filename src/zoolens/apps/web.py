@@ -553,6 +553,8 @@ def show_photo(st, review, flag: dict) -> None:
 
 
 def flag_card(st, review, flag: dict, made) -> None:
+    from zoolens.apps.review import believed_class
+
     action, label = made.decision(flag["path"])
     key = hashlib.sha1(flag["path"].encode("utf-8", "surrogateescape")).hexdigest()[:12]
     with st.container(border=True):
@@ -562,12 +564,13 @@ def flag_card(st, review, flag: dict, made) -> None:
         st.markdown(f'<span class="zl-badge{"" if action else " zl-badge-none"}" data-testid="zl-decision">'
                     f"{html.escape(decision_text(review, action, label))}</span>", unsafe_allow_html=True)
         classes = review.classes
-        current = label or flag.get("suggested") or classes[0]
-        chosen = st.selectbox("Class", classes, index=classes.index(current) if current in classes else 0,
+        current = believed_class(flag, label, classes)
+        chosen = st.selectbox("Class", classes, index=classes.index(current),
                               format_func=lambda name: review.names.get(name, name), key=f"class_{key}",
                               label_visibility="collapsed")
         buttons = st.columns(3)
-        if buttons[0].button("Relabel", key=f"relabel_{key}", type="primary" if not action else "secondary"):
+        if buttons[0].button("Relabel", key=f"relabel_{key}",
+                             type="primary" if not action and flag.get("suggested") else "secondary"):
             review.decide(flag, "relabel", chosen)
             st.rerun()
         if buttons[1].button("Exclude", key=f"exclude_{key}"):
