@@ -71,6 +71,8 @@ def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tm
     assert first["path"] in dogs and first["suggested"] == "dogs"  # what the page must show on top
     with streamlit_server(["--models-dir", str(tmp_path / "no-models"), "--review", str(data),
                            "--corrections", str(corrections)], workdir) as url, chromium_browser() as browser:
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url, timeout=60_000)
         page.get_by_text("Review labels").first.click(timeout=60_000)
@@ -93,8 +95,17 @@ def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tm
         folder.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(folder / "web-review.png"), full_page=True)
         # Only the other kinds of flag: the mislabelled photos leave the page (the decision stays in the file).
-        page.get_by_role("button", name=re.compile(r"^Likely mislabelled \(\d+\)")).click()
-        page.wait_for_function(f"!document.body.innerText.includes({json.dumps(first['path'])})", timeout=30_000)
+        pill = page.get_by_role("button", name=re.compile(r"^Likely mislabelled \(\d+\)"))
+        gone = f"!document.body.innerText.includes({json.dumps(first['path'])})"
+        for _ in range(3):  # a click while the page is still drawing itself can be lost, as a key press can
+            if pill.get_attribute("aria-pressed") == "true":
+                pill.click()
+            try:
+                page.wait_for_function(gone, timeout=20_000)
+                break
+            except PlaywrightTimeout:
+                continue
+        assert pill.get_attribute("aria-pressed") == "false" and page.evaluate(gone)
         page.screenshot(path=str(folder / "web-review-other-kinds.png"), full_page=True)
         page.close()
     assert tree_snapshot(data) == before
