@@ -463,8 +463,9 @@ def flag_caption(review, flag: dict) -> str:
 
 def review_page(st, args, load_review) -> None:
     """The flagged photos of --review DATA in a grid, most likely mislabelled first, of the kinds chosen (and only the
-    undecided ones, if asked); the first undecided one on top with its keys (A: take the suggestion, X: exclude, K: keep, N: next); each decision written to the corrections
-    file at once; "Retrain now" compares a model on the labels as they were with one on the corrected labels."""
+    undecided ones, if asked); the first undecided one on top with its keys (A: take the suggestion, X: exclude,
+    K: keep, N: next); each decision written to the corrections file at once; "Retrain now" compares a model on the
+    labels as they were with one on the corrected labels."""
     st.markdown('<div class="zl-hero"><h1>Review labels</h1><p>Photos of your dataset worth a second look. '
                 "Decisions go to a corrections file; the photos are never changed.</p></div>", unsafe_allow_html=True)
     try:
