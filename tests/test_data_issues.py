@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import copy_subset, tree_snapshot
 from PIL import Image
@@ -86,3 +88,33 @@ def test_unusable_files_are_named_whether_found_by_the_scan_or_by_decoding(anima
     said = capsys.readouterr().out
     assert "skipped cats/empty.jpg: empty file (0 bytes)" in said.replace(f"{data}/", "")
     assert "skipped dogs/text.jpg: not an image file" in said.replace(f"{data}/", "")
+
+
+def test_ranking_the_labels_starts_no_process(monkeypatch):
+    """cleanlab forks a process pool unless told not to; forked from the web app's threaded server, a child hung
+    the review page forever. Both of its uses here must run in this process."""
+    import multiprocessing
+    from types import SimpleNamespace
+
+    from zoolens.evaluation.data_issues import DataIssues, ranked_label_issues
+    from zoolens.evaluation.verdict import probably_mislabelled
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a process pool was started")
+
+    monkeypatch.setattr(multiprocessing, "Pool", no_pool)
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 40)
+    probabilities = np.full((120, 3), 0.05)
+    probabilities[np.arange(120), labels] = 0.9
+    probabilities[:6] = [0.05, 0.9, 0.05]  # six cats that look like dogs
+    probabilities = probabilities + rng.uniform(0, 0.01, probabilities.shape)
+    probabilities /= probabilities.sum(1, keepdims=True)
+    issues = DataIssues(Path("data"), ["cats", "dogs", "panda"], {}, [f"p{i}.jpg" for i in range(120)], labels,
+                        ["train"] * 120, probabilities)
+    flagged = {row["path"] for row in ranked_label_issues(issues)}
+    assert flagged and flagged <= {f"p{i}.jpg" for i in range(6)}
+    evaluation = SimpleNamespace(y_true=labels, y_pred=probabilities.argmax(1), probabilities=probabilities,
+                                 classes=["cats", "dogs", "panda"])
+    flagged = set(np.flatnonzero(probably_mislabelled(evaluation)).tolist())
+    assert flagged and flagged <= set(range(6))

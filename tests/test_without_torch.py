@@ -133,3 +133,26 @@ for predictor in (Predictor(sys.argv[1]), Predictor(None)):
     done = run_without_torch(code, trained_model.path, mixed_photos[0], mixed_photos[3])
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines() == ["class none of these", "class none of these"]
+
+
+def test_photos_are_decoded_in_this_process_off_the_main_thread(trained_model, tmp_path, monkeypatch):
+    """A page of the web app runs in a thread of its server: a process forked from there can hang on a lock another
+    thread held. Off the main thread, features are computed without starting worker processes."""
+    import multiprocessing
+    import threading
+
+    rng = np.random.default_rng()
+    photos = []
+    for i in range(70):  # enough for worker processes on the main thread; new to every feature cache
+        photos.append(tmp_path / f"noise-{i}.png")
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(photos[-1])
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a process pool was started")
+
+    monkeypatch.setattr(multiprocessing, "Pool", no_pool)
+    model, found = Model.load(trained_model.path), []
+    thread = threading.Thread(target=lambda: found.append(model.features_of_paths(photos)))
+    thread.start()
+    thread.join()
+    assert len(found) == 1 and found[0].usable.all() and len(found[0].features) == 70

@@ -130,6 +130,12 @@ def out_of_fold_probabilities(features: np.ndarray, labels: np.ndarray, seed: in
                              cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
 
 
+# cleanlab otherwise forks a process pool per call (one per core). Forked from a threaded process, the web app's
+# server, a child can inherit a lock held by another thread and wait on it forever: the review page never appeared
+# (seen twice, the child left orphaned on a futex). Pruning a few classes in this process takes milliseconds.
+CLEANLAB_PROCESSES = 1
+
+
 def ranked_label_issues(issues: DataIssues) -> list[dict]:
     """Confident learning (cleanlab): the photos whose given label is less likely than another, most likely
     mislabelled first; `score` is 1 minus the out-of-fold probability of the given label."""
@@ -137,7 +143,8 @@ def ranked_label_issues(issues: DataIssues) -> list[dict]:
 
     if len(np.unique(issues.labels)) < 2:
         return []
-    ranked = find_label_issues(issues.labels, issues.probabilities, return_indices_ranked_by="self_confidence")
+    ranked = find_label_issues(issues.labels, issues.probabilities, return_indices_ranked_by="self_confidence",
+                               n_jobs=CLEANLAB_PROCESSES)
     return [{"path": issues.paths[i], "given": issues.classes[issues.labels[i]],
              "suggested": issues.classes[int(issues.probabilities[i].argmax())],
              "score": round(float(1 - issues.probabilities[i, issues.labels[i]]), 4),

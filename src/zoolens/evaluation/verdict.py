@@ -107,8 +107,11 @@ def probably_mislabelled(evaluation) -> np.ndarray:
         return flagged  # cleanlab needs every class among the labels
     from cleanlab.filter import find_label_issues
 
+    from zoolens.evaluation.data_issues import CLEANLAB_PROCESSES
+
     try:
-        flagged = find_label_issues(evaluation.y_true, evaluation.probabilities, filter_by="confident_learning")
+        flagged = find_label_issues(evaluation.y_true, evaluation.probabilities, filter_by="confident_learning",
+                                    n_jobs=CLEANLAB_PROCESSES)
     except ValueError as error:  # too few photos of a class for its estimates
         log.warning("no label check in the report: %s", error)
         return flagged
