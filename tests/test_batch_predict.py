@@ -113,6 +113,22 @@ def test_too_little_shared_memory_decodes_in_process_and_says_so(trained_model, 
     assert sum(r["label"] is not None for r in read_results(tmp_path / "r.parquet")) == summary.predicted - 2
 
 
+def test_a_batch_job_started_off_the_main_thread_starts_no_worker_process(trained_model, camera_tree, tmp_path,
+                                                                         monkeypatch):
+    """A process forked from a threaded one (a server's) can hang on a lock another thread held."""
+    import threading
+
+    from zoolens.inference import batch
+
+    monkeypatch.setattr(batch.multiprocessing, "Pool", None)  # no workers may start
+    done = []
+    thread = threading.Thread(target=lambda: done.append(batch.predict_folder(
+        trained_model, camera_tree, tmp_path / "r.parquet", workers=2, chunk_size=8, progress=False)))
+    thread.start()
+    thread.join()
+    assert len(done) == 1 and (done[0].predicted, done[0].errors) == (len(photos_in(camera_tree)), 2)
+
+
 def test_summary_counts_each_folder(trained_model, camera_tree, tmp_path):
     import csv
 

@@ -6,6 +6,7 @@ import gc
 import logging
 import multiprocessing
 import os
+import threading
 from collections.abc import Iterator
 from multiprocessing import shared_memory
 from pathlib import Path
@@ -34,6 +35,11 @@ class ChunkDecoder:
     (154 MB through pickle) cost a quarter of the throughput and 300 MB of peak memory."""
 
     def __init__(self, preprocessing, workers: int, chunk_size: int):
+        if workers > 0 and threading.current_thread() is not threading.main_thread():
+            # A process forked from a threaded one (a server running this in one of its threads) can inherit a lock
+            # another thread holds and wait on it forever (runtime.features._decoded_batches): decoded here instead.
+            log.info("decoding in this process: a batch job started off the main thread starts no worker processes")
+            workers = 0
         size = preprocessing.input_size
         shape = (2, chunk_size, size, size, 3)
         self.preprocessing = preprocessing
