@@ -191,15 +191,26 @@ def test_switch_to_imagenet_and_back_then_exit(root, display, trained_model, tmp
         root.winfo_exists()
 
 
-def test_the_empty_window_says_what_to_do_and_opens_before_the_model_loads(root, trained_model):
-    from zoolens.apps.desktop import DesktopApp
+def test_the_empty_window_says_what_to_do_and_opens_before_the_model_loads(root, trained_model, monkeypatch):
+    import threading
 
-    app = DesktopApp(root, trained_model.path)
+    from zoolens.apps import desktop
+
+    looked, load = threading.Event(), desktop.Predictor
+
+    def slow_load(*args, **kwargs):  # a model that loads only once the window has been looked at (a fast load
+        looked.wait(30)  # could otherwise finish before the first redraw, and the test would race it)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(desktop, "Predictor", slow_load)
+    app = desktop.DesktopApp(root, trained_model.path)
     root.update()
     assert app.busy  # the window is up while the model still loads on the worker
     shown = app.image_area.cget("text")
     assert "No photo yet" in shown and "Select Animal" in shown and "Select Folder" in shown
+    looked.set()
     pump_until(root, lambda: not app.busy)
+    assert app.predictor is not None
 
 
 def test_select_folder_lists_every_photo_in_order_and_a_row_shows_its_photo(root, display, trained_model,
