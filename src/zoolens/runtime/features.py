@@ -307,14 +307,20 @@ def ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: no worker tracebacks
 
 
+def may_fork_workers() -> bool:
+    """Whether worker processes may be forked from here: not off the main thread, where the process is a threaded
+    one (the web app runs each page in a thread of its server), and a child forked from it can inherit a lock
+    another thread holds and wait on it forever (as cleanlab's did)."""
+    return threading.current_thread() is threading.main_thread()
+
+
 def _decoded_batches(paths: list[Path], prep: Preprocessing, batch_size: int):
     """(first position, 8-bit pixels, problems) per batch of `paths`; decoding runs in worker processes for large
-    jobs, inline for a handful of photos, where starting workers would cost more than it saves, and inline off the
-    main thread: there the process is a threaded one (the web app runs each page in a thread of its server), and a
-    child forked from it can inherit a lock another thread holds and wait on it forever (as cleanlab's did)."""
+    jobs, inline for a handful of photos, where starting workers would cost more than it saves, and inline where
+    no worker may be forked (`may_fork_workers`)."""
     starts = range(0, len(paths), batch_size)
     tasks = ((start, (paths[start : start + batch_size], prep)) for start in starts)
-    if len(paths) < 64 or threading.current_thread() is not threading.main_thread():
+    if len(paths) < 64 or not may_fork_workers():
         for start, task in tasks:
             yield start, *_decode_batch(task)
         return

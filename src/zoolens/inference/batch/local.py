@@ -6,7 +6,6 @@ import gc
 import logging
 import multiprocessing
 import os
-import threading
 from collections.abc import Iterator
 from multiprocessing import shared_memory
 from pathlib import Path
@@ -17,7 +16,7 @@ from PIL import Image
 from zoolens.inference.batch.walk import CHUNK_SIZE, Found
 from zoolens.inference.model import Model
 from zoolens.inference.prediction import Prediction, failed
-from zoolens.runtime.features import decode_pixels, ignore_interrupts
+from zoolens.runtime.features import decode_pixels, ignore_interrupts, may_fork_workers
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +34,7 @@ class ChunkDecoder:
     (154 MB through pickle) cost a quarter of the throughput and 300 MB of peak memory."""
 
     def __init__(self, preprocessing, workers: int, chunk_size: int):
-        if workers > 0 and threading.current_thread() is not threading.main_thread():
-            # A process forked from a threaded one (a server running this in one of its threads) can inherit a lock
-            # another thread holds and wait on it forever (runtime.features._decoded_batches): decoded here instead.
+        if workers > 0 and not may_fork_workers():
             log.info("decoding in this process: a batch job started off the main thread starts no worker processes")
             workers = 0
         size = preprocessing.input_size
