@@ -53,6 +53,10 @@ def test_mislabelled_photos_come_first_copies_are_paired_and_nothing_is_written_
         assert (tmp_path / "issues" / sheet).stat().st_size > 10_000
     said = capsys.readouterr().out
     assert f"likely mislabelled: {len(rows)}" in said and "given cats, looks like dogs" in said
+    fixes = list(csv.DictReader((tmp_path / "issues" / "suggested_corrections.csv").open()))
+    relabelled = sum(row["action"] == "relabel" for row in fixes)
+    assert f"suggested corrections for the training part: {relabelled} photo(s) relabelled" in said
+    assert f"{len(fixes) - relabelled} left out" in said and "--corrections" in said
 
 
 def test_the_pixel_check_tells_a_resized_cropped_copy_from_another_photo(tmp_path):
@@ -118,3 +122,65 @@ def test_ranking_the_labels_starts_no_process(monkeypatch):
                                  classes=["cats", "dogs", "panda"])
     flagged = set(np.flatnonzero(probably_mislabelled(evaluation)).tolist())
     assert flagged and flagged <= set(range(6))
+
+
+def test_suggested_corrections_fix_only_undecided_training_photos_relabelling_only_where_sure():
+    """Training photos in doubt (flagged, or answered another class by their out-of-fold heads) are relabelled where
+    the heads are sure of the class, left out where not, most doubtful first; validation and test photos, photos a
+    person decided on and photos the heads agree with are left alone; the person's decisions come first, as written."""
+    from zoolens.data.corrections import Corrections
+    from zoolens.evaluation.data_issues import (
+        MISLABELLED, SURE_RELABEL, DataIssues, IN_DOUBT, suggested_corrections, suggested_fixes)
+
+    probabilities = np.array([
+        [0.03, 0.95, 0.02],  # a0: a cat the heads are sure is a dog
+        [0.05, 0.60, 0.35],  # a1: a cat spread over dogs and panda: in doubt, not sure of either
+        [0.90, 0.05, 0.05],  # a2: a cat, agreed
+        [0.10, 0.88, 0.02],  # a3: a cat that looks like a dog, but a validation photo
+        [0.02, 0.97, 0.01],  # a4: the same in the test part
+        [0.01, 0.98, 0.01],  # a5: the person kept it a cat
+        [0.40, 0.45, 0.15],  # a6: a dog, barely agreed
+    ])
+    labels = np.array([0, 0, 0, 0, 0, 0, 1])
+    roles = ["train", "train", "train", "val", "test", "train", "train"]
+    person = Corrections(keep={"a5.jpg"}, rows=[{"path": "a5.jpg", "action": "keep", "label": ""}])
+    issues = DataIssues(Path("data"), ["cats", "dogs", "panda"], {}, [f"a{i}.jpg" for i in range(7)], labels, roles,
+                        probabilities, corrections=person)
+    issues.label_issues = [{"path": "a0.jpg", "given": "cats", "suggested": "dogs", "score": 0.97, "part": "train"}]
+    fixes = suggested_fixes(issues)
+    assert [(row["path"], row["action"], row["label"], row["reason"]) for row in fixes] == [
+        ("a0.jpg", "relabel", "dogs", MISLABELLED), ("a1.jpg", "exclude", "", IN_DOUBT)]
+    assert fixes[1]["probability"] < SURE_RELABEL <= fixes[0]["probability"]
+    assert suggested_corrections(issues) == person.rows + fixes
+
+
+@pytest.mark.slow
+def test_suggested_corrections_find_the_flipped_labels_that_confident_learning_passes_over(animals3, tmp_path):
+    """On all of animals3 with 5 % of its training labels flipped in the split manifest, the suggested corrections
+    touch nearly every flipped photo (relabelled to its true class, or left out) and relabel almost no right label;
+    the likely-mislabelled flags alone pass over more of them. Measured (seed 4): 93 of the 105 flagged; 103 fixed
+    (88 relabelled to their class, 15 left out), 1 relabelled to the third class, 42 photos left out in all."""
+    from zoolens.data.corrections import read_corrections, relative_key
+    from zoolens.data.folders import Sample, scan_folder
+    from zoolens.data.split import Manifest, split_folder, write_manifest
+    from zoolens.evaluation.data_issues import find_data_issues, write_data_issues
+
+    split = split_folder(scan_folder(animals3), "70/10/20", 0)
+    train = sorted(relative_key(s.path, animals3) for s in split.part("train"))
+    rng = np.random.default_rng(4)
+    flips = {}
+    for index in sorted(rng.choice(len(train), size=round(0.05 * len(train)), replace=False)):
+        truth = train[index].split("/")[0]
+        others = [name for name in split.classes if name != truth]
+        flips[train[index]] = others[int(rng.integers(len(others)))]
+    rows = [(Sample(s.path, flips.get(relative_key(s.path, animals3), s.label)), role) for s, role in split.rows]
+    manifest = write_manifest(Manifest(root=animals3, classes=split.classes, rows=rows), tmp_path / "noisy.csv")
+    issues = find_data_issues(animals3, split_file=manifest, progress=False)
+    written = write_data_issues(issues, tmp_path / "issues")
+    fixes = read_corrections(written["suggested_corrections"], split.classes)
+    touched = {path for path in flips if path in fixes.exclude or fixes.relabel.get(path) == path.split("/")[0]}
+    flagged = {row["path"] for row in issues.label_issues} & set(flips)
+    assert len(touched) >= 101 and len(touched) >= len(flagged) + 8, (len(touched), len(flagged))
+    wrong = [path for path, label in fixes.relabel.items() if label != path.split("/")[0]]
+    assert len(wrong) <= 2, wrong
+    assert len(fixes.exclude) <= 50

@@ -3,6 +3,7 @@
 import base64
 import io
 import json
+import re
 import shutil
 from html.parser import HTMLParser
 
@@ -76,6 +77,8 @@ def test_report_on_a_trained_model(trained_model, tmp_path):
     assert "test part of the model&#39;s own split" in html
     labels = section_html(html, "labels")
     assert "on this model’s split" in labels and "no corrections file" in labels
+    assert re.search(r"suggested_corrections\.csv, the training part fixed without a person \(\d+ photo\(s\) "
+                     r"relabelled where the heads are sure, \d+ left out", labels), labels
     alts = [alt for alt, _ in parts.images]
     for figure in ("photos per class", "image sizes", "training curves", "confusion matrix (photos)",
                    "confusion matrix (share of each true class)"):

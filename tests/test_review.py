@@ -51,10 +51,10 @@ def planted(animals3, tmp_path_factory):
     return data, {shutil.copyfile(p, data / "cats" / f"dog_{p.name}").relative_to(data).as_posix() for p in dogs}
 
 
-def _decided(corrections: Path, seconds: float = 10.0) -> bool:
+def _decided(corrections: Path, seconds: float = 10.0, rows: int = 1) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if corrections.exists() and corrections.read_text().count("\n") > 1:
+        if corrections.exists() and corrections.read_text().count("\n") > rows:
             return True
         time.sleep(0.2)
     return False
@@ -67,7 +67,8 @@ def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tm
     corrections = tmp_path / "decisions.csv"
     workdir = tmp_path / "cwd"
     workdir.mkdir()
-    first = Review(data, corrections).flags()[0]
+    review = Review(data, corrections)
+    first = review.flags()[0]
     assert first["path"] in dogs and first["suggested"] == "dogs"  # what the page must show on top
     with streamlit_server(["--models-dir", str(tmp_path / "no-models"), "--review", str(data),
                            "--corrections", str(corrections)], workdir) as url, chromium_browser() as browser:
@@ -87,12 +88,24 @@ def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tm
         page.wait_for_function("document.body.innerText.includes('relabel to dogs')", timeout=30_000)
         rows = list(csv.DictReader(corrections.open()))
         assert [(row["path"], row["action"], row["label"]) for row in rows] == [(first["path"], "relabel", "dogs")]
+        # The suggested fixes for the other training photos in doubt, in one click; the person's decision stays.
+        fixes = review.undecided_fixes()
+        assert fixes and first["path"] not in {fix["path"] for fix in fixes}
+        accept = page.get_by_role("button", name=f"Accept the suggested fixes ({len(fixes)})")
+        folder = Path(os.environ.get("ZOOLENS_SCREENSHOTS", tmp_path))
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / "web-review-suggested-fixes.png"))
+        accept.click()
+        assert _decided(corrections, rows=1 + len(fixes))
+        rows = list(csv.DictReader(corrections.open()))
+        assert (rows[0]["path"], rows[0]["action"], rows[0]["label"]) == (first["path"], "relabel", "dogs")
+        assert [(row["path"], row["action"], row["label"]) for row in rows[1:]] == [
+            (fix["path"], fix["action"], fix["label"]) for fix in fixes]
+        relabelled = 1 + sum(fix["action"] == "relabel" for fix in fixes)
         page.get_by_role("button", name="Retrain now").click()
         page.get_by_text("Before: labels as they were").wait_for(timeout=180_000)
         shown = page.inner_text("body")
-        assert "After: 1 relabelled, 0 excluded" in shown and "%" in shown
-        folder = Path(os.environ.get("ZOOLENS_SCREENSHOTS", tmp_path))
-        folder.mkdir(parents=True, exist_ok=True)
+        assert f"After: {relabelled} relabelled, {len(fixes) + 1 - relabelled} excluded" in shown and "%" in shown
         page.screenshot(path=str(folder / "web-review.png"), full_page=True)
         # Only the other kinds of flag: the mislabelled photos leave the page (the decision stays in the file).
         pill = page.get_by_role("button", name=re.compile(r"^Likely mislabelled \(\d+\)"))

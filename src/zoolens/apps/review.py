@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoolens.data.corrections import Corrections, read_corrections, record_decision
+from zoolens.data.corrections import Corrections, read_corrections, record_decision, record_decisions
 from zoolens.errors import ZoolensError
 from zoolens.evaluation.data_issues import MISLABELLED, NEAR_COPY, OUTLIER
 from zoolens.files import lies_inside
@@ -79,6 +79,7 @@ class Review:
         self.corrections = check_corrections_file(data, corrections or default_corrections_file(data))
         self.ratios, self.seed = ratios, seed
         self._flags: list[dict] | None = None
+        self._fixes: list[dict] = []  # data_issues.suggested_fixes, with the flags
         self._as_it_was = None  # the model on the labels as they were, once `retrain()` has made it
         self.classes: list[str] = []
         self.names: dict[str, str] = {}
@@ -87,11 +88,11 @@ class Review:
         """Every flagged photo (data_issues.review_rows): likely mislabelled first, most likely first; judged on the
         labels as the folder gives them, so that the list stays put while decisions (`decision()`) are made."""
         if self._flags is None:
-            from zoolens.evaluation.data_issues import find_data_issues, review_rows
+            from zoolens.evaluation.data_issues import find_data_issues, review_rows, suggested_fixes
 
             issues = find_data_issues(self.data, ratios=self.ratios, seed=self.seed, progress=progress)
             self.classes, self.names = issues.classes, issues.names
-            self._flags = review_rows(issues)
+            self._flags, self._fixes = review_rows(issues), suggested_fixes(issues)
         return self._flags
 
     def photo(self, flag: dict) -> Path:
@@ -106,6 +107,18 @@ class Review:
             raise ZoolensError(f"{label!r} is not a class of {self.data}")
         return record_decision(self.corrections, flag["path"], action, label,
                                **{k: flag.get(k, "") for k in ("given", "suggested", "score", "reason")})
+
+    def undecided_fixes(self) -> list[dict]:
+        """The suggested fixes (data_issues.suggested_fixes) for training photos no one has decided on yet."""
+        decided = self.decisions().decided()
+        return [fix for fix in self._fixes if fix["path"] not in decided]
+
+    def accept_suggested_fixes(self) -> Corrections:
+        """Every undecided suggested fix written as a decision, in one step: the training photos in doubt relabelled
+        where the out-of-fold heads are sure of the class, left out where not."""
+        return record_decisions(self.corrections, [
+            {**{k: fix[k] for k in ("path", "action", "label", "given", "suggested", "reason")},
+             "score": fix["probability"]} for fix in self.undecided_fixes()])
 
     def retrain(self, progress: bool = False) -> Comparison:
         """Two frozen-feature models (seconds each on a warm feature cache): on the labels as they were (made on the

@@ -591,6 +591,16 @@ def retrain_panel(st, review) -> None:
                             "cached), both judged on the same test photos"):
             with st.spinner("Training two models on the cached features…"):
                 st.session_state["review_comparison"] = review.retrain()
+        fixes = review.undecided_fixes()
+        if fixes and left.button(f"Accept the suggested fixes ({len(fixes)})", key="accept_fixes",
+                                 help="For the training photos in doubt that you have not decided on: relabel each "
+                                      "where the heads are sure of its class, leave it out where they are not "
+                                      "(your own decisions stay as they are). Then retrain to see what they are "
+                                      "worth."):
+            made = review.accept_suggested_fixes()
+            st.toast(f"{len(fixes)} decisions written to {review.corrections} ({len(made.relabel)} relabelled, "
+                     f"{len(made.exclude)} left out in all)")
+            st.rerun()
         comparison = st.session_state.get("review_comparison")
         if comparison is None:
             right.caption("Retrain to see what your corrections are worth: test accuracy before and after.")

@@ -66,8 +66,12 @@ def cmd_data_issues(args) -> int:
     written = write_data_issues(issues, args.out)
     print(format_data_issues(issues))
     print("\nwrote " + ", ".join(str(path) for path in written.values()) + " (the photos were only read)")
-    print(f"Next: decide on each photo of {written['to_review']} (action: relabel, exclude or keep) and train with "
-          f"--corrections {written['to_review']}; or look at them one by one: zoolens web --review {args.data}")
+    print("Next, one of:\n"
+          f"  decide on each photo of {written['to_review']} (action: relabel, exclude or keep), then train with "
+          f"--corrections {written['to_review']}\n"
+          f"  look at them one by one: zoolens web --review {args.data}\n"
+          f"  train on the fixes suggested for the training part: zoolens train {args.data}"
+          f"{f' --split {args.split}' if args.split else ''} --corrections {written['suggested_corrections']}")
     return 0
 
 

@@ -151,17 +151,26 @@ def write_corrections(path: str | Path, rows: list[dict]) -> Path:
 def record_decision(path: str | Path, photo: str, action: str, label: str = "", **details) -> Corrections:
     """One photo's decision written into the corrections file at `path` (made if missing), replacing an earlier
     decision for it; the file's other rows kept in their order. `action` "" takes the decision back."""
-    if action and action not in ACTIONS:
-        raise ZoolensError(f"{action!r}: a decision is relabel, exclude or keep")
+    return record_decisions(path, [{"path": photo, "action": action, "label": label, **details}])
+
+
+def record_decisions(path: str | Path, decisions: list[dict]) -> Corrections:
+    """Decisions (path, action, label and any other columns) written into the corrections file at `path` (made if
+    missing) in one step, each replacing an earlier decision for its photo; the file's other rows kept in their
+    order, new photos after them."""
+    for decision in decisions:
+        if decision["action"] and decision["action"] not in ACTIONS:
+            raise ZoolensError(f"{decision['action']!r}: a decision is relabel, exclude or keep")
     path = Path(path)
     rows = read_corrections(path).rows if path.exists() else []
-    new = {"path": photo, "action": action, "label": label if action == "relabel" else "", **details}
-    for row in rows:
-        if (row.get("path") or "").strip() == photo:
-            row.update({k: v for k, v in new.items() if k in COLUMNS or k not in row})
-            break
-    else:
-        rows.append(new)
+    where = {(row.get("path") or "").strip(): row for row in rows}
+    for decision in decisions:
+        new = {**decision, "label": decision.get("label", "") if decision["action"] == "relabel" else ""}
+        if new["path"] in where:
+            where[new["path"]].update({k: v for k, v in new.items() if k in COLUMNS or k not in where[new["path"]]})
+        else:
+            rows.append(new)
+            where[new["path"]] = new
     write_corrections(path, rows)
     return read_corrections(path)
 

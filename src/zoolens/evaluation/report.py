@@ -222,7 +222,7 @@ def labels_section(model, data: Path | None, progress: bool) -> dict:
     section = {"corrections": corrections, "checked": False}
     if data is None:
         return {**section, "note": "Not checked: the training photos are not here (pass --data)."}
-    from zoolens.evaluation.data_issues import find_data_issues
+    from zoolens.evaluation.data_issues import find_data_issues, suggested_fixes
 
     split = model.path / "split.csv" if model.path else None
     trained_on = (model.meta.get("data") or {}).get("root")
@@ -242,6 +242,8 @@ def labels_section(model, data: Path | None, progress: bool) -> dict:
         shots.append({"photo": photo, "file": shown_name(row["path"]), "given": model.name(row["given"]),
                       "suggested": model.name(row["suggested"]), "score": _percent(row["score"])})
     leaks = issues.leaks
+    fixes = suggested_fixes(issues)
+    relabels = sum(fix["action"] == "relabel" for fix in fixes)
     split_name = "this model’s split" if split else "a 70/10/20 split"
     return {**section, "checked": True, "shots": shots, "mislabelled": len(issues.label_issues),
             "photos": len(issues.paths), "leaks": [(shown_name(row["path_a"]), row["part_a"], shown_name(row["path_b"]),
@@ -250,7 +252,9 @@ def labels_section(model, data: Path | None, progress: bool) -> dict:
             "note": f"{len(issues.paths)} photos of {data.name}/ judged by five heads that each never saw them "
                     f"(out-of-fold, on the frozen features), on {split_name}. "
                     f"`zoolens data issues {data}{f' --split {split}' if split else ''} --out DIR` writes every flag, "
-                    f"and `zoolens web --review {data}` goes through them one by one."}
+                    f"and DIR/suggested_corrections.csv, the training part fixed without a person ({relabels} "
+                    f"photo(s) relabelled where the heads are sure, {len(fixes) - relabels} left out where not: "
+                    f"train with --corrections on it); `zoolens web --review {data}` goes through them one by one."}
 
 
 def per_class_rows(summary: dict) -> list[dict]:
