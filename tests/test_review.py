@@ -60,6 +60,19 @@ def _decided(corrections: Path, seconds: float = 10.0, rows: int = 1) -> bool:
     return False
 
 
+def _screenshot(page, path: Path) -> None:
+    """The page once Streamlit has finished its run: while it runs, the elements of the run before stay on the page,
+    faded, and a screenshot shows a mix of the two (a button of the last photo beside the next one's caption)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
+    except PlaywrightTimeout:
+        pass  # a screenshot of a page still running is still worth looking at
+    page.wait_for_timeout(1500)  # the faded elements leave a moment after the run ends
+    page.screenshot(path=str(path), full_page=True)
+
+
 @pytest.mark.slow
 def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tmp_path):
     data, dogs = planted
@@ -94,7 +107,7 @@ def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tm
         accept = page.get_by_role("button", name=f"Accept the suggested fixes ({len(fixes)})")
         folder = Path(os.environ.get("ZOOLENS_SCREENSHOTS", tmp_path))
         folder.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(folder / "web-review-suggested-fixes.png"))
+        _screenshot(page, folder / "web-review-suggested-fixes.png")
         accept.click()
         assert _decided(corrections, rows=1 + len(fixes))
         rows = list(csv.DictReader(corrections.open()))
@@ -106,7 +119,7 @@ def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tm
         page.get_by_text("Before: labels as they were").wait_for(timeout=180_000)
         shown = page.inner_text("body")
         assert f"After: {relabelled} relabelled, {len(fixes) + 1 - relabelled} excluded" in shown and "%" in shown
-        page.screenshot(path=str(folder / "web-review.png"), full_page=True)
+        _screenshot(page, folder / "web-review.png")
         # Only the other kinds of flag: the mislabelled photos leave the page (the decision stays in the file).
         pill = page.get_by_role("button", name=re.compile(r"^Likely mislabelled \(\d+\)"))
         gone = f"!document.body.innerText.includes({json.dumps(first['path'])})"
@@ -119,7 +132,7 @@ def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tm
             except PlaywrightTimeout:
                 continue
         assert pill.get_attribute("aria-pressed") == "false" and page.evaluate(gone)
-        page.screenshot(path=str(folder / "web-review-other-kinds.png"), full_page=True)
+        _screenshot(page, folder / "web-review-other-kinds.png")
         page.close()
     assert tree_snapshot(data) == before
     assert list(workdir.iterdir()) == []
@@ -136,9 +149,9 @@ def test_the_review_shows_the_kinds_of_flag_chosen_and_can_hide_the_decided():
     import numpy as np
 
     from zoolens.apps.review import FLAG_KINDS, flag_kind, shown_flags
-    from zoolens.evaluation.data_issues import MISLABELLED, NEAR_COPY, OUTLIER, DataIssues, review_rows
+    from zoolens.evaluation.data_issues import IN_DOUBT, MISLABELLED, NEAR_COPY, OUTLIER, DataIssues, review_rows
 
-    issues = DataIssues(Path("data"), ["cats", "dogs"], {}, [], np.zeros(0), [], np.zeros((0, 2)))
+    issues = DataIssues(Path("data"), ["cats", "dogs"], {}, [], np.zeros(0, int), [], np.zeros((0, 2)))
     issues.label_issues = [{"path": "cats/dog.jpg", "given": "cats", "suggested": "dogs", "score": 0.9},
                            {"path": "dogs/cat.jpg", "given": "dogs", "suggested": "cats", "score": 0.8}]
     issues.near_duplicates = [{"path_a": "cats/a.jpg", "part_a": "train", "path_b": "cats/a-copy.jpg",
@@ -147,7 +160,7 @@ def test_the_review_shows_the_kinds_of_flag_chosen_and_can_hide_the_decided():
                        {"path": "cats/dog.jpg", "given": "cats", "score": 5.0}]  # flagged once, as mislabelled
     flags = review_rows(issues)
     assert [flag_kind(flag) for flag in flags] == [MISLABELLED, MISLABELLED, NEAR_COPY, OUTLIER]
-    assert list(FLAG_KINDS) == [MISLABELLED, NEAR_COPY, OUTLIER]
+    assert list(FLAG_KINDS) == [MISLABELLED, IN_DOUBT, NEAR_COPY, OUTLIER]
     assert [flag["path"] for flag in shown_flags(flags, [NEAR_COPY, OUTLIER])] == ["cats/a-copy.jpg", "dogs/blank.jpg"]
     assert [flag["path"] for flag in shown_flags(flags, FLAG_KINDS, hide={"cats/dog.jpg", "dogs/blank.jpg"})] == [
         "dogs/cat.jpg", "cats/a-copy.jpg"]
@@ -156,3 +169,20 @@ def test_the_review_shows_the_kinds_of_flag_chosen_and_can_hide_the_decided():
 
     assert [believed_class(flag, "", issues.classes) for flag in flags] == ["dogs", "cats", "cats", "dogs"]
     assert believed_class(flags[3], "cats", issues.classes) == "cats"  # a decision made
+
+
+def test_training_photos_in_doubt_come_after_the_likely_mislabelled_with_their_suggestion():
+    """A training photo its heads answer another class, though not confidently enough for confident learning, is
+    shown for review (after the likely mislabelled) with the class the heads lean to; a validation one is not."""
+    import numpy as np
+
+    from zoolens.apps.review import believed_class, flag_kind
+    from zoolens.evaluation.data_issues import IN_DOUBT, MISLABELLED, DataIssues, review_rows
+
+    probabilities = np.array([[0.02, 0.98], [0.35, 0.65], [0.3, 0.7], [0.9, 0.1]])
+    issues = DataIssues(Path("data"), ["cats", "dogs"], {}, ["cats/a.jpg", "cats/b.jpg", "cats/c.jpg", "cats/d.jpg"],
+                        np.zeros(4, int), ["train", "train", "val", "train"], probabilities)
+    issues.label_issues = [{"path": "cats/a.jpg", "given": "cats", "suggested": "dogs", "score": 0.98}]
+    flags = review_rows(issues)
+    assert [(flag["path"], flag_kind(flag)) for flag in flags] == [("cats/a.jpg", MISLABELLED), ("cats/b.jpg", IN_DOUBT)]
+    assert flags[1]["score"] == 0.65 and believed_class(flags[1], "", issues.classes) == "dogs"

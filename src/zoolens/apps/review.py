@@ -12,7 +12,7 @@ from pathlib import Path
 
 from zoolens.data.corrections import Corrections, read_corrections, record_decision, record_decisions
 from zoolens.errors import ZoolensError
-from zoolens.evaluation.data_issues import MISLABELLED, NEAR_COPY, OUTLIER
+from zoolens.evaluation.data_issues import IN_DOUBT, MISLABELLED, NEAR_COPY, OUTLIER
 from zoolens.files import lies_inside
 
 log = logging.getLogger("zoolens")
@@ -35,12 +35,13 @@ def check_corrections_file(data: str | Path, corrections: str | Path) -> Path:
 
 
 # Each kind of flag, as the review page names it, in the order the flags come.
-FLAG_KINDS = {MISLABELLED: "Likely mislabelled", NEAR_COPY: "Near-copies across the split",
+FLAG_KINDS = {MISLABELLED: "Likely mislabelled", IN_DOUBT: "Labels in doubt", NEAR_COPY: "Near-copies across the split",
               OUTLIER: "Unlike the rest of their class"}
 
 
 def flag_kind(flag: dict) -> str:
-    """What a flag is: MISLABELLED, NEAR_COPY (of a photo in another part of the split) or OUTLIER."""
+    """What a flag is: MISLABELLED, IN_DOUBT (a training photo its heads answer another class, not confidently),
+    NEAR_COPY (of a photo in another part of the split) or OUTLIER."""
     return next(kind for kind in FLAG_KINDS if flag["reason"].startswith(kind))
 
 

@@ -453,11 +453,14 @@ def decision_text(review, action: str, label: str) -> str:
 
 
 def flag_caption(review, flag: dict) -> str:
+    from zoolens.evaluation.data_issues import IN_DOUBT, MISLABELLED
+
     given = flag.get("given") or ""
     name = review.names.get(given, given)
-    if flag["reason"] == "likely mislabelled":
+    if flag["reason"] in (MISLABELLED, IN_DOUBT):
         suggested = review.names.get(flag["suggested"], flag["suggested"])
-        return f"filed as {name}, looks like {suggested} ({float(flag['score']):.0%} sure it is not {name})"
+        looks = "looks like" if flag["reason"] == MISLABELLED else "label in doubt: may be"
+        return f"filed as {name}, {looks} {suggested} ({float(flag['score']):.0%} sure it is not {name})"
     return f"{flag['reason']}" + (f" (filed as {name})" if name else "")
 
 
