@@ -600,7 +600,13 @@ def retrain_panel(st, review) -> None:
                                       "where the heads are sure of its class, leave it out where they are not "
                                       "(your own decisions stay as they are). Then retrain to see what they are "
                                       "worth."):
-            made = review.accept_suggested_fixes()
+            from zoolens.errors import ZoolensError
+
+            try:
+                made = review.accept_suggested_fixes()
+            except ZoolensError as error:  # the corrections file edited into nonsense while the page was open
+                st.error(str(error))
+                return
             st.toast(f"{len(fixes)} decisions written to {review.corrections} ({len(made.relabel)} relabelled, "
                      f"{len(made.exclude)} left out in all)")
             st.rerun()
