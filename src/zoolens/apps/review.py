@@ -118,8 +118,8 @@ class Review:
         """Every undecided suggested fix written as a decision, in one step: the training photos in doubt relabelled
         where the out-of-fold heads are sure of the class, left out where not."""
         return record_decisions(self.corrections, [
-            {**{k: fix[k] for k in ("path", "action", "label", "given", "suggested", "reason")},
-             "score": fix["probability"]} for fix in self.undecided_fixes()])
+            {k: fix[k] for k in ("path", "action", "label", "given", "suggested", "score", "reason")}
+            for fix in self.undecided_fixes()])
 
     def retrain(self, progress: bool = False) -> Comparison:
         """Two frozen-feature models (seconds each on a warm feature cache): on the labels as they were (made on the
