@@ -186,6 +186,19 @@ def chromium_browser():
             chromium.close()
 
 
+def streamlit_screenshot(page, path: Path) -> None:
+    """A Streamlit page once its run has ended: while it runs, the elements of the run before stay on the page,
+    faded, and a screenshot shows a mix of the two (a button of the last photo beside the next one's caption)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
+    except PlaywrightTimeout:
+        pass  # a screenshot of a page still running is still worth looking at
+    page.wait_for_timeout(1500)  # the faded elements leave a moment after the run ends
+    page.screenshot(path=str(path), full_page=True)
+
+
 # ---- answering without PyTorch ----------------------------------------------------------------
 HEAVY = ("torch", "torchvision", "lightning", "pytorch_lightning", "sklearn", "matplotlib", "timm")
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import chromium_browser, copy_subset, streamlit_server, tree_snapshot
+from conftest import chromium_browser, copy_subset, streamlit_screenshot, streamlit_server, tree_snapshot
 
 from zoolens.apps.review import Review, check_corrections_file
 from zoolens.errors import ZoolensError
@@ -60,19 +60,6 @@ def _decided(corrections: Path, seconds: float = 10.0, rows: int = 1) -> bool:
     return False
 
 
-def _screenshot(page, path: Path) -> None:
-    """The page once Streamlit has finished its run: while it runs, the elements of the run before stay on the page,
-    faded, and a screenshot shows a mix of the two (a button of the last photo beside the next one's caption)."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    try:
-        page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
-    except PlaywrightTimeout:
-        pass  # a screenshot of a page still running is still worth looking at
-    page.wait_for_timeout(1500)  # the faded elements leave a moment after the run ends
-    page.screenshot(path=str(path), full_page=True)
-
-
 @pytest.mark.slow
 def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tmp_path):
     data, dogs = planted
@@ -107,7 +94,7 @@ def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tm
         accept = page.get_by_role("button", name=f"Accept the suggested fixes ({len(fixes)})")
         folder = Path(os.environ.get("ZOOLENS_SCREENSHOTS", tmp_path))
         folder.mkdir(parents=True, exist_ok=True)
-        _screenshot(page, folder / "web-review-suggested-fixes.png")
+        streamlit_screenshot(page, folder / "web-review-suggested-fixes.png")
         accept.click()
         assert _decided(corrections, rows=1 + len(fixes))
         rows = list(csv.DictReader(corrections.open()))
@@ -119,7 +106,7 @@ def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tm
         page.get_by_text("Before: labels as they were").wait_for(timeout=180_000)
         shown = page.inner_text("body")
         assert f"After: {relabelled} relabelled, {len(fixes) + 1 - relabelled} excluded" in shown and "%" in shown
-        _screenshot(page, folder / "web-review.png")
+        streamlit_screenshot(page, folder / "web-review.png")
         # Only the other kinds of flag: the mislabelled photos leave the page (the decision stays in the file).
         pill = page.get_by_role("button", name=re.compile(r"^Likely mislabelled \(\d+\)"))
         gone = f"!document.body.innerText.includes({json.dumps(first['path'])})"
@@ -132,7 +119,7 @@ def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tm
             except PlaywrightTimeout:
                 continue
         assert pill.get_attribute("aria-pressed") == "false" and page.evaluate(gone)
-        _screenshot(page, folder / "web-review-other-kinds.png")
+        streamlit_screenshot(page, folder / "web-review-other-kinds.png")
         page.close()
     assert tree_snapshot(data) == before
     assert list(workdir.iterdir()) == []

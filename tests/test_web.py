@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import chromium_browser, streamlit_server
+from conftest import chromium_browser, streamlit_screenshot, streamlit_server
 from PIL import Image
 
 from zoolens.apps import web
@@ -291,7 +291,7 @@ def test_browser_upload_shows_the_prediction(server, browser, cat_photo, tmp_pat
 
     folder = Path(os.environ.get("ZOOLENS_SCREENSHOTS", tmp_path))
     folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / "web-cats.png"), full_page=True)
+    streamlit_screenshot(page, folder / "web-cats.png")
     print(f"screenshot: {folder / 'web-cats.png'}")
     page.close()
     # Nothing a client sent became a file: not in the server's folder, not where "../../" would point.
@@ -328,7 +328,7 @@ def test_browser_shows_none_of_these_for_no_animal_and_downloads_the_verdicts(se
 
     folder = Path(os.environ.get("ZOOLENS_SCREENSHOTS", tmp_path))
     folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / "web-none-of-these.png"), full_page=True)
+    streamlit_screenshot(page, folder / "web-none-of-these.png")
     with page.expect_download(timeout=30_000) as download:
         page.get_by_text("Download results (CSV)").click()
     rows = {row["path"]: row for row in csv.DictReader(io.StringIO(Path(download.value.path()).read_text()))}
@@ -364,7 +364,7 @@ def test_browser_grad_cam_beside_each_photo_in_upload_order_with_a_key_and_a_zip
     assert "where the network looked most" in page.locator(".zl-key").first.inner_text()
     folder = Path(os.environ.get("ZOOLENS_SCREENSHOTS", tmp_path))
     folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / "web-gradcam.png"), full_page=True)
+    streamlit_screenshot(page, folder / "web-gradcam.png")
     with page.expect_download(timeout=30_000) as download:
         page.get_by_text("Download the heat maps (ZIP of PNGs)").click()
     archive = zipfile.ZipFile(download.value.path())
