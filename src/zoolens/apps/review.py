@@ -109,9 +109,10 @@ class Review:
         return record_decision(self.corrections, flag["path"], action, label,
                                **{k: flag.get(k, "") for k in ("given", "suggested", "score", "reason")})
 
-    def undecided_fixes(self) -> list[dict]:
-        """The suggested fixes (data_issues.suggested_fixes) for training photos no one has decided on yet."""
-        decided = self.decisions().decided()
+    def undecided_fixes(self, made: Corrections | None = None) -> list[dict]:
+        """The suggested fixes (data_issues.suggested_fixes) for training photos no one has decided on yet: not
+        among the decisions `made` (read from the corrections file when not given)."""
+        decided = (made or self.decisions()).decided()
         return [fix for fix in self._fixes if fix["path"] not in decided]
 
     def accept_suggested_fixes(self) -> Corrections:

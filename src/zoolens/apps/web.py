@@ -483,7 +483,7 @@ def review_page(st, args, load_review) -> None:
     if not flags:
         st.success("Nothing flagged: no photo looks mislabelled, copied across the split or out of place.")
         return
-    retrain_panel(st, review)
+    retrain_panel(st, review, made)
     decided = made.decided()
     flags = chosen_flags(st, flags, decided)
     if not flags:
@@ -585,8 +585,9 @@ def flag_card(st, review, flag: dict, made) -> None:
             st.rerun()
 
 
-def retrain_panel(st, review) -> None:
-    """"Retrain now" and, once run, the two models' test accuracy side by side."""
+def retrain_panel(st, review, made) -> None:
+    """"Retrain now", "Accept the suggested fixes" for the photos not among the decisions `made`, and, once
+    retrained, the two models' test accuracy side by side."""
     with st.container(border=True):
         left, right = st.columns([1, 3])
         if left.button("Retrain now", type="primary", key="retrain",
@@ -594,7 +595,7 @@ def retrain_panel(st, review) -> None:
                             "cached), both judged on the same test photos"):
             with st.spinner("Training two models on the cached features…"):
                 st.session_state["review_comparison"] = review.retrain()
-        fixes = review.undecided_fixes()
+        fixes = review.undecided_fixes(made)
         if fixes and left.button(f"Accept the suggested fixes ({len(fixes)})", key="accept_fixes",
                                  help="For the training photos in doubt that you have not decided on: relabel each "
                                       "where the heads are sure of its class, leave it out where they are not "
@@ -603,12 +604,12 @@ def retrain_panel(st, review) -> None:
             from zoolens.errors import ZoolensError
 
             try:
-                made = review.accept_suggested_fixes()
+                now = review.accept_suggested_fixes()
             except ZoolensError as error:  # the corrections file edited into nonsense while the page was open
                 st.error(str(error))
                 return
-            st.toast(f"{len(fixes)} decisions written to {review.corrections} ({len(made.relabel)} relabelled, "
-                     f"{len(made.exclude)} left out in all)")
+            st.toast(f"{len(fixes)} decisions written to {review.corrections} ({len(now.relabel)} relabelled, "
+                     f"{len(now.exclude)} left out in all)")
             st.rerun()
         comparison = st.session_state.get("review_comparison")
         if comparison is None:
