@@ -221,9 +221,12 @@ print(json.dumps([[a.verdict, a.label, a.reason, round(a.confidence, 4)] for a i
 """
 
 
-def run_without_torch(code: str, *args, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BLOCK_HEAVY + code, *map(str, args)], capture_output=True,
-                          text=True, timeout=300, cwd=cwd)
+def run_without_torch(code: str, *args, cwd: Path | None = None, allow: tuple[str, ...] = (),
+                      env: dict | None = None) -> subprocess.CompletedProcess:
+    """`code` in a child process where the HEAVY modules, but those in `allow`, cannot be imported."""
+    block = BLOCK_HEAVY.replace(repr(HEAVY), repr(tuple(m for m in HEAVY if m not in allow)))
+    return subprocess.run([sys.executable, "-c", block + code, *map(str, args)], capture_output=True,
+                          text=True, timeout=300, cwd=cwd, env={**os.environ, **(env or {})})
 
 
 def answers_without_torch(model_path: Path, photos: list[Path]) -> list[list]:

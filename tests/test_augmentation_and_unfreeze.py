@@ -84,7 +84,7 @@ def test_training_on_photos_uses_the_augmentation_it_is_given(small_animals):
     from zoolens.data.folders import Sample
     from zoolens.runtime.distributed import Processes
     from zoolens.training.config import TrainConfig
-    from zoolens.training.trainer import photo_batches
+    from zoolens.training.photos import photo_batches
 
     photo = sorted((small_animals / "cats").iterdir())[0]
     parts = {"train": [Sample(photo, "cats")], "val": [Sample(photo, "cats")]}

@@ -49,7 +49,7 @@ def test_training_in_a_log_says_what_it_does_at_once_and_ends_with_the_result_in
                             capture_output=True, text=True, timeout=600)  # stderr is a pipe: not a terminal
     assert result.returncode == 0, result.stderr
     said = result.stderr.splitlines()
-    assert said[0] == f"training a classifier on {small_animals} into {out} (loading PyTorch)"
+    assert said[0] == f"training a classifier on {small_animals} into {out}"
     assert "\r" not in result.stderr  # no bar frames in a log
     head = [line for line in said if re.match(r"\d\d:\d\d:\d\d head \d+/60 epoch, done in", line)]
     assert len(head) == 1 and "best " in head[0]  # one line for the phase, not one per epoch

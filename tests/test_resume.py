@@ -291,12 +291,9 @@ class Interrupted(Exception):
 def test_a_resumed_phase_goes_on_with_its_optimizer_state_and_its_patience_used(tmp_path, monkeypatch):
     import math
 
-    import torch
-
-    from zoolens.models.classifier import build_head
-    from zoolens.training import loop
     from zoolens.training.checkpoints import TrainingCheckpoints
     from zoolens.training.loop import FeatureBatches, Optimization, Phase, run_phase
+    from zoolens.training.numpy_head import DenseHead, NumpyDevice
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(256, 16)).astype(np.float32)
@@ -306,17 +303,16 @@ def test_a_resumed_phase_goes_on_with_its_optimizer_state_and_its_patience_used(
     optimization = Optimization("adam", 0.0, 0.0, seed=0)
     batches = lambda: FeatureBatches((x, y), val, batch_size=64, seed=0)  # noqa: E731  (4 steps an epoch)
 
-    torch.manual_seed(0)
-    whole = run_phase(phase, build_head(16, 2, dropout=0.0), batches(), optimization)
+    whole = run_phase(phase, DenseHead(16, 2, dropout=0.0, seed=0), batches(), optimization)
     assert whole.stopped_early and len(whole.rows) == whole.best_epoch + 3
 
-    optimizers, make_optimizer = [], loop.make_optimizer
+    optimizers, make_optimizer = [], NumpyDevice.optimizer
 
     def keep_optimizer(*args):
         optimizers.append(make_optimizer(*args))
         return optimizers[-1]
 
-    monkeypatch.setattr(loop, "make_optimizer", keep_optimizer)
+    monkeypatch.setattr(NumpyDevice, "optimizer", keep_optimizer)
     stop_after = whole.best_epoch + 1  # one epoch of patience used when the run dies
     checkpoints, _ = TrainingCheckpoints.start(tmp_path / "m", {"test": 1}, resume=False)
     save = checkpoints.save_epoch
@@ -327,15 +323,14 @@ def test_a_resumed_phase_goes_on_with_its_optimizer_state_and_its_patience_used(
             raise Interrupted
 
     monkeypatch.setattr(checkpoints, "save_epoch", save_then_die)
-    torch.manual_seed(0)
     with pytest.raises(Interrupted):
-        run_phase(phase, build_head(16, 2, dropout=0.0), batches(), optimization, checkpoints=checkpoints,
+        run_phase(phase, DenseHead(16, 2, dropout=0.0, seed=0), batches(), optimization, checkpoints=checkpoints,
                   every_epoch=True)
     saved = json.loads((checkpoint_folder(tmp_path / "m") / PROGRESS_FILE).read_text())["phases"]["head"]
     assert (saved["epoch"], saved["stop_wait"], saved["finished"]) == (stop_after, 1, False)
 
     resumed_checkpoints, _ = TrainingCheckpoints.start(tmp_path / "m", {"test": 1}, resume=True)
-    resumed = run_phase(phase, build_head(16, 2, dropout=0.0), batches(), optimization,
+    resumed = run_phase(phase, DenseHead(16, 2, dropout=0.0, seed=0), batches(), optimization,
                         checkpoints=resumed_checkpoints, every_epoch=True)
     new_rows = resumed.rows[stop_after:]
     # Patience 3 with one used: it stops after at most two more epochs that do not beat the best.

@@ -175,44 +175,39 @@ def test_head_dropout_drops_and_rescales_in_training_only():
 
 
 def test_training_loop_stops_early_and_keeps_its_best_epoch():
-    import torch
-
-    from zoolens.models.classifier import build_head
     from zoolens.training.loop import FeatureBatches, Optimization, Phase, run_phase
+    from zoolens.training.numpy_head import CrossEntropy, DenseHead
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 16)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64)
     val = (rng.normal(size=(60, 16)).astype(np.float32), rng.integers(0, 2, 60))  # labels it cannot learn
-    head = build_head(16, 2, dropout=0.0)
+    head = DenseHead(16, 2, dropout=0.0, seed=0)
     fit = run_phase(Phase("head", "features", lr=0.05, epochs=200, patience=3), head,
                     FeatureBatches((x, y), val, batch_size=32, seed=0), Optimization("adam", 0.0, 0.0, seed=0))
     assert fit.stopped_early and len(fit.rows) == fit.best_epoch + 3 < 200
     assert fit.best_loss == min(row["val_loss"] for row in fit.rows)
-    with torch.inference_mode():  # the weights it ended with are those of the best epoch
-        loss = torch.nn.functional.cross_entropy(head(torch.from_numpy(val[0])), torch.from_numpy(val[1]))
-    assert float(loss) == pytest.approx(fit.best_loss, rel=1e-5)
+    loss = CrossEntropy()(head.eval()(val[0]), val[1])  # the weights it ended with are those of the best epoch
+    assert loss.item() == pytest.approx(fit.best_loss, rel=1e-5)
     assert fit.rows[-1]["train_acc"] > 0.9
 
 
 def test_a_phase_that_must_beat_its_start_keeps_the_start_when_no_epoch_does():
-    import torch
-
-    from zoolens.models.classifier import build_head
     from zoolens.training.loop import FeatureBatches, Optimization, Phase, run_phase
+    from zoolens.training.numpy_head import DenseHead
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=(200, 8)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64)
-    head = build_head(8, 2, dropout=0.0)
-    start = {k: v.clone() for k, v in head.state_dict().items()}
+    head = DenseHead(8, 2, dropout=0.0, seed=0)
+    start = head.state_dict()
     # An unreachable loss to beat, as a warm network that fine-tuning only makes worse.
     fit = run_phase(Phase("finetune", "features", lr=0.05, epochs=4, patience=10, must_beat_start=True), head,
                     FeatureBatches((x, y), (x, y), batch_size=32, seed=0), Optimization("sgd", 0.0, 0.0, seed=0),
                     start_loss=1e-9)
     assert len(fit.rows) == 4 and fit.best_epoch == 0
-    for name, tensor in head.state_dict().items():
-        assert torch.equal(tensor, start[name]), name
+    for name, array in head.state_dict().items():
+        assert np.array_equal(array, start[name]), name
 
 
 @pytest.mark.slow
@@ -225,3 +220,40 @@ def test_frozen_training_does_not_import_lightning(small_animals, tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"  # 2.5 s of imports a frozen run does without
+
+
+@pytest.mark.slow
+def test_a_frozen_model_on_cached_features_trains_without_pytorch_into_the_same_files(small_animals, tmp_path):
+    """The first run builds the backbone and keeps it as a kit in the cache; the next, with every photo's features
+    cached, trains, checks, evaluates and saves without importing PyTorch or scikit-learn, into the same model."""
+    from conftest import run_without_torch
+
+    code = "import zoolens\nzoolens.train(sys.argv[1], sys.argv[2], progress=False)"
+    env = {"ZOOLENS_CACHE": str(tmp_path / "cache")}
+    cold = run_without_torch(code, small_animals, tmp_path / "cold", env=env, allow=HEAVY_NAMES)
+    assert cold.returncode == 0, cold.stderr[-2000:]
+    assert list((tmp_path / "cache" / "kits").iterdir())
+    warm = run_without_torch(code, small_animals, tmp_path / "warm", env=env, allow=("matplotlib",))
+    assert warm.returncode == 0, warm.stderr[-2000:]
+    for name in ("model.safetensors", "evaluation/metrics.json", "split.csv", "history.csv"):
+        assert (tmp_path / "cold" / name).read_bytes() == (tmp_path / "warm" / name).read_bytes(), name
+    assert safetensors_content(tmp_path / "cold" / "open_set.safetensors") == safetensors_content(
+        tmp_path / "warm" / "open_set.safetensors")  # its metadata's order differs from one process to the next
+    described = [json.loads((tmp_path / run / "zoolens.json").read_text()) for run in ("cold", "warm")]
+    for meta in described:
+        del meta["created"], meta["training"]["seconds"]
+    assert described[0] == described[1]
+    model = Model.load(tmp_path / "warm")
+    weight, bias = model._dense_layer()
+    assert np.array_equal(model.network.head[-1].weight.detach().numpy(), weight)  # and PyTorch loads it
+    assert sum(p.numel() for p in model.network.parameters()) == described[1]["parameters"]
+
+
+def safetensors_content(path) -> tuple[dict, dict]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as handle:
+        return handle.metadata(), {name: handle.get_tensor(name).tobytes() for name in handle.keys()}
+
+
+HEAVY_NAMES = ("torch", "torchvision", "lightning", "pytorch_lightning", "sklearn", "matplotlib", "timm")

@@ -81,8 +81,8 @@ def cmd_train(args) -> int:
                   "not with --split MANIFEST.csv, which already splits the photos")
     config = training_config(args)
     config.validate()  # a wrong setting refused at once, before PyTorch loads
-    if not args.quiet:  # at once: PyTorch alone takes seconds to load on a small machine
-        print(f"training a classifier on {args.data} into {args.out} (loading PyTorch)", file=sys.stderr, flush=True)
+    if not args.quiet:  # at once: the imports below take a second or more on a small machine
+        print(f"training a classifier on {args.data} into {args.out}", file=sys.stderr, flush=True)
     from zoolens.evaluation.evaluate import format_evaluation, result_sentence
     from zoolens.runtime.distributed import current_rank
     from zoolens.training.trainer import train

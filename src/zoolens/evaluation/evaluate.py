@@ -13,9 +13,9 @@ from zoolens.data.folders import Sample, class_folder_names, scan_folder
 from zoolens.data.split import read_manifest, split_folder
 from zoolens.errors import ZoolensError
 from zoolens.evaluation.metrics import Evaluation
-from zoolens.evaluation.plots import plot_confusion_matrix, plot_image_grid
 from zoolens.files import output_folder
 from zoolens.inference.prediction import CLASS, NONE_OF_THESE, NOT_SURE, Prediction, open_input
+from zoolens.plotting import FigureDrawer
 
 log = logging.getLogger(__name__)
 
@@ -109,19 +109,19 @@ def evaluate(model, data: str | Path, progress: bool = True, open_set: str = "on
     return evaluate_samples(model, samples, description, skipped, progress, open_set)
 
 
-def write_evaluation(evaluation: Evaluation, out: Path) -> dict[str, Path]:
-    """metrics.json, classification_report.txt, confusion matrices and a grid of the worst mistakes."""
+def write_evaluation(evaluation: Evaluation, out: Path, figures: FigureDrawer | None = None) -> dict[str, Path]:
+    """metrics.json, classification_report.txt, confusion matrices and a grid of the worst mistakes; the figures
+    drawn by `figures` (by default here, now)."""
     out = output_folder(out)
-    written = {}
-    written["metrics"] = out / "metrics.json"
-    written["metrics"].write_text(json.dumps(evaluation.summary(), indent=2), encoding="utf-8")
-    written["report"] = out / "classification_report.txt"
-    written["report"].write_text(evaluation.report_text(), encoding="utf-8")
+    figures = figures or FigureDrawer(separate=False)
     matrix = evaluation.confusion()
-    written["confusion_matrix"] = plot_confusion_matrix(matrix, evaluation.shown, out / "confusion_matrix.png")
-    written["confusion_matrix_normalized"] = plot_confusion_matrix(
-        matrix, evaluation.shown, out / "confusion_matrix_normalized.png", normalize=True
-    )
+    plots = "zoolens.evaluation.plots"
+    drawn = {
+        "confusion_matrix": figures.draw(f"{plots}:plot_confusion_matrix", matrix, evaluation.shown,
+                                         out / "confusion_matrix.png"),
+        "confusion_matrix_normalized": figures.draw(f"{plots}:plot_confusion_matrix", matrix, evaluation.shown,
+                                                    out / "confusion_matrix_normalized.png", True),
+    }
     items = [
         (
             evaluation.paths[i],
@@ -130,9 +130,14 @@ def write_evaluation(evaluation: Evaluation, out: Path) -> dict[str, Path]:
         )
         for i in evaluation.mistakes()[:MISTAKES_SHOWN]
     ]
-    grid = plot_image_grid(items, out / "misclassified.png", f"Most confident mistakes ({len(evaluation.mistakes())} in all)")
-    if grid:
-        written["misclassified"] = grid
+    grid = figures.draw(f"{plots}:plot_image_grid", items, out / "misclassified.png",
+                        f"Most confident mistakes ({len(evaluation.mistakes())} in all)")
+    written = {"metrics": out / "metrics.json", "report": out / "classification_report.txt"}
+    written["metrics"].write_text(json.dumps(evaluation.summary(), indent=2), encoding="utf-8")
+    written["report"].write_text(evaluation.report_text(), encoding="utf-8")
+    written.update({name: figure.result() for name, figure in drawn.items()})
+    if grid.result():
+        written["misclassified"] = grid.result()
     return written
 
 

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from safetensors import SafetensorError
 
 from zoolens import files
@@ -27,7 +28,6 @@ from zoolens.inference.model_schema import MAX_META_BYTES
 from zoolens.models.open_set import OPEN_SET_FILE
 
 if TYPE_CHECKING:  # torch is loaded only where weights are read or written as tensors: answering needs none
-    import numpy as np
     import torch
 
 FORMAT = "zoolens-model"
@@ -80,12 +80,23 @@ def check_model_target(path: Path) -> None:
         raise ZoolensError(f"{path}: exists and is not a zoolens model; choose another {setting('out')}")
 
 
-def write_bundle(path: Path, state: dict[str, torch.Tensor], meta: dict, extra_files: dict[str, Path] | None = None):
+def _save_weights(state: dict, path: Path) -> None:
+    """PyTorch tensors, or NumPy arrays (a model trained without PyTorch): the same names, types and bytes."""
+    if all(isinstance(value, np.ndarray) for value in state.values()):
+        from safetensors.numpy import save_file
+
+        tensors = {k: np.ascontiguousarray(v) for k, v in state.items()}
+    else:
+        from safetensors.torch import save_file
+
+        tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    save_file(tensors, str(path), metadata={"format": FORMAT})
+
+
+def write_bundle(path: Path, state: dict, meta: dict, extra_files: dict[str, Path] | None = None):
     """Write the new model's files to a temporary folder beside `path`; then, for a new folder, rename it into
     place; for an existing model, move only zoolens's own entries (OWNED) out and the new ones in, zoolens.json
     last: no half-written bundle is ever left, and everything else in the folder is kept as it is."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     check_model_target(path)
     try:
@@ -100,8 +111,7 @@ def write_bundle(path: Path, state: dict[str, torch.Tensor], meta: dict, extra_f
     except OSError as error:
         raise ZoolensError(f"{path}: cannot be written ({error.strerror or error})") from None
     try:
-        tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-        save_file(tensors, str(new / WEIGHTS_FILE), metadata={"format": FORMAT})
+        _save_weights(state, new / WEIGHTS_FILE)
         (new / META_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
         for name, source in (extra_files or {}).items():
             if Path(name).name != name or name in ("", ".", "..") or name.startswith(".zoolens-save-"):

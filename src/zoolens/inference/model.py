@@ -46,6 +46,7 @@ from zoolens.runtime.features import (
 
 if TYPE_CHECKING:
     from zoolens.models.classifier import Classifier
+    from zoolens.runtime.pretrained_kit import PretrainedKit
 
 __all__ = ["NONE_OF_THESE", "NOT_SURE", "Model", "Prediction"]
 log = logging.getLogger(__name__)
@@ -156,9 +157,19 @@ def recorded_names(classes: list[str], meta: dict) -> dict[str, str]:
     return {c: name for c, name in names.items() if name != c}
 
 
+@dataclasses.dataclass(frozen=True)
+class FrozenBackbone:
+    """A new model's pretrained backbone, which training left as it was: its cached kit (weights and facts) stands in
+    for its PyTorch network until something needs that (Grad-CAM, export, training further)."""
+
+    kit: PretrainedKit
+    dropout: float
+
+
 class Model:
     """A trained classifier. Loaded from a folder, it answers with ONNX Runtime and NumPy alone: its PyTorch network
-    (`.network`) is built only when something asks for it (Grad-CAM, export, saving, training)."""
+    (`.network`) is built only when something asks for it (Grad-CAM, export, saving, training). So is a new model
+    trained on frozen features (`head_on_frozen_backbone`), which is saved from its kit."""
 
     def __init__(self, network: Classifier | None, classes: list[str], preprocessing: Preprocessing,
                  meta: dict | None = None):
@@ -173,17 +184,63 @@ class Model:
         self.path: Path | None = None
         self.open_set: OpenSetCheck | None = None  # "none of these"; fitted by train(), saved in the bundle
         self.reference = None  # the pretrained backbone the open-set check runs on, beside a fine-tuned one
+        self._frozen: FrozenBackbone | None = None
+
+    @classmethod
+    def head_on_frozen_backbone(cls, weight: np.ndarray, bias: np.ndarray, classes: list[str], kit: PretrainedKit,
+                                dropout: float, network) -> Model:
+        """A model of a dense layer (NumPy) on a pretrained backbone's frozen features, `network` their
+        FeatureNetwork: it answers, and is saved, without PyTorch."""
+        model = cls(None, classes, network.preprocessing)
+        model._head = np.asarray(weight, np.float32), np.asarray(bias, np.float32)
+        model._frozen = FrozenBackbone(kit, dropout)
+        model._feature_networks = [dataclasses.replace(network, build=lambda: model.network.backbone)]
+        return model
 
     @property
     def network(self) -> Classifier:
         if self._network is None:
-            self._network = load_network(self.path, self.meta)
+            self._network = self._built_frozen() if self._frozen is not None else load_network(self.path, self.meta)
         return self._network
+
+    def _built_frozen(self) -> Classifier:
+        import torch
+
+        from zoolens.models.backbones import build_backbone
+        from zoolens.models.classifier import Classifier
+
+        network = Classifier(build_backbone(self._frozen.kit.info.name, pretrained=True), len(self.classes),
+                             dropout=self._frozen.dropout)
+        weight, bias = self._head
+        network.head.load_state_dict({"1.weight": torch.from_numpy(weight.copy()),
+                                      "1.bias": torch.from_numpy(bias.copy())})
+        return network.eval()
+
+    def _network_facts(self) -> dict:
+        """What zoolens.json says about the network: from the kit while the network is not built, else from it."""
+        if self._network is None and self._frozen is not None:
+            kit, (weight, bias) = self._frozen.kit, self._head
+            return {"backbone": {"name": kit.info.name, "source": kit.info.source, "weights_tag": kit.info.weights_tag,
+                                 "feature_dim": kit.feature_dim},
+                    "head": {"dropout": float(self._frozen.dropout)},
+                    "parameters": kit.parameters + weight.size + bias.size}
+        backbone = self.network.backbone
+        return {"backbone": {"name": backbone.info.name, "source": backbone.info.source,
+                             "weights_tag": backbone.info.weights_tag, "feature_dim": backbone.feature_dim},
+                "head": {"dropout": float(self.network.head[0].p)},
+                "parameters": sum(p.numel() for p in self.network.parameters())}
+
+    def _weights(self) -> dict:
+        """The network's tensors by name: PyTorch's, or, while it is not built, the kit's arrays and the head's."""
+        if self._network is None and self._frozen is not None:
+            weight, bias = self._head
+            return {**self._frozen.kit.tensors(), HEAD_WEIGHT: weight, HEAD_BIAS: bias}
+        return self.network.state_dict()
 
     # ---- persistence -------------------------------------------------------------------------
     def describe(self) -> dict:
         """The bundle's JSON: what was recorded about training, then the facts of this network now."""
-        backbone = self.network.backbone
+        facts = self._network_facts()
         return {
             **self.meta,
             "format": bundle.FORMAT,
@@ -192,15 +249,10 @@ class Model:
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "classes": self.classes,
             "class_names": [self.names.get(c, c) for c in self.classes],
-            "backbone": {
-                "name": backbone.info.name,
-                "source": backbone.info.source,
-                "weights_tag": backbone.info.weights_tag,
-                "feature_dim": backbone.feature_dim,
-            },
+            "backbone": facts["backbone"],
             "preprocessing": self.preprocessing.to_dict(),
-            "head": {"dropout": float(self.network.head[0].p)},
-            "parameters": sum(p.numel() for p in self.network.parameters()),
+            "head": facts["head"],
+            "parameters": facts["parameters"],
             "calibration": {**self.meta.get("calibration", {}), "temperature": self.temperature},
             "open_set": self.open_set.summary if self.open_set is not None else {"animal_check": "off",
                                                                                   "method": "none (not fitted)"},
@@ -217,7 +269,7 @@ class Model:
                 except (OSError, SafetensorError) as error:
                     raise ZoolensError(f"{path}: the model could not be written ({_io_reason(error)}); "
                                        "nothing was changed") from None
-            bundle.write_bundle(path, self.network.state_dict(), self.meta, extra)
+            bundle.write_bundle(path, self._weights(), self.meta, extra)
         self.path = path
         return path
 
@@ -297,11 +349,15 @@ class Model:
         dense = self._network.head[-1]  # a model in training: its layer as it is now
         return dense.weight.detach().numpy(), dense.bias.detach().numpy()
 
-    def class_probabilities(self, features: np.ndarray) -> np.ndarray:
+    def class_logits(self, features: np.ndarray) -> np.ndarray:
+        """The dense layer's outputs, before the temperature and the softmax."""
         # NumPy rather than torch for this one small matrix product: torch's per-call overhead
         # is several milliseconds on a busy 2-core CPU, a large share of a single prediction.
         weight, bias = self._dense_layer()
-        return softmax((self._own_features(features) @ weight.T + bias) / self.temperature)
+        return self._own_features(np.asarray(features, np.float32)) @ weight.T + bias
+
+    def class_probabilities(self, features: np.ndarray) -> np.ndarray:
+        return softmax(self.class_logits(features) / self.temperature)
 
     def predict_proba_paths(self, paths: list[Path], progress: bool = False):
         """Class probabilities for photo files: (probabilities, usable mask, problems)."""

@@ -11,9 +11,9 @@ Every process then walks through `train()`: each extracts the features of its sh
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
-
-import torch
+from pathlib import Path
 
 from zoolens.errors import ConfigError, ZoolensError
 
@@ -33,12 +33,16 @@ class Processes:
 
     def barrier(self) -> None:
         if self.world_size > 1:
+            import torch
+
             torch.distributed.barrier()
 
     def gather(self, value) -> list:
         """`value` from every process, in rank order (each process gets the whole list)."""
         if self.world_size == 1:
             return [value]
+        import torch
+
         gathered = [None] * self.world_size
         # all_gather_object pickles, but only in memory between the processes of this one run, never to a file.
         torch.distributed.all_gather_object(gathered, value)
@@ -46,12 +50,13 @@ class Processes:
 
 
 def in_process_group() -> bool:
-    """Whether this process is one of a multi-process run (its process group started)."""
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
+    """Whether this process is one of a multi-process run (its process group started; never before PyTorch is)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 def current_rank() -> int:
-    return torch.distributed.get_rank() if in_process_group() else 0
+    return sys.modules["torch"].distributed.get_rank() if in_process_group() else 0
 
 
 def _launcher_sizes(devices: str | int, num_nodes: int) -> tuple[str | int, int]:
@@ -74,7 +79,17 @@ def _one_device(accelerator: str, devices: str | int, num_nodes: int) -> bool:
     seconds to import): `auto` devices are more than one only with several GPUs."""
     if num_nodes != 1:
         return False
-    return devices == 1 or (devices == "auto" and (accelerator == "cpu" or torch.cuda.device_count() <= 1))
+    return devices == 1 or (devices == "auto" and (accelerator == "cpu" or _gpu_count() <= 1))
+
+
+def _gpu_count() -> int:
+    """The GPUs PyTorch sees; 0 without importing it (seconds) on a machine with no NVIDIA or AMD GPU device file,
+    which is every machine without one of their drivers loaded."""
+    if not any(Path(device).exists() for device in ("/dev/nvidia0", "/dev/nvidiactl", "/dev/kfd")):
+        return 0
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def start_processes(accelerator: str, devices: str | int, num_nodes: int = 1) -> Processes:

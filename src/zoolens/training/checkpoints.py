@@ -14,10 +14,10 @@ import math
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
-import torch
+import numpy as np
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from zoolens.errors import ZoolensError, setting
 from zoolens.files import replaced_atomically
@@ -66,27 +66,42 @@ def _make_folder(folder: Path) -> None:
     temporary.rename(folder)
 
 
-def _plain_tensors(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {f"{prefix}{k}": v.detach().cpu().contiguous().clone() for k, v in state.items()}
+# Tensors are NumPy arrays (a head trained by numpy_head) or PyTorch tensors (a network on a FabricDevice): each
+# phase's checkpoint holds one kind, written and read back with safetensors' own functions for it.
+Tensor = Any
 
 
-def strip_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+def _is_tensor(value) -> bool:
+    return isinstance(value, np.ndarray) or hasattr(value, "detach")
+
+
+def _plain(value: Tensor) -> Tensor:
+    if isinstance(value, np.ndarray):
+        return np.ascontiguousarray(value).copy()
+    return value.detach().cpu().contiguous().clone()
+
+
+def _plain_tensors(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    return {f"{prefix}{k}": _plain(v) for k, v in state.items()}
+
+
+def strip_prefix(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def flatten_optimizer_state(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
+def flatten_optimizer_state(state_dict: dict) -> tuple[dict[str, Tensor], dict]:
     """An optimizer's state_dict as safetensors-ready tensors (`optimizer.<param>.<key>`) plus JSON-ready rest."""
     tensors, plain = {}, {"param_groups": state_dict["param_groups"], "state": {}}
     for index, entries in state_dict["state"].items():
         for key, value in entries.items():
-            if torch.is_tensor(value):
-                tensors[f"optimizer.{index}.{key}"] = value.detach().cpu().contiguous().clone()
+            if _is_tensor(value):
+                tensors[f"optimizer.{index}.{key}"] = _plain(value)
             else:
                 plain["state"].setdefault(str(index), {})[key] = value
     return tensors, plain
 
 
-def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], plain: dict) -> dict:
+def unflatten_optimizer_state(tensors: dict[str, Tensor], plain: dict) -> dict:
     state: dict[int, dict] = {int(i): dict(entries) for i, entries in plain["state"].items()}
     for name, value in tensors.items():
         if name.startswith("optimizer."):
@@ -164,15 +179,20 @@ class TrainingCheckpoints:
     def phase(self, name: str) -> dict | None:
         return self.phases.get(name)
 
-    def load_tensors(self, name: str) -> dict[str, torch.Tensor]:
+    def load_tensors(self, name: str, kind: str = "torch") -> dict[str, Tensor]:
+        """A phase's tensors, as NumPy arrays (`kind` "numpy") or PyTorch tensors ("torch")."""
+        if kind == "numpy":
+            from safetensors.numpy import load_file
+        else:
+            from safetensors.torch import load_file
         path = self.folder / self.phases[name]["tensors"]
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as error:
             raise ZoolensError(f"{path}: damaged checkpoint ({error}); delete {self.folder} to start over") from None
 
-    def save_epoch(self, name: str, epoch: int, network: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
-                   best_state: dict | None, state: dict, finished: bool = False) -> None:
+    def save_epoch(self, name: str, epoch: int, network, optimizer, best_state: dict | None, state: dict,
+                   finished: bool = False) -> None:
         """Write the tensors under a new name, then point progress.json at them, then drop the old file."""
         if not self.writer:
             return
@@ -184,6 +204,10 @@ class TrainingCheckpoints:
         if best_state is not None:
             tensors.update(_plain_tensors(best_state, "best."))
         file_name = f"{name}-epoch{epoch:04d}{'-final' if finished else ''}.safetensors"
+        if all(isinstance(value, np.ndarray) for value in tensors.values()):
+            from safetensors.numpy import save_file
+        else:
+            from safetensors.torch import save_file
         with replaced_atomically(self.folder / file_name) as staging:
             save_file(tensors, str(staging))
         previous = (self.phases.get(name) or {}).get("tensors")

@@ -1,19 +1,22 @@
-"""What training shares, without importing Lightning (a warm frozen run never needs it)."""
+"""What training shares, without importing Lightning or PyTorch (a warm frozen run needs neither)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import random
+import sys
 import warnings
 
 import numpy as np
-import torch
 
 from zoolens.training.config import OPTIMIZERS
 
 
-def make_optimizer(name: str, parameters, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def make_optimizer(name: str, parameters, lr: float, weight_decay: float):
+    """A PyTorch optimizer (numpy_head has the same three for the head on cached features)."""
+    import torch
+
     if name == "adam":
         return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
@@ -25,12 +28,14 @@ def make_optimizer(name: str, parameters, lr: float, weight_decay: float) -> tor
 
 def seed_everything(seed: int) -> None:
     """Lightning's `seed_everything(seed, workers=True)`, down to the environment variables through which its
-    data-loading workers and DDP processes take their seeds, without importing Lightning (2.5 s here)."""
+    data-loading workers and DDP processes take their seeds, without importing Lightning (2.5 s here). PyTorch's
+    generator is seeded when PyTorch is in use (imported); a run that trains only the head never imports it."""
     os.environ["PL_GLOBAL_SEED"] = str(seed)
     os.environ["PL_SEED_WORKERS"] = "1"
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
 
 
 def quiet_lightning() -> None:

@@ -5,8 +5,10 @@ checkpoints and one history row per epoch.
 Written on Lightning Fabric rather than Lightning's Trainer: the Trainer's hooks and logging cost about 3 ms a
 step, and a head step on cached features is a (batch x 1280) . (1280 x classes) product of about 0.1 ms
 (≈ 900 steps on animals3: 2.5-3 s of a warm 10 s `zoolens train`). A phase on cached features runs on this
-process's CPU without importing Lightning at all (2.5 s of imports); a phase through the backbone runs on
-Fabric, which puts it on the run's accelerator and wraps it in DDP when the run has several processes.
+process's CPU with NumPy (`numpy_head.NumpyDevice`), importing neither Lightning nor PyTorch; a phase through the
+backbone runs on Fabric (`FabricDevice`), which puts it on the run's accelerator and wraps it in DDP when the run has
+several processes. The device brings the arithmetic: its loss, its optimizers and how it evaluates without
+gradients; the loop is the same.
 Early stopping follows Lightning's EarlyStopping: a strictly lower validation loss resets the patience, and a
 loss that is not finite stops the phase.
 """
@@ -15,20 +17,22 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-
-import numpy as np
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from zoolens.progress import progress_bar, tracked
-from zoolens.runtime.distributed import in_process_group
 from zoolens.training.checkpoints import TrainingCheckpoints, phase_state, strip_prefix, unflatten_optimizer_state
-from zoolens.training.common import make_optimizer, seed_everything
+from zoolens.training.common import seed_everything
 from zoolens.training.config import Phase
+from zoolens.training.numpy_head import FeatureBatches, NumpyDevice
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+__all__ = ["FabricDevice", "FeatureBatches", "NumpyDevice", "Optimization", "Phase", "PhotoBatches", "run_phase"]
+Batch = tuple[Any, Any]  # (inputs, labels): NumPy arrays on a NumpyDevice, tensors on a FabricDevice
 
 
 @dataclass(frozen=True)
@@ -40,24 +44,6 @@ class Optimization:
     label_smoothing: float
     seed: int
     class_weights: tuple[float, ...] | None = None  # the loss's weight per class; None: every photo alike
-
-
-class FeatureBatches:
-    """Cached features in memory: a new shuffle of the training rows every epoch, validation in one batch."""
-
-    def __init__(self, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], batch_size: int,
-                 seed: int):
-        self.x, self.y = (torch.from_numpy(a) for a in train)
-        self.val = tuple(torch.from_numpy(a) for a in val)
-        self.batch_size = batch_size
-        self.shuffle = torch.Generator().manual_seed(seed)
-
-    def training(self, epoch: int) -> Iterator[Batch]:
-        for rows in torch.randperm(len(self.y), generator=self.shuffle).split(self.batch_size):
-            yield self.x[rows], self.y[rows]
-
-    def validation(self) -> Iterable[Batch]:
-        return [self.val]
 
 
 class PhotoBatches:
@@ -75,27 +61,6 @@ class PhotoBatches:
         return self.val
 
 
-class LocalDevice:
-    """This process's CPU, alone: for the head on cached features, which every process fits the same way."""
-
-    is_writer = True
-
-    def setup(self, network: nn.Module, optimizer: torch.optim.Optimizer):
-        return network, optimizer
-
-    def to_device(self, batch: Batch) -> Batch:
-        return batch
-
-    def backward(self, loss: torch.Tensor) -> None:
-        loss.backward()
-
-    def total(self, values: list[float]) -> list[float]:
-        return values
-
-    def release(self, network: nn.Module) -> None:
-        pass
-
-
 class FabricDevice:
     """The run's accelerator through Lightning Fabric: one GPU or CPU, or DDP over the run's processes
     (gradients averaged, sums over every process's share)."""
@@ -103,6 +68,7 @@ class FabricDevice:
     def __init__(self, accelerator: str, devices: str | int, num_nodes: int):
         from lightning.fabric import Fabric
 
+        from zoolens.runtime.distributed import in_process_group
         from zoolens.training.common import quiet_lightning
 
         quiet_lightning()
@@ -110,6 +76,24 @@ class FabricDevice:
         self.fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy)
         self.fabric.launch()  # the processes already exist (runtime.distributed started them): this only joins
         self.is_writer = self.fabric.is_global_zero
+
+    tensors = "torch"  # how checkpoints store this device's weights
+
+    def loss_function(self, class_weights, label_smoothing: float):
+        import torch
+
+        weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+        return torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=label_smoothing)
+
+    def optimizer(self, name: str, parameters, lr: float, weight_decay: float):
+        from zoolens.training.common import make_optimizer
+
+        return make_optimizer(name, parameters, lr, weight_decay)
+
+    def no_grad(self):
+        import torch
+
+        return torch.inference_mode()
 
     def setup(self, network: nn.Module, optimizer: torch.optim.Optimizer):
         return self.fabric.setup(network, optimizer)
@@ -123,6 +107,8 @@ class FabricDevice:
     def total(self, values: list[float]) -> list[float]:
         if self.fabric.world_size == 1:
             return values
+        import torch
+
         summed = self.fabric.all_reduce(torch.tensor(values, dtype=torch.float64, device=self.fabric.device),
                                         reduce_op="sum")
         return summed.tolist()
@@ -144,7 +130,7 @@ class PhaseProgress:
     stopped_early: bool = False
 
     @classmethod
-    def restored(cls, saved: dict, tensors: dict[str, torch.Tensor]) -> PhaseProgress:
+    def restored(cls, saved: dict, tensors: dict) -> PhaseProgress:
         return cls(list(saved["history"]), _finite(saved["best_loss"]), saved["best_epoch"],
                    strip_prefix(tensors, "best.") or None, _finite(saved["stop_best"]), saved["stop_wait"],
                    saved["stopped_early"])
@@ -153,7 +139,7 @@ class PhaseProgress:
         return phase_state(self.rows, self.best_loss, self.best_epoch, self.waited, self.stop_best,
                            self.stopped_early)
 
-    def record(self, row: dict, network: nn.Module, patience: int) -> None:
+    def record(self, row: dict, network, patience: int) -> None:
         self.rows.append(row)
         loss = row["val_loss"]
         if loss < self.best_loss:
@@ -170,25 +156,26 @@ def _finite(value: float | None) -> float:
     return math.inf if value is None else value
 
 
-def run_phase(phase: Phase, network: nn.Module, batches: FeatureBatches | PhotoBatches, optimization: Optimization,
-              device: LocalDevice | FabricDevice | None = None, *, start_loss: float | None = None,
+def run_phase(phase: Phase, network, batches: FeatureBatches | PhotoBatches, optimization: Optimization,
+              device: NumpyDevice | FabricDevice | None = None, *, start_loss: float | None = None,
               checkpoints: TrainingCheckpoints | None = None, every_epoch: bool = False,
               on_epoch: Callable[[dict], None] | None = None, on_note: Callable[[str], None] | None = None,
               show_progress: bool = False) -> PhaseProgress:
     """Train `network` (in place) through one phase; it ends with the weights of its best validation epoch.
+`network`: a `numpy_head.DenseHead` on a NumpyDevice (the default), a PyTorch module on a FabricDevice.
 
     `start_loss`, with `phase.must_beat_start`: the validation loss of the network as it starts, which an epoch
     must beat for its weights to replace the starting ones. With `checkpoints`, the phase is saved when it ends
     and, `every_epoch`, after each epoch too, so that an interrupted run goes on from its last epoch; a phase
     found finished there is not trained again."""
-    device = device or LocalDevice()
+    device = device or NumpyDevice()
     note = on_note or (lambda message: None)
     saved = checkpoints.phase(phase.name) if checkpoints else None
     if saved and saved["finished"]:
-        network.load_state_dict(strip_prefix(checkpoints.load_tensors(phase.name), "network."))
+        network.load_state_dict(strip_prefix(checkpoints.load_tensors(phase.name, device.tensors), "network."))
         note(f"  {phase.name}: finished before the interruption ({saved['epoch']} epochs); skipped")
         return PhaseProgress.restored(saved, {})
-    tensors = checkpoints.load_tensors(phase.name) if saved else {}
+    tensors = checkpoints.load_tensors(phase.name, device.tensors) if saved else {}
     if saved:
         network.load_state_dict(strip_prefix(tensors, "network."))
         progress = PhaseProgress.restored(saved, tensors)
@@ -201,10 +188,9 @@ def run_phase(phase: Phase, network: nn.Module, batches: FeatureBatches | PhotoB
     # Reseeded per phase: decoding workers draw from the global generator, and a warm feature cache (no workers)
     # must train exactly the same network as a cold one. A resumed phase draws new shuffles.
     seed_everything(optimization.seed + done)
-    weights = torch.tensor(optimization.class_weights, dtype=torch.float32) if optimization.class_weights else None
-    loss_function = nn.CrossEntropyLoss(weight=weights, label_smoothing=optimization.label_smoothing)
-    optimizer = make_optimizer(optimization.optimizer, [p for p in network.parameters() if p.requires_grad],
-                               phase.lr, optimization.weight_decay)
+    loss_function = device.loss_function(optimization.class_weights, optimization.label_smoothing)
+    optimizer = device.optimizer(optimization.optimizer, [p for p in network.parameters() if p.requires_grad],
+                                 phase.lr, optimization.weight_decay)
     model, optimizer = device.setup(network, optimizer)
     if saved and saved["optimizer"] is not None:
         optimizer.load_state_dict(unflatten_optimizer_state(tensors, saved["optimizer"]))
@@ -246,7 +232,7 @@ def _epoch_status(row: dict, progress: PhaseProgress) -> str:
     return f"val_loss {row['val_loss']:.4f}, val_acc {row['val_acc']:.1%}, {best}"
 
 
-def _train_epoch(model: nn.Module, batches: Iterable[Batch], loss_function, optimizer, device,
+def _train_epoch(model, batches: Iterable[Batch], loss_function, optimizer, device,
                  bar_title: str | None) -> tuple[float, float]:
     """One pass over the training batches; the loss and accuracy over every process's photos."""
     model.train()  # applies the network's own rules (frozen batch-norm statistics)
@@ -274,10 +260,10 @@ def _length(batches) -> int | None:
         return None
 
 
-def _validate(model: nn.Module, batches: Iterable[Batch], loss_function, device) -> tuple[float, float]:
+def _validate(model, batches: Iterable[Batch], loss_function, device) -> tuple[float, float]:
     model.eval()
     loss_sum, correct, seen = 0.0, 0, 0
-    with torch.inference_mode():
+    with device.no_grad():
         for batch in batches:
             inputs, labels = device.to_device(batch)
             logits = model(inputs)

@@ -5,33 +5,41 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import math
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from zoolens.choices import DEFAULT_BACKBONE
 from zoolens.data.corrections import Corrections, corrected
 from zoolens.data.folders import ImageFolder, Sample, scan_folder
-from zoolens.data.images import find_usable, open_image
+from zoolens.data.images import find_usable
 from zoolens.data.split import Manifest, split_or_manifest, write_manifest
-from zoolens.data.transforms import eval_transform, train_transform
+from zoolens.data.transforms import Preprocessing
 from zoolens.errors import ZoolensError
 from zoolens.evaluation.evaluate import evaluate_samples, write_evaluation
-from zoolens.evaluation.plots import plot_training_curves
 from zoolens.files import check_apart, output_lock
 from zoolens.inference.bundle import check_model_target
 from zoolens.inference.model import Model
-from zoolens.models.available import has_pretrained_weights
-from zoolens.models.backbones import build_backbone, imagenet_head, unfreeze_blocks
-from zoolens.models.classifier import Classifier
+from zoolens.models.available import describe_backbone, has_pretrained_weights
 from zoolens.models.open_set import OpenSetCheck, fit_open_set
+from zoolens.models.probabilities import log_softmax
+from zoolens.plotting import FigureDrawer
 from zoolens.runtime.distributed import Processes, start_processes
-from zoolens.runtime.features import extract_features, extract_features_sharded
+from zoolens.runtime.features import (
+    FeatureNetwork,
+    extract_features,
+    extract_features_sharded,
+    feature_key,
+    may_fork_workers,
+)
+from zoolens.runtime.pretrained_kit import PretrainedKit, find_kit, write_kit
 from zoolens.training.checkpoints import (
     TrainingCheckpoints,
     check_checkpoint_folder,
@@ -40,7 +48,12 @@ from zoolens.training.checkpoints import (
 )
 from zoolens.training.common import seed_everything
 from zoolens.training.config import WHERE_IT_RUNS, Phase, TrainConfig
-from zoolens.training.loop import FabricDevice, FeatureBatches, LocalDevice, Optimization, PhotoBatches, run_phase
+from zoolens.training.loop import FabricDevice, Optimization, run_phase
+from zoolens.training.numpy_head import DenseHead, FeatureBatches, NumpyDevice
+
+if TYPE_CHECKING:
+    from zoolens.models.backbones import Backbone
+    from zoolens.models.classifier import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -64,59 +77,12 @@ def _check_parts(manifest: Manifest, usable: dict[Path, bool]) -> None:
         raise ZoolensError(f"{manifest.root}: too few photos to hold any out for validation; add photos")
 
 
-class _PhotoDataset(torch.utils.data.Dataset):
-    def __init__(self, samples: list[Sample], classes: list[str], transform):
-        self.samples = samples
-        self.index = {name: i for i, name in enumerate(classes)}
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, i: int):
-        sample = self.samples[i]
-        image = open_image(sample.path, min_side=None)
-        return self.transform(image), self.index[sample.label]
-
-
-def _prepare_network(network: Classifier, phase: Phase) -> None:
-    """What trains in a phase through the backbone: its last `phase.unfreeze` blocks (0: all) and the head."""
-    network.freeze_batchnorm_statistics = not phase.learns_batchnorm
-    network.set_backbone_trainable(not phase.unfreeze)
-    if phase.unfreeze:
-        for block in unfreeze_blocks(network.backbone)[-phase.unfreeze:]:
-            for parameter in block.parameters():
-                parameter.requires_grad = True
-    network.backbone.info = replace(network.backbone.info, weights_tag="none")  # weights change from here on
-
-
-def photo_batches(parts: dict[str, list[Sample]], classes: list[str], prep, config: TrainConfig,
-                  processes: Processes) -> PhotoBatches:
-    """Augmented training photos and plain validation photos, each process taking its share.
-
-    `batch_size` is the whole run's: with several processes each takes its share of every batch, so the same
-    command learns the same way on one device or many."""
-    world_size, rank = processes.world_size, processes.rank
-    workers = config.workers if config.workers is not None else min(4, max(1, (os.cpu_count() or 1) // world_size))
-    batch_size = max(1, round(config.batch_size / world_size))
-    train_set = _PhotoDataset(parts["train"], classes, train_transform(prep, config.augmentation))
-    # Every world_size-th validation photo: the processes' sums add up to the loss over each photo exactly once.
-    val_set = torch.utils.data.Subset(_PhotoDataset(parts["val"], classes, eval_transform(prep)),
-                                      range(rank, len(parts["val"]), world_size))
-    common = dict(batch_size=batch_size, num_workers=workers, persistent_workers=workers > 0)
-    # One shuffle of the whole set per epoch, each process taking every world_size-th photo of it: the global
-    # batches are then the same on one process or several, and so is what the network learns.
-    sampler = torch.utils.data.DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True,
-                                                  seed=config.seed)
-    train_loader = torch.utils.data.DataLoader(train_set, sampler=sampler,
-                                               drop_last=len(train_set) > config.batch_size, **common)
-    return PhotoBatches(train_loader, torch.utils.data.DataLoader(val_set, **common), sampler)
-
-
-def run_phases(network: Classifier, features, parts: dict[str, list[Sample]], classes: list[str], prep,
-               config: TrainConfig, processes: Processes, progress: bool,
+def run_phases(network: Classifier | None, head: DenseHead, features, parts: dict[str, list[Sample]],
+               classes: list[str], prep, config: TrainConfig, processes: Processes, progress: bool,
                checkpoints: TrainingCheckpoints | None = None) -> list[dict]:
-    """Every phase of the strategy in turn, through the one loop; the history of all of them."""
+    """Every phase of the strategy in turn, through the one loop; the history of all of them. A phase on cached
+    features trains `head` (NumPy); a phase through the backbone trains `network` (PyTorch), whose head starts
+    from `head`'s weights when a phase on features came first."""
     optimization = Optimization(config.optimizer, config.weight_decay, config.label_smoothing, config.seed,
                                 class_weights(parts["train"], classes) if config.balance == "weighted" else None)
     history: list[dict] = []
@@ -124,19 +90,32 @@ def run_phases(network: Classifier, features, parts: dict[str, list[Sample]], cl
         _say(progress, _phase_heading(phase, config, len(parts["train"])))
         start_loss = min((row["val_loss"] for row in history), default=None)
         if phase.on == "features":
-            network.set_backbone_trainable(False)
-            trained, batches, device = network.head, FeatureBatches(
-                features["train"], features["val"], max(config.batch_size, 64), config.seed), LocalDevice()
+            trained, batches, device = head, FeatureBatches(
+                features["train"], features["val"], max(config.batch_size, 64), config.seed), NumpyDevice()
         else:
-            _prepare_network(network, phase)
+            from zoolens.training.photos import photo_batches, prepare_network
+
+            if history:
+                copy_head(head, network)
+            prepare_network(network, phase)
             trained, batches = network, photo_batches(parts, classes, prep, config, processes)
             device = FabricDevice(config.accelerator, config.devices, config.num_nodes)
         done = run_phase(phase, trained, batches, optimization, device, start_loss=start_loss,
                          checkpoints=checkpoints, every_epoch=phase.on == "photos",
                          on_note=lambda line: _say(progress, line), show_progress=progress)
         history += done.rows
-    network.eval()
+    if network is not None:
+        if all(phase.on == "features" for phase in config.phases()):
+            copy_head(head, network)
+        network.eval()
     return history
+
+
+def copy_head(head: DenseHead, network: Classifier) -> None:
+    """The NumPy head's weights into the PyTorch network's head."""
+    import torch
+
+    network.head.load_state_dict({name: torch.from_numpy(array) for name, array in head.state_dict().items()})
 
 
 def class_weights(train: list[Sample], classes: list[str]) -> tuple[float, ...]:
@@ -165,18 +144,36 @@ def calibrate_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
     Left at 1 when the validation part is too small or has no mistake: the fit then only drives the
     temperature towards zero, making every answer look certain."""
-    from scipy.optimize import minimize_scalar
-
     if len(labels) < MIN_CALIBRATION_PHOTOS or (logits.argmax(1) == labels).all():
         return 1.0
 
-    logits_t = torch.from_numpy(logits).double()
-    labels_t = torch.from_numpy(labels).long()
+    logits = logits.astype(np.float64)
+    rows = np.arange(len(labels))
 
     def nll(log_t: float) -> float:
-        return float(torch.nn.functional.cross_entropy(logits_t / np.exp(log_t), labels_t))
+        return float(-log_softmax(logits / np.exp(log_t))[rows, labels].mean())
 
-    return float(np.exp(minimize_scalar(nll, bounds=(-2, 2), method="bounded").x))
+    return float(np.exp(golden_section_minimum(nll, -2.0, 2.0)))
+
+
+def golden_section_minimum(f, low: float, high: float, tolerance: float = 1e-7) -> float:
+    """Where a function with one minimum in [low, high] (the loss over the log-temperature is convex) is lowest.
+    scipy.optimize.minimize_scalar(method="bounded") finds the same to its 1e-5, but importing scipy.optimize takes
+    0.5-0.7 s (python -X importtime), a fifth of a warm `zoolens train`'s 3 s target."""
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = low, high
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = f(c), f(d)
+    while b - a > tolerance:
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = f(d)
+    return (a + b) / 2
 
 
 def _write_history(rows: list[dict], path: Path) -> Path:
@@ -230,21 +227,24 @@ def _labels(model: Model, samples) -> np.ndarray:
     return np.array([index[s.label] for s in samples], dtype=np.int64)
 
 
-def _validation_logits(model: Model, val_features: np.ndarray) -> np.ndarray:
-    with torch.inference_mode():
-        return model.network.head(torch.from_numpy(np.asarray(val_features, np.float32))).numpy()
-
-
 def fit_open_set_check(model: Model, parts, features, config: TrainConfig, val_features: np.ndarray,
-                       progress: bool) -> OpenSetCheck:
+                       progress: bool, kit: PretrainedKit | None = None) -> OpenSetCheck:
     """"None of these" for this model: the training photos as the bank, thresholds on the validation photos.
-    It runs on frozen pretrained features, where the ImageNet checks hold: the model's own when frozen; for a
-    fine-tuned or scratch model, the pretrained backbone's beside it (`Model.reference`), when there is one."""
+    It runs on frozen pretrained features, where the ImageNet checks hold: the model's own when frozen (`kit`, when
+    the backbone was not built); for a fine-tuned or scratch model, the pretrained backbone's beside it
+    (`Model.reference`), when there is one."""
     _say(progress, "fitting the open-set check ('none of these') on the validation photos")
     confidence = model.class_probabilities(val_features).max(axis=1)
     labels = _labels(model, parts["train"])
     reference = _reference_backbone(config) if config.trains_backbone else None
+    if kit is not None:
+        check = fit_open_set(features["train"][0], labels, val_features, confidence, model.classes,
+                             *kit.imagenet_head(), share=config.open_set_share, seed=config.seed)
+        check.summary["features"] = "own"
+        return check
     if not config.trains_backbone or reference is not None:
+        from zoolens.models.backbones import imagenet_head
+
         if reference is None:
             train_x, val_x, backbone = features["train"][0], val_features, model.network.backbone
         elif features is not None:  # fine-tuned: the features its head was warmed on are the pretrained ones
@@ -275,6 +275,8 @@ def _reference_backbone(config: TrainConfig):
     name = config.backbone if config.pretrained else DEFAULT_BACKBONE
     if not has_pretrained_weights(name):
         return None
+    from zoolens.models.backbones import build_backbone
+
     try:
         return build_backbone(name, pretrained=True)
     except ZoolensError:
@@ -348,26 +350,42 @@ def _train(data: str | Path, out: str | Path | None = None, *, config: TrainConf
            resume: bool = False, **options) -> Model:
     started = time.time()
     config, processes = _resolve(config, options)
+    outputs = Outputs.start(processes) if out is not None and processes.is_main else None
+    try:
+        return _train_into(data, out, config, processes, outputs, started, split_file, corrections, progress, resume)
+    finally:
+        if outputs is not None:
+            outputs.close()
+
+
+def _train_into(data, out, config: TrainConfig, processes: Processes, outputs: Outputs | None, started: float,
+                split_file, corrections, progress: bool, resume: bool) -> Model:
     progress = progress and processes.is_main
     seed_everything(config.seed)
     folder, manifest, applied = _split(data, split_file, corrections, config, progress)
-    backbone = build_backbone(config.backbone, pretrained=config.pretrained)
-    prep = backbone.info.preprocessing.at_size(config.image_size) if config.image_size else backbone.info.preprocessing
-    photos = _read_photos(folder, manifest, backbone, prep, config, processes, progress)
+    backbone = run_backbone(config)
+    photos = _read_photos(folder, manifest, backbone.features, backbone.prep, config, processes, progress)
     photos.corrections = applied
     checkpoints = _start_checkpoints(out, _run_fingerprint(config, folder.root, manifest, applied), resume, processes,
                                      progress) if out is not None else None
-    # Reseeded so that the new head starts from the same weights however much of the above drew random
+    # Reseeded so that the new network starts from the same weights however much of the above drew random
     # numbers (decoding workers do on a cold feature cache, not on a warm one; one process's share or all).
     seed_everything(config.seed)
-    network = Classifier(backbone, len(manifest.classes), dropout=config.dropout)
-    history = run_phases(network, photos.features, photos.parts, manifest.classes, prep, config, processes, progress,
-                         checkpoints)
-    model = Model(network, manifest.classes, prep, {})
+    network = backbone.classifier(len(manifest.classes), config.dropout)
+    head = DenseHead(backbone.features.feature_dim, len(manifest.classes), config.dropout, config.seed)
+    history = run_phases(network, head, photos.features, photos.parts, manifest.classes, backbone.prep, config,
+                         processes, progress, checkpoints)
+    if outputs is not None:
+        outputs.draw_training_curves(history)
+    if network is None:
+        model = Model.head_on_frozen_backbone(head.weight.data, head.bias.data, manifest.classes, backbone.kit,
+                                              config.dropout, backbone.features)
+    else:
+        model = Model(network, manifest.classes, backbone.prep, {})
     model.names = {c: folder.name(c) for c in manifest.classes if folder.name(c) != c}
     if not processes.is_main:  # the first process calibrates, evaluates and saves; the others' work is done
         return model
-    _calibrate(model, photos, config, progress)
+    _calibrate(model, photos, config, progress, backbone.kit)
     evaluation = None
     if photos.parts["test"]:
         evaluation = evaluate_samples(model, photos.parts["test"], f"the test part of the split of {folder.root}",
@@ -377,10 +395,95 @@ def _train(data: str | Path, out: str | Path | None = None, *, config: TrainConf
     model.history = history
     model.evaluation = evaluation
     if out is not None:
-        _save_training_outputs(model, manifest, history, evaluation, Path(out))
+        outputs.save(model, manifest, history, evaluation, Path(out))
         checkpoints.remove()
         _say(progress, f"saved {out} in {elapsed:.0f} s")
     return model
+
+
+class Outputs:
+    """The files saved beside a new model, made in a scratch folder while the run goes on: its figures are drawn by a
+    process of their own (`plotting.FigureDrawer`), which starts with the run, so that Matplotlib's import and the
+    drawing overlap with training and evaluating."""
+
+    def __init__(self, figures: FigureDrawer):
+        self.figures = figures
+        self.scratch = Path(tempfile.mkdtemp(prefix="zoolens-outputs-"))
+        self.curves = None
+
+    @classmethod
+    def start(cls, processes: Processes) -> Outputs:
+        return cls(FigureDrawer(separate=may_fork_workers() and processes.world_size == 1))
+
+    def draw_training_curves(self, history: list[dict]) -> None:
+        self.curves = self.figures.draw("zoolens.evaluation.plots:plot_training_curves", history,
+                                        self.scratch / "training_curves.png")
+
+    def save(self, model: Model, manifest: Manifest, history, evaluation, out: Path) -> None:
+        """Every file of the new model, its evaluation included, is made first and saved in one step: a full disk or
+        a failing figure never leaves a model beside a half-written evaluation/."""
+        try:
+            extra = {
+                "split.csv": write_manifest(manifest, self.scratch / "split.csv"),
+                "history.csv": _write_history(history, self.scratch / "history.csv"),
+            }
+            if evaluation is not None:
+                write_evaluation(evaluation, self.scratch / "evaluation", self.figures)
+                extra["evaluation"] = self.scratch / "evaluation"
+            extra["training_curves.png"] = self.curves.result()
+        except OSError as error:
+            raise ZoolensError(f"{out}: the model could not be written ({error.strerror or error}); "
+                               "nothing was changed") from None
+        model.save(out, extra_files=extra)
+
+    def close(self) -> None:
+        self.figures.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+@dataclass
+class RunBackbone:
+    """The backbone of a run. A pretrained one that stays frozen is its cached kit (`kit`) and the FeatureNetwork of
+    its features, built with PyTorch only when photos are new to the feature cache; any other is built (`built`)."""
+
+    prep: Preprocessing
+    features: FeatureNetwork | Backbone  # what the photos' features are extracted with
+    kit: PretrainedKit | None = None
+    built: Backbone | None = None
+
+    def classifier(self, classes: int, dropout: float) -> Classifier | None:
+        """The PyTorch network to train or save, None when the kit stands in for it."""
+        if self.kit is not None:
+            return None
+        from zoolens.models.classifier import Classifier
+
+        return Classifier(self.built, classes, dropout=dropout)
+
+
+def run_backbone(config: TrainConfig) -> RunBackbone:
+    """The run's backbone: from its kit when the weights stay pretrained and one is cached (no PyTorch), else built,
+    and then kept as a kit for next time."""
+    from_kit = config.pretrained and not config.trains_backbone
+    if from_kit:
+        info = describe_backbone(config.backbone)
+        prep = info.preprocessing.at_size(config.image_size) if config.image_size else info.preprocessing
+        kit = find_kit(info)
+        if kit is not None:
+            return RunBackbone(prep, FeatureNetwork(feature_key(info.weights_id, prep), kit.feature_dim, prep,
+                                                    lambda: _built(config)), kit)
+    built = _built(config)
+    prep = built.info.preprocessing.at_size(config.image_size) if config.image_size else built.info.preprocessing
+    kit = write_kit(built) if from_kit else None
+    if kit is None:
+        return RunBackbone(prep, built, built=built)
+    return RunBackbone(prep, FeatureNetwork(feature_key(built.info.weights_id, prep), built.feature_dim, prep,
+                                            lambda: built), kit, built)
+
+
+def _built(config: TrainConfig) -> Backbone:
+    from zoolens.models.backbones import build_backbone
+
+    return build_backbone(config.backbone, pretrained=config.pretrained)
 
 
 def _resolve(config: TrainConfig | None, options: dict) -> tuple[TrainConfig, Processes]:
@@ -437,12 +540,13 @@ def _read_photos(folder: ImageFolder, manifest: Manifest, backbone, prep, config
     return TrainingPhotos(folder, manifest, parts, features, problems)
 
 
-def _calibrate(model: Model, photos: TrainingPhotos, config: TrainConfig, progress: bool) -> None:
+def _calibrate(model: Model, photos: TrainingPhotos, config: TrainConfig, progress: bool,
+               kit: PretrainedKit | None) -> None:
     """Confidences that mean what they say (temperature), and "none of these" (the open-set check)."""
     val_features = _own_features(model, photos.parts, photos.features, config, "val")
     val_labels = _labels(model, photos.parts["val"])
-    model.temperature = calibrate_temperature(_validation_logits(model, val_features), val_labels)
-    model.open_set = fit_open_set_check(model, photos.parts, photos.features, config, val_features, progress)
+    model.temperature = calibrate_temperature(model.class_logits(val_features), val_labels)
+    model.open_set = fit_open_set_check(model, photos.parts, photos.features, config, val_features, progress, kit)
     if model.open_set.summary["animal_check"] != "on":
         _say(progress, f"  open-set animal check {model.open_set.summary['animal_check']}")
 
@@ -492,24 +596,3 @@ def _run_fingerprint(config: TrainConfig, root: Path, manifest: Manifest, correc
     if corrections:  # only then, so that checkpoints of runs without corrections stay resumable
         fingerprint["corrections_sha256"] = corrections.sha256
     return fingerprint
-
-
-def _save_training_outputs(model: Model, manifest: Manifest, history, evaluation, out: Path) -> None:
-    """Every file of the new model, its evaluation included, is made first and saved in one step: a full disk or a
-    failing figure never leaves a model beside a half-written evaluation/."""
-    with tempfile.TemporaryDirectory(prefix="zoolens-outputs-") as scratch:
-        scratch = Path(scratch)
-        try:
-            extra = {
-                "split.csv": write_manifest(manifest, scratch / "split.csv"),
-                "history.csv": _write_history(history, scratch / "history.csv"),
-                "training_curves.png": plot_training_curves(history, scratch / "training_curves.png"),
-            }
-            if evaluation is not None:
-                write_evaluation(evaluation, scratch / "evaluation")
-                extra["evaluation"] = scratch / "evaluation"
-        except OSError as error:
-            raise ZoolensError(f"{out}: the model could not be written ({error.strerror or error}); "
-                               "nothing was changed") from None
-        model.save(out, extra_files=extra)
-
