@@ -8,10 +8,11 @@ corrections are also applied to the clean labels, to measure what they cost a da
 Every accuracy is the mean of TRAINING_SEEDS models on one split. Repeated for NOISE_SEEDS draws of the flipped
 photos; prints one JSON object per dataset (the mean, and each draw).
 
-    .venv/bin/python benchmarks/label_noise.py [animals3] [imagewoof] [--sure-relabel P]
+    .venv/bin/python benchmarks/label_noise.py [animals3] [imagewoof] [--sure-relabel P] [--training-seeds N]
 
 (`--sure-relabel`: the suggested corrections' threshold to relabel rather than leave out, instead of zoolens's own
-`SURE_RELABEL`, to measure another.)
+`SURE_RELABEL`, to measure another; `--training-seeds N`: each accuracy the mean of N models instead of 3, for
+less noise.)
 
 - recall and precision "at depth": among the first N flags of training photos (N: how many were flipped), the share
   of the flipped photos found and the share of those flags that are flipped photos (with N flags for N flipped
@@ -165,16 +166,21 @@ def measure(name: str) -> dict:
 
 
 def main() -> None:
+    global TRAINING_SEEDS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="*", default=["animals3", "imagewoof"])
     parser.add_argument("--sure-relabel", type=float, help="the suggested corrections' threshold to relabel")
+    parser.add_argument("--training-seeds", type=int, default=len(TRAINING_SEEDS),
+                        help="how many models each accuracy is the mean of")
     args = parser.parse_args()
+    TRAINING_SEEDS = tuple(range(args.training_seeds))
     from zoolens.evaluation import data_issues
 
     if args.sure_relabel is not None:
         data_issues.SURE_RELABEL = args.sure_relabel
     for name in args.datasets:
-        print(json.dumps({**measure(name), "sure_relabel": data_issues.SURE_RELABEL}), flush=True)
+        print(json.dumps({**measure(name), "sure_relabel": data_issues.SURE_RELABEL,
+                          "training_seeds": len(TRAINING_SEEDS)}), flush=True)
 
 
 if __name__ == "__main__":

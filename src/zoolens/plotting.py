@@ -61,10 +61,25 @@ def _draw_by_name(name: str, args: tuple):
 
 
 def _figure_process_start() -> None:
+    import os
     import signal
+    import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: no traceback from here
+    parent = os.getppid()
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     _pyplot()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """The drawing process ends when the process it draws for is gone, even killed at once (SIGKILL), when the pool's
+    own shutdown never comes: it would otherwise wait for work forever."""
+    import os
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 class _Drawn:
