@@ -8,6 +8,7 @@ process's Matplotlib settings. Matplotlib itself is imported on first use (`plt`
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 
 __all__ = ["FigureDrawer", "plain_text", "plt", "save_figure"]  # noqa: F822 (plt: on first use)
@@ -93,14 +94,16 @@ class _Drawn:
 class FigureDrawer:
     """Draws figures in a process of its own, started before they are asked for: importing Matplotlib (0.5-0.9 s on
     2 cores) and drawing then overlap with the work before them (training, evaluating) instead of adding to it. With
-    `separate` False (off the main thread, where forking is unsafe; a platform without fork), or once that process
-    is lost, figures are drawn here, when asked. `draw` returns something whose `result()` is the function's."""
+    `separate` False (off the main thread, where forking is unsafe), off Linux, or once that process is lost, figures
+    are drawn here, when asked. `draw` returns something whose `result()` is the function's."""
 
     def __init__(self, separate: bool = True):
         import multiprocessing
 
         self._pool = None
-        if separate and "fork" in multiprocessing.get_all_start_methods():
+        # Forked, and so only on Linux: macOS forbids forking a process that has used some of its frameworks (and
+        # Python starts processes afresh there), Windows cannot fork.
+        if separate and sys.platform.startswith("linux"):
             from concurrent.futures import ProcessPoolExecutor
 
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),
