@@ -66,9 +66,11 @@ def choose_photos(model, data: str | Path) -> tuple[list[Sample], str, list[tupl
 
 
 def evaluate_samples(model, samples: list[Sample], description: str, skipped=(), progress=True,
-                     open_set: str = "on") -> Evaluation:
+                     open_set: str = "on", on_scored=None) -> Evaluation:
     """Accuracy and the rest over every usable photo, and the answer a user gets for each (a class, "not sure"
-    or "none of these" under `open_set`), from one pass of feature extraction."""
+    or "none of these" under `open_set`), from one pass of feature extraction. `on_scored(evaluation)` is called
+    once the class probabilities are known and before the answers are (telling a person in a turned-away photo takes
+    a face detector): what needs only the former (the figures) can start."""
     known = set(model.classes)
     unknown = sorted({s.label for s in samples} - known)
     usable_samples = [s for s in samples if s.label in known]
@@ -80,22 +82,25 @@ def evaluate_samples(model, samples: list[Sample], description: str, skipped=(),
     found = model.features_of_paths([s.path for s in usable_samples], progress=progress)
     kept = [s for s, ok in zip(usable_samples, found.usable) if ok]
     features = found.features[found.usable]
-    answers = answers_for(model, [s.path for s in kept], features, open_set)
     index = {name: i for i, name in enumerate(model.classes)}
     skipped = list(skipped) + list(found.problems)
     skipped += [(str(s.path), f"class {s.label!r} is not one of the model's classes") for s in samples if s.label in unknown]
-    return Evaluation(
+    evaluation = Evaluation(
         classes=model.classes,
         y_true=np.array([index[s.label] for s in kept], dtype=int),
         probabilities=model.class_probabilities(features),
         paths=[str(s.path) for s in kept],
         description=description,
         skipped=skipped,
-        verdicts=[a.verdict for a in answers],
-        reasons=[a.reason for a in answers],
         open_set_mode=open_set,
         names=dict(model.names),
     )
+    if on_scored is not None:
+        on_scored(evaluation)
+    answers = answers_for(model, [s.path for s in kept], features, open_set)
+    evaluation.verdicts = [a.verdict for a in answers]
+    evaluation.reasons = [a.reason for a in answers]
+    return evaluation
 
 
 def answers_for(model, paths: list[Path], features: np.ndarray, open_set: str = "on") -> list[Prediction]:
@@ -109,19 +114,11 @@ def evaluate(model, data: str | Path, progress: bool = True, open_set: str = "on
     return evaluate_samples(model, samples, description, skipped, progress, open_set)
 
 
-def write_evaluation(evaluation: Evaluation, out: Path, figures: FigureDrawer | None = None) -> dict[str, Path]:
-    """metrics.json, classification_report.txt, confusion matrices and a grid of the worst mistakes; the figures
-    drawn by `figures` (by default here, now)."""
+def draw_evaluation_figures(evaluation: Evaluation, out: Path, figures: FigureDrawer) -> dict:
+    """The confusion matrices and the grid of the worst mistakes, asked of `figures`: {name: its drawing}."""
     out = output_folder(out)
-    figures = figures or FigureDrawer(separate=False)
     matrix = evaluation.confusion()
     plots = "zoolens.evaluation.plots"
-    drawn = {
-        "confusion_matrix": figures.draw(f"{plots}:plot_confusion_matrix", matrix, evaluation.shown,
-                                         out / "confusion_matrix.png"),
-        "confusion_matrix_normalized": figures.draw(f"{plots}:plot_confusion_matrix", matrix, evaluation.shown,
-                                                    out / "confusion_matrix_normalized.png", True),
-    }
     items = [
         (
             evaluation.paths[i],
@@ -130,14 +127,28 @@ def write_evaluation(evaluation: Evaluation, out: Path, figures: FigureDrawer | 
         )
         for i in evaluation.mistakes()[:MISTAKES_SHOWN]
     ]
-    grid = figures.draw(f"{plots}:plot_image_grid", items, out / "misclassified.png",
-                        f"Most confident mistakes ({len(evaluation.mistakes())} in all)")
+    return {
+        "confusion_matrix": figures.draw(f"{plots}:plot_confusion_matrix", matrix, evaluation.shown,
+                                         out / "confusion_matrix.png"),
+        "confusion_matrix_normalized": figures.draw(f"{plots}:plot_confusion_matrix", matrix, evaluation.shown,
+                                                    out / "confusion_matrix_normalized.png", True),
+        "misclassified": figures.draw(f"{plots}:plot_image_grid", items, out / "misclassified.png",
+                                      f"Most confident mistakes ({len(evaluation.mistakes())} in all)"),
+    }
+
+
+def write_evaluation(evaluation: Evaluation, out: Path, figures: FigureDrawer | None = None,
+                     drawn: dict | None = None) -> dict[str, Path]:
+    """metrics.json, classification_report.txt, confusion matrices and a grid of the worst mistakes; the figures
+    those `drawn` already (`draw_evaluation_figures`), else drawn by `figures` (by default here, now)."""
+    out = output_folder(out)
+    drawn = drawn or draw_evaluation_figures(evaluation, out, figures or FigureDrawer(separate=False))
     written = {"metrics": out / "metrics.json", "report": out / "classification_report.txt"}
     written["metrics"].write_text(json.dumps(evaluation.summary(), indent=2), encoding="utf-8")
     written["report"].write_text(evaluation.report_text(), encoding="utf-8")
-    written.update({name: figure.result() for name, figure in drawn.items()})
-    if grid.result():
-        written["misclassified"] = grid.result()
+    for name, figure in drawn.items():
+        if figure.result():  # no grid without mistakes
+            written[name] = figure.result()
     return written
 
 

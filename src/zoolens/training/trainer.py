@@ -23,7 +23,7 @@ from zoolens.data.images import find_usable
 from zoolens.data.split import Manifest, split_or_manifest, write_manifest
 from zoolens.data.transforms import Preprocessing
 from zoolens.errors import ZoolensError
-from zoolens.evaluation.evaluate import evaluate_samples, write_evaluation
+from zoolens.evaluation.evaluate import draw_evaluation_figures, evaluate_samples, write_evaluation
 from zoolens.files import check_apart, output_lock
 from zoolens.inference.bundle import check_model_target
 from zoolens.inference.model import Model
@@ -389,7 +389,8 @@ def _train_into(data, out, config: TrainConfig, processes: Processes, outputs: O
     evaluation = None
     if photos.parts["test"]:
         evaluation = evaluate_samples(model, photos.parts["test"], f"the test part of the split of {folder.root}",
-                                      progress=progress)
+                                      progress=progress,
+                                      on_scored=outputs.draw_evaluation_figures if outputs is not None else None)
     elapsed = time.time() - started
     model.meta = _training_record(config, photos, processes, history, evaluation, model, elapsed)
     model.history = history
@@ -410,6 +411,7 @@ class Outputs:
         self.figures = figures
         self.scratch = Path(tempfile.mkdtemp(prefix="zoolens-outputs-"))
         self.curves = None
+        self.evaluation_figures = None
 
     @classmethod
     def start(cls, processes: Processes) -> Outputs:
@@ -418,6 +420,9 @@ class Outputs:
     def draw_training_curves(self, history: list[dict]) -> None:
         self.curves = self.figures.draw("zoolens.evaluation.plots:plot_training_curves", history,
                                         self.scratch / "training_curves.png")
+
+    def draw_evaluation_figures(self, evaluation) -> None:
+        self.evaluation_figures = draw_evaluation_figures(evaluation, self.scratch / "evaluation", self.figures)
 
     def save(self, model: Model, manifest: Manifest, history, evaluation, out: Path) -> None:
         """Every file of the new model, its evaluation included, is made first and saved in one step: a full disk or
@@ -428,7 +433,7 @@ class Outputs:
                 "history.csv": _write_history(history, self.scratch / "history.csv"),
             }
             if evaluation is not None:
-                write_evaluation(evaluation, self.scratch / "evaluation", self.figures)
+                write_evaluation(evaluation, self.scratch / "evaluation", self.figures, self.evaluation_figures)
                 extra["evaluation"] = self.scratch / "evaluation"
             extra["training_curves.png"] = self.curves.result()
         except OSError as error:
