@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from zoolens import plotting
 from zoolens.data.images import open_image
 from zoolens.errors import ImageError
-from zoolens import plotting
 from zoolens.plotting import plain_text, save_figure
 
 
