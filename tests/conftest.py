@@ -202,12 +202,14 @@ def streamlit_screenshot(page, path: Path) -> None:
 # ---- answering without PyTorch ----------------------------------------------------------------
 HEAVY = ("torch", "torchvision", "lightning", "pytorch_lightning", "sklearn", "matplotlib", "timm")
 
-# Run first in a child process: any import of a HEAVY module fails there, as on a machine without them.
-BLOCK_HEAVY = f"""
+
+def block_imports(modules: tuple[str, ...]) -> str:
+    """Code to run first in a child process: any import of `modules` fails there, as on a machine without them."""
+    return f"""
 import sys
 class Refuse:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {HEAVY!r}:
+        if name.split(".")[0] in {modules!r}:
             raise ImportError(f"{{name}} is not installed here")
 sys.meta_path.insert(0, Refuse())
 """
@@ -224,7 +226,7 @@ print(json.dumps([[a.verdict, a.label, a.reason, round(a.confidence, 4)] for a i
 def run_without_torch(code: str, *args, cwd: Path | None = None, allow: tuple[str, ...] = (),
                       env: dict | None = None) -> subprocess.CompletedProcess:
     """`code` in a child process where the HEAVY modules, but those in `allow`, cannot be imported."""
-    block = BLOCK_HEAVY.replace(repr(HEAVY), repr(tuple(m for m in HEAVY if m not in allow)))
+    block = block_imports(tuple(m for m in HEAVY if m not in allow))
     return subprocess.run([sys.executable, "-c", block + code, *map(str, args)], capture_output=True,
                           text=True, timeout=300, cwd=cwd, env={**os.environ, **(env or {})})
 

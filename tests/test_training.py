@@ -226,11 +226,11 @@ def test_frozen_training_does_not_import_lightning(small_animals, tmp_path):
 def test_a_frozen_model_on_cached_features_trains_without_pytorch_into_the_same_files(small_animals, tmp_path):
     """The first run builds the backbone and keeps it as a kit in the cache; the next, with every photo's features
     cached, trains, checks, evaluates and saves without importing PyTorch or scikit-learn, into the same model."""
-    from conftest import run_without_torch
+    from conftest import HEAVY, run_without_torch
 
     code = "import zoolens\nzoolens.train(sys.argv[1], sys.argv[2], progress=False)"
     env = {"ZOOLENS_CACHE": str(tmp_path / "cache")}
-    cold = run_without_torch(code, small_animals, tmp_path / "cold", env=env, allow=HEAVY_NAMES)
+    cold = run_without_torch(code, small_animals, tmp_path / "cold", env=env, allow=HEAVY)
     assert cold.returncode == 0, cold.stderr[-2000:]
     assert list((tmp_path / "cache" / "kits").iterdir())
     warm = run_without_torch(code, small_animals, tmp_path / "warm", env=env, allow=("matplotlib",))
@@ -255,5 +255,3 @@ def safetensors_content(path) -> tuple[dict, dict]:
     with safe_open(str(path), framework="numpy") as handle:
         return handle.metadata(), {name: handle.get_tensor(name).tobytes() for name in handle.keys()}
 
-
-HEAVY_NAMES = ("torch", "torchvision", "lightning", "pytorch_lightning", "sklearn", "matplotlib", "timm")

@@ -48,7 +48,9 @@ IMBALANCE_RATIO = 3.0  # largest class over smallest: a warning from here on
 # at least this probability, and leave it out where they do not. Measured by `benchmarks/label_noise.py
 # [--sure-relabel P]` (5 % of the training labels flipped, 5 draws; the share of the accuracy lost to the noise won
 # back): from 0.8 up, 107 % on animals3 and 102 % on Imagewoof; from 0.5 up 92 % and from 0.9 up 97 % on animals3;
-# every flag relabelled 55 % / 81 %, every flag left out 59 % / 120 %.
+# every flag relabelled 55 % / 81 %, every flag left out 59 % / 120 % (3 training seeds, PyTorch's head). With the
+# head trained in NumPy and `--training-seeds 6`: from 0.8 up 112 % / 92 %, every flag relabelled 62 % / 124 %, left
+# out 74 % / 115 %.
 SURE_RELABEL = 0.8
 IN_DOUBT = "its out-of-fold heads disagree with its label"
 

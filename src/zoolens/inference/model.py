@@ -204,16 +204,12 @@ class Model:
         return self._network
 
     def _built_frozen(self) -> Classifier:
-        import torch
-
         from zoolens.models.backbones import build_backbone
-        from zoolens.models.classifier import Classifier
+        from zoolens.models.classifier import Classifier, set_head
 
         network = Classifier(build_backbone(self._frozen.kit.info.name, pretrained=True), len(self.classes),
                              dropout=self._frozen.dropout)
-        weight, bias = self._head
-        network.head.load_state_dict({"1.weight": torch.from_numpy(weight.copy()),
-                                      "1.bias": torch.from_numpy(bias.copy())})
+        set_head(network, *self._head)
         return network.eval()
 
     def _network_facts(self) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -21,6 +22,12 @@ class Dropout(nn.Dropout):
 
 def build_head(feature_dim: int, num_classes: int, dropout: float = 0.5) -> nn.Sequential:
     return nn.Sequential(Dropout(dropout), nn.Linear(feature_dim, num_classes))
+
+
+def set_head(network: Classifier, weight, bias) -> None:
+    """The dense layer's weights from NumPy arrays (a head trained by training/numpy_head, or read from a file)."""
+    network.head.load_state_dict({"1.weight": torch.from_numpy(np.array(weight, np.float32)),
+                                  "1.bias": torch.from_numpy(np.array(bias, np.float32))})
 
 
 class Classifier(nn.Module):

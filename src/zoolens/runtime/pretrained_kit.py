@@ -44,7 +44,7 @@ class PretrainedKit:
 
     def tensors(self) -> dict[str, np.ndarray]:
         """The backbone's tensors, named as in a Classifier's state ("backbone.trunk...")."""
-        return {name: array for name, array in self._read().items() if name.startswith(TRUNK_PREFIX)}
+        return self._read(lambda name: name.startswith(TRUNK_PREFIX))
 
     def imagenet_head(self) -> tuple[ImageNetHead | None, str | None]:
         """As `backbones.imagenet_head` answers for the built backbone: the head, or (None, why not)."""
@@ -52,13 +52,15 @@ class PretrainedKit:
 
         if self.no_imagenet_because:
             return None, self.no_imagenet_because
-        arrays = self._read()
+        arrays = self._read(lambda name: name in (IMAGENET_WEIGHT, IMAGENET_BIAS))
         return ImageNetHead(arrays[IMAGENET_WEIGHT], arrays[IMAGENET_BIAS], imagenet_categories(self.info.name)), None
 
-    def _read(self) -> dict[str, np.ndarray]:
-        from safetensors.numpy import load_file
+    def _read(self, wanted) -> dict[str, np.ndarray]:
+        """The kit's arrays whose names `wanted` accepts, and only those read from the file."""
+        from safetensors import safe_open
 
-        return load_file(str(self.path))
+        with safe_open(str(self.path), framework="numpy") as handle:
+            return {name: handle.get_tensor(name) for name in handle.keys() if wanted(name)}
 
 
 def find_kit(info: BackboneInfo) -> PretrainedKit | None:

@@ -113,9 +113,9 @@ def run_phases(network: Classifier | None, head: DenseHead, features, parts: dic
 
 def copy_head(head: DenseHead, network: Classifier) -> None:
     """The NumPy head's weights into the PyTorch network's head."""
-    import torch
+    from zoolens.models.classifier import set_head
 
-    network.head.load_state_dict({name: torch.from_numpy(array) for name, array in head.state_dict().items()})
+    set_head(network, head.weight.data, head.bias.data)
 
 
 def class_weights(train: list[Sample], classes: list[str]) -> tuple[float, ...]:
@@ -237,23 +237,16 @@ def fit_open_set_check(model: Model, parts, features, config: TrainConfig, val_f
     confidence = model.class_probabilities(val_features).max(axis=1)
     labels = _labels(model, parts["train"])
     reference = _reference_backbone(config) if config.trains_backbone else None
-    if kit is not None:
-        check = fit_open_set(features["train"][0], labels, val_features, confidence, model.classes,
-                             *kit.imagenet_head(), share=config.open_set_share, seed=config.seed)
-        check.summary["features"] = "own"
-        return check
     if not config.trains_backbone or reference is not None:
-        from zoolens.models.backbones import imagenet_head
-
-        if reference is None:
-            train_x, val_x, backbone = features["train"][0], val_features, model.network.backbone
+        if reference is None:  # frozen: its own features, and its kit's ImageNet head when it has no network
+            train_x, val_x, backbone = features["train"][0], val_features, kit or model.network.backbone
         elif features is not None:  # fine-tuned: the features its head was warmed on are the pretrained ones
             train_x, val_x, backbone = features["train"][0], features["val"][0], reference
         else:
             backbone = reference
             train_x, val_x = (extract_features([s.path for s in parts[role]], reference, model.preprocessing,
                                                progress=progress).features for role in ("train", "val"))
-        imagenet, why_not = imagenet_head(backbone)
+        imagenet, why_not = _imagenet_head_of(backbone)
         check = fit_open_set(train_x, labels, val_x, confidence, model.classes, imagenet, why_not,
                              share=config.open_set_share, seed=config.seed)
         check.summary["features"] = "own" if reference is None else {
@@ -268,6 +261,16 @@ def fit_open_set_check(model: Model, parts, features, config: TrainConfig, val_f
                          share=config.open_set_share, seed=config.seed)
     check.summary["features"] = "own"
     return check
+
+
+def _imagenet_head_of(backbone: Backbone | PretrainedKit):
+    """The ImageNet classifier over a backbone's features, or (None, why not): a kit's own (no PyTorch), or a built
+    backbone's (models.backbones)."""
+    if isinstance(backbone, PretrainedKit):
+        return backbone.imagenet_head()
+    from zoolens.models.backbones import imagenet_head
+
+    return imagenet_head(backbone)
 
 
 def _reference_backbone(config: TrainConfig):
@@ -449,12 +452,12 @@ class Outputs:
 @dataclass
 class RunBackbone:
     """The backbone of a run. A pretrained one that stays frozen is its cached kit (`kit`) and the FeatureNetwork of
-    its features, built with PyTorch only when photos are new to the feature cache; any other is built (`built`)."""
+    its features, built with PyTorch only when photos are new to the feature cache; any other is built (`features`
+    is then the PyTorch backbone)."""
 
     prep: Preprocessing
     features: FeatureNetwork | Backbone  # what the photos' features are extracted with
     kit: PretrainedKit | None = None
-    built: Backbone | None = None
 
     def classifier(self, classes: int, dropout: float) -> Classifier | None:
         """The PyTorch network to train or save, None when the kit stands in for it."""
@@ -462,27 +465,25 @@ class RunBackbone:
             return None
         from zoolens.models.classifier import Classifier
 
-        return Classifier(self.built, classes, dropout=dropout)
+        return Classifier(self.features, classes, dropout=dropout)
 
 
 def run_backbone(config: TrainConfig) -> RunBackbone:
     """The run's backbone: from its kit when the weights stay pretrained and one is cached (no PyTorch), else built,
     and then kept as a kit for next time."""
+    info = describe_backbone(config.backbone)
+    prep = info.preprocessing.at_size(config.image_size) if config.image_size else info.preprocessing
     from_kit = config.pretrained and not config.trains_backbone
-    if from_kit:
-        info = describe_backbone(config.backbone)
-        prep = info.preprocessing.at_size(config.image_size) if config.image_size else info.preprocessing
-        kit = find_kit(info)
-        if kit is not None:
-            return RunBackbone(prep, FeatureNetwork(feature_key(info.weights_id, prep), kit.feature_dim, prep,
-                                                    lambda: _built(config)), kit)
+    kit = find_kit(info) if from_kit else None
+    if kit is not None:
+        return RunBackbone(prep, FeatureNetwork(feature_key(info.weights_id, prep), kit.feature_dim, prep,
+                                                lambda: _built(config)), kit)
     built = _built(config)
-    prep = built.info.preprocessing.at_size(config.image_size) if config.image_size else built.info.preprocessing
     kit = write_kit(built) if from_kit else None
     if kit is None:
-        return RunBackbone(prep, built, built=built)
-    return RunBackbone(prep, FeatureNetwork(feature_key(built.info.weights_id, prep), built.feature_dim, prep,
-                                            lambda: built), kit, built)
+        return RunBackbone(prep, built)
+    return RunBackbone(prep, FeatureNetwork(feature_key(info.weights_id, prep), built.feature_dim, prep,
+                                            lambda: built), kit)
 
 
 def _built(config: TrainConfig) -> Backbone:
