@@ -173,3 +173,176 @@ def test_a_study_run_is_kept_only_when_trained_with_the_same_corrections(trained
 
     assert _finished(trained_model.path, TrainConfig()) is not None  # trained without corrections, asked without
     assert _finished(trained_model.path, TrainConfig(), corrections_sha256="0" * 64) is None
+
+
+# ---- issue 32: decisions kept, paths as the scan names them, links followed, bounded memory ------------------
+def _review(path):
+    return list(csv.DictReader(path.open(encoding="utf-8")))
+
+
+def test_making_the_review_file_anew_keeps_every_decided_row_as_it_is(tmp_path):
+    """`data issues` into the same --out: the decided rows stay (their cells, a column the person added too), the
+    undecided ones are refreshed, new flags are added, undecided rows no longer flagged go."""
+    from zoolens.data.corrections import refresh_review
+    from zoolens.evaluation.data_issues import REVIEW_COLUMNS
+
+    def flag(path, score):
+        return {"path": path, "action": "", "label": "dogs", "given": "cats", "suggested": "dogs", "score": score,
+                "reason": "likely mislabelled"}
+
+    file = tmp_path / "to_review.csv"
+    refresh_review(file, [flag(p, 0.9) for p in ("cats/a.jpg", "cats/b.jpg", "cats/c.jpg", "cats/d.jpg")],
+                   REVIEW_COLUMNS)
+    rows = _review(file)
+    for row in rows:
+        row["note"] = ""
+    rows[1].update(action="relabel", label="panda", note="a panda, in fact")  # b
+    rows[3].update(action="exclude", label="")  # d
+    with open(file, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    decided = {row["path"]: row for row in rows if row["action"]}
+    refresh_review(file, [flag(p, 0.5) for p in ("cats/a.jpg", "cats/b.jpg", "cats/e.jpg")], REVIEW_COLUMNS)
+    again = _review(file)
+    assert [row["path"] for row in again] == ["cats/a.jpg", "cats/b.jpg", "cats/e.jpg", "cats/d.jpg"]
+    assert again[1] == decided["cats/b.jpg"] and again[3] == decided["cats/d.jpg"]  # every cell as the person left it
+    assert again[0]["score"] == "0.5" and again[0]["action"] == ""  # refreshed
+    assert read_corrections(file).decided() == {"cats/b.jpg", "cats/d.jpg"}
+
+
+def test_a_review_file_that_is_not_one_is_refused_and_left_alone(tmp_path):
+    from zoolens.data.corrections import refresh_review
+
+    file = tmp_path / "to_review.csv"
+    file.write_text("my notes, not a review file\n")
+    with pytest.raises(ZoolensError, match="not a corrections file"):
+        refresh_review(file, [{"path": "cats/a.jpg", "action": ""}], ["path", "action", "label"])
+    assert file.read_text() == "my notes, not a review file\n"
+
+
+@pytest.mark.slow
+def test_data_issues_again_into_the_same_out_keeps_the_decisions(planted, tmp_path, capsys):
+    """Finding 1, as a user meets it: decisions typed into to_review.csv survive `data issues` run again into the
+    same --out, plain and with --corrections naming that very file."""
+    from zoolens.cli import main
+
+    data, dogs = planted
+    out = tmp_path / "iss"
+    assert main(["data", "issues", str(data), "--out", str(out), "--quiet"]) == 0
+    file = out / "to_review.csv"
+    rows = _review(file)
+    chosen = {rows[0]["path"]: ("relabel", rows[0]["label"]), rows[1]["path"]: ("keep", ""),
+              rows[-1]["path"]: ("exclude", "")}
+    for row in rows:
+        if row["path"] in chosen:
+            row["action"], row["label"] = chosen[row["path"]]
+    with open(file, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    decided = [row for row in rows if row["action"]]
+    for extra in ([], ["--corrections", str(file)]):
+        assert main(["data", "issues", str(data), "--out", str(out), "--quiet", *extra]) == 0
+        again = {row["path"]: row for row in _review(file)}
+        assert all(again[row["path"]] == row for row in decided), extra
+        corrections = read_corrections(file)
+        assert {path: corrections.decision(path) for path in corrections.decided()} == chosen
+
+
+@pytest.mark.parametrize("written", ["./cats/c2.jpg", "cats//c2.jpg", "cats/./c2.jpg", "cats\\c2.jpg",
+                                     " cats/c2.jpg "])
+def test_a_path_is_taken_as_the_folder_scan_names_the_photo(tmp_path, written):
+    """Finding 8: `./cats/x.jpg` or `cats//x.jpg` relabels the photo (it reported "1 relabelled" and changed
+    nothing)."""
+    (tmp_path / "cats").mkdir()
+    (tmp_path / "cats" / "c2.jpg").write_bytes(b"")
+    file = _write(tmp_path / "fix.csv", [[written, "relabel", "dogs"]])
+    corrections = read_corrections(file, ["cats", "dogs"])
+    changed = corrections.apply(_manifest(tmp_path))
+    assert {s.path.name: s.label for s, _ in changed.rows}["c2.jpg"] == "dogs"
+    assert corrections.record()["relabelled"] == 1
+
+
+def test_the_model_records_only_the_decisions_that_found_their_photo(tmp_path, caplog):
+    file = _write(tmp_path / "fix.csv", [["cats/c2.jpg", "relabel", "dogs"], ["cats/gone.jpg", "relabel", "dogs"],
+                                         ["dogs/gone.jpg", "exclude", ""], ["dogs/d1.jpg", "keep", ""]])
+    corrections = read_corrections(file, ["cats", "dogs"])
+    corrections.apply(_manifest(tmp_path))
+    record = corrections.record()
+    assert (record["relabelled"], record["excluded"], record["kept"]) == (1, 0, 1)
+    assert "2 correction(s) name photos that are not in the split" in caplog.text
+
+
+@pytest.mark.parametrize("written", ["./", ".", "cats/.."])
+def test_a_path_naming_no_photo_is_refused_naming_the_line(tmp_path, written):
+    file = _write(tmp_path / "fix.csv", [["cats/c2.jpg", "keep", ""], [written, "exclude", ""]])
+    with pytest.raises(ZoolensError, match=f"{file}: line 3: .* is not a photo inside the data folder"):
+        read_corrections(file)
+
+
+def test_a_link_does_not_get_the_corrections_file_into_the_data_folder(tmp_path):
+    """Finding 7: `--review dlink --corrections dcopy/cats/x.csv` with dlink -> dcopy, and a corrections file that
+    is itself a link into the photos, are refused like the plain path."""
+    from zoolens.apps.review import check_corrections_file
+
+    data = tmp_path / "dcopy"
+    (data / "cats").mkdir(parents=True)
+    (tmp_path / "dlink").symlink_to(data, target_is_directory=True)
+    with pytest.raises(ZoolensError, match="is inside the data folder"):
+        check_corrections_file(tmp_path / "dlink", data / "cats" / "x.csv")
+    with pytest.raises(ZoolensError, match="is inside the data folder"):
+        check_corrections_file(data, tmp_path / "dlink" / "cats" / "x.csv")
+    (tmp_path / "fix.csv").symlink_to(data / "cats" / "x.csv")
+    with pytest.raises(ZoolensError, match="is inside the data folder"):
+        check_corrections_file(tmp_path / "dlink", tmp_path / "fix.csv")
+    assert not (data / "cats" / "x.csv").exists()
+    assert check_corrections_file(tmp_path / "dlink", tmp_path / "elsewhere.csv") == tmp_path / "elsewhere.csv"
+
+
+def test_a_changed_decision_rewrites_every_row_of_its_photo(tmp_path):
+    """A file with two rows for one photo (`./` and plain): a new decision changes both, so the file never holds
+    two different decisions for it."""
+    file = _write(tmp_path / "fix.csv", [["./cats/a.jpg", "exclude", ""], ["cats/a.jpg", "exclude", ""],
+                                         ["cats/b.jpg", "", ""]])
+    assert record_decision(file, "cats/a.jpg", "keep").keep == {"cats/a.jpg"}
+    assert [row["action"] for row in _review(file)] == ["keep", "keep", ""]
+
+
+def test_recording_into_a_file_that_is_refused_leaves_it_as_it_was(tmp_path):
+    file = _write(tmp_path / "fix.csv", [["cats/a.jpg", "rename", ""]])
+    before = file.read_bytes()
+    with pytest.raises(ZoolensError, match="line 2: action 'rename'"):
+        record_decision(file, "cats/b.jpg", "keep")
+    assert file.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["fix.csv"]
+
+
+MEMORY_ROWS = 2_000_000  # 8 MB of `a,,` rows: 1.6 GB read whole before the fix (825 MB per million, measured)
+
+
+def _peak_rss_mb(code: str) -> float:
+    """The peak resident memory of a new Python process running `code`, as the process itself reports it at the end
+    (resource.getrusage: the children's figure is the largest child's so far, not this one's)."""
+    import subprocess
+    import sys
+
+    report = "; import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    done = subprocess.run([sys.executable, "-c", code + report], check=True, capture_output=True, text=True)
+    return int(done.stdout.split()[-1]) / 1024
+
+
+@pytest.mark.slow
+def test_a_huge_corrections_file_is_read_in_bounded_memory(tmp_path):
+    """Finding 13: a file of 2 million undecided rows (and one decision) reads row by row: the process peaks within
+    25 MB of one reading a file of one row (measured: +1 MB), and the hash is the whole file's."""
+    big = tmp_path / "big.csv"
+    with open(big, "w") as handle:
+        handle.write("path,action,label\ncats/x.jpg,exclude,\n")
+        handle.write("a,,\n" * MEMORY_ROWS)
+    small = _write(tmp_path / "small.csv", [["cats/x.jpg", "exclude", ""]])
+    read = ("import sys; from zoolens.data.corrections import read_corrections; c = read_corrections(sys.argv[1]); "
+            "assert c.exclude == {'cats/x.jpg'} and not c.relabel, c")
+    base = _peak_rss_mb(f"import sys; sys.argv[1:] = [{str(small)!r}]; {read}")
+    peak = _peak_rss_mb(f"import sys; sys.argv[1:] = [{str(big)!r}]; {read}")
+    assert peak - base < 25, (base, peak)
+    assert read_corrections(big).sha256 == hashlib.sha256(big.read_bytes()).hexdigest()

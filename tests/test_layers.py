@@ -13,7 +13,8 @@ SOURCE = Path(__file__).resolve().parents[1] / "src" / "zoolens"
 # Lowest first. A module may import its own layer and the layers below it, never one above. `evaluation` sits below
 # `training` because train() measures the model it made on the test part it held out and saves that with it.
 LAYERS = [
-    {"zoolens.errors", "zoolens.choices", "zoolens.terminal", "zoolens.files", "zoolens.plotting", "zoolens.progress"},
+    {"zoolens.errors", "zoolens.choices", "zoolens.terminal", "zoolens.files", "zoolens.plotting", "zoolens.progress",
+     "zoolens.spreadsheet"},
     {"zoolens.data"},
     {"zoolens.models"},
     {"zoolens.runtime"},

@@ -13,6 +13,7 @@ import random
 import re
 import sqlite3
 import stat
+import threading
 import time
 import unicodedata
 from collections.abc import Iterator
@@ -28,8 +29,10 @@ except ImportError:  # not POSIX: the lock file alone (O_EXCL), a dead holder's 
 
 
 def temporary_name(path: Path) -> Path:
-    """Where `path` is written before it is renamed into place: hidden, beside it, one per process."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """Where `path` is written before it is renamed into place: hidden, beside it, one per thread. The number is the
+    kernel's thread id, unique among the live threads of every process (a process's main thread has its pid), so
+    two threads of one process (two browser sessions of the web app) never write into each other's file."""
+    return path.with_name(f".{path.name}.tmp-{threading.get_native_id()}")
 
 
 def _existing_kind(path: Path) -> str | None:
@@ -142,14 +145,37 @@ def output_lock(out: str | Path, option: str = "out") -> Iterator[Path]:
     """Hold `out` for this process for the block: a second zoolens writing the same folder is refused at once
     with one line (ZoolensError). The lock file holds the pid; it is removed at the end. With fcntl the lock
     is the kernel's (flock), so a killed holder's lock is free again at once; the file it left is taken over."""
-    out, lock = Path(out), lock_path(out)
-    busy = (f"{out}: another zoolens ({{holder}}) is writing this {setting(option)} folder now (lock {lock}); wait "
-            f"for it to finish, or choose another {setting(option)}")
+    out = Path(out)
+    busy = (f"{out}: another zoolens ({{holder}}) is writing this {setting(option)} folder now (lock "
+            f"{lock_path(out)}); wait for it to finish, or choose another {setting(option)}")
+    with _holding(out, busy, wait_s=0.0) as lock:
+        yield lock
+
+
+UPDATE_WAIT_S = 60.0  # a read-modify-write takes milliseconds; a holder this slow is stuck
+
+
+@contextmanager
+def update_lock(path: str | Path, wait_s: float = UPDATE_WAIT_S) -> Iterator[Path]:
+    """Hold the file at `path` for one read-modify-write (read it, change it, replace it): every other process and
+    thread asking for it waits until the block ends, so that no one's change is lost (a corrections file that two
+    reviewers, or a reviewer and `zoolens data issues`, write at once). The same lock file as `output_lock`; after
+    `wait_s` seconds of waiting, one line (ZoolensError)."""
+    path = Path(path)
+    busy = (f"{path}: another zoolens ({{holder}}) has held this file for over {wait_s:.0f} s (lock "
+            f"{lock_path(path)}); try again when it is done")
+    with _holding(path, busy, wait_s) as lock:
+        yield lock
+
+
+@contextmanager
+def _holding(target: Path, busy: str, wait_s: float) -> Iterator[Path]:
+    lock = lock_path(target)
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
-        fd = _take_flock(lock, busy) if fcntl is not None else _take_exclusive(lock, busy)
+        fd = _take_flock(lock, busy, wait_s) if fcntl is not None else _take_exclusive(lock, busy, wait_s=wait_s)
     except OSError as error:
-        raise ZoolensError(f"{lock}: cannot take the lock on {out} ({error.strerror or error})") from None
+        raise ZoolensError(f"{lock}: cannot take the lock on {target} ({error.strerror or error})") from None
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
@@ -159,18 +185,25 @@ def output_lock(out: str | Path, option: str = "out") -> Iterator[Path]:
         os.close(fd)
 
 
-def _take_flock(lock: Path, busy: str) -> int:
+def _pause() -> None:
+    time.sleep(random.uniform(0.001, 0.01))  # apart, so waiters do not knock in step
+
+
+def _take_flock(lock: Path, busy: str, wait_s: float = 0.0) -> int:
+    """The lock file opened and flock'ed, waiting up to `wait_s`. Each open is a file description of its own, so
+    threads of one process exclude each other as processes do."""
+    deadline = time.monotonic() + wait_s
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock_by(fd, deadline)
         except BlockingIOError:
             holder = _holder(os.pread(fd, 64, 0).decode("ascii", "replace"))
             os.close(fd)
             raise ZoolensError(busy.format(holder=holder)) from None
         except OSError:  # a file system without flock (some network and FUSE ones): the file alone, then
             os.close(fd)
-            return _take_exclusive(lock, busy, ours_if_dead=True)
+            return _take_exclusive(lock, busy, ours_if_dead=True, wait_s=max(0.0, deadline - time.monotonic()))
         try:  # the file its last holder removed between our open and our lock is not the lock any more
             if os.path.samestat(os.fstat(fd), os.stat(lock)):
                 return fd
@@ -179,10 +212,22 @@ def _take_flock(lock: Path, busy: str) -> int:
         os.close(fd)
 
 
-def _take_exclusive(lock: Path, busy: str, ours_if_dead: bool = False) -> int:
-    """The lock file made with O_CREAT|O_EXCL; one naming a dead pid (or, after a failed flock, none: the file
-    the flock attempt itself made) is taken over."""
-    for _ in range(2):
+def _flock_by(fd: int, deadline: float) -> None:
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            _pause()
+
+
+def _take_exclusive(lock: Path, busy: str, ours_if_dead: bool = False, wait_s: float = 0.0) -> int:
+    """The lock file made with O_CREAT|O_EXCL, waiting up to `wait_s` while it exists; one naming a dead pid (or,
+    after a failed flock, none: the file the flock attempt itself made) is taken over."""
+    deadline, takeovers = time.monotonic() + wait_s, 0
+    while True:
         try:
             return os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
@@ -191,11 +236,13 @@ def _take_exclusive(lock: Path, busy: str, ours_if_dead: bool = False) -> int:
             except FileNotFoundError:
                 continue
             pid = text.strip().split()[0] if text.strip() else ""
-            if (pid.isdigit() and not pid_alive(int(pid))) or (ours_if_dead and not pid):
+            if takeovers < 2 and ((pid.isdigit() and not pid_alive(int(pid))) or (ours_if_dead and not pid)):
+                takeovers += 1
                 lock.unlink(missing_ok=True)  # its holder died: take it over
                 continue
-            raise ZoolensError(busy.format(holder=_holder(text))) from None
-    raise ZoolensError(busy.format(holder="another process"))
+            if time.monotonic() >= deadline:
+                raise ZoolensError(busy.format(holder=_holder(text))) from None
+            _pause()
 
 
 # ---- files from outside (a model folder someone sent) -------------------------------------------------
@@ -242,7 +289,9 @@ def relative_inside(relative: str) -> bool:
 
 
 def lies_inside(path: str | Path, folder: str | Path) -> bool:
-    """Whether `path` names something inside `folder`, on the text (normalised, `..` resolved lexically)."""
+    """Whether `path` names something inside `folder`, on the text (normalised, `..` resolved lexically): links are
+    not followed. Where a link must not lead round the answer (an output kept out of the photos), give both through
+    os.path.realpath, or use `check_apart`."""
     return Path(os.path.normpath(os.path.abspath(path))).is_relative_to(os.path.normpath(os.path.abspath(folder)))
 
 

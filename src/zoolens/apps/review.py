@@ -7,6 +7,7 @@ The photo folder is only read: decisions live in the corrections file, which may
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +26,10 @@ def default_corrections_file(data: str | Path) -> Path:
 
 
 def check_corrections_file(data: str | Path, corrections: str | Path) -> Path:
+    """`corrections`, refused when it lies inside the data folder, symbolic links followed (a link to the data
+    folder, or the file itself a link into it), or when it exists and is not a corrections file."""
     corrections = Path(corrections)
-    if lies_inside(corrections, data):
+    if lies_inside(os.path.realpath(corrections), os.path.realpath(data)):
         raise ZoolensError(f"{corrections}: is inside the data folder {data}; the review writes its decisions "
                            "outside the photos (choose another --corrections file)")
     if corrections.exists():

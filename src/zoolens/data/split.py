@@ -12,6 +12,7 @@ import numpy as np
 from zoolens.data.folders import ImageFolder, Sample
 from zoolens.errors import ConfigError, ZoolensError
 from zoolens.files import regular_file, relative_inside, replaced_atomically
+from zoolens.spreadsheet import from_cell, to_cells
 
 ROLES = ("train", "val", "test")
 # Share of a train part held out for early stopping when the user's split has no validation part.
@@ -113,20 +114,22 @@ def split_folder(folder: ImageFolder, ratios="70/10/20", seed: int = 0) -> Manif
 
 
 def write_manifest(manifest: Manifest, path: str | Path) -> Path:
+    """path,label,split per photo; text cells by the spreadsheet rule (zoolens/spreadsheet.py), which
+    `read_manifest` undoes."""
     path = Path(path)
     with replaced_atomically(path) as temporary, \
             open(temporary, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "split"])
         for sample, role in manifest.rows:
-            writer.writerow([sample.path.relative_to(manifest.root).as_posix(), sample.label, role])
+            writer.writerow(to_cells([sample.path.relative_to(manifest.root).as_posix(), sample.label, role]))
     return path
 
 
 def _manifest_row(path: Path, root: Path, line: int, row: dict) -> tuple[Sample, str]:
     """One row of a manifest, which may come from a model folder someone sent: only photos inside `root` (the
     data folder the user named) are ever read, so `../x.jpg` or `/etc/passwd` refuse the whole manifest."""
-    relative, label, role = row.get("path"), row.get("label"), row.get("split")
+    relative, label, role = (from_cell(row.get(name)) for name in ("path", "label", "split"))
     if not isinstance(relative, str) or not isinstance(label, str) or not isinstance(role, str):
         raise ZoolensError(f"{path}: line {line}: needs a path, a label and a split")
     if not relative_inside(relative):

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from zoolens.data.corrections import Corrections, write_corrections
+from zoolens.data.corrections import Corrections, refresh_review, write_corrections
 from zoolens.files import output_folder
+from zoolens.spreadsheet import to_row
 
 log = logging.getLogger("zoolens")
 
@@ -320,14 +321,16 @@ SHEET_PHOTOS = 20
 
 
 def write_data_issues(issues: DataIssues, out: str | Path) -> dict[str, Path]:
-    """label_issues.csv, near_duplicates.csv, outliers.csv, class_balance.csv and a contact sheet of each kind."""
+    """label_issues.csv, near_duplicates.csv, outliers.csv, class_balance.csv and a contact sheet of each kind;
+    to_review.csv made anew with every decision a person wrote in it kept (`refresh_review`); text cells by the
+    spreadsheet rule (zoolens/spreadsheet.py)."""
     out = output_folder(out)
-    written = {
+    written = {  # to_review first: one a person broke (no path,action columns) is refused before anything changes
+        "to_review": refresh_review(out / "to_review.csv", review_rows(issues), REVIEW_COLUMNS),
         "label_issues": _write_csv(out / "label_issues.csv", LABEL_COLUMNS, issues.label_issues),
         "near_duplicates": _write_csv(out / "near_duplicates.csv", DUPLICATE_COLUMNS, issues.near_duplicates),
         "outliers": _write_csv(out / "outliers.csv", OUTLIER_COLUMNS, issues.outliers),
         "class_balance": _write_csv(out / "class_balance.csv", ["class", "name", "photos", "recall"], issues.balance),
-        "to_review": _write_csv(out / "to_review.csv", REVIEW_COLUMNS, review_rows(issues)),
         "suggested_corrections": write_corrections(out / "suggested_corrections.csv", suggested_corrections(issues)),
     }
     sheets = {
@@ -388,7 +391,7 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
     with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(to_row(row) for row in rows)
     return path
 
 

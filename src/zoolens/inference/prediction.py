@@ -14,6 +14,7 @@ import numpy as np
 
 from zoolens.data.images import open_image
 from zoolens.errors import ImageError
+from zoolens.spreadsheet import to_cell
 
 CLASS = "class"
 NOT_SURE = "not sure"
@@ -167,7 +168,8 @@ def write_csv(predictions: list[Prediction], path: Path, top_k: int) -> Path:
 
 
 def csv_text(predictions: list[Prediction], top_k: int, handle=None) -> str:
-    """The table as CSV, into `handle` or returned as text (the web app's download)."""
+    """The table as CSV, into `handle` or returned as text (the web app's download); text cells by the spreadsheet
+    rule (zoolens/spreadsheet.py): a photo named `=x.jpg` is written `'=x.jpg`."""
     import csv
     import io
 
@@ -176,6 +178,6 @@ def csv_text(predictions: list[Prediction], top_k: int, handle=None) -> str:
     writer.writeheader()
     for prediction in predictions:
         row = table_row(prediction, top_k)
-        writer.writerow({key: (f"{value:.6f}" if isinstance(value, float) else "" if value is None else value)
+        writer.writerow({key: (f"{value:.6f}" if isinstance(value, float) else "" if value is None else to_cell(value))
                          for key, value in row.items()})
     return "" if handle is not None else target.getvalue()

@@ -10,6 +10,7 @@ from pathlib import Path
 from zoolens.files import replaced_atomically
 from zoolens.inference.batch.results import ResultsDataset
 from zoolens.inference.prediction import CLASS, NONE_OF_THESE, NOT_SURE
+from zoolens.spreadsheet import to_cells
 
 
 @dataclass
@@ -62,10 +63,11 @@ def summary_rows(per_folder: dict[str, Counter], classes: list[str]) -> tuple[li
 
 
 def write_summary_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    """The summary as CSV; text cells (folder and class names) by the spreadsheet rule (zoolens/spreadsheet.py)."""
     with replaced_atomically(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerow(to_cells(header))
+        writer.writerows(to_cells(row) for row in rows)
 
 
 def format_summary(header: list[str], rows: list[list]) -> str:

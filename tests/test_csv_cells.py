@@ -1,0 +1,141 @@
+"""Finding 15 of issue 32: a name that a spreadsheet takes for a formula (`=HYPERLINK(...)`, `-1`, `+x`, `@x`) is
+written into every CSV people open behind a quote (zoolens/spreadsheet.py), and every zoolens reader of its own CSV
+files takes it back: the photo is found again."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import copy_subset
+
+from zoolens.data.corrections import corrected, read_corrections, record_decision, write_corrections
+from zoolens.data.folders import scan_folder
+from zoolens.data.split import read_manifest, split_folder, write_manifest
+from zoolens.inference.batch.summary import summary_rows, write_summary_csv
+from zoolens.inference.prediction import Prediction, csv_text
+from zoolens.spreadsheet import from_cell, to_cell
+
+FORMULA = '=HYPERLINK("evil.example","click").jpg'
+NAMES = [FORMULA, "-1.jpg", "+1.jpg", "@sum.jpg", "\tx.jpg", "'a.jpg", "''b.jpg", "'=c.jpg"]
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@pytest.mark.parametrize("text", ["", "'", "''", "=", "'=", "''=", "-1", "+x", "@x", "\tx", "\rx", "a", "'a", "a=b",
+                                  "-", "'\t", FORMULA])
+def test_the_rule_is_a_bijection_and_no_cell_starts_like_a_formula(text):
+    cell = to_cell(text)
+    assert from_cell(cell) == text
+    assert not cell.startswith(FORMULA_STARTS)
+    assert cell == text or cell == "'" + text
+
+
+def test_numbers_and_plain_text_are_written_as_they_are():
+    assert to_cell(-0.5) == -0.5 and to_cell(3) == 3 and to_cell(None) is None and to_cell("cats") == "cats"
+    assert from_cell("'hello") == "'hello"  # a quote a person typed before plain text is theirs
+    assert from_cell("=x.jpg") == "=x.jpg"  # as a spreadsheet saves it back (without its display quote)
+
+
+def _first_cells(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return [row[0] for row in csv.reader(handle)][1:]
+
+
+def test_the_prediction_csv_and_the_batch_summary_neutralise_names():
+    predictions = [Prediction(source=name, label="-cats", confidence=0.9, top=[("-cats", 0.9)]) for name in NAMES]
+    rows = list(csv.reader(csv_text(predictions, top_k=1).splitlines()))[1:]
+    assert [row[0] for row in rows] == [to_cell(name) for name in NAMES]
+    assert rows[0][0].startswith("'=HYPERLINK") and rows[0][2] == "'-cats"
+    assert rows[0][4] == "0.900000"  # numbers stay numbers
+
+
+def test_the_batch_summary_neutralises_folder_and_class_names(tmp_path):
+    header, rows = summary_rows({"=cmd|' /C calc'!A0": Counter({"-cats": 2})}, ["-cats"])
+    write_summary_csv(tmp_path / "s.csv", header, rows)
+    with open(tmp_path / "s.csv", newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    assert table[0][2] == "'-cats" and table[1][:3] == ["'=cmd|' /C calc'!A0", "2", "2"]
+
+
+FORMULA_CLASS = '=HYPERLINK("evil.example","panda")'
+
+
+@pytest.fixture
+def named(animals3, tmp_path):
+    """6 animals3 photos per class, the panda class in a folder named like a formula, and cat photos under names a
+    spreadsheet would run."""
+    data = copy_subset(animals3, tmp_path / "data", per_class=6)
+    (data / "panda").rename(data / FORMULA_CLASS)
+    cats = sorted((animals3 / "cats").iterdir())[100:100 + len(NAMES)]
+    for name, photo in zip(NAMES, cats):
+        shutil.copyfile(photo, data / "cats" / name)
+    return data
+
+
+def _no_formula(path: Path) -> list[list[str]]:
+    """The file's rows; asserts that no cell starts like a formula."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    assert not [cell for row in table for cell in row if cell.startswith(FORMULA_STARTS)], path
+    return table
+
+
+def test_a_split_manifest_round_trips_such_names(named, tmp_path):
+    manifest = split_folder(scan_folder(named))
+    write_manifest(manifest, tmp_path / "split.csv")
+    table = _no_formula(tmp_path / "split.csv")
+    assert ["'" + FORMULA_CLASS in row[0] for row in table].count(True) == 6  # path and label quoted
+    assert ["'" + FORMULA_CLASS, "'" + FORMULA_CLASS] in [[row[0][:len(FORMULA_CLASS) + 1], row[1]] for row in table]
+    again = read_manifest(tmp_path / "split.csv", named)
+    assert again.rows == manifest.rows and all(sample.path.is_file() for sample, _ in again.rows)
+
+
+def test_a_decision_for_such_a_photo_is_quoted_and_reaches_it(named, tmp_path):
+    panda = sorted(p.name for p in (named / FORMULA_CLASS).iterdir())
+    file = tmp_path / "fix.csv"
+    record_decision(file, f"{FORMULA_CLASS}/{panda[0]}", "relabel", "cats")
+    record_decision(file, f"{FORMULA_CLASS}/{panda[1]}", "exclude")
+    record_decision(file, "cats/-1.jpg", "relabel", FORMULA_CLASS)
+    table = _no_formula(file)
+    assert table[1][0] == f"'{FORMULA_CLASS}/{panda[0]}" and table[3][2] == "'" + FORMULA_CLASS
+    write_corrections(tmp_path / "copy.csv", read_corrections(file).rows)
+    _no_formula(tmp_path / "copy.csv")
+    for written in (file, tmp_path / "copy.csv"):
+        manifest, applied = corrected(split_folder(scan_folder(named)), written)
+        labels = {sample.path.relative_to(named).as_posix(): sample.label for sample, _ in manifest.rows}
+        assert labels[f"{FORMULA_CLASS}/{panda[0]}"] == "cats" and f"{FORMULA_CLASS}/{panda[1]}" not in labels
+        assert labels["cats/-1.jpg"] == FORMULA_CLASS
+        assert (applied.record()["relabelled"], applied.record()["excluded"]) == (2, 1)
+
+
+@pytest.mark.slow
+def test_such_names_go_through_the_commands_and_come_back(named, tmp_path, monkeypatch):
+    """data split, data issues, train with that split and to_review.csv's decisions, predict --csv: every CSV cell
+    is neutralised, and the photos are found again by the commands reading them."""
+    from zoolens.cli import main
+
+    assert main(["data", "split", str(named), "--out", str(tmp_path / "split.csv")]) == 0
+    _no_formula(tmp_path / "split.csv")
+    assert main(["data", "issues", str(named), "--out", str(tmp_path / "iss"), "--quiet"]) == 0
+    for table in ("label_issues", "outliers", "near_duplicates", "class_balance", "to_review",
+                  "suggested_corrections"):
+        _no_formula(tmp_path / "iss" / f"{table}.csv")
+    assert ["'" + FORMULA_CLASS] in [row[:1] for row in _no_formula(tmp_path / "iss" / "class_balance.csv")]
+    panda = sorted(p.name for p in (named / FORMULA_CLASS).iterdir())[0]
+    review = tmp_path / "iss" / "to_review.csv"
+    record_decision(review, f"{FORMULA_CLASS}/{panda}", "exclude")
+    record_decision(review, f"cats/{FORMULA}", "relabel", FORMULA_CLASS)
+    assert main(["train", str(named), "--out", str(tmp_path / "m"), "--split", str(tmp_path / "split.csv"),
+                 "--corrections", str(review), "--quiet"]) == 0
+    trained = read_manifest(tmp_path / "m" / "split.csv", named)
+    labels = {sample.path.relative_to(named).as_posix(): sample.label for sample, _ in trained.rows}
+    assert labels[f"cats/{FORMULA}"] == FORMULA_CLASS and f"{FORMULA_CLASS}/{panda}" not in labels
+    assert len(labels) == 3 * 6 + len(NAMES) - 1
+
+    monkeypatch.chdir(named / "cats")
+    assert main(["predict", "--csv", str(tmp_path / "p.csv"), str(tmp_path / "m"), "--", FORMULA, "-1.jpg"]) == 0
+    table = _no_formula(tmp_path / "p.csv")
+    assert [row[0] for row in table[1:]] == ["'" + FORMULA, "'-1.jpg"]
