@@ -242,7 +242,7 @@ def test_cli_copy_summary_and_clear_errors(trained_model, camera_tree, tmp_path,
 
     errors = {
         "other settings (top_k)": [trained_model.path, camera_tree, "--out", out, "--top-k", "3"],
-        "must be outside the photo folder": [trained_model.path, camera_tree, "--out", camera_tree / "r.parquet"],
+        "--out is inside the photo folder": [trained_model.path, camera_tree, "--out", camera_tree / "r.parquet"],
         "no such folder": [trained_model.path, tmp_path / "nowhere", "--out", tmp_path / "x.parquet"],
         "--sort-into: only with --out": [trained_model.path, camera_tree, "--sort-into", target],
     }

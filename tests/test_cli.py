@@ -129,7 +129,7 @@ def test_a_setting_a_library_message_names_is_shown_as_the_commands_option(train
     with pytest.raises(ZoolensError, match=r"`sort_into` must be outside the photo folder"):  # Python's name
         predict_folder(trained_model, photos, tmp_path / "results", sort_into=inside, progress=False)
     result = zoolens("predict", trained_model.path, photos, "--out", tmp_path / "results", "--sort-into", inside)
-    assert result.returncode == 2 and f"{inside}: --sort-into must be outside the photo folder" in result.stderr
+    assert result.returncode == 2 and f"{inside}: --sort-into is inside the photo folder" in result.stderr
     parser = build_parser()
     predict = option_fields(command_parser(parser, parser.parse_args(["predict", "m", "x"]).run))
     assert options_named("`sort_into` and `out` and `engine`", predict) == "--sort-into and --out and --engine"

@@ -16,7 +16,7 @@ import stat
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -306,16 +306,33 @@ def output_folder(path: str | Path) -> Path:
 
 
 # ---- outputs apart from their data ----------------------------------------------------------------
-def check_apart(data: str | Path, out: str | Path, option: str = "out", data_name: str = "the data folder") -> None:
-    """Refuse an output inside the data folder (its files would become photos, a class, of the next run) and
-    the data folder inside the output (replacing the output could reach the photos). Links are followed."""
-    data_real, out_real = Path(os.path.realpath(data)), Path(os.path.realpath(out))
-    if out_real.is_relative_to(data_real):
-        raise ZoolensError(f"{out}: {setting(option)} is inside {data_name} {data}; zoolens never writes among the "
-                           f"photos it reads: choose an {setting(option)} outside it")
+def check_apart(data: str | Path | Iterable[str | Path], out: str | Path | None, option: str = "out",
+                data_name: str = "the data folder") -> None:
+    """Refuse an output that would land on or among the photos a command reads: inside a data folder (its files
+    would become photos, a class, of the next run), on a photo file given itself (it would be replaced), or a
+    folder holding any of them (replacing the output could reach the photos). `data` is one folder or photo
+    file, or several (a command's photo arguments); `out` None (an output not asked for) is no output. Links are
+    followed. Call it before any work, once per output option: `check_apart(photos, csv, "csv", "the photo folder")`."""
+    if out is None:
+        return
+    out_real = Path(os.path.realpath(out))
+    for item in [data] if isinstance(data, (str, os.PathLike)) else data:
+        _check_apart_one(Path(item), Path(out), out_real, option, data_name)
+
+
+def _check_apart_one(data: Path, out: Path, out_real: Path, option: str, data_name: str) -> None:
+    data_real = Path(os.path.realpath(data))
+    flag = setting(option)
+    if data_real.is_file():
+        if out_real == data_real:
+            raise ZoolensError(f"{out}: {flag} is the photo {data}; zoolens never writes over the photos it reads: "
+                               f"choose another {flag}")
+        data_name = "the photo"
+    elif out_real.is_relative_to(data_real):
+        raise ZoolensError(f"{out}: {flag} is inside {data_name} {data}; zoolens never writes among the photos it "
+                           f"reads: choose another {flag} outside it")
     if data_real.is_relative_to(out_real):
-        raise ZoolensError(f"{data}: {data_name} is inside {setting(option)} {out}; choose an {setting(option)} "
-                           f"that does not hold "
+        raise ZoolensError(f"{data}: {data_name} is inside {flag} {out}; choose another {flag} that does not hold "
                            f"the photos")
 
 

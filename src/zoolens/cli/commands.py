@@ -39,10 +39,12 @@ def cmd_data_split(args) -> int:
     from zoolens.data.corrections import corrected
     from zoolens.data.folders import scan_folder
     from zoolens.data.split import split_folder, write_manifest
+    from zoolens.files import check_apart
 
+    out = Path(args.out) if args.out else Path(f"{Path(args.data).expanduser().resolve().name}-split.csv")
+    check_apart(args.data, out)  # the default too: ./<folder>-split.csv, run from inside the data folder
     folder = scan_folder(args.data)
     manifest, applied = corrected(split_folder(folder, args.ratios, args.seed), args.corrections)
-    out = Path(args.out) if args.out else Path(f"{folder.root.resolve().name}-split.csv")
     write_manifest(manifest, out)
     counts = manifest.counts()
     print(f"{out}: " + ", ".join(f"{role} {sum(counts[role].values())}" for role in counts)
@@ -107,10 +109,9 @@ def cmd_evaluate(args) -> int:
     from zoolens.files import check_apart
     from zoolens.inference.model import Model
 
-    model = Model.load(args.model)
     out = Path(args.out) if args.out else Path(args.model) / "evaluation"
-    for folder in [args.data, *(args.unknown or [])]:
-        check_apart(folder, out, data_name="the photo folder")
+    check_apart([args.data, *(args.unknown or [])], out, data_name="the photo folder")
+    model = Model.load(args.model)
     evaluation = evaluate(model, args.data, progress=not args.json, open_set=args.open_set)
     written = write_evaluation(evaluation, out)
     summary = evaluation.summary()
@@ -147,10 +148,13 @@ def _print_predictions(predictions, top_k: int) -> None:
 def cmd_predict_folder(args) -> int:
     """`zoolens predict MODEL DIR --out results.parquet`: the resumable batch job (zoolens.inference.batch)."""
     from zoolens.inference.batch import BatchOptions, format_summary, predict_folder, summary_rows
+    from zoolens.inference.batch.summary import default_summary_path
 
     if args.imagenet or len(args.model_and_paths) != 2:
         raise ZoolensError("usage: zoolens predict MODEL FOLDER --out RESULTS.parquet (one model, one folder)")
     model_path, folder = args.model_and_paths
+    summary_csv = Path(args.summary) if args.summary else default_summary_path(Path(args.out))
+    check_outputs_apart(folder, {"out": args.out, "sort_into": args.sort_into, "summary": summary_csv})
     options = BatchOptions(
         top_k=args.top_k, min_confidence=args.min_confidence if args.min_confidence is not None else 0.0,
         open_set=args.open_set, sort_into=args.sort_into, copy=args.copy, summary_csv=args.summary,
@@ -181,11 +185,21 @@ def refuse_options_predict_ignores(args) -> None:
                   "only for trained models; with --imagenet a photo with no animal is always said to have none")
 
 
+def check_outputs_apart(photos, outputs: dict) -> None:
+    """Every output of a predict run (option -> path, None when not asked for) away from the photos it reads: not
+    one of the photo files, not among the photo folders, not a folder that holds them; before any work."""
+    from zoolens.files import check_apart
+
+    for option, path in outputs.items():
+        check_apart(photos, path, option, data_name="the photo folder")
+
+
 def cmd_predict(args) -> int:
     refuse_options_predict_ignores(args)
     if args.out:
         return cmd_predict_folder(args)
     threshold = args.min_confidence if args.min_confidence is not None else 0.0
+    check_outputs_apart(args.model_and_paths[0 if args.imagenet else 1:], {"csv": args.csv})
     if args.imagenet:
         from zoolens.inference.imagenet import ImageNetClassifier
 
@@ -212,14 +226,20 @@ def cmd_predict(args) -> int:
 
 def cmd_export(args) -> int:
     from zoolens.evaluation.evaluate import choose_photos, recorded_data_folder
+    from zoolens.files import check_apart
     from zoolens.inference.export import check_export, export_onnx
     from zoolens.inference.model import Model
 
+    out = Path(args.out) if args.out else Path(args.model) / "model.onnx"
+    if args.check:  # before the model loads
+        check_apart(args.check, out, data_name="the photo folder")
     model = Model.load(args.model)
-    out = export_onnx(model, Path(args.out) if args.out else Path(args.model) / "model.onnx")
+    data = args.check or recorded_data_folder(model)
+    if data and not args.check:  # the photos it records being trained on: compared on, so never written among
+        check_apart(data, out, data_name="the photo folder")
+    out = export_onnx(model, out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): images (N, 3, {model.preprocessing.input_size}, "
           f"{model.preprocessing.input_size}) normalised -> class probabilities; classes in its metadata")
-    data = args.check or recorded_data_folder(model)
     if data:
         samples, description, _ = choose_photos(model, data)
         check = check_export(model, out, samples)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from zoolens.choices import DEFAULT_BACKBONE, EXPLAIN_CHOICES
 from zoolens.cli.common import MODEL_HELP
@@ -16,6 +15,7 @@ def cmd_explain(args) -> int:
     from zoolens.files import check_apart
 
     refuse_unless(args, args.imagenet, ("backbone",), "only with --imagenet (a model explains its own network)")
+    check_apart(args.model_and_images[0 if args.imagenet else 1:], args.out, data_name="the photo folder")
     if args.imagenet:
         target = Explainable.imagenet(args.backbone)
         inputs = expand_inputs(args.model_and_images)
@@ -24,9 +24,6 @@ def cmd_explain(args) -> int:
             raise ZoolensError("usage: zoolens explain MODEL IMAGE... (or zoolens explain --imagenet IMAGE...)")
         target = Explainable.from_model(args.model_and_images[0])
         inputs = expand_inputs(args.model_and_images[1:])
-    for folder in args.model_and_images[0 if args.imagenet else 1:]:
-        if Path(folder).is_dir():
-            check_apart(folder, args.out, data_name="the photo folder")
     explanations = explain(target, inputs, args.method, batch_size=args.batch_size, progress=len(inputs) > 8)
     if all(e.error for e in explanations):
         first = explanations[0]

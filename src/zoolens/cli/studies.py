@@ -17,9 +17,12 @@ def cmd_study(args) -> int:
         print(f"\nrun it: zoolens study {args.spec} --data DATA" + (f" --budget {args.budget}" if args.budget else
                                                                     " --budget small"))
         return 0
-    from zoolens.studies.runner import comparison_markdown, run_study
+    from zoolens.files import check_apart
 
     out = Path(args.out or f"studies/{spec.name}")
+    check_apart(args.data, out)  # run_study checks too; this is before the training modules' imports (seconds)
+    from zoolens.studies.runner import comparison_markdown, run_study
+
     rows = run_study(spec, args.data, out, progress=not args.quiet, corrections=args.corrections)
     print(comparison_markdown(rows, spec))
     print(f"wrote {out / 'comparison.csv'}, {out / 'comparison.md'}, {out / 'metrics.png'}, "
@@ -29,6 +32,9 @@ def cmd_study(args) -> int:
 
 def cmd_kfold(args) -> int:
     from zoolens.cli.common import training_config
+    from zoolens.files import check_apart
+
+    check_apart(args.data, args.out)  # run_kfold checks too; this is before scikit-learn's import (seconds)
     from zoolens.studies.kfold import format_kfold, run_kfold
 
     summary = run_kfold(args.data, args.out, k=args.k, config=training_config(args), progress=not args.quiet,
@@ -40,6 +46,9 @@ def cmd_kfold(args) -> int:
 
 def cmd_tune(args) -> int:
     from zoolens.cli.common import training_config
+    from zoolens.files import check_apart
+
+    check_apart(args.data, args.out)  # run_tune checks too; this is before Optuna's import (a second or more)
     from zoolens.studies.tune import format_tune, run_tune, searched_settings
 
     refuse_unless(args, False, searched_settings(args.method), f"chosen by the {args.method} search for every "
