@@ -12,6 +12,7 @@ import hashlib
 import html
 import importlib.util
 import io
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,7 +203,7 @@ def bars_html(top: list[tuple[str, float]]) -> str:
     rows = []
     for label, probability in top:
         rows.append(
-            f'<div class="zl-bar"><span class="zl-bar-label" title="{html.escape(label)}">{html.escape(label)}</span>'
+            f'<div class="zl-bar"><span class="zl-bar-label" title="{html_text(label)}">{html_text(label)}</span>'
             f'<div class="zl-bar-track"><div class="zl-bar-fill" style="width:{probability * 100:.1f}%"></div></div>'
             f'<span class="zl-bar-value">{probability:.1%}</span></div>'
         )
@@ -216,7 +217,7 @@ def answer_class(prediction: Prediction) -> str:
 def answer_html(prediction: Prediction, imagenet: bool) -> str:
     """The answer box; `data-verdict` names its verdict (class, not sure, none of these, error) for scripts."""
     return (f'<div class="{answer_class(prediction)}" data-testid="zl-answer" '
-            f'data-verdict="{html.escape(prediction.verdict)}">{html.escape(answer_line(prediction, imagenet))}</div>')
+            f'data-verdict="{html_text(prediction.verdict)}">{html_text(answer_line(prediction, imagenet))}</div>')
 
 
 def scores_html(prediction: Prediction, imagenet: bool) -> str:
@@ -230,6 +231,32 @@ def scores_html(prediction: Prediction, imagenet: bool) -> str:
 
 def explain_available() -> bool:
     return importlib.util.find_spec(EXPLAIN_MODULE) is not None
+
+
+# ---- text from outside (class names, file names, messages naming them) ------------------------------------
+# What Streamlit's Markdown (CommonMark, GFM, its own codes) would make of plain text: links and images ([ ] ! < >),
+# emphasis, code, strikethrough, tables, headings, LaTeX, entities: escaped with a backslash.
+MARKDOWN_SIGNS = re.compile(r"[\\`*_~\[\]<>#|$!&]|^[-+]")
+LIST_NUMBER = re.compile(r"^(\d+)([.)])")  # "1. cats" would start a numbered list
+# What it finds in the text after escapes are read: bare addresses (http://, www., a@b.c) become links, `:cat:` an
+# emoji: a word joiner (invisible) after the colon, `www` or `@` keeps them apart.
+AFTER_ESCAPES = re.compile(r"(:(?=\S)|www(?=\.)|@)", re.IGNORECASE)
+WORD_JOINER = "\u2060"
+
+
+def as_text(text: object) -> str:
+    """Text for an element that reads Markdown (st.caption, st.error, st.toast, a button's label, ...) shown as
+    itself: a class name `![x](http://…)` or `[click](…)` stays those characters, never an image, a link, bold,
+    an emoji or LaTeX; on one line. Ordinary names (letters, spaces, commas, full stops) are left as they are."""
+    one_line = " ".join(str(text).split())
+    escaped = MARKDOWN_SIGNS.sub(lambda sign: "\\" + sign[0], AFTER_ESCAPES.sub(r"\1" + WORD_JOINER, one_line))
+    return LIST_NUMBER.sub(r"\1\\\2", escaped)
+
+
+def html_text(text: object) -> str:
+    """Text inside the page's own HTML (st.markdown(..., unsafe_allow_html=True)): escaped, and on one line, since
+    a blank line would end the HTML block and let Markdown read what follows."""
+    return html.escape(" ".join(str(text).split()))
 
 
 # ---- the page -----------------------------------------------------------------------------------------
@@ -300,9 +327,9 @@ def classify_page(st, args, load_predictor, cached_result) -> None:
         choice = st.selectbox("Model", choices, format_func=choice_label, key="model",
                               help=f"Model folders found in {args.models_dir}/, or the pretrained ImageNet classes")
         if (classes := choice_classes(choice)) is not None:
-            st.caption("Classes: " + ", ".join(classes))
+            st.caption("Classes: " + as_text(", ".join(classes)))
         for note in skipped:
-            st.caption(f"Skipped {note}")
+            st.caption(f"Skipped {as_text(note)}")
     imagenet = choice == IMAGENET_NAME
     min_confidence, open_set = answer_options(st, args, imagenet)
     with st.sidebar:
@@ -311,7 +338,7 @@ def classify_page(st, args, load_predictor, cached_result) -> None:
                             help="Where in the photo the network looked") if explain_available() else False
 
     st.markdown('<div class="zl-hero"><h1>What is this animal?</h1>'
-                f'<p>Drop photos below. Model: <b>{html.escape(describe_choice(choice))}</b></p></div>',
+                f'<p>Drop photos below. Model: <b>{html_text(describe_choice(choice))}</b></p></div>',
                 unsafe_allow_html=True)
     files = st.file_uploader("Photos", type=UPLOAD_TYPES, accept_multiple_files=True, key="photos",
                              help=f"Up to {MAX_UPLOAD_MB} MB each")
@@ -322,7 +349,7 @@ def classify_page(st, args, load_predictor, cached_result) -> None:
         predictor = load_predictor(choice)
     except Exception as error:  # a broken model folder: say so on the page (its name, not the server path)
         name = Path(choice).name
-        st.error(f"Cannot load {name}: {str(error).replace(str(Path(choice).parent) + '/', '')}")
+        st.error(as_text(f"Cannot load {name}: {str(error).replace(str(Path(choice).parent) + '/', '')}"))
         return
     uploads = uploads_from(files)
     bar = st.progress(0.0, text=f"Classifying {len(uploads)} photo(s)…")
@@ -384,12 +411,12 @@ def explain_uploads(st, predictor, uploads: list[Upload]) -> dict:
         explanations = explain(explain_target(predictor), [u.data for _, u in usable], method="gradcam")
         return {n: (e.image, e.overlay("gradcam")) for (n, _), e in zip(usable, explanations) if not e.error}
     except Exception as error:
-        st.warning(f"Grad-CAM is not available here: {error}")
+        st.warning(as_text(f"Grad-CAM is not available here: {error}"))
         return {}
 
 
 def show_prediction(st, upload: Upload, prediction: Prediction, imagenet: bool, explained=None) -> None:
-    st.markdown(f'<div class="zl-card"><div class="zl-file">{html.escape(upload.name)}</div>'
+    st.markdown(f'<div class="zl-card"><div class="zl-file">{html_text(upload.name)}</div>'
                 f"{answer_html(prediction, imagenet)}{scores_html(prediction, imagenet)}</div>",
                 unsafe_allow_html=True)
     if upload.problem:
@@ -411,7 +438,7 @@ def dogs_page(st, args, load_dog_app) -> None:
     try:
         app = load_dog_app(args.breeds)
     except Exception as error:
-        st.info(f"{error}\n\nTrain the breed model once with `{TRAIN_BREEDS_COMMAND}`.")
+        st.info(f"{as_text(error)}\n\nTrain the breed model once with `{TRAIN_BREEDS_COMMAND}`.")
         return
     files = st.file_uploader("Photos of dogs or people", type=UPLOAD_TYPES, accept_multiple_files=True,
                              key="dog_photos", help=f"Up to {MAX_UPLOAD_MB} MB each")
@@ -435,10 +462,10 @@ def dogs_page(st, args, load_dog_app) -> None:
     for _, upload, report, column in in_rows(st, list(zip(uploads, reports))):
         with column:
             top = report.breed_top or report.resembles_top
-            st.markdown(f'<div class="zl-card"><div class="zl-file">{html.escape(upload.name)}</div>'
-                        f'<span class="zl-badge {KIND_STYLES.get(report.kind, "")}">{html.escape(report.kind)}</span>'
+            st.markdown(f'<div class="zl-card"><div class="zl-file">{html_text(upload.name)}</div>'
+                        f'<span class="zl-badge {KIND_STYLES.get(report.kind, "")}">{html_text(report.kind)}</span>'
                         f'<div class="zl-answer zl-message{" zl-error" if report.error else ""}" '
-                        f'data-testid="zl-answer">{html.escape(report.message)}</div>'
+                        f'data-testid="zl-answer">{html_text(report.message)}</div>'
                         f"{bars_html(top)}</div>", unsafe_allow_html=True)
             if not upload.problem:
                 st.image(upload.data, width="stretch")
@@ -475,11 +502,11 @@ def review_page(st, args, load_review) -> None:
         review = load_review(args.review, args.corrections)
         flags, made = review.flags(), review.decisions()
     except Exception as error:  # a folder that is no dataset, a corrections file edited by hand into nonsense
-        st.error(str(error))
+        st.error(as_text(error))
         return
-    st.caption(f"{len(flags)} photos flagged in {Path(args.review).name}/ · decisions in {review.corrections} "
-               f"({len(made.relabel)} relabelled, {len(made.exclude)} excluded, {len(made.keep)} kept) · "
-               "train with them: `zoolens train DATA --corrections " + str(review.corrections) + "`")
+    st.caption(as_text(f"{len(flags)} photos flagged in {Path(args.review).name}/ · decisions in {review.corrections} "
+                       f"({len(made.relabel)} relabelled, {len(made.exclude)} excluded, {len(made.keep)} kept) · "
+                       f"train with them: zoolens train DATA --corrections {review.corrections}"))
     if not flags:
         st.success("Nothing flagged: no photo looks mislabelled, copied across the split or out of place.")
         return
@@ -525,9 +552,9 @@ def focused_flag(st, review, flag: dict, skipped: set) -> None:
         with picture:
             show_photo(st, review, flag)
         with controls:
-            st.markdown(f"**Next up:** `{html.escape(flag['path'])}`  \n{html.escape(flag_caption(review, flag))}")
+            st.markdown(f"**Next up:** {as_text(flag['path'])}  \n{as_text(flag_caption(review, flag))}")
             buttons = st.columns(4)
-            if suggested and buttons[0].button(f"Relabel to {review.names.get(suggested, suggested)}", type="primary",
+            if suggested and buttons[0].button(f"Relabel to {as_text(review.names.get(suggested, suggested))}", type="primary",
                                                key="focus_accept", shortcut=REVIEW_KEYS["accept"]):
                 review.decide(flag, "relabel", suggested)
                 st.rerun()
@@ -550,7 +577,7 @@ def show_photo(st, review, flag: dict) -> None:
     try:
         image = open_image(review.photo(flag), min_side=512)
     except ImageError as error:
-        st.caption(f"cannot show it: {error.reason}")
+        st.caption(f"cannot show it: {as_text(error.reason)}")
         return
     image.thumbnail((512, 512))
     st.image(image, width="stretch")
@@ -562,11 +589,11 @@ def flag_card(st, review, flag: dict, made) -> None:
     action, label = made.decision(flag["path"])
     key = hashlib.sha1(flag["path"].encode("utf-8", "surrogateescape")).hexdigest()[:12]
     with st.container(border=True):
-        st.markdown(f'<div class="zl-file">{html.escape(flag["path"])}</div>', unsafe_allow_html=True)
+        st.markdown(f'<div class="zl-file">{html_text(flag["path"])}</div>', unsafe_allow_html=True)
         show_photo(st, review, flag)
-        st.caption(flag_caption(review, flag))
+        st.caption(as_text(flag_caption(review, flag)))
         st.markdown(f'<span class="zl-badge{"" if action else " zl-badge-none"}" data-testid="zl-decision">'
-                    f"{html.escape(decision_text(review, action, label))}</span>", unsafe_allow_html=True)
+                    f"{html_text(decision_text(review, action, label))}</span>", unsafe_allow_html=True)
         classes = review.classes
         current = believed_class(flag, label, classes)
         chosen = st.selectbox("Class", classes, index=classes.index(current),
@@ -606,10 +633,10 @@ def retrain_panel(st, review, made) -> None:
             try:
                 now = review.accept_suggested_fixes()
             except ZoolensError as error:  # the corrections file edited into nonsense while the page was open
-                st.error(str(error))
+                st.error(as_text(error))
                 return
-            st.toast(f"{len(fixes)} decisions written to {review.corrections} ({len(now.relabel)} relabelled, "
-                     f"{len(now.exclude)} left out in all)")
+            st.toast(as_text(f"{len(fixes)} decisions written to {review.corrections} ({len(now.relabel)} relabelled, "
+                             f"{len(now.exclude)} left out in all)"))
             st.rerun()
         comparison = st.session_state.get("review_comparison")
         if comparison is None:

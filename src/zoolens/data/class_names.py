@@ -9,6 +9,7 @@ import csv
 import importlib.util
 import json
 import re
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,11 +23,33 @@ MAX_NAME_LENGTH = 200
 
 def readable_names(root: Path, classes: list[str]) -> dict[str, str]:
     """A name for each class: the dataset's names file, else the WordNet name of an ImageNet id, else the folder's
-    own name. Two classes never share a name (a repeated one gets its id after it)."""
+    own name. Two classes never share a name (`distinct_names`)."""
     given = names_file_entries(root)
-    names = {c: given.get(c) or wordnet_name(c) or c for c in classes}
-    repeated = {name for name in names.values() if list(names.values()).count(name) > 1}
-    return {c: f"{name} ({c})" if name in repeated and name != c else name for c, name in names.items()}
+    return distinct_names({c: given.get(c) or wordnet_name(c) or c for c in classes})
+
+
+def distinct_names(names: dict[str, str]) -> dict[str, str]:
+    """{class: name} where no two names read the same: names that do (Unicode forms and invisible characters aside)
+    get their class id after them, "Dog (cats)" and "Dog (dogs)"; a class shown as its own id keeps it. A name
+    that then reads like another's new one ("Dog (cats)" given to panda) gets its id too: "Dog (cats) (panda)"."""
+    shown, suffixed = dict(names), set()
+    for _ in range(len(shown) + 1):  # two rounds settle any names file; the bound is for hostile ids
+        groups: dict[str, list[str]] = {}
+        for label, name in shown.items():
+            groups.setdefault(_reads_as(name), []).append(label)
+        clashing = [[label for label in group if shown[label] != label] for group in groups.values() if len(group) > 1]
+        if not any(clashing):
+            break
+        for group in clashing:
+            for label in [label for label in group if label not in suffixed] or group:
+                shown[label] = f"{shown[label]} ({label})"
+                suffixed.add(label)
+    return shown
+
+
+def _reads_as(name: str) -> str:
+    """What a name looks like on screen: its NFKC form without invisible (format) characters."""
+    return "".join(c for c in unicodedata.normalize("NFKC", name) if unicodedata.category(c) != "Cf")
 
 
 def names_file_entries(root: Path) -> dict[str, str]:
