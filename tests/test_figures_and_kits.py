@@ -84,7 +84,8 @@ def test_a_damaged_kit_or_one_of_other_weights_is_not_used(tmp_path, monkeypatch
     path = pretrained_kit.kit_path(info)
     path.parent.mkdir(parents=True)
     facts = {"format": pretrained_kit.KIT_FORMAT, "weights_id": info.weights_id, "feature_dim": "2",
-             "parameters": "4", "no_imagenet_because": "none here"}
+             "parameters": "4", "no_imagenet_because": "none here", "weights_file": pretrained_kit.weights_file(info)}
+    facts["content_sha256"] = pretrained_kit.content_digest(facts, {"backbone.trunk.w": np.ones((2, 2), np.float32)})
     save_file({"backbone.trunk.w": np.ones((2, 2), np.float32)}, str(path), metadata=facts)
     kit = pretrained_kit.find_kit(info)
     assert (kit.feature_dim, kit.parameters) == (2, 4) and kit.imagenet_head() == (None, "none here")

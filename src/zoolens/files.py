@@ -77,21 +77,71 @@ SQLITE_WAIT_S = 60  # how long a process waits for another that holds a cache fi
 
 
 def open_cache_database(path: Path, table: str) -> sqlite3.Connection:
-    """A cache file; one in memory (for this run only), with a warning, where the cache folder cannot be written
+    """A cache file holding `table` ("name (column TYPE, ...)"). A file that is not SQLite, or holds `name` with
+    other columns (another program's, another version's), is set aside as `<file>.unusable` with a warning and
+    started anew; one in memory (for this run only), with a warning, where the cache folder cannot be written
     (a read-only or full disk): a cache saves time, it must never stop the work."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(str(path), timeout=SQLITE_WAIT_S, check_same_thread=False)
-        # WAL with NORMAL sync: a crash can lose the last writes but never corrupts the file, and a
-        # commit costs no fsync (one per predicted photo would dominate single-photo latency).
-        for statement in ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", f"CREATE TABLE IF NOT EXISTS {table}"):
-            _execute_when_unlocked(db, statement)
+        db = _open_sqlite(path, table)
+        problem = _schema_problem(db, table)
+        if problem is not None:
+            db.close()
+            log.warning("%s: %s; set aside as %s.unusable and started anew", path, problem, path.name)
+            _set_aside(path)
+            db = _open_sqlite(path, table)
+            problem = _schema_problem(db, table)
+            if problem is not None:
+                raise sqlite3.DatabaseError(problem)
         return db
     except (OSError, sqlite3.Error) as error:
         log.warning("%s: cache not written (%s); this run keeps it in memory", path, error)
         db = sqlite3.connect(":memory:", check_same_thread=False)
         db.execute(f"CREATE TABLE IF NOT EXISTS {table}")
         return db
+
+
+def _open_sqlite(path: Path, table: str, again: bool = True) -> sqlite3.Connection:
+    db = sqlite3.connect(str(path), timeout=SQLITE_WAIT_S, check_same_thread=False)
+    try:
+        # WAL with NORMAL sync: a crash can lose the last writes but never corrupts the file, and a
+        # commit costs no fsync (one per predicted photo would dominate single-photo latency).
+        for statement in ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
+                          f"CREATE TABLE IF NOT EXISTS {table}"):
+            _execute_when_unlocked(db, statement)
+    except sqlite3.DatabaseError as error:
+        db.close()
+        if not again or ("not a database" not in str(error) and "malformed" not in str(error)):
+            raise
+        log.warning("%s: not a cache file (%s); set aside as %s.unusable and started anew", path, error, path.name)
+        _set_aside(path)
+        return _open_sqlite(path, table, again=False)
+    return db
+
+
+def _schema_problem(db: sqlite3.Connection, table: str) -> str | None:
+    """Why the file's `table` is not the one zoolens makes (its columns, their types and key), or None."""
+    name = table.split("(", 1)[0].strip()
+    model = sqlite3.connect(":memory:")
+    try:
+        model.execute(f"CREATE TABLE {table}")
+        expected = model.execute(f"PRAGMA table_info({name})").fetchall()
+    finally:
+        model.close()
+    found = db.execute(f"PRAGMA table_info({name})").fetchall()
+    if found != expected:
+        columns = ", ".join(f"{row[1]} {row[2]}".strip() for row in found)
+        return f"its table {name!r} has other columns ({columns}) than a zoolens cache's"
+    return None
+
+
+def _set_aside(path: Path) -> None:
+    """A cache file zoolens cannot use, renamed beside it (with its WAL and shared-memory files) for a person to
+    look at; the previous one set aside is replaced."""
+    for suffix in ("", "-wal", "-shm"):
+        source = path.with_name(path.name + suffix)
+        if os.path.lexists(source):
+            os.replace(source, path.with_name(f"{path.name}.unusable{suffix}"))
 
 
 def write_to_cache(db: sqlite3.Connection, statement: str, rows: list) -> None:

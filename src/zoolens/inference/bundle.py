@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -93,10 +94,12 @@ def _save_weights(state: dict, path: Path) -> None:
     save_file(tensors, str(path), metadata={"format": FORMAT})
 
 
-def write_bundle(path: Path, state: dict, meta: dict, extra_files: dict[str, Path] | None = None):
+def write_bundle(path: Path, state: dict, meta: dict, extra_files: dict[str, Path] | None = None,
+                 check: Callable[[Path], None] | None = None):
     """Write the new model's files to a temporary folder beside `path`; then, for a new folder, rename it into
     place; for an existing model, move only zoolens's own entries (OWNED) out and the new ones in, zoolens.json
-    last: no half-written bundle is ever left, and everything else in the folder is kept as it is."""
+    last: no half-written bundle is ever left, and everything else in the folder is kept as it is. `check`, given
+    the written folder before anything in `path` is touched, raises ZoolensError to keep it from being published."""
     path = Path(path)
     check_model_target(path)
     try:
@@ -120,6 +123,8 @@ def write_bundle(path: Path, state: dict, meta: dict, extra_files: dict[str, Pat
                 shutil.copytree(source, new / name)
             elif Path(source).exists():
                 shutil.copyfile(source, new / name)
+        if check is not None:
+            check(new)
     except (OSError, SafetensorError, ZoolensError) as error:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(error, ZoolensError):
@@ -228,6 +233,12 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     return _read_safetensors(path, load_file)
+
+
+def non_finite_weights(path: Path) -> list[str]:
+    """The names of model.safetensors's tensors holding NaN or infinite values (read with NumPy)."""
+    return [name for name, array in read_weights_numpy(path).items()
+            if array.dtype.kind in "fc" and not np.isfinite(array).all()]
 
 
 def read_weights_numpy(path: Path) -> dict[str, np.ndarray]:

@@ -254,7 +254,8 @@ class Model:
                                                                                   "method": "none (not fitted)"},
         }
 
-    def save(self, path: str | Path, extra_files: dict[str, Path] | None = None) -> Path:
+    def save(self, path: str | Path, extra_files: dict[str, Path] | None = None, check=None) -> Path:
+        """The model's folder written (`bundle.write_bundle`); `check(folder)` may refuse it before it is published."""
         path = Path(path)
         self.meta = self.describe()
         with tempfile.TemporaryDirectory(prefix="zoolens-save-") as scratch:
@@ -265,7 +266,7 @@ class Model:
                 except (OSError, SafetensorError) as error:
                     raise ZoolensError(f"{path}: the model could not be written ({_io_reason(error)}); "
                                        "nothing was changed") from None
-            bundle.write_bundle(path, self._weights(), self.meta, extra)
+            bundle.write_bundle(path, self._weights(), self.meta, extra, check)
         self.path = path
         return path
 

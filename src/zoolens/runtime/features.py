@@ -8,6 +8,7 @@ module imports it only to export, or where ONNX Runtime cannot run a network.
 
 from __future__ import annotations
 
+import base64
 import collections
 import contextlib
 import hashlib
@@ -123,8 +124,6 @@ class OnnxEngine:
         import onnxruntime as ort
 
         path = self.path = onnx_path(network.key)
-        if not path.exists():
-            export_checked(network.build(), path, network.preprocessing)
         options = ort.SessionOptions()
         options.intra_op_num_threads = _onnx_threads()
         options.log_severity_level = 3
@@ -132,7 +131,15 @@ class OnnxEngine:
         # that follow (the head and the open-set check). benchmarks/predict_latency.py, one session: a 256-px
         # photo p50 / p95 11.8 / 24.0 ms spinning, 7.3 / 8.8 ms not.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = None
+        if path.exists():
+            session, problem = checked_session(path, options, network)
+            if problem:
+                log.warning("%s: %s; exported again", path, problem)
+        if session is None:
+            export_checked(network.build(), path, network.preprocessing, network.key)
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = session
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
@@ -142,6 +149,40 @@ class OnnxEngine:
 
 
 EXPORT_TOLERANCE = 1e-3  # largest difference from PyTorch's features allowed, relative to their largest magnitude
+ONNX_KEY, ONNX_PROBE = "zoolens_key", "zoolens_probe"  # what an exported file records of itself (metadata_props)
+
+
+def probe_pixels(size: int) -> np.ndarray:
+    """A fixed batch of noise, (2, size, size, 3) 8-bit: what an export is checked on."""
+    return np.random.default_rng(0).integers(0, 256, (2, size, size, 3), dtype=np.uint8)
+
+
+def _differs(found: np.ndarray, expected: np.ndarray) -> float:
+    """How far `found` is from `expected`, relative to EXPORT_TOLERANCE of their magnitude: over 1 is too far."""
+    if found.shape != expected.shape or not np.isfinite(found).all():
+        return np.inf
+    return float(np.abs(found - expected).max()) / (EXPORT_TOLERANCE * max(float(np.abs(expected).max()), 1.0))
+
+
+def checked_session(path: Path, options, network: FeatureNetwork):
+    """(an ONNX Runtime session of the cached file, None) when it is this network's export and still gives, for the
+    first probe photo, the features PyTorch gave at export (recorded in the file); else (None, why not). Costs
+    one photo through the network, once per engine."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        recorded = session.get_modelmeta().custom_metadata_map
+        if recorded.get(ONNX_KEY) != network.key:
+            return None, "not this network's export (another network's, or an older zoolens's)"
+        expected = np.frombuffer(base64.b64decode(recorded.get(ONNX_PROBE, "")), np.float32)
+        found = session.run(None, {session.get_inputs()[0].name: probe_pixels(network.input_size)[:1]})[0]
+    except Exception as error:  # whatever ONNX Runtime makes of a damaged file: it is exported again
+        reason = " ".join(str(error).split())[:160] or type(error).__name__
+        return None, f"not an ONNX file ONNX Runtime can run ({reason})"
+    if _differs(found, expected.reshape(1, -1)) > 1 or expected.size != network.feature_dim:
+        return None, "its features differ from those PyTorch gave when it was exported"
+    return session, None
 
 
 def pixels_to_features(module: torch.nn.Module, prep: Preprocessing) -> torch.nn.Module:
@@ -164,10 +205,12 @@ def pixels_to_features(module: torch.nn.Module, prep: Preprocessing) -> torch.nn
     return FromPixels().eval()
 
 
-def export_checked(module: torch.nn.Module, path: Path, prep: Preprocessing) -> None:
+def export_checked(module: torch.nn.Module, path: Path, prep: Preprocessing, key: str) -> None:
     """`module` exported to ONNX at `path` behind `pixels_to_features`, kept only when ONNX Runtime's features for a
     fixed batch of noise match PyTorch's on the same pixels normalised (within EXPORT_TOLERANCE); otherwise nothing
-    is written and ZoolensError says by how much they differ."""
+    is written and ZoolensError says by how much they differ. The file records `key` and PyTorch's features of the
+    first probe photo, so that a cached file is checked before it is used (`checked_session`)."""
+    import onnx
     import onnxruntime as ort
     import torch
 
@@ -176,13 +219,19 @@ def export_checked(module: torch.nn.Module, path: Path, prep: Preprocessing) -> 
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             write_onnx(pixels_to_features(module, prep), partial, size, "outputs", dtype=torch.uint8,
                        channels_last=True)
-        probe = np.random.default_rng(0).integers(0, 256, (2, size, size, 3), dtype=np.uint8)
-        session = ort.InferenceSession(str(partial), providers=["CPUExecutionProvider"])
-        exported = session.run(None, {session.get_inputs()[0].name: probe})[0]
+        probe = probe_pixels(size)
         with torch.inference_mode():
             expected = module.eval()(torch.from_numpy(normalised(probe, prep))).numpy()
-        difference = float(np.abs(exported - expected).max()) if exported.shape == expected.shape else np.inf
-        if difference > EXPORT_TOLERANCE * max(float(np.abs(expected).max()), 1.0):
+        exported_model = onnx.load(str(partial))
+        for name, value in ((ONNX_KEY, key),
+                            (ONNX_PROBE, base64.b64encode(expected[:1].astype(np.float32).tobytes()).decode())):
+            entry = exported_model.metadata_props.add()
+            entry.key, entry.value = name, value
+        onnx.save(exported_model, str(partial))
+        session = ort.InferenceSession(str(partial), providers=["CPUExecutionProvider"])
+        exported = session.run(None, {session.get_inputs()[0].name: probe})[0]
+        if _differs(exported, expected) > 1:
+            difference = float(np.abs(exported - expected).max()) if exported.shape == expected.shape else np.inf
             raise ZoolensError(f"the ONNX export of this network differs from PyTorch's output by {difference:.3g}")
 
 
@@ -248,22 +297,38 @@ def make_engine(network: FeatureNetwork, engine: str = "auto"):
 
 
 class FeatureCache:
-    """content hash -> feature vector, in one SQLite file per backbone key (safe under concurrent use)."""
+    """content hash -> feature vector, in one SQLite file per backbone key (safe under concurrent use). A row is
+    served only when it is whole (its checksum), `width` floats wide and finite: any other is computed again."""
 
-    def __init__(self, key: str):
-        self.db = open_cache_database(cache_dir() / "features" / f"{key}.sqlite",
-                                      "features (digest TEXT PRIMARY KEY, vector BLOB, sha TEXT)")
+    def __init__(self, key: str, width: int | None = None):
+        self.path = cache_dir() / "features" / f"{key}.sqlite"
+        self.width = width
+        self.db = open_cache_database(self.path, "features (digest TEXT PRIMARY KEY, vector BLOB, sha TEXT)")
 
     def get_many(self, digests: list[str]) -> dict[str, np.ndarray]:
-        found = {}
+        found, unusable = {}, 0
         unique = list(dict.fromkeys(digests))
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
             query = f"SELECT digest, vector, sha FROM features WHERE digest IN ({','.join('?' * len(chunk))})"
             for digest, blob, sha in self.db.execute(query, chunk):
-                if hashlib.sha1(blob).hexdigest() == sha:  # a torn write is recomputed, never served
-                    found[digest] = np.frombuffer(blob, dtype=np.float32)
+                vector = self._usable(blob, sha)
+                if vector is None:
+                    unusable += 1
+                else:
+                    found[digest] = vector
+        if unusable:
+            log.warning("%s: %d cached feature row(s) damaged, not %s floats wide or not finite; computed again",
+                        self.path, unusable, self.width if self.width is not None else "whole")
         return found
+
+    def _usable(self, blob, sha) -> np.ndarray | None:
+        if not isinstance(blob, bytes) or not isinstance(sha, str) or hashlib.sha1(blob).hexdigest() != sha:
+            return None  # a torn write (or not this cache's row) is recomputed, never served
+        if len(blob) % 4 or (self.width is not None and len(blob) != 4 * self.width):
+            return None
+        vector = np.frombuffer(blob, dtype=np.float32)
+        return vector if np.isfinite(vector).all() else None
 
     def put_many(self, items: dict[str, np.ndarray]) -> None:
         rows = []
@@ -271,8 +336,6 @@ class FeatureCache:
             blob = np.asarray(vector, dtype=np.float32).tobytes()
             rows.append((digest, blob, hashlib.sha1(blob).hexdigest()))
         write_to_cache(self.db, "INSERT OR REPLACE INTO features VALUES (?, ?, ?)", rows)
-
-
 
 
 def decode_pixels(path: Path, prep: Preprocessing) -> tuple[np.ndarray | None, str]:
@@ -420,7 +483,7 @@ def extract_features(
     FeatureNetwork (then `prep` is needed)."""
     prep = prep or backbone.info.preprocessing
     network = feature_network(backbone, prep)
-    cache = FeatureCache(network.key)
+    cache = FeatureCache(network.key, network.feature_dim)
     problems: list[tuple[str, str]] = []
     digests = _digests(paths, problems)
     known = cache.get_many([d for d in digests if d])
@@ -432,6 +495,7 @@ def extract_features(
             for first, images, errors in _decoded_batches([paths[i] for i in missing], prep, batch_size):
                 ok = [j for j, error in enumerate(errors) if not error]
                 vectors = run(images[ok]) if ok else np.zeros((0, network.feature_dim), np.float32)
+                _check_vectors(vectors, network, run)
                 fresh = {digests[missing[first + j]]: vectors[n] for n, j in enumerate(ok)}
                 cache.put_many(fresh)
                 known.update(fresh)
@@ -445,6 +509,14 @@ def extract_features(
             features[i] = known[digest]
             usable[i] = True
     return FeatureSet(features, usable, problems, computed)
+
+
+def _check_vectors(vectors: np.ndarray, network: FeatureNetwork, engine) -> None:
+    """The network's output as wide as its description says (a cached kit or ONNX file of another network is not)."""
+    if vectors.ndim != 2 or vectors.shape[1] != network.feature_dim:
+        source = getattr(engine, "path", f"the backbone of key {network.key}")
+        raise ZoolensError(f"{source}: gives features of shape {list(vectors.shape[1:])}, not the "
+                           f"{network.feature_dim} its backbone is described with; remove it from the cache")
 
 
 def extract_features_sharded(paths: list[Path], backbone: Backbone, prep: Preprocessing, processes: Processes,

@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ from zoolens.plotting import FigureDrawer
 from zoolens.runtime.distributed import Processes, start_processes
 from zoolens.runtime.features import (
     FeatureNetwork,
+    cache_dir,
     extract_features,
     extract_features_sharded,
     feature_key,
@@ -388,7 +390,7 @@ def _train_into(data, out, config: TrainConfig, processes: Processes, outputs: O
     model.names = {c: folder.name(c) for c in manifest.classes if folder.name(c) != c}
     if not processes.is_main:  # the first process calibrates, evaluates and saves; the others' work is done
         return model
-    _calibrate(model, photos, config, progress, backbone.kit)
+    val_features = _calibrate(model, photos, config, progress, backbone.kit)
     evaluation = None
     if photos.parts["test"]:
         evaluation = evaluate_samples(model, photos.parts["test"], f"the test part of the split of {folder.root}",
@@ -399,7 +401,12 @@ def _train_into(data, out, config: TrainConfig, processes: Processes, outputs: O
     model.history = history
     model.evaluation = evaluation
     if out is not None:
-        outputs.save(model, manifest, history, evaluation, Path(out))
+        try:
+            outputs.save(model, manifest, history, evaluation, Path(out),
+                         _answers_like(model, _check_row(model, photos, val_features), out))
+        except UnpublishableModel:
+            checkpoints.remove()  # its epochs learnt from the same damaged cache: not to be resumed
+            raise
         checkpoints.remove()
         _say(progress, f"saved {out} in {elapsed:.0f} s")
     return model
@@ -427,7 +434,7 @@ class Outputs:
     def draw_evaluation_figures(self, evaluation) -> None:
         self.evaluation_figures = draw_evaluation_figures(evaluation, self.scratch / "evaluation", self.figures)
 
-    def save(self, model: Model, manifest: Manifest, history, evaluation, out: Path) -> None:
+    def save(self, model: Model, manifest: Manifest, history, evaluation, out: Path, check=None) -> None:
         """Every file of the new model, its evaluation included, is made first and saved in one step: a full disk or
         a failing figure never leaves a model beside a half-written evaluation/."""
         try:
@@ -442,7 +449,7 @@ class Outputs:
         except OSError as error:
             raise ZoolensError(f"{out}: the model could not be written ({error.strerror or error}); "
                                "nothing was changed") from None
-        model.save(out, extra_files=extra)
+        model.save(out, extra_files=extra, check=check)
 
     def close(self) -> None:
         self.figures.close()
@@ -547,14 +554,60 @@ def _read_photos(folder: ImageFolder, manifest: Manifest, backbone, prep, config
 
 
 def _calibrate(model: Model, photos: TrainingPhotos, config: TrainConfig, progress: bool,
-               kit: PretrainedKit | None) -> None:
-    """Confidences that mean what they say (temperature), and "none of these" (the open-set check)."""
+               kit: PretrainedKit | None) -> np.ndarray:
+    """Confidences that mean what they say (temperature), and "none of these" (the open-set check); the model's own
+    features of the validation photos, which they were fitted on."""
     val_features = _own_features(model, photos.parts, photos.features, config, "val")
     val_labels = _labels(model, photos.parts["val"])
     model.temperature = calibrate_temperature(model.class_logits(val_features), val_labels)
     model.open_set = fit_open_set_check(model, photos.parts, photos.features, config, val_features, progress, kit)
     if model.open_set.summary["animal_check"] != "on":
         _say(progress, f"  open-set animal check {model.open_set.summary['animal_check']}")
+    return val_features
+
+
+def _check_row(model: Model, photos: TrainingPhotos, val_features: np.ndarray) -> np.ndarray:
+    """One validation photo's features as the saved model's answers take them: its own, then the pretrained
+    backbone's beside a fine-tuned one where the run has them (else its own alone, answered without the open-set
+    check)."""
+    row = val_features[:1]
+    if model.reference is not None and photos.features is not None:
+        row = np.concatenate([row, photos.features["val"][0][:1]], axis=1)
+    return np.asarray(row, np.float32)
+
+
+class UnpublishableModel(ZoolensError):
+    """A new model that does not load back or answer: never saved."""
+
+
+def _answers_like(model: Model, row: np.ndarray, out) -> Callable[[Path], None]:
+    """The last check before a new model replaces anything in `out`: its written folder's weights are finite, it
+    loads back as `Model.load` loads it (no PyTorch) and answers `row` as the model trained here does. A damaged
+    cache (a kit or features of NaN, of another network) makes a model that fails it, and is refused in one line."""
+    expected = model.class_probabilities(row)
+
+    def check(folder: Path) -> None:
+        from zoolens.inference.bundle import non_finite_weights
+
+        problem = None
+        try:
+            bad = non_finite_weights(folder)
+            if bad or not np.isfinite(expected).all():
+                problem = f"its weights hold NaN or infinite values ({', '.join(bad[:3]) or 'its answers'})"
+            else:
+                loaded = Model.load(folder)
+                answered = loaded.class_probabilities(row)
+                open_set = "on" if loaded.open_set is not None and row.shape[1] == loaded.feature_width else "off"
+                loaded.predict_features(["check"], row, open_set=open_set)
+                if not np.allclose(answered, expected, atol=1e-5):
+                    problem = "it answers otherwise once loaded back"
+        except (ZoolensError, ValueError, OSError) as error:
+            problem = f"it does not load back: {' '.join(str(error).split())[:200]}"
+        if problem is not None:
+            raise UnpublishableModel(f"{out}: the new model was not saved ({problem}); any model there is unchanged. A "
+                               f"damaged cache makes this: remove {cache_dir()} and train again")
+
+    return check
 
 
 def _training_record(config: TrainConfig, photos: TrainingPhotos, processes: Processes, history: list[dict],
