@@ -346,3 +346,14 @@ def test_a_huge_corrections_file_is_read_in_bounded_memory(tmp_path):
     peak = _peak_rss_mb(f"import sys; sys.argv[1:] = [{str(big)!r}]; {read}")
     assert peak - base < 25, (base, peak)
     assert read_corrections(big).sha256 == hashlib.sha256(big.read_bytes()).hexdigest()
+
+
+def test_data_split_counts_only_the_decisions_that_found_their_photo(small_animals, tmp_path, capsys):
+    from zoolens.cli.program import main
+
+    photo = sorted((small_animals / "cats").iterdir())[0].relative_to(small_animals).as_posix()
+    fixes = _write(tmp_path / "fix.csv", [[photo, "relabel", "dogs"], ["cats/not-there.jpg", "relabel", "dogs"],
+                                         ["dogs/gone.jpg", "exclude", ""]])
+    assert main(["data", "split", str(small_animals), "--out", str(tmp_path / "split.csv"),
+                 "--corrections", str(fixes)]) == 0
+    assert f"(1 relabelled and 0 left out by {fixes})" in capsys.readouterr().out

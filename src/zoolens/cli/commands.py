@@ -47,8 +47,9 @@ def cmd_data_split(args) -> int:
     manifest, applied = corrected(split_folder(folder, args.ratios, args.seed), args.corrections)
     write_manifest(manifest, out)
     counts = manifest.counts()
+    done = applied.record() if applied else {}
     print(f"{out}: " + ", ".join(f"{role} {sum(counts[role].values())}" for role in counts)
-          + (f" ({len(applied.relabel)} relabelled and {len(applied.exclude)} left out by {args.corrections})"
+          + (f" ({done['relabelled']} relabelled and {done['excluded']} left out by {args.corrections})"
              if applied else ""))
     for name in manifest.classes:
         print(f"  {name}: " + ", ".join(f"{role} {counts[role][name]}" for role in counts))
