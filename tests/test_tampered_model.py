@@ -144,6 +144,14 @@ def test_a_valid_model_still_loads(model_copy):
     assert model.classes == ["cats", "dogs", "panda"] and 0.01 < model.temperature < 100
 
 
+def test_a_model_folder_naming_two_classes_alike_still_shows_them_apart(model_copy):
+    meta = json.loads((model_copy / META).read_text())
+    meta["class_names"] = ["Dog", "Dog", "Dog (cats)"]
+    (model_copy / META).write_text(json.dumps(meta))
+    shown = [Model.load(model_copy).name(c) for c in ["cats", "dogs", "panda"]]
+    assert len(set(shown)) == 3 and shown[:2] == ["Dog (cats)", "Dog (dogs)"]
+
+
 def test_cli_names_the_file_and_field(model_copy, small_animals, capsys):
     rewrite(model_copy, setter("calibration", "temperature", value=-1))
     photo = sorted((small_animals / "cats").glob("*.jpg"))[0]

@@ -15,7 +15,7 @@ from safetensors import SafetensorError
 
 from zoolens import __version__, files
 from zoolens.choices import OPEN_SET_MODES
-from zoolens.data.class_names import wordnet_name
+from zoolens.data.class_names import distinct_names, wordnet_name
 from zoolens.data.images import open_image
 from zoolens.data.transforms import Preprocessing, cropped_pixels
 from zoolens.errors import ImageError, ZoolensError
@@ -152,9 +152,9 @@ def recorded_names(classes: list[str], meta: dict) -> dict[str, str]:
     """{class: name people read}, where they differ: as recorded at training (`class_names`), else, for a model made
     before zoolens recorded them, the WordNet names of ImageNet ids."""
     recorded = meta.get("class_names")
-    names = dict(zip(classes, recorded)) if isinstance(recorded, list) and len(recorded) == len(classes) else {
-        c: wordnet_name(c) or c for c in classes}
-    return {c: name for c, name in names.items() if name != c}
+    names = dict(zip(classes, map(str, recorded))) if isinstance(recorded, list) and len(recorded) == len(classes) \
+        else {c: wordnet_name(c) or c for c in classes}
+    return {c: name for c, name in distinct_names(names).items() if name != c}  # a model folder from elsewhere too
 
 
 @dataclasses.dataclass(frozen=True)
