@@ -3,8 +3,11 @@
 The tree is walked lazily in a fixed order (`walk`) and handled in chunks: photos are decoded in worker processes
 one chunk ahead of the network (`local`; or on a Ray cluster, `ray_engine`), and each chunk's results become one
 Parquet part file (`results`), written under a hidden temporary name and renamed into place, so a killed run never
-leaves a damaged part and the same command goes on where it stopped. Memory does not grow with the number of
-photos, except for `DoneSet` (8 bytes per photo already done). Then `sorting` (`--sort-into`) and `summary`.
+leaves a damaged part and the same command goes on where it stopped. A photo is the same one when its path,
+size and modification time are (`walk.photo_key`); rows of photos changed or gone since, and rows the job did
+not write, are removed at the end of a run (`ResultsDataset.drop_stale`): one row per photo. Memory does not grow
+with the number of photos, except for `DoneSet` (9 bytes per photo already done, 10 while stale rows are
+removed). Then `sorting` (`--sort-into`, only regular files inside the photo folder) and `summary`.
 """
 
 import multiprocessing  # noqa: F401  (tests stop worker pools through it)

@@ -101,7 +101,7 @@ def predict_folder(model: Model | str | Path, root: str | Path, out: str | Path,
     root, out = Path(root).expanduser(), Path(out).expanduser()
     sort_target = Path(options.sort_into).expanduser() if options.sort_into is not None else None
     _check_folders(root, out, sort_target)
-    results = ResultsDataset(out, _settings(model, root, options))
+    results = ResultsDataset(out, _settings(model, root, options), root)
     done = results.done()
     if len(done):
         log.info("%s: %d photos already done by an earlier run; skipping them", out, len(done))
@@ -118,12 +118,15 @@ def predict_folder(model: Model | str | Path, root: str | Path, out: str | Path,
             errors += len(unusable)
             bar.update(len(chunk))
             bar.set_postfix(errors=errors, skipped=counts["skipped"], refresh=False)
+    # The whole walk went through `done` (the limit too): rows of photos changed or gone can go.
+    removed, _ = results.drop_stale(done)
     placed = sort_into(results, sort_target, options.copy) if sort_target is not None else Counter()
     per_folder = folder_counts(results)
     summary_path = Path(options.summary_csv) if options.summary_csv else default_summary_path(out)
     write_summary_csv(summary_path, *summary_rows(per_folder, model.classes))
     return BatchSummary(out, counts["pending"], counts["skipped"], errors, model.classes, per_folder, summary_path,
-                        sort_target, bool(counts["limited"]), placed, options.copy, names=dict(model.names))
+                        sort_target, bool(counts["limited"]), placed, options.copy, names=dict(model.names),
+                        removed=removed)
 
 
 def _settings(model: Model, root: Path, options: BatchOptions) -> dict:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import mmap
 import multiprocessing
-import os
 from collections.abc import Iterator
-from multiprocessing import shared_memory
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +30,20 @@ class ChunkDecoder:
     The workers write each photo's cropped 8-bit pixels straight into one of two fixed slots of shared
     memory (the chunk being decoded, the chunk the network is reading) and send back only whether it could
     be used. Nothing photo-sized is pickled or allocated per chunk: returning each chunk as float arrays
-    (154 MB through pickle) cost a quarter of the throughput and 300 MB of peak memory."""
+    (154 MB through pickle) cost a quarter of the throughput and 300 MB of peak memory.
+
+    The shared memory is an anonymous mapping the workers inherit by fork, not a named segment: it has no name
+    in /dev/shm to be left behind when the whole process group is killed (SIGKILL runs no clean-up; a named
+    segment stayed there, 77 MB each time), and it is not bound by /dev/shm's size (64 MB in a Docker
+    container by default)."""
 
     def __init__(self, preprocessing, workers: int, chunk_size: int):
+        context = fork_context() if workers > 0 else None
         if workers > 0 and not may_fork_workers():
             log.info("decoding in this process: a batch job started off the main thread starts no worker processes")
+            workers = 0
+        elif workers > 0 and context is None:
+            log.info("decoding in this process: worker processes here cannot be forked")
             workers = 0
         size = preprocessing.input_size
         shape = (2, chunk_size, size, size, 3)
@@ -47,15 +55,16 @@ class ChunkDecoder:
         if self.memory is None:
             self.slots = np.empty(shape, np.uint8)
             return
-        self.slots = np.ndarray(shape, np.uint8, buffer=self.memory.buf)
+        self.slots = np.ndarray(shape, np.uint8, buffer=self.memory)
         # Forked workers share this process's pages until either side writes to them, and a full garbage
         # collection (one came after ~70 000 photos) writes to every object's header: each process then
         # holds its own copy of the ~110 MB of objects from the imports. Frozen objects are never scanned.
         self.froze_objects = gc.get_freeze_count() == 0
         gc.freeze()
         try:
-            self.pool = multiprocessing.Pool(workers, initializer=_start_decoding_worker,
-                                             initargs=(self.memory.name, shape, preprocessing))
+            # Fork, whatever the default start method: the workers find the mapping in their own memory.
+            self.pool = context.Pool(workers, initializer=_start_decoding_worker,
+                                     initargs=(self.memory, shape, preprocessing))
         except BaseException:
             self.close()
             raise
@@ -80,46 +89,40 @@ class ChunkDecoder:
             self.pool.join()
         if self.froze_objects:
             gc.unfreeze()
-        self.slots = None  # the shared memory cannot close while an array still points into it
+        self.slots = None  # the mapping cannot close while an array still points into it
         if self.memory is not None:
-            self.memory.close()
-            self.memory.unlink()
+            try:
+                self.memory.close()
+            except BufferError:  # a view of it still held somewhere: unmapped when that goes
+                pass
 
 
-def shared_memory_room() -> int | None:
-    """Free bytes where Linux keeps POSIX shared memory (/dev/shm); None where there is no such limit."""
+def fork_context():
+    """multiprocessing's fork context, or None where processes cannot be forked (Windows)."""
     try:
-        stats = os.statvfs("/dev/shm")
-    except (OSError, AttributeError):  # no /dev/shm (macOS), no statvfs (Windows)
+        return multiprocessing.get_context("fork")
+    except ValueError:
         return None
-    return stats.f_bavail * stats.f_frsize
 
 
-def shared_slots_memory(needed: int) -> shared_memory.SharedMemory | None:
-    """Shared memory for the decoding workers' slots, or None (and why, in one line) when there is none to
-    be had: then this process decodes, slower. Docker gives containers 64 MB of /dev/shm by default, and a
-    process that writes past its end dies of SIGBUS, so the room is checked first."""
-    room = shared_memory_room()
-    if room is not None and room < needed:
-        problem = f"{room >> 20} MB free, decoding workers need {-(-needed >> 20)} MB of shared memory"
-    else:
-        try:
-            return shared_memory.SharedMemory(create=True, size=needed)
-        except OSError as error:
-            problem = f"no shared memory for the decoding workers ({error.strerror or error})"
-    log.warning("/dev/shm: %s; decoding in this process instead (slower). In a container, give it more: "
-                "docker run --shm-size=1g", problem)
-    return None
+def shared_slots_memory(needed: int) -> mmap.mmap | None:
+    """Memory shared with the decoding workers forked after it (MAP_SHARED | MAP_ANONYMOUS: no file, no name,
+    gone with the last process that maps it), or None (and why, in one line) when there is none to be had: then
+    this process decodes, slower."""
+    try:
+        return mmap.mmap(-1, needed, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+    except (OSError, ValueError, AttributeError) as error:
+        log.warning("no shared memory for the decoding workers (%s); decoding in this process instead (slower)",
+                    getattr(error, "strerror", None) or error)
+        return None
 
 
 _worker_state: dict = {}  # in a decoding process: its view of the shared slots, and the preprocessing
 
 
-def _start_decoding_worker(memory_name: str, shape: tuple[int, ...], preprocessing) -> None:
+def _start_decoding_worker(memory: mmap.mmap, shape: tuple[int, ...], preprocessing) -> None:
     ignore_interrupts()
-    memory = shared_memory.SharedMemory(name=memory_name)
-    _worker_state.update(memory=memory, slots=np.ndarray(shape, np.uint8, buffer=memory.buf),
-                         preprocessing=preprocessing)
+    _worker_state.update(slots=np.ndarray(shape, np.uint8, buffer=memory), preprocessing=preprocessing)
 
 
 def _decode_in_worker(task: tuple[int, int, Path]) -> str:

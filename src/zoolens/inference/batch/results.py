@@ -3,9 +3,12 @@ with (`_zoolens.json`)."""
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,14 +16,20 @@ import numpy as np
 
 from zoolens.errors import ZoolensError, setting
 from zoolens.files import read_json, regular_file, replaced_atomically
-from zoolens.inference.batch.walk import DoneSet, Found, as_text, photo_key
-from zoolens.inference.prediction import Prediction, table_columns, table_row
+from zoolens.inference.batch.walk import DoneSet, Found, as_text, is_within, photo_key
+from zoolens.inference.prediction import CLASS, ERROR, VERDICTS, Prediction, table_columns, table_row
+
+log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "_zoolens.json"  # pyarrow.dataset ignores files starting with "_" or "."
 PART_NAME = re.compile(r"part-(\d{5,})\.parquet")
 TEMP_NAME = re.compile(r"\.part-\d{5,}\.parquet\.tmp-\d+")
 FORMAT = "zoolens-batch-predictions"
-RESULTS_VERSION = 3  # 2: verdict, reason and nearest columns ("none of these"); 3: the classes' names beside them
+RESULTS_VERSION = 4  # 2: verdict, reason and nearest columns ("none of these"); 3: the classes' names beside them;
+# 4: each photo's size and modification time (its identity: an edited photo is answered again)
+IDENTITY_COLUMNS = ("size", "mtime_ns")
+# What a row must hold for the job to use it (resume, sort, count): checked, never trusted.
+CHECKED_COLUMNS = ["path", "folder", *IDENTITY_COLUMNS, "verdict", "label", "error"]
 
 
 
@@ -34,12 +43,35 @@ def results_schema(top_k: int):
     return pa.schema([(name, pa.float32() if name.endswith("confidence") else pa.string()) for name in names])
 
 
+def stored_schema(top_k: int):
+    """The parts' table: `results_schema` and, last, each photo's size and modification time (ns) as the walk saw
+    them when it was answered."""
+    import pyarrow as pa
+
+    schema = results_schema(top_k)
+    for name in IDENTITY_COLUMNS:
+        schema = schema.append(pa.field(name, pa.int64()))
+    return schema
+
+
+@functools.lru_cache(maxsize=4096)  # the same few folders, row after row
+def clean_folder(folder: object) -> bool:
+    """Whether a `folder` cell is one the walk writes: "." or a relative path of plain names."""
+    return isinstance(folder, str) and (folder == "." or (
+        not folder.startswith("/") and all(part not in ("", ".", "..") for part in folder.split("/"))))
+
+
 class ResultsDataset:
     """A folder of Parquet parts (`part-00000.parquet`, ...) that pyarrow/pandas/DuckDB read as one table,
     plus `_zoolens.json`, the settings the results were made with (a re-run must use the same)."""
 
-    def __init__(self, folder: Path, settings: dict):
+    def __init__(self, folder: Path, settings: dict, root: Path | None = None):
         self.folder = Path(folder)
+        self.root = Path(settings["root"]) if root is None else Path(root)  # as the user named it: rows' paths
+        self.root_text = as_text(self.root)
+        self.inside = os.path.realpath(self.root)
+        self.classes = set(settings.get("classes") or ())
+        self.earlier_parts: list[Path] = []  # the parts `done` read: the only ones that can hold stale rows
         if self.folder.exists() and not self.folder.is_dir():
             raise ZoolensError(f"{self.folder}: is a file; {setting('out')} names a results folder (made if missing)")
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -47,7 +79,7 @@ class ResultsDataset:
         for stale in self.folder.iterdir():  # what a killed run was writing: never visible as a part
             if TEMP_NAME.fullmatch(stale.name):
                 stale.unlink(missing_ok=True)
-        self.schema = results_schema(settings["top_k"])
+        self.schema = stored_schema(settings["top_k"])
         parts = self.parts()
         self.next_index = int(PART_NAME.fullmatch(parts[-1].name).group(1)) + 1 if parts else 0
 
@@ -73,16 +105,18 @@ class ResultsDataset:
 
     def read_parts(self, columns: list[str]) -> Iterator:
         """Each part's table (only these columns), one at a time."""
+        for part in self.parts():
+            yield self._read_part(part, columns)
+
+    def _read_part(self, part: Path, columns: list[str]):
         import pyarrow.parquet as pq
 
-        wanted = [self.schema.field(name) for name in columns]
-        for part in self.parts():
-            try:
-                self._check_part_schema(part, wanted)
-                yield pq.read_table(part, columns=columns)
-            except (OSError, ValueError) as error:
-                raise ZoolensError(f"{part}: damaged results part ({str(error).splitlines()[0][:120]}); "
-                                   f"delete it and run again to redo its photos") from None
+        try:
+            self._check_part_schema(part, [self.schema.field(name) for name in columns])
+            return pq.read_table(part, columns=columns)
+        except (OSError, ValueError) as error:
+            raise ZoolensError(f"{part}: damaged results part ({str(error).splitlines()[0][:120]}); "
+                               f"delete it and run again to redo its photos") from None
 
     @staticmethod
     def _check_part_schema(part: Path, wanted: list) -> None:
@@ -100,13 +134,98 @@ class ResultsDataset:
                                    f"writes {column.type}); move it out of this {setting('out')} folder or choose "
                                    "another")
 
+    # ---- what is done, and what no longer is ---------------------------------------------------------
+    def row_is_trusted(self, path, folder, verdict, label, error) -> bool:
+        """Whether a row can be one this job wrote: its path is ROOT/folder/name as the walk spells it, with a
+        plain relative folder (so it names a file inside the photo folder, links aside: `photo_source`), and
+        its answer is one this model gives. A part is data to check: someone may have put it there."""
+        if not (isinstance(path, str) and isinstance(folder, str)):
+            return False
+        name = os.path.basename(path)
+        if name in ("", ".", "..") or not clean_folder(folder) or path != self._path_of(folder, name):
+            return False
+        if verdict not in VERDICTS or (verdict == ERROR) != bool(error):
+            return False
+        return label in self.classes if verdict == CLASS else label is None
+
+    def _path_of(self, folder: str, name: str) -> str:
+        """ROOT/folder/name as the walk writes it (pathlib's spelling), for a clean folder."""
+        relative = name if folder == "." else f"{folder}/{name}"
+        return relative if self.root_text == "." else f"{self.root_text.rstrip('/')}/{relative}"
+
+    def row_keys(self, table) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's `photo_key`, and whether the row is trusted (`row_is_trusted`; an untrusted row's key is 0)."""
+        columns = [table.column(name).to_pylist() for name in CHECKED_COLUMNS]
+        keys = np.zeros(table.num_rows, dtype=np.uint64)
+        trusted = np.zeros(table.num_rows, dtype=bool)
+        for i, (path, folder, size, mtime_ns, verdict, label, error) in enumerate(zip(*columns)):
+            if size is not None and mtime_ns is not None and self.row_is_trusted(path, folder, verdict, label, error):
+                keys[i], trusted[i] = photo_key(folder, os.path.basename(path), size, mtime_ns), True
+        return keys, trusted
+
     def done(self) -> DoneSet:
-        keys = []
-        for table in self.read_parts(["path", "folder"]):
-            paths, folders = table.column("path").to_pylist(), table.column("folder").to_pylist()
-            keys.append(np.fromiter((photo_key(f, os.path.basename(p)) for p, f in zip(paths, folders)),
-                                    dtype=np.uint64, count=len(paths)))
-        return DoneSet(np.concatenate(keys) if keys else np.zeros(0, np.uint64))
+        """The photos the parts answered (their trusted rows), read one part at a time."""
+        keys, rows = [], 0
+        self.earlier_parts = self.parts()
+        for part in self.earlier_parts:
+            part_keys, trusted = self.row_keys(self._read_part(part, CHECKED_COLUMNS))
+            keys.append(part_keys[trusted])
+            rows += len(part_keys)
+        return DoneSet(np.concatenate(keys) if keys else np.zeros(0, np.uint64), rows)
+
+    def drop_stale(self, done: DoneSet) -> tuple[int, int]:
+        """After a whole walk went through `done.find`: remove from the earlier parts every row that is not one
+        of the walk's photos as they are now (edited or replaced since: answered again by this run; gone; a
+        second row of one photo; an untrusted row), so that the folder holds one row per photo. Each part is
+        rewritten whole or not at all, one at a time; a part left with no row is removed. A kill in between
+        leaves rows the next run removes. Returns (rows removed, of which untrusted)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not done.stale:
+            return 0, 0
+        kept = np.zeros(len(done), dtype=bool)  # the first row of each photo stays
+        removed = untrusted = 0
+        for part in self.earlier_parts:
+            keys, trusted = self.row_keys(self._read_part(part, CHECKED_COLUMNS))
+            positions, found = done.positions(keys)
+            keep = np.zeros(len(keys), dtype=bool)
+            for i in np.flatnonzero(trusted & found):
+                if done.seen[positions[i]] and not kept[positions[i]]:
+                    keep[i] = kept[positions[i]] = True
+            untrusted += int((~trusted).sum())
+            if keep.all():
+                continue
+            removed += int((~keep).sum())
+            if keep.any():
+                table = self._read_part(part, self.schema.names)
+                with replaced_atomically(part, durable=True) as temporary:
+                    pq.write_table(table.filter(pa.array(keep)), str(temporary))
+            else:
+                part.unlink()
+        if removed > untrusted:
+            log.info("%s: %d earlier rows removed: their photos were changed since (answered again), are gone, or "
+                     "had a second row", self.folder, removed - untrusted)
+        if untrusted:
+            log.warning("%s: %d rows were not this job's answers for photos inside %s (another path, or an answer "
+                        "this model does not give); not used, and removed", self.folder, untrusted, self.root)
+        return removed, untrusted
+
+    def photo_source(self, folder: str, path: str) -> tuple[Path | None, str]:
+        """The photo a row names, resolved (what `--sort-into` links or copies), and "", when it is a regular file
+        inside the photo folder once links are resolved; else (None, "missing") for a file no longer there, or
+        (None, "refused") for anything else (a link out of the folder, a FIFO, a path that is not ROOT/folder/name)."""
+        name = os.path.basename(path) if isinstance(path, str) else ""
+        if not clean_folder(folder) or name in ("", ".", ".."):
+            return None, "refused"
+        resolved = os.path.realpath(self.root / folder / name)
+        if not is_within(resolved, self.inside):
+            return None, "refused"
+        try:
+            regular = stat.S_ISREG(os.stat(resolved).st_mode)
+        except OSError:
+            return None, "missing"
+        return (Path(resolved), "") if regular else (None, "refused")
 
     def write_part(self, found: list[Found], predictions: list[Prediction], top_k: int) -> Path:
         import pyarrow.parquet as pq
@@ -127,6 +246,7 @@ def predictions_table(found: list[Found], predictions: list[Prediction], top_k: 
     for item, prediction in zip(found, predictions):
         row = table_row(prediction, top_k)
         row["path"], row["folder"] = as_text(item.path), as_text(item.folder)
+        row["size"], row["mtime_ns"] = item.size, item.mtime_ns
         for name in schema.names:
             columns[name].append(row[name])
     return pa.table(columns, schema=schema)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import filecmp
+import logging
 import os
 import shutil
 from collections import Counter
@@ -15,6 +16,7 @@ from zoolens.files import safe_folder_name
 from zoolens.inference.batch.results import ResultsDataset
 from zoolens.inference.prediction import CLASS
 
+log = logging.getLogger(__name__)
 
 # ---- sorting into class folders -------------------------------------------------------------------
 def _same_file(a: Path, b: Path, copy: bool) -> bool:
@@ -52,7 +54,8 @@ def sort_into(results: ResultsDataset, target: Path, copy: bool = False) -> Coun
     these/; photos already placed by an earlier run are recognised and left as they are. The photos are never
     changed. Class names come from the model's zoolens.json: each becomes one folder name (`safe_folder_name`:
     never '..', '/x' or 'a/b'), and a folder that leads out of TARGET (a link) is refused: nothing is placed
-    outside it."""
+    outside it. Only regular files inside the photo folder, links resolved, are placed (`photo_source`); other
+    rows are counted as "refused" and named in one warning."""
     target = Path(target)
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -81,12 +84,14 @@ def sort_into(results: ResultsDataset, target: Path, copy: bool = False) -> Coun
         for path, folder, verdict, label, error in zip(*(table.column(c).to_pylist() for c in table.column_names)):
             if error:
                 continue
-            source = Path(path)
-            if not source.is_file():
-                counts["missing"] += 1
+            # Checked again here, not only when the job read the parts: nothing from the results folder is taken
+            # on trust, and a photo may have been replaced by a link since the walk.
+            source, problem = results.photo_source(folder, path)
+            if source is None or not results.row_is_trusted(path, folder, verdict, label, error):
+                counts[problem or "refused"] += 1
                 continue
             destination = destination_of(label if verdict == CLASS else verdict)
-            for name in _candidate_names(folder, source.name):
+            for name in _candidate_names(folder, os.path.basename(path)):
                 candidate = destination / name
                 if candidate.parent != destination or name in ("", ".", ".."):  # a name from the results file
                     raise ZoolensError(f"{results.folder}: names a photo {name!r} that is not a file name")
@@ -101,6 +106,9 @@ def sort_into(results: ResultsDataset, target: Path, copy: bool = False) -> Coun
                     raise ZoolensError(f"{candidate}: cannot be written ({error.strerror or error})") from None
                 counts["placed"] += 1
                 break
+    if counts["refused"]:
+        log.warning("%s: %d rows name no photo of %s (a link out of it, not a regular file, or not a row this job "
+                    "wrote); not placed", results.folder, counts["refused"], results.root)
     return counts
 
 

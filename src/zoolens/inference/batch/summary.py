@@ -24,21 +24,27 @@ class BatchSummary:
     summary_csv: Path | None = None
     sorted_into: Path | None = None
     stopped_at_limit: bool = False
-    placed: Counter = field(default_factory=Counter)  # --sort-into: "placed", "already" (there), "missing" photos
+    placed: Counter = field(default_factory=Counter)  # --sort-into: "placed", "already" (there), "missing",
+    # "refused" (rows naming no photo inside the folder)
     copied: bool = False  # --copy: placed by copying, not linking
     names: dict[str, str] = field(default_factory=dict)  # class -> the name people read, where it differs
+    removed: int = 0  # rows of earlier runs removed: photos changed since (answered again) or gone, untrusted rows
 
     def lines(self, limit: int | None = None) -> list[str]:
         """What the run did, in words (the CLI prints these)."""
         said = [f"{self.out}: predicted {self.predicted} photos ({self.errors} unusable), skipped {self.skipped} "
                 "already done"]
+        if self.removed:
+            said.append(f"{self.out}: removed {self.removed} earlier rows (photos changed since and answered again, "
+                        "gone, answered twice, or not this job's)")
         if self.stopped_at_limit:
             said.append(f"stopped after {limit or self.predicted} photos (the limit); run the same command again to "
                         "go on")
         if self.sorted_into is not None:
             said.append(f"{self.sorted_into}: {'copied' if self.copied else 'linked'} {self.placed['placed']} photos "
                         f"into class folders ({self.placed['already']} already there, {self.placed['missing']} no "
-                        "longer found)")
+                        "longer found" + (f", {self.placed['refused']} refused: not photos inside the folder"
+                                          if self.placed["refused"] else "") + ")")
         return said
 
 
