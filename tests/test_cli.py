@@ -126,7 +126,7 @@ def test_a_setting_a_library_message_names_is_shown_as_the_commands_option(train
     photos = tmp_path / "photos"
     photos.mkdir()
     inside = photos / "sorted"
-    with pytest.raises(ZoolensError, match=r"`sort_into` must be outside the photo folder"):  # Python's name
+    with pytest.raises(ZoolensError, match=r"`sort_into` is inside the photo folder"):  # Python's name
         predict_folder(trained_model, photos, tmp_path / "results", sort_into=inside, progress=False)
     result = zoolens("predict", trained_model.path, photos, "--out", tmp_path / "results", "--sort-into", inside)
     assert result.returncode == 2 and f"{inside}: --sort-into is inside the photo folder" in result.stderr

@@ -430,7 +430,7 @@ def test_sort_folder_that_holds_the_photo_folder_is_refused(trained_model, small
 
     photos = copy_subset(small_animals, tmp_path / "sorted" / "cats", per_class=2)  # a class folder's name
     before = tree_snapshot(photos)
-    with pytest.raises(ZoolensError, match="must not hold the photo folder"):
+    with pytest.raises(ZoolensError, match="the photo folder is inside `sort_into`"):
         predict_folder(trained_model, photos, tmp_path / "r.parquet", sort_into=tmp_path / "sorted",
                        workers=0, progress=False)
     assert tree_snapshot(photos) == before

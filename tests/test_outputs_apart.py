@@ -180,3 +180,22 @@ def test_check_apart_takes_photo_files_several_inputs_and_no_output(tmp_path):
     os.symlink(photo, tmp_path / "alias.csv")
     with pytest.raises(ZoolensError, match=r"`csv` is the photo"):
         check_apart(photo, tmp_path / "alias.csv", "csv")
+
+
+@pytest.mark.parametrize("outputs", [
+    {"out": "{data}/results.parquet"},
+    {"out": "{outside}/r.parquet", "sort_into": "{data}/sorted"},
+    {"out": "{outside}/r.parquet", "summary_csv": "{photo}"},
+    {"out": "{data}/../holding.parquet", "sort_into": "{data}/.."},
+])
+def test_the_batch_api_refuses_the_same_outputs_before_loading_the_model(outputs, places):
+    from zoolens.inference.batch import predict_folder
+
+    data = places["data"]
+    before = tree_snapshot(data)
+    given = {name: Path(value.format(**{k: str(v) for k, v in places.items()})) for name, value in outputs.items()}
+    out = given.pop("out")
+    with pytest.raises(ZoolensError, match="photo") as refusal:
+        predict_folder(places["outside"] / "no-model-here", data, out, **given)
+    assert "no-model-here" not in str(refusal.value)  # refused before the model was looked for
+    assert tree_snapshot(data) == before and not any(data.rglob("*.csv")) and not any(data.rglob("*.parquet"))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from zoolens.choices import OPEN_SET_MODES
 from zoolens.errors import ConfigError, ZoolensError, setting
+from zoolens.files import check_apart
 from zoolens.inference.batch.local import local_predictions
 from zoolens.inference.batch.results import FORMAT, RESULTS_VERSION, ResultsDataset
 from zoolens.inference.batch.sorting import sort_into
@@ -30,17 +31,15 @@ log = logging.getLogger(__name__)
 
 
 # ---- the whole job --------------------------------------------------------------------------------
-def _check_folders(root: Path, out: Path, sort_target: Path | None) -> None:
+def _check_folders(root: Path, outputs: dict[str, Path | None]) -> None:
+    """The photo folder is a folder, and no output (results, sorted links, summary) lands on, among or around its
+    photos, links followed: the same check as every command's (`files.check_apart`)."""
     if not root.exists():
         raise ZoolensError(f"{root}: no such folder")
     if not root.is_dir():
         raise ZoolensError(f"{root}: is a file; batch prediction with {setting('out')} takes one folder of photos")
-    for option, place in ((setting("sort_into"), sort_target), (setting("out"), out)):
-        if place is not None and place.resolve().is_relative_to(root.resolve()):
-            raise ZoolensError(f"{place}: {option} must be outside the photo folder {root} (it is never written to)")
-    if sort_target is not None and root.resolve().is_relative_to(sort_target.resolve()):
-        raise ZoolensError(f"{sort_target}: {setting('sort_into')} must not hold the photo folder {root} (a class "
-                           f"folder could be the photo folder itself, and links would land among the photos)")
+    for option, place in outputs.items():
+        check_apart(root, place, option, data_name="the photo folder")
 
 
 @dataclass(frozen=True)
@@ -97,10 +96,11 @@ def predict_folder(model: Model | str | Path, root: str | Path, out: str | Path,
     `settings` are BatchOptions fields, over `options`. What it did is the returned BatchSummary (and logged)."""
     options = replace(options or BatchOptions(), **settings)
     options.validate()
-    model = model if isinstance(model, Model) else Model.load(model)
     root, out = Path(root).expanduser(), Path(out).expanduser()
     sort_target = Path(options.sort_into).expanduser() if options.sort_into is not None else None
-    _check_folders(root, out, sort_target)
+    summary_path = Path(options.summary_csv).expanduser() if options.summary_csv else default_summary_path(out)
+    _check_folders(root, {"out": out, "sort_into": sort_target, "summary_csv": summary_path})
+    model = model if isinstance(model, Model) else Model.load(model)
     results = ResultsDataset(out, _settings(model, root, options), root)
     done = results.done()
     if len(done):
@@ -122,7 +122,6 @@ def predict_folder(model: Model | str | Path, root: str | Path, out: str | Path,
     removed, _ = results.drop_stale(done)
     placed = sort_into(results, sort_target, options.copy) if sort_target is not None else Counter()
     per_folder = folder_counts(results)
-    summary_path = Path(options.summary_csv) if options.summary_csv else default_summary_path(out)
     write_summary_csv(summary_path, *summary_rows(per_folder, model.classes))
     return BatchSummary(out, counts["pending"], counts["skipped"], errors, model.classes, per_folder, summary_path,
                         sort_target, bool(counts["limited"]), placed, options.copy, names=dict(model.names),
