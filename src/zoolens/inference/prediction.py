@@ -22,6 +22,10 @@ NONE_OF_THESE = "none of these"
 ERROR = "error"
 VERDICTS = (CLASS, NOT_SURE, NONE_OF_THESE, ERROR)
 
+# What is in a camera-trap frame, whatever the model's classes (MegaDetector's categories, and empty frames).
+BLANK, ANIMAL, PERSON, VEHICLE = "blank", "animal", "person", "vehicle"
+KINDS = (BLANK, ANIMAL, PERSON, VEHICLE)
+
 
 def with_article(name: str) -> str:
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
@@ -39,6 +43,8 @@ class Prediction:
     nearest: str | None = None  # the most likely known class when the answer is not one
     detail: str | None = None  # more for people: "it looks like an espresso", "most likely Persian cat"
     names: dict[str, str] = field(default_factory=dict, repr=False)  # class -> the name people read, where it differs
+    kind: str | None = None  # one of KINDS where the frame was judged (camera traps), else None
+    kind_confidence: float | None = None  # how sure that judgement is
 
     def __post_init__(self):
         if not self.verdict:
