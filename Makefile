@@ -19,6 +19,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	# MegaDetector's results validator (tests): its own dependencies bring OpenCV 5, which drops the Haar cascades.
 	$(BIN)/python -m pip install --quiet --no-deps megadetector-utils==10.0.28
+	# The camera-trap animal detector: zamba's MegadetectorLite weights, the YOLOX network and the two small modules it imports.
+	$(BIN)/python -m pip install --quiet --no-deps zamba==2.7.2 yolox-datamint==0.3.1 loguru==0.7.3 thop==0.1.1.post2209072238
 	touch $@
 
 demo: setup

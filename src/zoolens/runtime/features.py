@@ -180,7 +180,8 @@ def checked_session(path: Path, options, network: FeatureNetwork):
     except Exception as error:  # whatever ONNX Runtime makes of a damaged file: it is exported again
         reason = " ".join(str(error).split())[:160] or type(error).__name__
         return None, f"not an ONNX file ONNX Runtime can run ({reason})"
-    if _differs(found, expected.reshape(1, -1)) > 1 or expected.size != network.feature_dim:
+    # Flat: a network's output may have more axes than (N, features), as a detector's (N, anchors, values) has.
+    if _differs(found.reshape(len(found), -1), expected.reshape(1, -1)) > 1 or expected.size != network.feature_dim:
         return None, "its features differ from those PyTorch gave when it was exported"
     return session, None
 
