@@ -34,6 +34,44 @@ def camera_tree(small_animals, tmp_path) -> Path:
     return root
 
 
+CAMERA_TRAP_COLUMNS = ("camera", "time", "time_read", "time_problem", "kind", "kind_confidence")
+
+
+def camera_trap_cells(row: dict) -> tuple:
+    return tuple(row[name] for name in CAMERA_TRAP_COLUMNS)
+
+
+def add_camera_trap_frames(root: Path) -> list[Path]:
+    """Two frames of the heron burst (EXIF times) in a Reconyx overflow folder, and a truncated frame."""
+    from zoolens.data.shared import ensure_shared_dataset
+
+    traps = ensure_shared_dataset("camera-traps")
+    target = root / "site3" / "100RECNX"
+    target.mkdir(parents=True)
+    added = [target / photo.name for photo in sorted((traps / "camtrap-dp-example" / "media").glob("*.JPG"))[:2]]
+    added.append(target / "truncated.jpg")
+    for photo, source in zip(added, [*sorted((traps / "camtrap-dp-example" / "media").glob("*.JPG"))[:2],
+                                     traps / "speciesnet-test" / "african_elephants_truncated_file.jpg"]):
+        shutil.copyfile(source, photo)
+    return added
+
+
+def test_decoding_workers_and_this_process_record_the_same_time_and_camera(trained_model, camera_tree, tmp_path):
+    from zoolens.inference.batch import predict_folder
+
+    add_camera_trap_frames(camera_tree)
+    predict_folder(trained_model, camera_tree, tmp_path / "here.parquet", workers=0, chunk_size=8, progress=False)
+    predict_folder(trained_model, camera_tree, tmp_path / "workers.parquet", workers=2, chunk_size=8, progress=False)
+    here = {row["path"]: row for row in read_results(tmp_path / "here.parquet")}
+    workers = {row["path"]: row for row in read_results(tmp_path / "workers.parquet")}
+    assert here.keys() == workers.keys()
+    assert all(camera_trap_cells(row) == camera_trap_cells(here[path]) for path, row in workers.items())
+    heron = here[str(camera_tree / "site3" / "100RECNX" / "20210531082538-RCNX0031.JPG")]
+    assert (heron["camera"], heron["time_read"], heron["time_problem"]) == ("site3", "2021:04:11 20:43:09", None)
+    assert here[str(camera_tree / "site1" / "night" / "cats_0.jpg")]["camera"] == "site1/night"
+    assert here[str(camera_tree / "site2" / "empty.jpg")]["time_problem"].startswith("not read")
+
+
 def photos_in(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.jpg") if not p.name.startswith("."))
 
@@ -267,6 +305,7 @@ def test_ray_engine_gives_the_same_results(trained_model, camera_tree, tmp_path)
         missing_tool("Ray is not installed", "pip install 'zoolens[scale]' to test the ray engine")
     from zoolens.inference.batch import predict_folder
 
+    with_exif = add_camera_trap_frames(camera_tree)
     predict_folder(trained_model, camera_tree, tmp_path / "local.parquet", workers=0, progress=False)
     # The caller's own cluster: predict_folder uses it and leaves it running, for both runs.
     ray.init(address="local", include_dashboard=False, logging_level="ERROR")
@@ -276,11 +315,13 @@ def test_ray_engine_gives_the_same_results(trained_model, camera_tree, tmp_path)
         second = predict_folder(trained_model, camera_tree, tmp_path / "ray.parquet", **options)
     finally:
         ray.shutdown()
-    assert (first.predicted, second.skipped, first.errors + second.errors) == (20, 20, 2)
+    assert (first.predicted, second.skipped, first.errors + second.errors) == (20, 20, 3)
     local = {row["path"]: row for row in read_results(tmp_path / "local.parquet")}
     rows = read_results(tmp_path / "ray.parquet")
     assert sorted(row["path"] for row in rows) == sorted(local)
+    assert sum(local[str(path)]["time"] is not None for path in with_exif) == 2  # the EXIF times were read
     for row in rows:
         assert (row["label"], row["error"]) == (local[row["path"]]["label"], local[row["path"]]["error"])
+        assert camera_trap_cells(row) == camera_trap_cells(local[row["path"]])
         if not row["error"]:
             assert row["confidence"] == pytest.approx(local[row["path"]]["confidence"], abs=1e-4)

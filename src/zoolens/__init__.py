@@ -21,6 +21,7 @@ _EXPORTS = {
     "split_folder": "zoolens.data.split",
     "inspect_folder": "zoolens.data.inspect",
     "ZoolensError": "zoolens.errors",
+    "export_results": "zoolens.evaluation.camera_trap_report",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -37,6 +37,14 @@ COMMANDS: dict[str, tuple[str | None, tuple[str, ...]]] = {
         "zoolens predict my-model cat.jpg holiday/            # photos or folders of them",
         "zoolens predict --imagenet --groups snake.jpg        # no model: ImageNet's classes, summed by animal group",
         "zoolens predict my-model camera-trap/ --out results.parquet --sort-into sorted/   # resumable batch job")),
+    "results": ("zoolens results RESULTS.parquet [--megadetector FILE.json] [--camtrap-dp FOLDER --deployments FILE.csv "
+                "--project FILE.json [--timezone +HH:MM]] [--events FILE.csv] [--report FILE.html] "
+                "[--sequence-gap SECONDS]", (
+        "zoolens results results.parquet --megadetector md.json     # for Timelapse and AddaxAI (after zoolens predict "
+        "my-model traps/ --out results.parquet)",
+        "zoolens results results.parquet --camtrap-dp package/ --deployments deployments.csv --project project.json "
+        "--timezone +02:00",
+        "zoolens results results.parquet --events events.csv --report season.html")),
     "export": ("zoolens export MODEL [--out FILE.onnx] [--check DATA]", (
         "zoolens export my-model                      # my-model/model.onnx, checked on the model's test photos",)),
     "models": ("zoolens models", ("zoolens models",)),

@@ -29,7 +29,8 @@ from zoolens.errors import ConfigError, ZoolensError
 from zoolens.terminal import printable, printable_output
 
 # Command families in modules of their own beside this one; each has `register(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = ("zoolens.cli.apps", "zoolens.cli.explain", "zoolens.cli.studies")
+COMMAND_MODULES: tuple[str, ...] = ("zoolens.cli.apps", "zoolens.cli.explain", "zoolens.cli.studies",
+                                     "zoolens.cli.camera_traps")
 
 
 def build_parser() -> argparse.ArgumentParser:

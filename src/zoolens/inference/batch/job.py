@@ -84,7 +84,8 @@ def _ray_engine(model: Model, chunks, options: BatchOptions):
                            options.concurrency, options.open_set)
 
 
-# One interface: (model, chunks of photos, options) -> (chunk, its predictions) for each chunk, in order.
+# One interface: (model, chunks of photos, options) -> (chunk, its predictions, its capture times) for each chunk, in
+# order. Each engine reads a frame's capture time (EXIF) from the photo as it opens it for the network.
 ENGINES = {"local": _local_engine, "ray": _ray_engine}
 
 
@@ -110,8 +111,8 @@ def predict_folder(model: Model | str | Path, root: str | Path, out: str | Path,
     predictions = ENGINES[options.engine](model, chunks, options)
     errors = 0
     with contextlib.closing(predictions), progress_bar(None, "predict", "img", enabled=options.progress) as bar:
-        for chunk, chunk_results in predictions:  # closing: workers end on Ctrl-C too
-            results.write_part(chunk, chunk_results, options.top_k)
+        for chunk, chunk_results, times in predictions:  # closing: workers end on Ctrl-C too
+            results.write_part(chunk, chunk_results, options.top_k, times)
             unusable = [p for p in chunk_results if p.error]
             for prediction in unusable:  # named as they come, also kept in the results' error column
                 bar.write(f"  skipped {as_text(prediction.source)}: {prediction.error}", file=sys.stderr)

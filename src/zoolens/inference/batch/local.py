@@ -12,10 +12,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from zoolens.data.camera_trap import CaptureTime, capture_time
+from zoolens.data.images import open_image
+from zoolens.data.transforms import cropped_pixels
+from zoolens.errors import ImageError
 from zoolens.inference.batch.walk import CHUNK_SIZE, Found
 from zoolens.inference.model import Model
 from zoolens.inference.prediction import Prediction, failed
-from zoolens.runtime.features import decode_pixels, ignore_interrupts, may_fork_workers
+from zoolens.runtime.features import ignore_interrupts, may_fork_workers
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +82,12 @@ class ChunkDecoder:
             return slot, [decode_into(self.slots, self.preprocessing, task) for task in tasks]
         return slot, self.pool.map_async(_decode_in_worker, tasks, chunksize=8)
 
-    def result(self, handle: tuple[int, object]) -> tuple[np.ndarray, list[str]]:
-        """The slot's pixels and, for each photo submitted, "" if it was decoded or why it cannot be used."""
+    def result(self, handle: tuple[int, object]) -> tuple[np.ndarray, list[str], list[CaptureTime]]:
+        """The slot's pixels and, for each photo submitted, "" if it was decoded or why it cannot be used, and its
+        capture time."""
         slot, outcome = handle
-        return self.slots[slot], outcome if isinstance(outcome, list) else outcome.get()
+        outcomes = outcome if isinstance(outcome, list) else outcome.get()
+        return self.slots[slot], [problem for problem, _ in outcomes], [time for _, time in outcomes]
 
     def close(self) -> None:
         if self.pool is not None:
@@ -125,18 +131,32 @@ def _start_decoding_worker(memory: mmap.mmap, shape: tuple[int, ...], preprocess
     _worker_state.update(slots=np.ndarray(shape, np.uint8, buffer=memory), preprocessing=preprocessing)
 
 
-def _decode_in_worker(task: tuple[int, int, Path]) -> str:
+def _decode_in_worker(task: tuple[int, int, Path]) -> tuple[str, CaptureTime]:
     return decode_into(_worker_state["slots"], _worker_state["preprocessing"], task)
 
 
-def decode_into(slots: np.ndarray, preprocessing, task: tuple[int, int, Path]) -> str:
-    """Decode a photo into slots[slot, position]; "" if it could be, else why it cannot be used."""
+# The capture time of a photo that could not be opened: nothing of it was read.
+NOT_READ = CaptureTime(problem="not read: the photo cannot be used")
+
+
+def decode_frame(path: Path, preprocessing) -> tuple[np.ndarray | None, str, CaptureTime]:
+    """runtime.features.decode_pixels (the photo resized and cropped for the network, 8-bit, or None and why it
+    cannot be used), and its capture time (EXIF) read from the photo already opened: a camera-trap frame's time costs
+    no second open of the file (tests check both give the same pixels)."""
+    try:
+        image = open_image(path, min_side=preprocessing.resize_size)
+    except ImageError as error:
+        return None, error.reason or "unusable", NOT_READ
+    return cropped_pixels(image, preprocessing), "", capture_time(image)
+
+
+def decode_into(slots: np.ndarray, preprocessing, task: tuple[int, int, Path]) -> tuple[str, CaptureTime]:
+    """Decode a photo into slots[slot, position]: ("" if it could be, else why it cannot be used; its capture time)."""
     slot, position, path = task
-    pixels, problem = decode_pixels(path, preprocessing)
-    if pixels is None:
-        return problem or "unusable"
-    slots[slot, position] = pixels
-    return ""
+    pixels, problem, time = decode_frame(path, preprocessing)
+    if pixels is not None:
+        slots[slot, position] = pixels
+    return problem, time
 
 
 def chunk_predictions(model: Model, found: list[Found], pixels: np.ndarray, problems: list[str], top_k: int,
@@ -165,26 +185,37 @@ def chunk_predictions(model: Model, found: list[Found], pixels: np.ndarray, prob
     return predictions
 
 
+def chunk_times(found: list[Found], times: list[CaptureTime]) -> list[CaptureTime]:
+    """Each photo's capture time in walk order; `times` are those of the photos of `found` that have no problem of
+    their own (a photo the walk could not look at was never opened)."""
+    read = iter(times)
+    return [next(read) if item.problem is None else NOT_READ for item in found]
+
+
 def local_predictions(model: Model, chunks: Iterator[list[Found]], top_k: int, min_confidence: float, workers: int,
-                      chunk_size: int = CHUNK_SIZE,
-                      open_set: str = "on") -> Iterator[tuple[list[Found], list[Prediction]]]:
-    """(chunk, its predictions) for each chunk; decoding of the next chunk overlaps the network's work.
+                      chunk_size: int = CHUNK_SIZE, open_set: str = "on"
+                      ) -> Iterator[tuple[list[Found], list[Prediction], list[CaptureTime]]]:
+    """(chunk, its predictions, its capture times) for each chunk; decoding of the next chunk overlaps the network's
+    work.
 
     The same decoding and ONNX Runtime engine as `extract_features`, but not its feature cache: that hashes
     every file first (a second full read) and stores 5 KB per photo in SQLite, worth it for training's many
     epochs and runs, waste for photos a batch job sees once (500 MB for 100 000 camera-trap photos)."""
     decoder = ChunkDecoder(model.preprocessing, workers, chunk_size)  # before ONNX Runtime's threads exist
     try:
+        def answered(chunk: list[Found], handle):
+            pixels, problems, times = decoder.result(handle)
+            return (chunk, chunk_predictions(model, chunk, pixels, problems, top_k, min_confidence, open_set),
+                    chunk_times(chunk, times))
+
         waiting = None
         for chunk in chunks:
             handle = decoder.submit(chunk)  # the other slot: the waiting chunk's pixels stay until it is done
             if waiting is not None:
-                yield waiting[0], chunk_predictions(model, waiting[0], *decoder.result(waiting[1]), top_k,
-                                                    min_confidence, open_set)
+                yield answered(*waiting)
             waiting = (chunk, handle)
         if waiting is not None:
-            yield waiting[0], chunk_predictions(model, waiting[0], *decoder.result(waiting[1]), top_k, min_confidence,
-                                                open_set)
+            yield answered(*waiting)
     finally:
         decoder.close()
 

@@ -12,12 +12,14 @@ import itertools
 import logging
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
+from zoolens.data.camera_trap import CaptureTime
 from zoolens.errors import ZoolensError, setting
-from zoolens.inference.batch.local import NETWORK_BATCH
+from zoolens.inference.batch.local import NETWORK_BATCH, NOT_READ, decode_frame
 from zoolens.inference.batch.walk import Found, in_groups
 from zoolens.inference.model import Model
 from zoolens.inference.prediction import failed, open_input
@@ -47,17 +49,20 @@ class OnnxFeatures:
         self.feature_dim = feature_dim
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from zoolens.runtime.features import decode_pixels
-
-        decoded = [decode_pixels(Path(os.fsdecode(bytes(path))), self.preprocessing) for path in batch["path"]]
-        usable = [i for i, (pixels, _) in enumerate(decoded) if pixels is not None]
+        decoded = [decode_frame(Path(os.fsdecode(bytes(path))), self.preprocessing) for path in batch["path"]]
+        usable = [i for i, (pixels, _, _) in enumerate(decoded) if pixels is not None]
         features = np.zeros((len(decoded), self.feature_dim), np.float32)
         if usable:
             images = np.stack([decoded[i][0] for i in usable])
             features[usable] = np.concatenate([session.run(None, {session.get_inputs()[0].name: images})[0]
                                                for session in self.sessions], axis=1)
+        times = [time for _, _, time in decoded]
         return {"index": batch["index"], "features": features,
-                "error": np.array([problem for _, problem in decoded], dtype=object)}
+                "error": np.array([problem for _, problem, _ in decoded], dtype=object),
+                # the capture time read from the photo as it was opened, as text (Ray's columns are arrays)
+                "time_read": np.array([time.text for time in times], dtype=object),
+                "time": np.array([time.time.isoformat() if time.time else "" for time in times], dtype=object),
+                "time_problem": np.array([time.problem for time in times], dtype=object)}
 
 
 def _start_ray(address: str | None):
@@ -94,7 +99,8 @@ def exported_backbones(model: Model) -> list[bytes]:
 
 def run_wave(items: list[dict], onnx_model: tuple, preprocessing: dict, feature_dim: int,
              concurrency: int) -> list[tuple]:
-    """(index, features, problem) for each {"index", "path"} item: one Ray Dataset over backbone replicas."""
+    """(index, features, problem, capture time) for each {"index", "path"} item: one Ray Dataset over backbone
+    replicas."""
     import ray.data
 
     dataset = ray.data.from_items(items).map_batches(
@@ -106,13 +112,15 @@ def run_wave(items: list[dict], onnx_model: tuple, preprocessing: dict, feature_
     )
     outcomes = []
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-        outcomes.extend(zip(batch["index"].tolist(), batch["features"], batch["error"].tolist()))
+        times = [CaptureTime(text, datetime.fromisoformat(time) if time else None, problem) for text, time, problem
+                 in zip(batch["time_read"].tolist(), batch["time"].tolist(), batch["time_problem"].tolist())]
+        outcomes.extend(zip(batch["index"].tolist(), batch["features"], batch["error"].tolist(), times))
     return outcomes
 
 
 def _wave_outcomes(ray, found: list[Found], onnx_model, preprocessing: dict, feature_dim: int,
                    concurrency: int) -> list[tuple]:
-    """(position in `found`, features, problem) for each photo of the wave that the walk could see."""
+    """(position in `found`, features, problem, capture time) for each photo of the wave that the walk could see."""
     items = [{"index": i, "path": os.fsencode(item.path)} for i, item in enumerate(found) if item.problem is None]
     if not items:
         return []
@@ -128,7 +136,7 @@ def _wave_outcomes(ray, found: list[Found], onnx_model, preprocessing: dict, fea
 
 def ray_predictions(model: Model, chunks: Iterator[list[Found]], top_k: int, min_confidence: float,
                     address: str | None = None, concurrency: int | None = None, open_set: str = "on"):
-    """(chunk, its predictions) for each chunk, as `batch.local_predictions` gives them."""
+    """(chunk, its predictions, its capture times) for each chunk, as `batch.local_predictions` gives them."""
     chunks = iter(chunks)
     first = next(chunks, None)
     if first is None:  # everything already done: no cluster to start or reach
@@ -141,22 +149,22 @@ def ray_predictions(model: Model, chunks: Iterator[list[Found]], top_k: int, min
         feature_dim = model.feature_width
         for wave in in_groups(chunks, CHUNKS_PER_WAVE):
             found = [item for chunk in wave for item in chunk]
-            outcomes = {i: (features, problem) for i, features, problem
+            outcomes = {i: (features, problem, time) for i, features, problem, time
                         in _wave_outcomes(ray, found, onnx_model, preprocessing, feature_dim,
                                           concurrency or DEFAULT_CONCURRENCY)}
             position = 0
             for chunk in wave:
-                results = [outcomes.get(position + n, (None, item.problem or "unusable"))
+                results = [outcomes.get(position + n, (None, item.problem or "unusable", NOT_READ))
                            for n, item in enumerate(chunk)]
                 position += len(chunk)
-                usable = [n for n, (_, problem) in enumerate(results) if not problem]
+                usable = [n for n, (_, problem, _) in enumerate(results) if not problem]
                 features = np.stack([results[n][0] for n in usable]) if usable else np.zeros((0, feature_dim))
                 answers = iter(model.predict_features([str(chunk[n].path) for n in usable], features, top_k,
                                                       min_confidence, open_set,
                                                       image_of=lambda j, usable=usable, chunk=chunk:
                                                       open_input(chunk[usable[j]].path)))
-                yield chunk, [next(answers) if not problem else failed(str(item.path), problem)
-                              for item, (_, problem) in zip(chunk, results)]
+                yield (chunk, [next(answers) if not problem else failed(str(item.path), problem)
+                               for item, (_, problem, _) in zip(chunk, results)], [time for _, _, time in results])
     finally:
         if started_here:
             ray.shutdown()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoolens.data.camera_trap import CaptureTime, camera_of
 from zoolens.errors import ZoolensError, setting
 from zoolens.files import read_json, regular_file, replaced_atomically
 from zoolens.inference.batch.walk import DoneSet, Found, as_text, is_within, photo_key
@@ -25,9 +26,15 @@ SETTINGS_FILE = "_zoolens.json"  # pyarrow.dataset ignores files starting with "
 PART_NAME = re.compile(r"part-(\d{5,})\.parquet")
 TEMP_NAME = re.compile(r"\.part-\d{5,}\.parquet\.tmp-\d+")
 FORMAT = "zoolens-batch-predictions"
-RESULTS_VERSION = 4  # 2: verdict, reason and nearest columns ("none of these"); 3: the classes' names beside them;
-# 4: each photo's size and modification time (its identity: an edited photo is answered again)
+RESULTS_VERSION = 5  # 2: verdict, reason and nearest columns ("none of these"); 3: the classes' names beside them;
+# 4: each photo's size and modification time (its identity: an edited photo is answered again); 5: each frame's
+# camera, capture time and kind (camera traps: `zoolens results` forms events and writes their formats from them)
 IDENTITY_COLUMNS = ("size", "mtime_ns")
+# What a camera-trap frame carries (zoolens.data.camera_trap): its camera (its folder, overflow folders taken out),
+# its capture time (EXIF, the camera's clock: a timestamp without a time zone, null where none is usable), the EXIF
+# text as read, why the time is not usable; what is in it (Prediction.kind: blank / animal / person / vehicle, null
+# where the frame was not judged) and how sure that is.
+CAMERA_TRAP_COLUMNS = ("camera", "time", "time_read", "time_problem", "kind", "kind_confidence")
 # What a row must hold for the job to use it (resume, sort, count): checked, never trusted.
 CHECKED_COLUMNS = ["path", "folder", *IDENTITY_COLUMNS, "verdict", "label", "error"]
 
@@ -44,13 +51,16 @@ def results_schema(top_k: int):
 
 
 def stored_schema(top_k: int):
-    """The parts' table: `results_schema` and, last, each photo's size and modification time (ns) as the walk saw
-    them when it was answered."""
+    """The parts' table: `results_schema`, then each photo's size and modification time (ns) as the walk saw them
+    when it was answered, then the CAMERA_TRAP_COLUMNS."""
     import pyarrow as pa
 
     schema = results_schema(top_k)
     for name in IDENTITY_COLUMNS:
         schema = schema.append(pa.field(name, pa.int64()))
+    types = {"time": pa.timestamp("ms"), "kind_confidence": pa.float32()}  # Parquet keeps ms, not s
+    for name in CAMERA_TRAP_COLUMNS:
+        schema = schema.append(pa.field(name, types.get(name, pa.string())))
     return schema
 
 
@@ -65,13 +75,17 @@ class ResultsDataset:
     """A folder of Parquet parts (`part-00000.parquet`, ...) that pyarrow/pandas/DuckDB read as one table,
     plus `_zoolens.json`, the settings the results were made with (a re-run must use the same)."""
 
-    def __init__(self, folder: Path, settings: dict, root: Path | None = None):
+    def __init__(self, folder: Path, settings: dict, root: Path | None = None, *, read_only: bool = False):
         self.folder = Path(folder)
+        self.settings = settings
         self.root = Path(settings["root"]) if root is None else Path(root)  # as the user named it: rows' paths
         self.root_text = as_text(self.root)
         self.inside = os.path.realpath(self.root)
         self.classes = set(settings.get("classes") or ())
         self.earlier_parts: list[Path] = []  # the parts `done` read: the only ones that can hold stale rows
+        self.schema = stored_schema(settings["top_k"])
+        if read_only:  # a reader (`zoolens results`): nothing written, nothing removed; a job may be writing here
+            return
         if self.folder.exists() and not self.folder.is_dir():
             raise ZoolensError(f"{self.folder}: is a file; {setting('out')} names a results folder (made if missing)")
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -79,9 +93,32 @@ class ResultsDataset:
         for stale in self.folder.iterdir():  # what a killed run was writing: never visible as a part
             if TEMP_NAME.fullmatch(stale.name):
                 stale.unlink(missing_ok=True)
-        self.schema = stored_schema(settings["top_k"])
         parts = self.parts()
         self.next_index = int(PART_NAME.fullmatch(parts[-1].name).group(1)) + 1 if parts else 0
+
+    @classmethod
+    def read(cls, folder: str | Path) -> ResultsDataset:
+        """The results folder `zoolens predict MODEL DIR --out FOLDER` wrote, to read only (it may be being written):
+        its settings checked (zoolens results of this version), nothing changed in it."""
+        folder = Path(folder).expanduser()
+        made_by = f"zoolens predict MODEL FOLDER --out {folder}"
+        if not folder.is_dir():
+            raise ZoolensError(f"{folder}: no such results folder (what {made_by} writes)"
+                               if not folder.exists() else f"{folder}: is a file; give the results folder {made_by} "
+                                                           "wrote")
+        path = folder / SETTINGS_FILE
+        if not path.exists():
+            raise ZoolensError(f"{folder}: has no {SETTINGS_FILE}; not a results folder of {made_by}")
+        settings = read_json(path, limit=1024 * 1024)
+        if not isinstance(settings, dict) or settings.get("format") != FORMAT or not isinstance(
+                settings.get("top_k"), int) or not isinstance(settings.get("root"), str) or settings["top_k"] < 1:
+            raise ZoolensError(f"{path}: not the settings zoolens writes")
+        version = settings.get("results_version")
+        if version != RESULTS_VERSION:
+            raise ZoolensError(f"{folder}: results made by another version of zoolens (results_version {version}, "
+                               f"this one reads {RESULTS_VERSION}); run {made_by.replace(str(folder), 'NEW.parquet')} "
+                               "again into a new folder")
+        return cls(folder, settings, read_only=True)
 
     def _check_settings(self, settings: dict) -> None:
         path = self.folder / SETTINGS_FILE
@@ -227,10 +264,12 @@ class ResultsDataset:
             return None, "missing"
         return (Path(resolved), "") if regular else (None, "refused")
 
-    def write_part(self, found: list[Found], predictions: list[Prediction], top_k: int) -> Path:
+    def write_part(self, found: list[Found], predictions: list[Prediction], top_k: int,
+                   times: list[CaptureTime] | None = None) -> Path:
+        """One part: the chunk's photos `found`, their predictions and capture times (None: none read)."""
         import pyarrow.parquet as pq
 
-        table = predictions_table(found, predictions, top_k, self.schema)
+        table = predictions_table(found, predictions, top_k, self.schema, times)
         target = self.folder / f"part-{self.next_index:05d}.parquet"
         # durable: the rename must never publish a part whose bytes are not on disk
         with replaced_atomically(target, durable=True) as temporary:
@@ -239,16 +278,27 @@ class ResultsDataset:
         return target
 
 
-def predictions_table(found: list[Found], predictions: list[Prediction], top_k: int, schema):
+def predictions_table(found: list[Found], predictions: list[Prediction], top_k: int, schema,
+                      times: list[CaptureTime] | None = None):
     import pyarrow as pa
 
     columns: dict[str, list] = {name: [] for name in schema.names}
-    for item, prediction in zip(found, predictions):
+    for item, prediction, time in zip(found, predictions, times or [CaptureTime()] * len(found)):
         row = table_row(prediction, top_k)
         row["path"], row["folder"] = as_text(item.path), as_text(item.folder)
         row["size"], row["mtime_ns"] = item.size, item.mtime_ns
+        row.update(camera_trap_cells(row["folder"], row["path"], time, prediction))
         for name in schema.names:
             columns[name].append(row[name])
     return pa.table(columns, schema=schema)
+
+
+def camera_trap_cells(folder: str, path: str, time: CaptureTime, prediction: Prediction) -> dict:
+    """A frame's CAMERA_TRAP_COLUMNS: its camera from its path relative to the folder predicted, its capture time
+    as read, its kind as judged."""
+    name = os.path.basename(path)
+    return {"camera": camera_of(name if folder == "." else f"{folder}/{name}"), "time": time.time,
+            "time_read": time.text, "time_problem": time.problem or None,
+            "kind": prediction.kind, "kind_confidence": prediction.kind_confidence}
 
 
