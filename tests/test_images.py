@@ -78,6 +78,18 @@ def test_truncated_jpeg_is_reported_as_damaged(tmp_path, animals3):
         open_image(path)
 
 
+def test_a_truncated_jpeg_is_damaged_even_after_a_library_let_pillow_load_truncated_images(tmp_path, animals3,
+                                                                                             monkeypatch):
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)  # what importing megadetector's utilities does
+    photo = next((animals3 / "cats").iterdir()).read_bytes()
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(photo[: len(photo) // 2])
+    with pytest.raises(ImageError, match="damaged"):
+        open_image(path)
+
+
 def test_png_with_jpg_extension_still_reads(tmp_path):
     buffer = io.BytesIO()
     Image.new("RGB", (10, 10), "blue").save(buffer, format="PNG")

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from zoolens.errors import ImageError
 
@@ -217,6 +217,9 @@ def open_image(source, min_side: int | None = None, time_limit: float = MAX_DECO
                 handle.allow(image.size)
                 if min_side and image.format == "JPEG":
                     image.draft("RGB", (min_side, min_side))
+                # A library imported beside zoolens can turn this on for the whole process (megadetector's
+                # visualization_utils does, on import): Pillow then pads a truncated photo with grey, silently.
+                ImageFile.LOAD_TRUNCATED_IMAGES = False
                 image.load()
                 return to_rgb(ImageOps.exif_transpose(image))
     except ImageError as error:
