@@ -108,8 +108,10 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from zoolens.evaluation.evaluate import evaluate, format_evaluation, write_evaluation
     from zoolens.files import check_apart
+    from zoolens.inference.bundle import read_meta
     from zoolens.inference.model import Model
 
+    read_meta(args.model)  # a mistyped model is said first, before where its default output would land
     out = Path(args.out) if args.out else Path(args.model) / "evaluation"
     check_apart([args.data, *(args.unknown or [])], out, data_name="the photo folder")
     model = Model.load(args.model)
