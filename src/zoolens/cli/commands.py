@@ -162,7 +162,7 @@ def cmd_predict_folder(args) -> int:
         top_k=args.top_k, min_confidence=args.min_confidence if args.min_confidence is not None else 0.0,
         open_set=args.open_set, sort_into=args.sort_into, copy=args.copy, summary_csv=args.summary,
         workers=args.workers, limit=args.limit, engine=args.engine, ray_address=args.ray_address,
-        concurrency=args.concurrency,
+        concurrency=args.concurrency, camera_traps=args.camera_traps,
     )
     summary = predict_folder(model_path, folder, args.out, options)
     for line in summary.lines(args.limit):
@@ -176,7 +176,7 @@ def cmd_predict_folder(args) -> int:
 def refuse_options_predict_ignores(args) -> None:
     """Every option either changes what `zoolens predict` does or is refused, in one line."""
     folder_job = bool(args.out)
-    refuse_unless(args, folder_job, ("sort_into", "summary", "workers", "limit", "engine"),
+    refuse_unless(args, folder_job, ("sort_into", "summary", "workers", "limit", "engine", "camera_traps"),
                   "only with --out RESULTS.parquet: zoolens predict MODEL FOLDER --out RESULTS.parquet ...")
     refuse_unless(args, bool(args.sort_into), ("copy",), "only with --sort-into FOLDER (it copies the photos it sorts)")
     refuse_unless(args, args.engine == "ray", ("ray_address", "concurrency"), "only with --engine ray")

@@ -36,12 +36,14 @@ COMMANDS: dict[str, tuple[str | None, tuple[str, ...]]] = {
                 "       zoolens predict MODEL FOLDER --out RESULTS.parquet [options]", (
         "zoolens predict my-model cat.jpg holiday/            # photos or folders of them",
         "zoolens predict --imagenet --groups snake.jpg        # no model: ImageNet's classes, summed by animal group",
-        "zoolens predict my-model camera-trap/ --out results.parquet --sort-into sorted/   # resumable batch job")),
+        "zoolens predict my-model camera-trap/ --out results.parquet --sort-into sorted/   # resumable batch job",
+        "zoolens predict my-model traps/ --out results.parquet --camera-traps   # each frame blank, animal, person or "
+        "vehicle (for zoolens results)")),
     "results": ("zoolens results RESULTS.parquet [--megadetector FILE.json] [--camtrap-dp FOLDER --deployments FILE.csv "
                 "--project FILE.json [--timezone +HH:MM]] [--events FILE.csv] [--report FILE.html] "
                 "[--sequence-gap SECONDS]", (
         "zoolens results results.parquet --megadetector md.json     # for Timelapse and AddaxAI (after zoolens predict "
-        "my-model traps/ --out results.parquet)",
+        "my-model traps/ --out results.parquet --camera-traps)",
         "zoolens results results.parquet --camtrap-dp package/ --deployments deployments.csv --project project.json "
         "--timezone +02:00",
         "zoolens results results.parquet --events events.csv --report season.html")),

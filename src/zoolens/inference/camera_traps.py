@@ -85,8 +85,8 @@ def require_judged(results: Path, unjudged: int, total: int, example: str) -> No
     if unjudged:
         raise ZoolensError(
             f"{results}: {unjudged} of {total} frames were never judged blank, animal, person or vehicle (such as "
-            f"{example}): these results were made by a model or zoolens that does not judge frames; run zoolens "
-            "predict MODEL FOLDER --out NEW.parquet again with this zoolens (retrain the model if predict says so)")
+            f"{example}): run zoolens predict MODEL FOLDER --out NEW.parquet --camera-traps (the frame judge: blank, "
+            "animal, person or vehicle) into a new results folder")
 
 
 def frame_answer(row: dict, relative: str, classes: set[str], top_k: int) -> FrameAnswer | None:

@@ -59,6 +59,7 @@ PERSON_SHARE = 0.25  # of the photo's ImageNet probability on those categories: 
 # What a person reads when the answer is "none of these".
 NO_ANIMAL = "no animal in the photo"
 PERSON = "a person"
+VEHICLE = "a vehicle"  # only camera-trap frames judged so (zoolens.inference.frame_judge: predict --camera-traps)
 UNLIKE_TRAINING = "an animal unlike any training photo"
 UNLIKE_TRAINING_ANY = "unlike any training photo"  # when the animal check is off
 

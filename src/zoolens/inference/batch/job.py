@@ -59,6 +59,9 @@ class BatchOptions:
     ray_address: str | None = None
     concurrency: int | None = None  # Ray: model replicas
     progress: bool = True
+    # Judge each frame blank / animal / person / vehicle (zoolens.inference.frame_judge): the camera-trap animal
+    # detector costs about 9x the features, so only when asked.
+    camera_traps: bool = False
 
     def validate(self) -> None:
         for name, value, least in (("top_k", self.top_k, 1), ("chunk_size", self.chunk_size, 1),
@@ -102,6 +105,7 @@ def predict_folder(model: Model | str | Path, root: str | Path, out: str | Path,
     summary_path = Path(options.summary_csv).expanduser() if options.summary_csv else default_summary_path(out)
     _check_folders(root, {"out": out, "sort_into": sort_target, "summary_csv": summary_path})
     model = model if isinstance(model, Model) else Model.load(model)
+    judge = frame_judge(model, options)  # before the results folder is made: a missing detector leaves nothing
     results = ResultsDataset(out, _settings(model, root, options), root)
     done = results.done()
     if len(done):
@@ -112,6 +116,8 @@ def predict_folder(model: Model | str | Path, root: str | Path, out: str | Path,
     errors = 0
     with contextlib.closing(predictions), progress_bar(None, "predict", "img", enabled=options.progress) as bar:
         for chunk, chunk_results, times in predictions:  # closing: workers end on Ctrl-C too
+            if judge is not None:  # here, in this process, whichever engine answered: the same kinds from each
+                chunk_results = judge.judge([item.path for item in chunk], chunk_results)
             results.write_part(chunk, chunk_results, options.top_k, times)
             unusable = [p for p in chunk_results if p.error]
             for prediction in unusable:  # named as they come, also kept in the results' error column
@@ -129,6 +135,16 @@ def predict_folder(model: Model | str | Path, root: str | Path, out: str | Path,
                         removed=removed)
 
 
+def frame_judge(model: Model, options: BatchOptions):
+    """The frame judge when the options ask for it (its detector exported on first use, or a one-line error naming
+    what to install), else None."""
+    if not options.camera_traps:
+        return None
+    from zoolens.inference.frame_judge import FrameJudge
+
+    return FrameJudge(model)
+
+
 def _settings(model: Model, root: Path, options: BatchOptions) -> dict:
     """What the results are made with: a later run into the same folder must use the same."""
     return {
@@ -139,5 +155,6 @@ def _settings(model: Model, root: Path, options: BatchOptions) -> dict:
         "top_k": options.top_k,
         "min_confidence": options.min_confidence,
         "open_set": options.open_set,
+        "camera_traps": options.camera_traps,
         "results_version": RESULTS_VERSION,
     }

@@ -30,6 +30,9 @@ RESULTS_VERSION = 5  # 2: verdict, reason and nearest columns ("none of these");
 # 4: each photo's size and modification time (its identity: an edited photo is answered again); 5: each frame's
 # camera, capture time and kind (camera traps: `zoolens results` forms events and writes their formats from them)
 IDENTITY_COLUMNS = ("size", "mtime_ns")
+# Settings added within a results version, as results written before they were recorded were made: a resumed run
+# compares with these where the folder's settings lack the key (camera_traps: the frames were judged, --camera-traps).
+SETTING_DEFAULTS = {"camera_traps": False}
 # What a camera-trap frame carries (zoolens.data.camera_trap): its camera (its folder, overflow folders taken out),
 # its capture time (EXIF, the camera's clock: a timestamp without a time zone, null where none is usable), the EXIF
 # text as read, why the time is not usable; what is in it (Prediction.kind: blank / animal / person / vehicle, null
@@ -127,7 +130,7 @@ class ResultsDataset:
             if not isinstance(earlier, dict):
                 raise ZoolensError(f"{path}: not the settings zoolens writes; delete it or use another "
                                    f"{setting('out')}")
-            changed = [key for key in settings if earlier.get(key) != settings[key]]
+            changed = [key for key in settings if earlier.get(key, SETTING_DEFAULTS.get(key)) != settings[key]]
             if changed:
                 raise ZoolensError(f"{self.folder}: holds results made with other settings ({', '.join(changed)}); "
                                    f"use another {setting('out')}, or the same settings to go on")
