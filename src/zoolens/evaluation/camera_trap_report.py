@@ -22,6 +22,7 @@ from pathlib import Path
 from zoolens import __version__
 from zoolens.data.camera_trap import DEFAULT_SEQUENCE_GAP_S, parse_timezone
 from zoolens.errors import ZoolensError
+from zoolens.evaluation.report_template import PAGE_STYLE
 from zoolens.files import replaced_atomically
 from zoolens.inference.camera_trap_formats import KINDS, CamtrapDpWritten, EventAnswer
 from zoolens.inference.camera_traps import (
@@ -314,15 +315,7 @@ PAGE = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>zoolens camera-trap results: {{ title }}</title>
 <style>
-  body { font-family: -apple-system, "Segoe UI", Roboto, "DejaVu Sans", Arial, sans-serif; margin: 0;
-         color: #1d2630; background: #f4f6f8; line-height: 1.45; }
-  main { max-width: 1160px; margin: 0 auto; padding: 24px 28px 48px; }
-  header { background: #1f3b57; color: #fff; padding: 22px 28px; }
-  header h1 { margin: 0 0 4px; font-size: 26px; }
-  header p { margin: 0; opacity: .85; word-break: break-all; }
-  section { background: #fff; border-radius: 8px; padding: 16px 22px 20px; margin: 18px 0;
-            box-shadow: 0 1px 3px rgba(0,0,0,.08); }
-  h2 { font-size: 19px; margin: 0 0 12px; color: #1f3b57; border-bottom: 1px solid #e3e8ee; padding-bottom: 6px; }
+""" + PAGE_STYLE + """  header p { word-break: break-all; }
   table { border-collapse: collapse; font-size: 14px; }
   th, td { padding: 4px 12px 4px 0; text-align: left; vertical-align: top; border-bottom: 1px solid #eef1f4; }
   th { color: #4a5866; font-weight: 600; }

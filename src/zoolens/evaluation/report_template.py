@@ -1,12 +1,6 @@
 """The report's one HTML page (Jinja2, autoescaped): inline CSS, images as data: URIs, no scripts, no links."""
 
-REPORT_TEMPLATE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>zoolens report: {{ title }}</title>
-<style>
+PAGE_STYLE = """\
   body { font-family: -apple-system, "Segoe UI", Roboto, "DejaVu Sans", Arial, sans-serif; margin: 0;
          color: #1d2630; background: #f4f6f8; line-height: 1.45; }
   main { max-width: 1160px; margin: 0 auto; padding: 24px 28px 48px; }
@@ -16,7 +10,16 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
   section { background: #fff; border-radius: 8px; padding: 16px 22px 20px; margin: 18px 0;
             box-shadow: 0 1px 3px rgba(0,0,0,.08); }
   h2 { font-size: 19px; margin: 0 0 12px; color: #1f3b57; border-bottom: 1px solid #e3e8ee; padding-bottom: 6px; }
-  h3 { font-size: 15px; margin: 14px 0 6px; }
+"""  # the look both zoolens pages share (the model report, the camera-trap results)
+
+REPORT_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>zoolens report: {{ title }}</title>
+<style>
+""" + PAGE_STYLE + """  h3 { font-size: 15px; margin: 14px 0 6px; }
   table { border-collapse: collapse; font-size: 14px; }
   th, td { padding: 4px 12px 4px 0; text-align: left; vertical-align: top; border-bottom: 1px solid #eef1f4; }
   th { color: #4a5866; font-weight: 600; }
