@@ -134,9 +134,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 @contextlib.contextmanager
-def streamlit_server(app_args: list[str], workdir: Path):
-    """The web app under `streamlit run` on a free loopback port, as `zoolens web` starts it, in `workdir`; its URL.
-    Stopped at the end."""
+def streamlit_server(app_args: list[str], workdir: Path, script: Path | None = None):
+    """The web app (or another Streamlit `script`) under `streamlit run` on a free loopback port, as `zoolens web`
+    starts it, in `workdir`; its URL. Stopped at the end."""
     import socket
     import sys
     import time
@@ -148,7 +148,7 @@ def streamlit_server(app_args: list[str], workdir: Path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "streamlit", "run", str(Path(web.__file__)), "--server.port", str(port),
+    command = [sys.executable, "-m", "streamlit", "run", str(script or Path(web.__file__)), "--server.port", str(port),
                "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
                "--server.maxUploadSize", str(MAX_UPLOAD_MB), "--client.toolbarMode", "viewer", "--", *app_args]
     log_path = workdir.parent / f"streamlit-{port}.log"

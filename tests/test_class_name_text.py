@@ -4,19 +4,14 @@ share a displayed name."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import chromium_browser, stop_process, streamlit_server
+from conftest import chromium_browser, streamlit_server
 
 from zoolens.apps import web
 from zoolens.apps.web import as_text, html_text
@@ -153,36 +148,13 @@ st.caption("done")
 """
 
 
-@contextlib.contextmanager
-def streamlit_script(script: Path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
-                                "--server.address", "127.0.0.1", "--server.headless", "true",
-                                "--browser.gatherUsageStats", "false"], cwd=script.parent,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read()
-                break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, "streamlit did not start"
-                time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_process(process, timeout=15)
-
-
 @pytest.mark.slow
 def test_every_kind_of_element_the_app_shows_names_in_keeps_them_text(tmp_path):
     """Captions, alerts, Markdown, button labels and toasts (where the review page puts class and file names)."""
     names = [*HOSTILE.values(), "www.example.invalid a@example.invalid :cat: $x^2$ :red[x] <b>t</b> 1. x"]
     script = tmp_path / "probe.py"
     script.write_text(PROBE.format(names=names), encoding="utf-8")
-    with streamlit_script(script) as url, chromium_browser() as browser:
+    with streamlit_server([], tmp_path, script) as url, chromium_browser() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 2000})
         page.goto(url, timeout=60_000)
         page.get_by_text("done").wait_for(timeout=60_000)
