@@ -28,6 +28,7 @@ from zoolens.data.camera_trap import DEFAULT_SEQUENCE_GAP_S, camera_of
 from zoolens.errors import ZoolensError, setting
 from zoolens.files import read_json, read_limited
 from zoolens.inference.batch.results import ResultsDataset
+from zoolens.inference.batch.walk import under
 from zoolens.inference.camera_trap_formats import (
     CamtrapDpWritten,
     EventAnswer,
@@ -171,8 +172,7 @@ def _relative(row: dict) -> str | None:
     folder, path = row["folder"], row["path"]
     if not isinstance(folder, str) or not isinstance(path, str):
         return None
-    name = path.rsplit("/", 1)[-1]
-    return name if folder == "." else f"{folder}/{name}"
+    return under(folder, path.rsplit("/", 1)[-1])
 
 
 # ---- the user's facts -----------------------------------------------------------------------------

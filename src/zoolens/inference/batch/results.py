@@ -17,7 +17,7 @@ import numpy as np
 from zoolens.data.camera_trap import CaptureTime, camera_of
 from zoolens.errors import ZoolensError, setting
 from zoolens.files import read_json, regular_file, replaced_atomically
-from zoolens.inference.batch.walk import DoneSet, Found, as_text, is_within, photo_key
+from zoolens.inference.batch.walk import DoneSet, Found, as_text, is_within, photo_key, under
 from zoolens.inference.prediction import CLASS, ERROR, VERDICTS, Prediction, table_columns, table_row
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ class ResultsDataset:
 
     def _path_of(self, folder: str, name: str) -> str:
         """ROOT/folder/name as the walk writes it (pathlib's spelling), for a clean folder."""
-        relative = name if folder == "." else f"{folder}/{name}"
+        relative = under(folder, name)
         return relative if self.root_text == "." else f"{self.root_text.rstrip('/')}/{relative}"
 
     def row_keys(self, table) -> tuple[np.ndarray, np.ndarray]:
@@ -300,7 +300,7 @@ def camera_trap_cells(folder: str, path: str, time: CaptureTime, prediction: Pre
     """A frame's CAMERA_TRAP_COLUMNS: its camera from its path relative to the folder predicted, its capture time
     as read, its kind as judged."""
     name = os.path.basename(path)
-    return {"camera": camera_of(name if folder == "." else f"{folder}/{name}"), "time": time.time,
+    return {"camera": camera_of(under(folder, name)), "time": time.time,
             "time_read": time.text, "time_problem": time.problem or None,
             "kind": prediction.kind, "kind_confidence": prediction.kind_confidence}
 

@@ -39,6 +39,11 @@ def walk_photos(root: Path) -> Iterator[Found]:
     yield from _walk(root, ".", os.path.realpath(root))
 
 
+def under(folder: str, name: str) -> str:
+    """A name inside a sub-folder of the folder predicted, as the walk spells it (`.` is that folder itself)."""
+    return name if folder == "." else f"{folder}/{name}"
+
+
 def _walk(root: Path, folder: str, inside: str) -> Iterator[Found]:
     try:
         with os.scandir(root) as found:
@@ -52,7 +57,7 @@ def _walk(root: Path, folder: str, inside: str) -> Iterator[Found]:
             yield _photo(entry, root / entry.name, folder, inside)
     for entry, is_folder in listing:
         if is_folder:
-            yield from _walk(root / entry.name, entry.name if folder == "." else f"{folder}/{entry.name}", inside)
+            yield from _walk(root / entry.name, under(folder, entry.name), inside)
 
 
 def _photo(entry: os.DirEntry, path: Path, folder: str, inside: str) -> Found:
