@@ -41,10 +41,11 @@ def cmd_data_split(args) -> int:
     from zoolens.data.split import split_folder, write_manifest
     from zoolens.files import check_apart
 
-    out = Path(args.out) if args.out else Path(f"{Path(args.data).expanduser().resolve().name}-split.csv")
+    out = Path(args.out) if args.out else Path(f"{Path(args.data).expanduser().resolve().stem}-split.csv")
     check_apart(args.data, out)  # the default too: ./<folder>-split.csv, run from inside the data folder
     folder = scan_folder(args.data)
-    manifest, applied = corrected(split_folder(folder, args.ratios, args.seed), args.corrections)
+    manifest, applied = corrected(split_folder(folder, args.ratios, args.seed, args.group_by, args.sequence_gap),
+                                  args.corrections)
     write_manifest(manifest, out)
     counts = manifest.counts()
     done = applied.record() if applied else {}
@@ -53,6 +54,8 @@ def cmd_data_split(args) -> int:
              if applied else ""))
     for name in manifest.classes:
         print(f"  {name}: " + ", ".join(f"{role} {counts[role][name]}" for role in counts))
+    if manifest.grouping:
+        print(f"  {manifest.grouping}")
     for path, reason in folder.skipped:
         print(f"  skipped {path}: {reason}")
     return 0
@@ -62,10 +65,12 @@ def cmd_data_issues(args) -> int:
     from zoolens.evaluation.data_issues import find_data_issues, format_data_issues, write_data_issues
     from zoolens.files import check_apart
 
-    refuse_unless(args, args.split is None, ("ratios", "seed"), "not with --split MANIFEST.csv, which is the split")
+    refuse_unless(args, args.split is None, ("ratios", "seed", "group_by", "sequence_gap"),
+                  "not with --split MANIFEST.csv, which is the split")
     check_apart(args.data, args.out)
     issues = find_data_issues(args.data, backbone=args.backbone, split_file=args.split, ratios=args.ratios,
-                              seed=args.seed, corrections=args.corrections, progress=not args.quiet)
+                              seed=args.seed, corrections=args.corrections, progress=not args.quiet,
+                              group_by=args.group_by, sequence_gap=args.sequence_gap)
     written = write_data_issues(issues, args.out)
     print(format_data_issues(issues))
     print("\nwrote " + ", ".join(str(path) for path in written.values()) + " (the photos were only read)")
@@ -80,7 +85,7 @@ def cmd_data_issues(args) -> int:
 
 # ---- train / evaluate -----------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    refuse_unless(args, args.split is None, ("ratios",),
+    refuse_unless(args, args.split is None, ("ratios", "group_by", "sequence_gap"),
                   "not with --split MANIFEST.csv, which already splits the photos")
     config = training_config(args)
     config.validate()  # a wrong setting refused at once, before PyTorch loads

@@ -9,7 +9,8 @@ from pathlib import Path
 from zoolens.choices import DEFAULT_BACKBONE
 from zoolens.errors import ZoolensError
 
-DATA_HELP = "a folder of class folders (or of train/, val/ and test/ folders of them)"
+DATA_HELP = ("a folder of class folders (or of train/, val/ and test/ folders of them), a labels CSV (filepath,label "
+             "[,split][,site]; paths relative to it) or a Camtrap DP package's folder")
 MODEL_HELP = "a model folder (what `zoolens train` wrote)"
 
 
@@ -48,6 +49,19 @@ CORRECTIONS_HELP = ("a corrections file (path,action,label: relabel / exclude / 
 
 def add_corrections_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corrections", metavar="FILE.csv", help=CORRECTIONS_HELP)
+
+
+def add_grouping_options(parser: argparse.ArgumentParser) -> None:
+    """What a split keeps together (data.grouping); for the commands that split: data split / issues, train, kfold."""
+    from zoolens.data.camera_trap import DEFAULT_SEQUENCE_GAP_S
+
+    parser.add_argument("--group-by", choices=["event", "camera", "site", "none"],
+                        help="keep the photos of one event (a burst: frames of one camera within --sequence-gap), "
+                             "camera or site in one part of the split (default: event for a labels CSV or Camtrap DP "
+                             "package, none for class folders)")
+    parser.add_argument("--sequence-gap", type=float, default=DEFAULT_SEQUENCE_GAP_S, metavar="SECONDS",
+                        help="frames of one camera this close in time are one event "
+                             f"(default {DEFAULT_SEQUENCE_GAP_S:g})")
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:

@@ -23,7 +23,14 @@ from zoolens.cli.commands import (
     cmd_predict,
     cmd_train,
 )
-from zoolens.cli.common import DATA_HELP, MODEL_HELP, add_corrections_option, add_training_options, as_flag
+from zoolens.cli.common import (
+    DATA_HELP,
+    MODEL_HELP,
+    add_corrections_option,
+    add_grouping_options,
+    add_training_options,
+    as_flag,
+)
 from zoolens.cli.examples import add_examples
 from zoolens.errors import ConfigError, ZoolensError
 from zoolens.terminal import printable, printable_output
@@ -53,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--ratios", default="70/10/20", help="train/val/test, or train/test")
     split.add_argument("--seed", type=int, default=0, help="which photos go where: the same seed, the same split")
     split.add_argument("--out", metavar="MANIFEST.csv", help="manifest file (default: ./<folder>-split.csv)")
+    add_grouping_options(split)
     add_corrections_option(split)
     split.set_defaults(run=cmd_data_split, unfinished_outputs=ONE_SHOT_OUTPUTS)
     issues = data.add_parser("issues", help="likely mislabelled photos, near-duplicates (across the split too), "
@@ -65,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "`zoolens train` makes with --ratios and --seed)")
     issues.add_argument("--ratios", default="70/10/20", help="train/val/test split")
     issues.add_argument("--seed", type=int, default=0, help="which photos go where")
+    add_grouping_options(issues)
     add_corrections_option(issues)
     issues.add_argument("--quiet", action="store_true", help="no progress output")
     issues.set_defaults(run=cmd_data_issues, unfinished_outputs=ONE_SHOT_OUTPUTS)
@@ -75,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="model folder to write, outside DATA; a zoolens model there is replaced (only its own "
                             "files: others in the folder are kept); one run at a time per folder")
     add_training_options(train)
+    add_grouping_options(train)
     train.add_argument("--split", metavar="MANIFEST.csv", help="use this split manifest (from `zoolens data split`)")
     add_corrections_option(train)
     train.add_argument("--quiet", action="store_true", help="no progress output")

@@ -115,7 +115,8 @@ class Corrections:
         if unused:
             log.warning("%s: %d correction(s) name photos that are not in the split of %s (e.g. %s); they were left "
                         "alone", self.file, len(unused), root, unused[0])
-        return Manifest(root=root, classes=manifest.classes, rows=rows)
+        return Manifest(root=root, classes=manifest.classes, rows=rows, groups=manifest.groups,
+                        grouping=manifest.grouping)
 
 
 def relative_key(path: str | Path, root: str | Path) -> str:

@@ -1,5 +1,7 @@
 """A dataset is a folder of class folders (`DATA/<class>/*.jpg`), or one already split
-(`DATA/{train,val,test}/<class>/`). Reading it never writes inside it."""
+(`DATA/{train,val,test}/<class>/`), or a second source of the same shape (data.label_sources): a labels CSV
+(`filepath,label[,split][,site]`) or a Camtrap DP package's folder. `scan_folder` is the one place every command
+reads a dataset through. Reading it never writes inside it."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zoolens.data.camera_trap import camera_of
 from zoolens.data.class_names import readable_names
 from zoolens.data.images import file_problem, is_image_name, reading_problem
 from zoolens.errors import ZoolensError
@@ -42,6 +45,14 @@ class ImageFolder:
     parts: dict[Path, str] | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)  # class -> the name people read (data.class_names)
+    # Where the photos and labels came from: "folders" (class folders), "labels" (a labels CSV, `given`) or
+    # "camtrap-dp" (a package's folder). The second two are camera-trap frames: their splits group by event.
+    source: str = "folders"
+    given: Path | None = None  # what the user named, where it is not `root` (a labels CSV)
+    cameras: dict[Path, str] = field(default_factory=dict)  # photo -> its camera (deployment)
+    sites: dict[Path, str] | None = None  # photo -> its site, where the source says ("" where a row has none)
+    times: dict[Path, object] | None = None  # photo -> capture time (datetime or None) where the source says
+    event_links: dict[Path, str] = field(default_factory=dict)  # photo -> an event id its source gives
 
     def name(self, label: str) -> str:
         return self.names.get(label, label)
@@ -87,7 +98,7 @@ def _class_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _scan_classes(folder: Path, skipped: list[tuple[str, str]]) -> list[Sample]:
+def _scan_classes(folder: Path, skipped: list[tuple[str, str]], cameras: dict[Path, str]) -> list[Sample]:
     samples = []
     for class_dir in _class_dirs(folder):
         found = 0
@@ -98,6 +109,8 @@ def _scan_classes(folder: Path, skipped: list[tuple[str, str]]) -> list[Sample]:
                 skipped.append((str(path), problem))
             else:
                 samples.append(Sample(path, class_dir.name))
+                # The class folder is a label, not a camera: a photo's camera is its folder below it.
+                cameras[path] = camera_of(path.relative_to(class_dir).as_posix())
                 found += 1
         if not found:
             skipped.append((str(class_dir), "class folder has no usable images; class left out"))
@@ -123,22 +136,31 @@ def class_folder_names(root: Path) -> list[str]:
 
 
 def scan_folder(root: str | Path) -> ImageFolder:
-    """Find the classes and photos under `root`; raise ZoolensError when it cannot be a dataset."""
+    """Find the classes and photos of a dataset: a folder of class folders, a labels CSV or a Camtrap DP package's
+    folder (data.label_sources); raise ZoolensError when it cannot be a dataset."""
+    from zoolens.data.label_sources import is_camtrap_dp, is_labels_csv, read_camtrap_dp, read_labels_csv
+
     root = Path(root).expanduser()
     if not root.exists():
-        raise ZoolensError(f"{root}: no such folder")
+        raise ZoolensError(f"{root}: no such folder or file")
+    if is_labels_csv(root):
+        return read_labels_csv(root)
     if not root.is_dir():
-        raise ZoolensError(f"{root}: is a file; give the folder that holds one folder per class")
+        raise ZoolensError(f"{root}: is a file; give a folder that holds one folder per class, a labels CSV "
+                           "(filepath,label) or a Camtrap DP package's folder")
+    if is_camtrap_dp(root):
+        return read_camtrap_dp(root)
     skipped: list[tuple[str, str]] = []
+    cameras: dict[Path, str] = {}
     layout = _split_layout(root)
     if layout is None:
-        samples, parts = _scan_classes(root, skipped), None
+        samples, parts = _scan_classes(root, skipped, cameras), None
         for path in sorted(p for p in root.iterdir() if p.is_file() and is_image_name(p)):
             skipped.append((str(path), "image not inside a class folder"))
     else:
         samples, parts = [], {}
         for role, folder in layout.items():
-            found = _scan_classes(folder, skipped)
+            found = _scan_classes(folder, skipped, cameras)
             samples.extend(found)
             parts.update({sample.path: role for sample in found})
     classes = sorted({sample.label for sample in samples})
@@ -146,4 +168,4 @@ def scan_folder(root: str | Path) -> ImageFolder:
         found = f"found {len(classes)} class folder with images" if classes else "found no class folders with images"
         raise ZoolensError(f"{root}: needs at least two class folders of images (DATA/<class>/*.jpg); {found}")
     return ImageFolder(root=root, classes=classes, samples=samples, parts=parts, skipped=skipped,
-                       names=readable_names(root, classes))
+                       names=readable_names(root, classes), cameras=cameras)

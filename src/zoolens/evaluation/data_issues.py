@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoolens.data.camera_trap import DEFAULT_SEQUENCE_GAP_S
 from zoolens.data.corrections import Corrections, refresh_review, write_corrections
 from zoolens.files import output_folder
 from zoolens.spreadsheet import to_row
@@ -95,7 +96,8 @@ class DataIssues:
 
 def find_data_issues(data: str | Path, backbone: str = "mobilenet_v2", split_file: str | Path | None = None,
                      ratios: str = "70/10/20", seed: int = 0, corrections: str | Path | None = None,
-                     progress: bool = True) -> DataIssues:
+                     progress: bool = True, group_by: str | None = None,
+                     sequence_gap: float = DEFAULT_SEQUENCE_GAP_S) -> DataIssues:
     """Every kind of issue for the photos under `data`, judged on the split `zoolens train` would use (the same
     ratios and seed, or `split_file`) with `corrections` applied: relabelled photos judged under their new class,
     excluded ones left out, and photos a person kept as they are no longer flagged as mislabelled or outliers."""
@@ -106,7 +108,8 @@ def find_data_issues(data: str | Path, backbone: str = "mobilenet_v2", split_fil
     from zoolens.runtime.features import extract_features
 
     folder = scan_folder(data)
-    manifest, applied = corrected(split_or_manifest(folder, ratios, seed, split_file), corrections)
+    manifest, applied = corrected(split_or_manifest(folder, ratios, seed, split_file, group_by, sequence_gap),
+                                  corrections)
     network = build_backbone(backbone, pretrained=True)
     samples = [sample for sample, _ in manifest.rows]
     found = extract_features([s.path for s in samples], network, progress=progress)

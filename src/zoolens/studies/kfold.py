@@ -1,5 +1,6 @@
 """Stratified k-fold cross validation (seed 004): every non-test photo validates once; mean +- std of every
-metric over the folds; the best fold's model is kept and judged on the untouched test part."""
+metric over the folds; the best fold's model is kept and judged on the untouched test part. Where the split is
+grouped (camera-trap events, cameras, sites: data.grouping), so are the folds: a group validates in one fold only."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from zoolens.data.corrections import corrected
 from zoolens.data.folders import scan_folder
@@ -34,10 +35,19 @@ def fold_manifests(manifest: Manifest, k: int, seed: int) -> list[Manifest]:
     if smallest < k:
         raise ZoolensError(f"{manifest.root}: a class has only {smallest} photos outside the test part; "
                            f"{setting('k')} {k} needs at least {k} per class")
-    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(pool)), labels)
+    if manifest.groups is None:
+        folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(pool)), labels)
+    else:
+        groups = [manifest.groups.of[sample.path] for sample in pool]
+        if len(set(groups)) < k:
+            raise ZoolensError(f"{manifest.root}: only {len(set(groups))} {manifest.groups.by}s outside the test part; "
+                               f"{setting('k')} {k} needs at least {k} (a {manifest.groups.by} validates in one fold)")
+        folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(pool)), labels,
+                                                                                      groups)
     return [
         Manifest(manifest.root, manifest.classes,
-                 [(pool[i], "train") for i in train_idx] + [(pool[i], "val") for i in val_idx] + test)
+                 [(pool[i], "train") for i in train_idx] + [(pool[i], "val") for i in val_idx] + test,
+                 groups=manifest.groups)
         for train_idx, val_idx in folds
     ]
 
@@ -52,7 +62,10 @@ def run_kfold(data: str | Path, out: str | Path, k: int = 5, config: TrainConfig
     for name in ["best", *(f"fold-{number}" for number in range(1, k + 1))]:
         check_model_target(out / name)  # a folder of the user's there is never replaced
     out.mkdir(parents=True, exist_ok=True)
-    manifest, _ = corrected(split_folder(scan_folder(data), config.ratios, config.seed), corrections)
+    manifest, _ = corrected(split_folder(scan_folder(data), config.ratios, config.seed, config.group_by,
+                                         config.sequence_gap), corrections)
+    if manifest.grouping:
+        log.info("%s", manifest.grouping)
     rows = []
     for number, fold in enumerate(fold_manifests(manifest, k, config.seed), 1):
         log.info("[fold %d/%d]", number, k)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from zoolens.choices import DEFAULT_BACKBONE
+from zoolens.data.camera_trap import DEFAULT_SEQUENCE_GAP_S
+from zoolens.data.grouping import GROUP_BY
 from zoolens.data.split import parse_ratios
 from zoolens.data.transforms import Augmentation
 from zoolens.errors import ConfigError, setting
@@ -55,6 +57,10 @@ class TrainConfig:
     label_smoothing: float = 0.0
     ratios: str = "70/10/20"
     seed: int = 0
+    # What the split keeps in one part (data.grouping): None, the data's own way (camera-trap labels by event, class
+    # folders photo by photo), or event / camera / site / none
+    group_by: str | None = None
+    sequence_gap: float = DEFAULT_SEQUENCE_GAP_S  # seconds between two frames of one event
     image_size: int | None = None  # default: the backbone's own input size
     augmentation: Augmentation | None = field(default_factory=Augmentation)
     head_epochs: int = 60
@@ -78,6 +84,10 @@ class TrainConfig:
             if value is not None and value <= 0:
                 raise ConfigError(name, f"must be positive, not {value}")
         parse_ratios(self.ratios)
+        if self.group_by is not None and self.group_by not in GROUP_BY:
+            raise ConfigError("group_by", f"{self.group_by!r}: choose from {', '.join(GROUP_BY)}")
+        if not self.sequence_gap >= 0:
+            raise ConfigError("sequence_gap", f"must be 0 seconds or more, not {self.sequence_gap}")
         if self.unfreeze < 0:
             raise ConfigError("unfreeze", f"must be 0 (all blocks) or more, not {self.unfreeze}")
         if self.unfreeze and self.strategy != "finetune":

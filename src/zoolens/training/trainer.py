@@ -510,12 +510,15 @@ def _resolve(config: TrainConfig | None, options: dict) -> tuple[TrainConfig, Pr
 def _split(data: str | Path, split_file: str | Path | None, corrections: str | Path | None, config: TrainConfig,
            progress: bool) -> tuple[ImageFolder, Manifest, Corrections | None]:
     folder = scan_folder(data)
-    manifest, applied = corrected(split_or_manifest(folder, config.ratios, config.seed, split_file), corrections)
+    manifest, applied = corrected(split_or_manifest(folder, config.ratios, config.seed, split_file, config.group_by,
+                                                    config.sequence_gap), corrections)
     if applied:
         _say(progress, f"{corrections}: {len(applied.relabel)} photo(s) relabelled, {len(applied.exclude)} left out")
     counts = manifest.counts()
-    _say(progress, f"{folder.root}: {len(folder.classes)} classes, "
+    _say(progress, f"{folder.given or folder.root}: {len(folder.classes)} classes, "
          + ", ".join(f"{role} {sum(counts[role].values())}" for role in ("train", "val", "test")))
+    if manifest.grouping:
+        _say(progress, f"  {manifest.grouping}")
     for path, reason in folder.skipped:
         _say(progress, f"  skipped {path}: {reason}")
     return folder, manifest, applied
@@ -619,6 +622,9 @@ def _training_record(config: TrainConfig, photos: TrainingPhotos, processes: Pro
                      "seconds": round(elapsed, 1), "epochs_run": len(history), "processes": processes.world_size},
         "data": {
             "root": str(photos.folder.root.resolve()),
+            **({"source": photos.folder.source, "given": str(photos.folder.given or photos.folder.root)}
+               if photos.folder.source != "folders" else {}),
+            "split_grouped_by": photos.manifest.groups.by if photos.manifest.groups else None,
             "presplit": photos.folder.presplit,
             "counts": photos.manifest.counts(),
             "skipped": [{"path": p, "reason": r} for p, r in photos.folder.skipped + photos.problems],
