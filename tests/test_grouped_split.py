@@ -270,3 +270,10 @@ def test_group_by_with_a_split_manifest_is_refused(bursts, tmp_path, capsys):
     assert main(["train", str(labels), "--out", str(tmp_path / "m"), "--split", str(tmp_path / "s.csv"),
                  "--group-by", "event"]) == 2
     assert "--group-by: not with --split MANIFEST.csv" in capsys.readouterr().err
+
+
+def test_kfold_takes_the_grouping_options(bursts, tmp_path, capsys):
+    labels, _ = bursts
+    assert main(["kfold", str(labels), "--out", str(tmp_path / "folds"), "--group-by", "site"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("zoolens: error: --group-by site: ") and "names no sites" in err

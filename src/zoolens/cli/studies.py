@@ -61,7 +61,7 @@ def cmd_tune(args) -> int:
 
 
 def register(commands) -> None:
-    from zoolens.cli.common import DATA_HELP, add_corrections_option, add_training_options
+    from zoolens.cli.common import DATA_HELP, add_corrections_option, add_grouping_options, add_training_options
     from zoolens.studies.spec import preset_names
 
     study = commands.add_parser("study", help="run several experiments on one split; table and charts")
@@ -76,7 +76,8 @@ def register(commands) -> None:
     add_corrections_option(study)
     study.set_defaults(run=cmd_study)
 
-    kfold = commands.add_parser("kfold", help="stratified k-fold cross validation; mean +- std; best fold kept")
+    kfold = commands.add_parser("kfold", help="stratified k-fold cross validation (grouped like the split); mean +- "
+                                              "std; best fold kept")
     kfold.add_argument("data", metavar="DATA", help=DATA_HELP)
     kfold.add_argument("--k", type=int, default=5, help="how many folds")
     kfold.add_argument("--out", metavar="FOLDER", required=True,
@@ -84,6 +85,7 @@ def register(commands) -> None:
     kfold.add_argument("--quiet", action="store_true", help="no progress output")
     add_corrections_option(kfold)
     add_training_options(kfold)
+    add_grouping_options(kfold)
     kfold.set_defaults(run=cmd_kfold)
 
     tune = commands.add_parser("tune", help="search optimizer, learning rate, dropout, epochs (Optuna)")
