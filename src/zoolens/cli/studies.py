@@ -46,7 +46,10 @@ def cmd_kfold(args) -> int:
 
 def cmd_tune(args) -> int:
     from zoolens.cli.common import training_config
+    from zoolens.errors import require_extra
     from zoolens.files import check_apart
+
+    require_extra("optuna", "studies", "zoolens tune")  # before the training modules' imports (seconds)
 
     check_apart(args.data, args.out)  # run_tune checks too; this is before Optuna's import (a second or more)
     from zoolens.studies.tune import format_tune, run_tune, searched_settings
@@ -88,7 +91,8 @@ def register(commands) -> None:
     add_grouping_options(kfold)
     kfold.set_defaults(run=cmd_kfold)
 
-    tune = commands.add_parser("tune", help="search optimizer, learning rate, dropout, epochs (Optuna)")
+    tune = commands.add_parser("tune", help="search optimizer, learning rate, dropout, epochs (Optuna, in "
+                                                 "zoolens[studies])")
     tune.add_argument("data", metavar="DATA", help=DATA_HELP)
     tune.add_argument("--out", metavar="FOLDER", required=True, help="folder for trials.csv and best_config.json")
     tune.add_argument("--trials", type=int, default=20, help="how many settings to try")

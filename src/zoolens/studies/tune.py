@@ -12,6 +12,7 @@ from pathlib import Path
 from zoolens.data.corrections import corrected
 from zoolens.data.folders import scan_folder
 from zoolens.data.split import split_folder, write_manifest
+from zoolens.errors import require_extra
 from zoolens.files import check_apart
 from zoolens.training.config import TrainConfig
 from zoolens.training.trainer import train
@@ -54,6 +55,7 @@ def _sampler(method: str, seed: int):
 
 def run_tune(data: str | Path, out: str | Path, trials: int = 20, method: str = "tpe",
              config: TrainConfig | None = None, progress: bool = True, corrections: str | Path | None = None) -> dict:
+    require_extra("optuna", "studies", "zoolens tune")
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

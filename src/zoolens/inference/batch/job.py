@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from zoolens.choices import OPEN_SET_MODES
-from zoolens.errors import ConfigError, ZoolensError, setting
+from zoolens.errors import ConfigError, ZoolensError, require_extra, setting
 from zoolens.files import check_apart
 from zoolens.inference.batch.local import local_predictions
 from zoolens.inference.batch.results import FORMAT, RESULTS_VERSION, ResultsDataset
@@ -72,6 +72,8 @@ class BatchOptions:
             raise ConfigError("open_set", f"{self.open_set!r}: choose from {', '.join(OPEN_SET_MODES)}")
         if self.engine not in ENGINES:
             raise ConfigError("engine", f"{self.engine!r}: choose from {', '.join(ENGINES)}")
+        if self.engine == "ray":  # before the results folder is made
+            require_extra("ray", "scale", f"{setting('engine')} ray")
 
 
 def _local_engine(model: Model, chunks, options: BatchOptions):

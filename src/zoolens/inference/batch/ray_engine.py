@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from zoolens.data.camera_trap import CaptureTime
-from zoolens.errors import ZoolensError, setting
+from zoolens.errors import ZoolensError, missing_extra, setting
 from zoolens.inference.batch.local import NETWORK_BATCH, NOT_READ, decode_frame
 from zoolens.inference.batch.walk import Found, in_groups
 from zoolens.inference.model import Model
@@ -71,8 +71,7 @@ def _start_ray(address: str | None):
         import ray.data
         import ray.util.client  # is_connected(): whether this is a Ray Client (ray://) session
     except ImportError:
-        raise ZoolensError(f"{setting('engine')} ray needs Ray: pip install 'zoolens[scale]' (or 'ray[data]')"
-                           ) from None
+        raise missing_extra("ray", "scale", f"{setting('engine')} ray") from None
     ray.data.DataContext.get_current().enable_progress_bars = False  # zoolens shows its own
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # no execution plans or notices on stderr
     if ray.is_initialized():  # started by the caller (Python API): theirs to shut down
