@@ -277,3 +277,13 @@ def test_kfold_takes_the_grouping_options(bursts, tmp_path, capsys):
     assert main(["kfold", str(labels), "--out", str(tmp_path / "folds"), "--group-by", "site"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("zoolens: error: --group-by site: ") and "names no sites" in err
+
+
+def test_a_class_whose_groups_were_all_held_out_gets_its_smallest_group_back_in_train(camera_traps, tmp_path):
+    """Two cameras, one species each: whole cameras go to one part, and neither class is left without training."""
+    from test_label_sources import package_with_blanks
+
+    folder = scan_folder(package_with_blanks(camera_traps, tmp_path / "package"))
+    manifest = split_folder(folder, group_by="camera")
+    assert manifest.groups.count() == 2
+    assert {s.label for s in manifest.part("train")} == {"Ardea", "blank"}

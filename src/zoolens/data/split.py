@@ -144,6 +144,8 @@ def _train_every_class(samples: list[Sample], names: list[str], roles: list[str]
             continue
         size = {name: names.count(name) for name in {names[i] for i in members}}
         smallest = min(size, key=lambda name: (size[name], name))
+        log.info("no group of %s photos was dealt to the training part: its smallest group (%d photos) goes there",
+                 label, size[smallest])
         for i, name in enumerate(names):
             if name == smallest:
                 roles[i] = "train"
