@@ -23,6 +23,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --no-deps megadetector-utils==10.0.28
 	# The camera-trap animal detector: zamba's MegadetectorLite weights, the YOLOX network and the two small modules it imports.
 	$(BIN)/python -m pip install --quiet --no-deps zamba==2.7.2 yolox-datamint==0.3.1 loguru==0.7.3 thop==0.1.1.post2209072238
+	# The camera-trap person detector: BlazePose and BlazeFace, the .tflite files inside mediapipe 0.10.14 (its own
+	# dependencies would replace OpenCV and protobuf), run by LiteRT.
+	$(BIN)/python -m pip install --quiet --no-deps mediapipe==0.10.14
+	$(BIN)/python -m pip install --quiet ai-edge-litert==2.3.0
 	touch $@
 
 demo: setup

@@ -6,7 +6,7 @@ tests/data).
 
 The kinds are the frame judge's (zoolens predict --camera-traps: zoolens.inference.frame_judge), as measured on these
 frames: blank frames blank, the vehicle a vehicle, the animals animals, the heron burst one animal frame of ten (its
-event an animal), and human.jpg an animal (the judge's known miss: nothing shipped finds that small walking person)."""
+event an animal), and human.jpg a person (the judge's rule 3: BlazePose on its box's crop)."""
 
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def test_the_megadetector_file_passes_its_validator_with_paths_relative_to_the_f
     images = {image["file"]: image for image in results["images"]}
     assert len(images) == 18 and "cam1/100RECNX/20210531082538-RCNX0031.JPG" in images
     assert images["cam2/blank.jpg"]["detections"] == []
-    assert [d["category"] for d in images["cam2/human.jpg"]["detections"]] == ["1"]  # the judge's known miss
+    assert [d["category"] for d in images["cam2/human.jpg"]["detections"]] == ["2"]  # a person
     assert [d["category"] for d in images["cam2/vehicle.jpg"]["detections"]] == ["3"]
     truncated = images["cam2/african_elephants_truncated_file.jpg"]
     assert truncated["detections"] is None and truncated["failure"].startswith("damaged image")
@@ -143,8 +143,8 @@ def test_the_events_csv_has_the_heron_burst_as_one_event_across_chunks_and_runs(
     assert (heron["start"], heron["end"]) == ("2021-04-11T20:43:09", "2021-04-11T20:43:15")
     cam2 = [row for row in rows if row["camera"] == "cam2"]
     assert len(cam2) == 7 and all(row["frames"] == "1" for row in cam2)  # years apart, or without a time
-    assert sorted(row["kind"] for row in cam2) == ["animal", "animal", "animal", "animal", "blank", "unreadable",
-                                                   "vehicle"]  # human.jpg: an animal, the judge's known miss
+    assert sorted(row["kind"] for row in cam2) == ["animal", "animal", "animal", "blank", "person", "unreadable",
+                                                   "vehicle"]  # human.jpg: a person
 
     assert run_results(out, "--events", tmp_path / "gap0.csv", "--sequence-gap", "0") == 0
     rows = list(csv.DictReader((tmp_path / "gap0.csv").open(encoding="utf-8")))
@@ -177,7 +177,7 @@ def test_the_camtrap_dp_package_validates_with_the_heron_burst_as_one_event(pred
     assert len(heron) == 1  # the burst's ten frames carry one eventID
     events = [row for row in observations if row["observationLevel"] == "event"]
     assert [row["observationType"] for row in events if row["eventID"] in heron] == ["animal"]
-    assert {row["observationType"] for row in media_level} == {"animal", "blank", "vehicle"}  # no person: see above
+    assert {row["observationType"] for row in media_level} == {"animal", "blank", "human", "vehicle"}
     assert all(row["eventStart"].endswith("+02:00") for row in observations)
 
     capsys.readouterr()
@@ -205,7 +205,7 @@ def test_the_figures_count_events_by_hour_and_each_cameras_days(predicted):
 
     found = read_camera_trap_results(predicted[1])
     activity = activity_counts(found.events)
-    assert "person" not in activity  # human.jpg (15:19) is an animal to the judge: its known miss
+    assert activity["person"][15] == 1  # human.jpg (15:19)
     assert sum(hours[15] for hours in activity.values()) == 2  # it and the vehicle
     assert activity["vehicle"][15] == 1
     assert sum(sum(hours) for hours in activity.values()) == 5  # the heron, dog, ocelot, human, vehicle; the bear

@@ -148,7 +148,7 @@ def test_on_the_real_frames_empty_ones_are_blank_animals_animal_and_the_vehicle_
                                                                       "vehicle.jpg", "human.jpg")])
     assert {name: kind for name, (kind, _) in speciesnet.items()} == {
         "blank.jpg": "blank", "blank2.jpg": "blank", "blank3.jpg": "blank", "vehicle.jpg": "vehicle",
-        "human.jpg": "animal"}  # the known miss (frame_judge's text): the detector fires on the person, nothing else
+        "human.jpg": "person"}  # rule 3's body (tests/test_person_in_frame.py)
     assert all(answer.reason == open_set.NO_ANIMAL for name, (_, answer) in speciesnet.items() if "blank" in name)
     ena24 = kinds(judge, sorted((camera_traps / "ena24").glob("*.jpg")))
     assert len(ena24) == 21 and sum(kind == "animal" for kind, _ in ena24.values()) >= 20  # measured: 21
