@@ -230,3 +230,19 @@ def test_train_from_a_labels_csv_end_to_end(animals3, tmp_path):
     _, split = read_rows(out / "split.csv")
     assert sorted(row["path"] for row in split) == sorted(row[0] for row in rows)
     assert meta["metrics"]["accuracy"] > 0.6
+
+
+def test_the_review_page_finds_a_labels_csvs_photos_and_keeps_its_decisions_outside_them(camera_traps, tmp_path,
+                                                                                          monkeypatch):
+    from zoolens.apps.review import Review
+    from zoolens.cli import build_parser
+    from zoolens.cli.apps import web_command
+
+    labels = camera_traps / "ena24" / "labels.csv"
+    monkeypatch.chdir(tmp_path)
+    command = web_command(build_parser().parse_args(["web", "--review", str(labels)]))
+    assert command[command.index("--review") + 1] == str(labels.resolve())  # the CSV itself, read as train reads it
+    review = Review(labels)
+    sample = scan_folder(labels).samples[0]
+    assert review.photo({"path": str(sample.path)}).is_file()
+    assert review.corrections.resolve().parent == tmp_path  # never beside the photos

@@ -79,8 +79,9 @@ class Review:
 
     def __init__(self, data: str | Path, corrections: str | Path | None = None, ratios: str = "70/10/20",
                  seed: int = 0):
-        self.data = Path(data)
-        self.corrections = check_corrections_file(data, corrections or default_corrections_file(data))
+        self.data = Path(data)  # class folders, a labels CSV or a Camtrap DP package: what scan_folder reads
+        self.root = self.data.parent if self.data.is_file() else self.data  # where its photos' paths start
+        self.corrections = check_corrections_file(self.root, corrections or default_corrections_file(self.root))
         self.ratios, self.seed = ratios, seed
         self._flags: list[dict] | None = None
         self._fixes: list[dict] = []  # data_issues.suggested_fixes, with the flags
@@ -100,7 +101,7 @@ class Review:
         return self._flags
 
     def photo(self, flag: dict) -> Path:
-        return self.data / flag["path"]
+        return self.root / flag["path"]
 
     def decisions(self) -> Corrections:
         return read_corrections(self.corrections, self.classes or None) if self.corrections.exists() \

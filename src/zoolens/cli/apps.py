@@ -51,9 +51,11 @@ def web_command(args) -> list[str]:
         from zoolens.apps.review import check_corrections_file, default_corrections_file
         from zoolens.data.folders import scan_folder
 
-        data = scan_folder(args.review).root  # a folder that cannot be a dataset is refused before the server starts
+        # Data that cannot be a dataset is refused before the server starts. A labels CSV is passed on as itself (the
+        # app scans it as train does); its photos lie under its folder, where decisions must not be written.
+        data = scan_folder(args.review).root
         corrections = check_corrections_file(data, args.corrections or default_corrections_file(data))
-        command += ["--review", str(data.resolve()), "--corrections", str(corrections.resolve())]
+        command += ["--review", str(Path(args.review).resolve()), "--corrections", str(corrections.resolve())]
     return command
 
 
