@@ -244,5 +244,5 @@ def test_the_review_page_finds_a_labels_csvs_photos_and_keeps_its_decisions_outs
     assert command[command.index("--review") + 1] == str(labels.resolve())  # the CSV itself, read as train reads it
     review = Review(labels)
     sample = scan_folder(labels).samples[0]
-    assert review.photo({"path": str(sample.path)}).is_file()
+    assert review.photo({"path": str(sample.path.relative_to(labels.parent))}).is_file()  # flags name it so
     assert review.corrections.resolve().parent == tmp_path  # never beside the photos
