@@ -210,3 +210,42 @@ def test_predict_with_camera_traps_then_results_pass_both_validators(trained_mod
     # a resumed run must judge as the first did
     assert main(["predict", str(trained_model.path), str(traps), "--out", str(out), "--workers", "0"]) == 2
     assert "camera_traps" in capsys.readouterr().err
+
+
+# --- rule 3b: a model trained with a blank class ------------------------------------------------------------------
+
+def with_blank_class(model):
+    """The conftest model as if its third class folder had been named `Empty` (the judge reads only the names)."""
+    renamed = copy.copy(model)
+    renamed.classes = [*model.classes[:-1], "Empty"]
+    return renamed
+
+
+def test_rule_3b_a_models_blank_class_is_the_blank_answer_unless_the_detector_is_sure(trained_model, camera_traps):
+    model = with_blank_class(trained_model)
+    path = frame(camera_traps, "domestic_dog.jpg")
+    blank = judged(model, path, [Detection(0.3, 0.4, 0.2, 0.2, 0.3)], answer(path, "Empty"))
+    assert (blank.kind, blank.kind_confidence) == ("blank", pytest.approx(0.6))
+    assert (blank.verdict, blank.reason, blank.nearest) == (NONE_OF_THESE, open_set.NO_ANIMAL, "Empty")
+    sure = judged(model, path, [Detection(0.3, 0.4, 0.2, 0.2, 0.7)], answer(path, "Empty"))
+    assert (sure.kind, sure.verdict, sure.reason, sure.label) == ("animal", NONE_OF_THESE, open_set.UNLIKE_TRAINING,
+                                                                  None)
+    assert sure.kind_confidence == pytest.approx(0.7)
+
+
+def test_rule_3b_an_animal_class_of_a_model_with_a_blank_class_needs_no_box(trained_model, camera_traps):
+    path = frame(camera_traps, "blank.jpg")
+    animal = judged(with_blank_class(trained_model), path, [], answer(path, "dogs"))
+    assert (animal.kind, animal.label, animal.kind_confidence) == ("animal", "dogs", pytest.approx(0.6))
+    assert judged(trained_model, path, [], answer(path, "dogs")).kind == "blank"  # without a blank class: rule 6
+
+
+def test_a_model_without_an_imagenet_head_is_judged_with_a_line_saying_to_retrain(trained_model, camera_traps,
+                                                                                   caplog):
+    without_imagenet = copy.copy(trained_model)
+    without_imagenet.open_set = None
+    with caplog.at_level("WARNING"):
+        blank = judged(without_imagenet, frame(camera_traps, "blank.jpg"), [])
+    assert blank.kind == "blank"
+    lines = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert len(lines) == 1 and "\n" not in lines[0] and "retrain it with zoolens train" in lines[0]

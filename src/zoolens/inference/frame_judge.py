@@ -18,6 +18,12 @@ the model's own answer (its person check). The rules, in order:
    pose, legs, and BlazeFace a human face: runtime.person_detector); kind_confidence is that score. A model without
    an ImageNet head skips the body check (the person detector alone comes within 0.01 of calling a dog a person,
    below);
+3b. a model with a blank class (a class folder named BLANK_CLASS_NAMES: blank, empty, ..., the usual way camera-trap
+   classifiers are trained) is asked first: its blank class answered and no counted box of SURE_BOX or more makes
+   the frame blank (confidence: the model's); one of its other classes answered (not "not sure") with no counted box
+   makes an animal (confidence: the model's: it was trained on this kind of empty frame, and a missed animal costs
+   more than an empty frame looked at); its blank class answered over a box of SURE_BOX or more is an animal
+   unlike any training photo;
 4. else, with a box: the crop of the best box (square, CROP_MARGIN around it) through the ImageNet head; a
    VEHICLE_SHARE or more of its probability on VEHICLE_CATEGORIES makes a vehicle (confidence: that share), otherwise
    an animal (confidence: the box's). A model without an ImageNet head (fine-tuned, scratch, non-animal classes) skips
@@ -77,6 +83,7 @@ from zoolens.inference.model import Model
 from zoolens.inference.prediction import (
     ANIMAL,
     BLANK,
+    CLASS,
     ERROR,
     NONE_OF_THESE,
     PERSON,
@@ -124,6 +131,13 @@ VEHICLE_CATEGORIES = (
 )
 
 
+# Class names (any case) a model's blank class goes by.
+BLANK_CLASS_NAMES = ("blank", "blanks", "empty", "empty frame", "empty frames", "nothing", "no animal", "none")
+# A box the detector is this sure of outweighs a model's blank class: the detector's usual "confident" level, that of
+# the event roll-up (camera_trap_formats.ANIMAL_THRESHOLD).
+SURE_BOX = 0.5
+
+
 @dataclass(frozen=True)
 class Judgement:
     kind: str
@@ -168,6 +182,7 @@ class FrameJudge:
             detector = AnimalDetector()
         self.model = model
         self.detector = detector
+        self.blank_classes = {name for name in model.classes if name.strip().lower() in BLANK_CLASS_NAMES}
         check = model.open_set
         self.imagenet = check.imagenet if check is not None else None
         self.person_detector = None
@@ -182,8 +197,10 @@ class FrameJudge:
                 person_detector = PersonDetector()
             self.person_detector = person_detector
         else:
-            log.info("the frame judge has no ImageNet head with this model: every box is an animal, no vehicle or "
-                     "person's body found")
+            log.warning("%s has no ImageNet head (trained with the animal check off, from scratch, or on classes "
+                        "that are not animals): its frames are judged blank or animal only, a person only by its "
+                        "face check; retrain it with zoolens train (frozen) to have vehicles and people's bodies found",
+                        getattr(model, "path", None) or "this model")
 
     def judge(self, paths: list[Path | str], predictions: list[Prediction]) -> list[Prediction]:
         """The predictions of these frames (in the same order), judged; a frame that cannot be opened again keeps
@@ -203,7 +220,7 @@ class FrameJudge:
         found = self.detector.detect([images[i] for i in order], ANY_BOX)
         for i, boxes in zip(order, found):
             judgement = self.judgement(images[i], predictions[i], boxes)
-            judged[i] = answer_for(predictions[i], judgement)
+            judged[i] = answer_for(predictions[i], judgement, self.blank_classes)
         return judged
 
     def judgement(self, image: Image.Image, prediction: Prediction, boxes: list[Detection]) -> Judgement:
@@ -215,6 +232,9 @@ class FrameJudge:
         body = self.body_score(crops, probabilities)
         if body is not None:  # rule 3, a person's body
             return Judgement(PERSON, body)
+        blank_model = self.blank_class_judgement(prediction, counted)  # rule 3b
+        if blank_model is not None:
+            return blank_model
         if counted:  # rule 4
             share, looks_like = self.vehicle_share(probabilities[0])
             if share >= VEHICLE_SHARE:
@@ -224,6 +244,17 @@ class FrameJudge:
         if share >= VEHICLE_SHARE:
             return Judgement(VEHICLE, share, looks_like)
         return Judgement(BLANK, 1.0 - max((box.conf for box in boxes), default=0.0))  # rule 6
+
+    def blank_class_judgement(self, prediction: Prediction, counted: list[Detection]) -> Judgement | None:
+        """Rule 3b: what a model with a blank class says, where it decides (None: the other rules decide)."""
+        if not self.blank_classes or prediction.verdict != CLASS:
+            return None
+        sure_box = any(box.conf >= SURE_BOX for box in counted)
+        if prediction.label in self.blank_classes and not sure_box:
+            return Judgement(BLANK, prediction.confidence)
+        if prediction.label not in self.blank_classes and not counted:
+            return Judgement(ANIMAL, prediction.confidence)
+        return None
 
     def imagenet_probabilities(self, image: Image.Image) -> np.ndarray | None:
         if self.imagenet is None:
@@ -263,10 +294,14 @@ class FrameJudge:
         return share if share >= open_set.PERSON_SHARE else FACE_CONFIDENCE
 
 
-def answer_for(prediction: Prediction, judgement: Judgement) -> Prediction:
-    """The frame's answer made to follow its kind (see the module's text)."""
+def answer_for(prediction: Prediction, judgement: Judgement, blank_classes: set[str] = frozenset()) -> Prediction:
+    """The frame's answer made to follow its kind (see the module's text); `blank_classes`: the model's classes that
+    mean an empty frame."""
     confidence = float(min(1.0, max(0.0, judgement.confidence)))
     if judgement.kind == ANIMAL:
+        if prediction.verdict == CLASS and prediction.label in blank_classes:
+            return replace(prediction, label=None, verdict=NONE_OF_THESE, reason=open_set.UNLIKE_TRAINING,
+                           nearest=prediction.label, kind=ANIMAL, kind_confidence=confidence)
         if prediction.verdict == NONE_OF_THESE and prediction.reason == open_set.NO_ANIMAL:
             return replace(prediction, reason=open_set.UNLIKE_TRAINING, kind=ANIMAL, kind_confidence=confidence)
         return replace(prediction, kind=ANIMAL, kind_confidence=confidence)
