@@ -32,6 +32,7 @@ from zoolens.inference.prediction import (
     source_name,
 )
 from zoolens.models.available import BackboneInfo, describe_backbone, offline_weights_available
+from zoolens.models.faces import PERSON_MIN_SIDE
 from zoolens.models.open_set import NO_ANIMAL, OPEN_SET_FILE, PERSON, UNLIKE_TRAINING_ANY, OpenSetCheck
 from zoolens.models.probabilities import softmax
 from zoolens.runtime.features import (
@@ -455,7 +456,8 @@ class Model:
             reasons = dict(found.problems)
             usable = [n for n in range(len(paths)) if found.usable[n]]
             answers = self.predict_features([str(paths[n]) for n in usable], found.features[usable], top_k,
-                                            min_confidence, open_set, image_of=lambda j: open_input(paths[usable[j]]))
+                                            min_confidence, open_set,
+                                            image_of=lambda j: open_input(paths[usable[j]], PERSON_MIN_SIDE))
             for n, answer in zip(usable, answers):
                 results[path_positions[n]] = answer
             for n, path in enumerate(paths):
