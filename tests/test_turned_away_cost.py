@@ -19,7 +19,7 @@ from zoolens.models import faces
 from zoolens.models.open_set import NO_ANIMAL
 
 # Counts the check gave before the screen (whole photo through the cascades), on the photos below: the floor for faces,
-# the ceiling for false persons. Views: the network's 224 px centre crop (the batch job) and the whole photo (CLI, apps).
+# the ceiling for false persons. Views: the network's 224 px centre crop (the batch job), the whole photo (CLI, apps).
 BEFORE = {"crop": {"lfw": 244, "animals3": 7}, "whole": {"lfw": 270, "animals3": 11}}
 
 

@@ -171,7 +171,7 @@ class FaceScreen:
         return found
 
     def regions(self, image: Image.Image):
-        """The grey CONFIRM_SIDE square around each proposal (grey beyond the photo's edges)."""
+        """The grey square around each proposal (grey beyond the photo's edges), at most CONFIRM_SIDE px."""
         for x, y, size in self.proposals(image):
             half = max(1.0, size * CONFIRM_MARGIN / 2)
             box = (round(x - half), round(y - half), round(x + half), round(y + half))
@@ -180,8 +180,9 @@ class FaceScreen:
                 continue
             square = Image.new("L", (box[2] - box[0], box[3] - box[1]), 128)
             square.paste(image.crop(inside).convert("L"), (inside[0] - box[0], inside[1] - box[1]))
-            yield square if square.width <= CONFIRM_SIDE else square.resize((CONFIRM_SIDE, CONFIRM_SIDE), Image.BILINEAR,
-                                                                             reducing_gap=2.0)
+            if square.width > CONFIRM_SIDE:
+                square = square.resize((CONFIRM_SIDE, CONFIRM_SIDE), Image.BILINEAR, reducing_gap=2.0)
+            yield square
 
 
 SCREEN_LOGIT = float(np.log(SCREEN_THRESHOLD / (1 - SCREEN_THRESHOLD)))  # compared before the sigmoid
