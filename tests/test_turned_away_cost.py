@@ -7,6 +7,8 @@ Real photos only: LFW faces, skimage's astronaut and camera man, animals3, speci
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +121,13 @@ def test_the_screen_proposes_nothing_on_an_empty_camera_trap_frame():
     frame = Image.open(ensure_shared_dataset("camera-traps") / "speciesnet-test" / "blank.jpg")
     assert detector.screen.proposals(frame) == []
     assert np.allclose(faces.screen_anchors()[:2], [[1 / 32, 1 / 32]] * 2)  # MediaPipe's first anchors: cell (0, 0)
+
+
+@pytest.mark.slow
+def test_the_screen_prints_nothing_on_stderr():
+    """LiteRT announces its XNNPACK delegate on stderr from C++; a command's output must not carry it."""
+    screened_detector()
+    code = ("from PIL import Image; from skimage import data; from zoolens.models.faces import has_person; "
+            "import sys; sys.exit(0 if has_person(Image.fromarray(data.astronaut())) else 3)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
