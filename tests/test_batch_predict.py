@@ -11,6 +11,8 @@ import textwrap
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import skimage.data
+from PIL import Image
 import pytest
 from conftest import tree_snapshot
 from test_cli import zoolens
@@ -306,6 +308,9 @@ def test_ray_engine_gives_the_same_results(trained_model, camera_tree, tmp_path)
     from zoolens.inference.batch import predict_folder
 
     with_exif = add_camera_trap_frames(camera_tree)
+    (camera_tree / "people").mkdir()  # turned away and asked whether a person is there: the same pixels both ways
+    for name in ("astronaut", "camera", "coffee"):
+        Image.fromarray(getattr(skimage.data, name)()).convert("RGB").save(camera_tree / "people" / f"{name}.jpg")
     predict_folder(trained_model, camera_tree, tmp_path / "local.parquet", workers=0, progress=False)
     # The caller's own cluster: predict_folder uses it and leaves it running, for both runs.
     ray.init(address="local", include_dashboard=False, logging_level="ERROR")
@@ -320,8 +325,10 @@ def test_ray_engine_gives_the_same_results(trained_model, camera_tree, tmp_path)
     rows = read_results(tmp_path / "ray.parquet")
     assert sorted(row["path"] for row in rows) == sorted(local)
     assert sum(local[str(path)]["time"] is not None for path in with_exif) == 2  # the EXIF times were read
+    assert sum(row["reason"] == "a person" for row in rows) >= 2  # the astronaut and the camera man
     for row in rows:
         assert (row["label"], row["error"]) == (local[row["path"]]["label"], local[row["path"]]["error"])
+        assert (row["verdict"], row["reason"]) == (local[row["path"]]["verdict"], local[row["path"]]["reason"])
         assert camera_trap_cells(row) == camera_trap_cells(local[row["path"]])
         if not row["error"]:
             assert row["confidence"] == pytest.approx(local[row["path"]]["confidence"], abs=1e-4)

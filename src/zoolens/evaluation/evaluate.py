@@ -15,6 +15,7 @@ from zoolens.errors import ZoolensError
 from zoolens.evaluation.metrics import Evaluation
 from zoolens.files import output_folder
 from zoolens.inference.prediction import CLASS, NONE_OF_THESE, NOT_SURE, Prediction, open_input
+from zoolens.models.faces import PERSON_MIN_SIDE
 from zoolens.plotting import FigureDrawer
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def evaluate_samples(model, samples: list[Sample], description: str, skipped=(),
 def answers_for(model, paths: list[Path], features: np.ndarray, open_set: str = "on") -> list[Prediction]:
     """What `zoolens predict` would answer for these photos, from features already computed."""
     return model.predict_features([str(p) for p in paths], features, top_k=1, open_set=open_set,
-                                  image_of=lambda i: open_input(paths[i]))
+                                  image_of=lambda i: open_input(paths[i], PERSON_MIN_SIDE))
 
 
 def evaluate(model, data: str | Path, progress: bool = True, open_set: str = "on") -> Evaluation:
