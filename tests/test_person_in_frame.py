@@ -13,7 +13,7 @@ import pytest
 from zoolens.errors import ZoolensError
 from zoolens.inference.frame_judge import ANIMAL_SHARE, PERSON_SCORE, FrameJudge
 from zoolens.inference.prediction import NONE_OF_THESE, Prediction
-from zoolens.models import open_set
+from zoolens.models import mediapipe_models, open_set
 from zoolens.runtime import person_detector
 from zoolens.runtime.animal_detector import Detection
 from zoolens.runtime.animal_detector import available as detector_available
@@ -162,7 +162,7 @@ def test_without_an_imagenet_head_no_body_is_looked_for(trained_model, camera_tr
 
 
 def test_a_missing_person_detector_names_what_to_install(trained_model, camera_traps, monkeypatch):
-    monkeypatch.setattr(person_detector, "model_files", lambda: None)  # mediapipe absent, or a wheel without models
+    monkeypatch.setattr(mediapipe_models, "model_file", lambda name: None)  # mediapipe absent, or a wheel without models
     with pytest.raises(ZoolensError) as error:
         FrameJudge(trained_model, Recorded([HUMAN]))
     message = str(error.value)

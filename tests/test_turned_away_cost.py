@@ -17,7 +17,7 @@ from PIL import Image
 
 from zoolens.data.shared import ensure_shared_dataset
 from zoolens.data.transforms import cropped_pixels
-from zoolens.models import faces
+from zoolens.models import faces, mediapipe_models
 from zoolens.models.open_set import NO_ANIMAL
 
 # Counts the check gave before the screen (whole photo through the cascades), on the photos below: the floor for faces,
@@ -120,7 +120,7 @@ def test_the_screen_proposes_nothing_on_an_empty_camera_trap_frame():
     detector = screened_detector()
     frame = Image.open(ensure_shared_dataset("camera-traps") / "speciesnet-test" / "blank.jpg")
     assert detector.screen.proposals(frame) == []
-    assert np.allclose(faces.screen_anchors()[:2], [[1 / 32, 1 / 32]] * 2)  # MediaPipe's first anchors: cell (0, 0)
+    assert np.allclose(mediapipe_models.anchor_centres(faces.SCREEN_SIZE, faces.SCREEN_ANCHORS)[:2], [[1 / 32, 1 / 32]] * 2)  # MediaPipe's first anchors: cell (0, 0)
 
 
 @pytest.mark.slow

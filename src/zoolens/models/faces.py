@@ -18,11 +18,7 @@ Without mediapipe or LiteRT the whole photo goes through the cascades as before 
 
 from __future__ import annotations
 
-import contextlib
-import importlib.metadata
-import importlib.util
 import logging
-import os
 import threading
 from functools import cache
 from pathlib import Path
@@ -31,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from zoolens.errors import ZoolensError
+from zoolens.models import mediapipe_models
 
 log = logging.getLogger(__name__)
 
@@ -132,19 +129,12 @@ class FaceScreen:
     interpreter is not shared between threads)."""
 
     def __init__(self, model: Path):
-        from ai_edge_litert.interpreter import Interpreter
-
-        try:
-            self.interpreter = Interpreter(model_path=str(model), num_threads=1)
-            with native_stderr_silenced():
-                self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as error:
-            raise ZoolensError(f"{model}: not a usable LiteRT model ({str(error).splitlines()[0]})") from None
+        self.interpreter = mediapipe_models.interpreter(model)
         self.input = self.interpreter.get_input_details()[0]["index"]
         outputs = self.interpreter.get_output_details()
         self.boxes, self.scores = (next(o["index"] for o in outputs if (o["shape"][-1] == 1) == want)
                                    for want in (False, True))
-        self.anchors = screen_anchors()
+        self.anchors = mediapipe_models.anchor_centres(SCREEN_SIZE, SCREEN_ANCHORS)
         self.lock = threading.Lock()
 
     def proposals(self, image: Image.Image) -> list[tuple[float, float, float]]:
@@ -188,59 +178,23 @@ class FaceScreen:
             yield square
 
 
-@contextlib.contextmanager
-def native_stderr_silenced():
-    """Where LiteRT attaches its XNNPACK delegate it prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on
-    the process's stderr from C++ (no logging to turn down): a stray line in every command's output. File descriptor 2
-    points at /dev/null meanwhile (without the delegate BlazeFace takes 7 ms instead of 2.5)."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all: nothing to keep clean
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as nothing:
-            os.dup2(nothing.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 SCREEN_LOGIT = float(np.log(SCREEN_THRESHOLD / (1 - SCREEN_THRESHOLD)))  # compared before the sigmoid
 # The side a photo opened only for this check needs (open_input(path, min_side=PERSON_MIN_SIDE)): a JPEG decodes at
 # a fraction of its size (Pillow's draft), and a face a seventh of the photo still fills CONFIRM_SIDE.
 PERSON_MIN_SIDE = 512
 
 
-@cache
-def screen_anchors() -> np.ndarray:
-    """(896, 2): each anchor's centre as a fraction of the input, in the order of BlazeFace's outputs."""
-    centres = []
-    for stride, per_cell in SCREEN_ANCHORS:
-        cells = SCREEN_SIZE // stride
-        ys, xs = np.meshgrid(np.arange(cells), np.arange(cells), indexing="ij")
-        centres.append(np.repeat((np.stack([xs.ravel(), ys.ravel()], 1) + 0.5) / cells, per_cell, axis=0))
-    return np.concatenate(centres).astype(np.float32)
-
-
 def screen_model() -> Path | None:
     """BlazeFace's file inside the installed mediapipe wheel (found without importing mediapipe), or None when
     mediapipe or LiteRT is not installed."""
-    if importlib.util.find_spec("ai_edge_litert") is None:
-        return None
-    try:
-        path = Path(importlib.metadata.distribution("mediapipe").locate_file(SCREEN_MODEL))
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    return path if path.is_file() else None
+    return None if mediapipe_models.missing_packages((SCREEN_MODEL,)) else mediapipe_models.model_file(SCREEN_MODEL)
 
 
 def face_screen() -> FaceScreen | None:
     model = screen_model()
     if model is None:
         log.info("the person check runs OpenCV's cascades over whole photos (0.1-0.3 s a photo turned away): "
-                 "pip install --no-deps mediapipe==0.10.14 && pip install ai-edge-litert==2.3.0 to screen them first")
+                 "%s to screen them first", mediapipe_models.INSTALL)
         return None
     return FaceScreen(model)
 

@@ -18,22 +18,16 @@ pose and sees legs (a face alone gives no legs), and the head is a human face. M
 
 from __future__ import annotations
 
-import functools
-import importlib.metadata
-import importlib.util
 import math
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from zoolens.errors import ZoolensError
-
-# What `make setup` installs: mediapipe with --no-deps (only its model files are used: its own dependencies would
-# replace OpenCV and protobuf), and LiteRT, which brings nothing zoolens lacks but backports.strenum.
-PACKAGES = {"mediapipe": "mediapipe==0.10.14", "ai_edge_litert": "ai-edge-litert==2.3.0"}
+from zoolens.models import mediapipe_models
+from zoolens.models.mediapipe_models import INSTALL, anchor_centres, interpreter
 DETECTOR_IN_MEDIAPIPE = "mediapipe/modules/pose_detection/pose_detection.tflite"
 LANDMARKS_IN_MEDIAPIPE = "mediapipe/modules/pose_landmark/pose_landmark_full.tflite"
 FACES_IN_MEDIAPIPE = "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite"
@@ -61,41 +55,16 @@ class PersonScore:
         return min(self.detection, self.presence, self.legs, self.face)
 
 
-def model_files() -> tuple[Path, ...] | None:
-    """The .tflite files inside the installed mediapipe wheel, found without importing mediapipe; None when it is not
-    installed or ships them not (a newer wheel)."""
-    try:
-        distribution = importlib.metadata.distribution("mediapipe")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    files = tuple(Path(distribution.locate_file(name)) for name in MODELS_IN_MEDIAPIPE)
-    return files if all(path.is_file() for path in files) else None
-
-
 def missing_packages() -> list[str]:
-    missing = [] if model_files() else [PACKAGES["mediapipe"]]
-    return missing + ([] if importlib.util.find_spec("ai_edge_litert") else [PACKAGES["ai_edge_litert"]])
+    return mediapipe_models.missing_packages(MODELS_IN_MEDIAPIPE)
 
 
 def unavailable_message(missing: list[str]) -> str:
-    return (f"the camera-trap person detector needs {', '.join(missing)}: pip install --no-deps "
-            f"{PACKAGES['mediapipe']} && pip install {PACKAGES['ai_edge_litert']}")
+    return f"the camera-trap person detector needs {', '.join(missing)}: {INSTALL}"
 
 
 def available() -> bool:
     return not missing_packages()
-
-
-@functools.lru_cache(maxsize=1)
-def anchor_centres() -> np.ndarray:
-    """(2254, 2): each anchor's centre as a fraction of the input, in the order of the detector's output."""
-    centres = []
-    for stride, per_cell in ANCHOR_LAYERS:
-        side = DETECTOR_SIZE // stride
-        ys, xs = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
-        cells = (np.stack([xs.ravel(), ys.ravel()], 1) + 0.5) / side
-        centres.append(np.repeat(cells, per_cell, axis=0))
-    return np.concatenate(centres).astype(np.float32)
 
 
 def sigmoid(values: np.ndarray) -> np.ndarray:
@@ -143,17 +112,7 @@ class PersonDetector:
         missing = missing_packages()
         if missing:
             raise ZoolensError(unavailable_message(missing))
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.interpreters = []
-        for path in model_files():
-            try:
-                interpreter = Interpreter(model_path=str(path), num_threads=1)
-                interpreter.allocate_tensors()
-            except (ValueError, RuntimeError) as error:
-                raise ZoolensError(f"{path}: not a usable LiteRT model ({str(error).splitlines()[0]}); "
-                                   f"reinstall {PACKAGES['mediapipe']}") from None
-            self.interpreters.append(interpreter)
+        self.interpreters = [interpreter(mediapipe_models.model_file(name)) for name in MODELS_IN_MEDIAPIPE]
         self.lock = threading.Lock()
 
     def run(self, which: int, pixels: np.ndarray) -> list[np.ndarray]:
@@ -170,7 +129,7 @@ class PersonDetector:
         with self.lock:
             boxes, scores = self.run(0, small.astype(np.float32) / 127.5 - 1.0)
             best = int(np.argmax(scores[:, 0]))
-            anchor = anchor_centres()[best]
+            anchor = anchor_centres(DETECTOR_SIZE, ANCHOR_LAYERS)[best]
             keypoints = boxes[best, 4:12].reshape(4, 2) / DETECTOR_SIZE + anchor
             square = body_square(pixels, keypoints[0], keypoints[1])
             outputs = self.run(1, square.astype(np.float32) / 255.0)
