@@ -30,7 +30,7 @@ def feature_map_of(layer: torch.nn.Module, backbone, size: int) -> tuple[int, ..
 
 @pytest.mark.parametrize("name", NAMED + OTHER_FAMILIES)
 def test_a_backbone_builds_runs_and_has_a_gradcam_layer_and_blocks(name):
-    pretrained = offline_weights_available(name)  # lite1 and lite2 are listed, their packages not installed here
+    pretrained = offline_weights_available(name)  # the declared backbones whose weights make setup installs
     backbone = build_backbone(name, pretrained=pretrained).eval()
     info = describe_backbone(name)
     size = info.preprocessing.input_size
