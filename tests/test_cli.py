@@ -146,8 +146,8 @@ def test_a_backbone_whose_weights_are_missing_offline_is_one_clear_error(small_a
     # torch.hub's own "Downloading: ..." line may come first, for people who are online; then one line that says it.
     assert result.stderr.splitlines()[-1] == (
         f"zoolens: error: backbone 'resnet18': its pretrained weights are not in the local cache "
-        f"({tmp_path / 'empty-torch-cache'}/hub/checkpoints) and could not be downloaded (URLError); use "
-        "mobilenet_v2 or efficientnet_lite0 offline")
+        f"({tmp_path / 'empty-torch-cache'}/hub/checkpoints) and could not be downloaded (URLError); offline, use "
+        "one whose weights are installed: mobilenet_v2, efficientnet_lite0, efficientnet_lite1, efficientnet_lite2")
     assert not (tmp_path / "m").exists()
 
 

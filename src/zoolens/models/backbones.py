@@ -20,6 +20,8 @@ from zoolens.models.available import (
     BackboneInfo,
     describe_backbone,
     imagenet_categories,
+    offline_weights_available,
+    registered_backbones,
     torchvision_weights,
 )
 from zoolens.models.registry import REGISTRY, OfflineWeights, family_of_name, family_of_network
@@ -63,9 +65,12 @@ def _strip_torchvision_head(model: nn.Module, name: str) -> nn.Module:
 def _download_error(name: str, error: Exception) -> ZoolensError:
     from torch.hub import get_dir
 
+    installed = [other for other, spec in registered_backbones().items()
+                 if spec.pretrained and offline_weights_available(other)]
     return ZoolensError(
         f"backbone {name!r}: its pretrained weights are not in the local cache ({get_dir()}/checkpoints) "
-        f"and could not be downloaded ({type(error).__name__}); use mobilenet_v2 or efficientnet_lite0 offline"
+        f"and could not be downloaded ({type(error).__name__}); offline, use one whose weights are installed: "
+        f"{', '.join(installed) or 'none (make setup installs them)'}"
     )
 
 
