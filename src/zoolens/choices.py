@@ -9,5 +9,8 @@ DEFAULT_OPEN_SET = "on"
 
 DEFAULT_MIN_CONFIDENCE = 0.6  # the apps' "not sure" line (the library and `zoolens predict` default to none)
 
+# What a split keeps in one part (data.grouping): a camera-trap event's frames, a camera's, a site's, or nothing.
+GROUP_BY = ("event", "camera", "site", "none")
+
 EXPLAIN_METHODS = ("gradcam", "saliency")
 EXPLAIN_CHOICES = (*EXPLAIN_METHODS, "both")

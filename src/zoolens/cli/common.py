@@ -6,7 +6,7 @@ import argparse
 from dataclasses import fields
 from pathlib import Path
 
-from zoolens.choices import DEFAULT_BACKBONE
+from zoolens.choices import DEFAULT_BACKBONE, GROUP_BY
 from zoolens.errors import ZoolensError
 
 DATA_HELP = ("a folder of class folders (or of train/, val/ and test/ folders of them), a labels CSV (filepath,label "
@@ -55,7 +55,7 @@ def add_grouping_options(parser: argparse.ArgumentParser) -> None:
     """What a split keeps together (data.grouping); for the commands that split: data split / issues, train, kfold."""
     from zoolens.data.camera_trap import DEFAULT_SEQUENCE_GAP_S
 
-    parser.add_argument("--group-by", choices=["event", "camera", "site", "none"],
+    parser.add_argument("--group-by", choices=GROUP_BY,
                         help="keep the photos of one event (a burst: frames of one camera within --sequence-gap), "
                              "camera or site in one part of the split (default: event for a labels CSV or Camtrap DP "
                              "package, none for class folders)")

@@ -14,12 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from zoolens.choices import GROUP_BY
 from zoolens.data.camera_trap import DEFAULT_SEQUENCE_GAP_S, Frame, capture_time, form_events, frame_events
 from zoolens.data.folders import ImageFolder, Sample
 from zoolens.data.images import PHOTO_FORMATS
 from zoolens.errors import ConfigError
 
-GROUP_BY = ("event", "camera", "site", "none")
 TIME_READERS = 4  # threads reading EXIF headers: the work is waiting on the disk
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from zoolens.choices import DEFAULT_BACKBONE
+from zoolens.choices import DEFAULT_BACKBONE, GROUP_BY
 from zoolens.data.camera_trap import DEFAULT_SEQUENCE_GAP_S
-from zoolens.data.grouping import GROUP_BY
 from zoolens.data.split import parse_ratios
 from zoolens.data.transforms import Augmentation
 from zoolens.errors import ConfigError, setting
