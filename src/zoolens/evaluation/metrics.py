@@ -47,6 +47,45 @@ class Evaluation:
     def loss(self) -> float:
         return log_loss(self.y_true, self.probabilities)
 
+    # The figures under the names metrics.json and a loaded model's `inference.record.EvaluationRecord` give them.
+    @property
+    def images(self) -> int:
+        return len(self.y_true)
+
+    @property
+    def evaluated_on(self) -> str:
+        return self.description
+
+    @property
+    def precision_macro(self) -> float:
+        return self.report_dict()["macro avg"]["precision"]
+
+    @property
+    def recall_macro(self) -> float:
+        return self.report_dict()["macro avg"]["recall"]
+
+    @property
+    def f1_macro(self) -> float:
+        return self.report_dict()["macro avg"]["f1-score"]
+
+    @property
+    def precision_weighted(self) -> float:
+        return self.report_dict()["weighted avg"]["precision"]
+
+    @property
+    def recall_weighted(self) -> float:
+        return self.report_dict()["weighted avg"]["recall"]
+
+    @property
+    def f1_weighted(self) -> float:
+        return self.report_dict()["weighted avg"]["f1-score"]
+
+    @property
+    def per_class(self) -> dict[str, dict[str, float]]:
+        report = self.report_dict()
+        return {label: {k: report[name][k] for k in ("precision", "recall", "f1-score", "support")}
+                for label, name in zip(self.classes, self.shown)}
+
     def confusion(self) -> np.ndarray:
         return confusion_matrix(self.y_true, self.y_pred, len(self.classes))
 

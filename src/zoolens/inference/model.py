@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import logging
 import tempfile
 from pathlib import Path
@@ -20,6 +21,7 @@ from zoolens.data.images import open_image
 from zoolens.data.transforms import Preprocessing, cropped_pixels
 from zoolens.errors import ImageError, ZoolensError
 from zoolens.inference import bundle
+from zoolens.inference.record import EvaluationRecord, read_evaluation, read_history
 from zoolens.inference.prediction import (
     NONE_OF_THESE,
     NOT_SURE,
@@ -197,6 +199,28 @@ class Model:
         model._frozen = FrozenBackbone(kit, dropout)
         model._feature_networks = [dataclasses.replace(network, build=lambda: model.network.backbone)]
         return model
+
+    # Its results on the test part it held out, and its training history (one row per epoch): set by train() for a
+    # new model, read from its folder (evaluation/metrics.json, history.csv) the first time a loaded one is asked.
+    @functools.cached_property
+    def evaluation(self) -> EvaluationRecord | None:
+        return read_evaluation(self.path) if self.path is not None else None
+
+    @functools.cached_property
+    def history(self) -> list[dict] | None:
+        return read_history(self.path) if self.path is not None else None
+
+    def __repr__(self) -> str:
+        training = self.meta.get("training", {})
+        made = " ".join(str(part) for part in (self.meta.get("backbone", {}).get("name") or training.get("backbone"),
+                                               training.get("strategy")) if part)
+        shown = [self.name(c) for c in self.classes]
+        classes = ", ".join(shown[:6]) + (f", ... ({len(shown) - 6} more)" if len(shown) > 6 else "")
+        facts = [f"{len(self.classes)} classes: {classes}"]
+        if self.evaluation is not None:
+            facts.append(f"test accuracy {100 * self.evaluation.accuracy:.1f} %")
+        where = [repr(str(self.path))] if self.path is not None else []
+        return f"Model({', '.join(where + ([made] if made else []) + ['; '.join(facts)])})"
 
     @property
     def network(self) -> Classifier:

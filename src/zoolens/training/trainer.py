@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -288,13 +288,14 @@ def _reference_backbone(config: TrainConfig):
         return None
 
 
-def train(data: str | Path, out: str | Path | None = None, *, config: TrainConfig | None = None,
+def train(data: str | Path, out: str | Path | None = None, config: TrainConfig | None = None, *,
           split_file: str | Path | None = None, corrections: str | Path | None = None, progress: bool = True,
-          resume: bool = False, **options) -> Model:
+          resume: bool = False, **overrides) -> Model:
     """Train a classifier on DATA (class folders, or an already split folder) and save it to `out`.
 
-    Options are TrainConfig fields (backbone, strategy, optimizer, lr, epochs, ...). The returned Model
-    carries `.evaluation` (its test-part results) and `.history` (one row per epoch).
+    `config` (default `TrainConfig()`) with `overrides`, TrainConfig fields (backbone, strategy, optimizer, lr,
+    epochs, ...), replacing its own. The returned Model carries `.evaluation` (its test-part results) and `.history`
+    (one row per epoch), as the model loaded from `out` does.
     `corrections`: a corrections file (data/corrections.py) whose relabels and exclusions apply to the split;
     the photos are never touched, and the model records the file and its SHA-256.
     With `out`, every epoch is checkpointed to `<out>.partial/` (removed once the model is saved);
@@ -302,6 +303,7 @@ def train(data: str | Path, out: str | Path | None = None, *, config: TrainConfi
     zoolens's own files in it; `out` is refused, before any work, when it holds something else and no model,
     when it and DATA are inside one another, or while another zoolens writes it (`.<out>.lock` beside it).
     """
+    options = _overrides(overrides)
     if out is None:
         return _train(data, out, config=config, split_file=split_file, corrections=corrections, progress=progress,
                           resume=resume, **options)
@@ -318,6 +320,16 @@ def train(data: str | Path, out: str | Path | None = None, *, config: TrainConfi
         except BaseException:
             drop_unfinished_checkpoint(out)
             raise
+
+
+def _overrides(overrides: dict) -> dict:
+    """`train()`'s keyword options, each a TrainConfig field; ZoolensError naming one that is not."""
+    valid = [f.name for f in fields(TrainConfig)]
+    unknown = [name for name in overrides if name not in valid]
+    if unknown:
+        verb = "is not a setting" if len(unknown) == 1 else "are not settings"
+        raise ZoolensError(f"train(): {', '.join(map(repr, unknown))} {verb}; the settings are {', '.join(valid)}")
+    return overrides
 
 
 def _check_output(data: str | Path, out: str | Path) -> None:
