@@ -109,7 +109,7 @@ def register(subparsers) -> None:
                          help="a model folder (default: the 1000 ImageNet classes, no training)")
     desktop.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
                          help="answer 'not sure' below this probability")
-    desktop.add_argument("--open-set", default=DEFAULT_OPEN_SET, choices=OPEN_SET_MODES, help=OPEN_SET_HELP)
+    desktop.add_argument("--open-set", default=DEFAULT_OPEN_SET.value, choices=OPEN_SET_MODES, help=OPEN_SET_HELP)
     desktop.add_argument("--backbone", default=DEFAULT_BACKBONE, help="network for the ImageNet mode (no MODEL)")
     desktop.set_defaults(run=cmd_desktop)
 
@@ -124,7 +124,7 @@ def register(subparsers) -> None:
     web.add_argument("--breeds", metavar="MODEL", help="dog-breed model for the dog page (default runs/dog-breeds)")
     web.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
                      help="answer 'not sure' below this probability; the page's slider starts here")
-    web.add_argument("--open-set", default=DEFAULT_OPEN_SET, choices=OPEN_SET_MODES,
+    web.add_argument("--open-set", default=DEFAULT_OPEN_SET.value, choices=OPEN_SET_MODES,
                      help=OPEN_SET_HELP + "; the page's control starts here")
     web.add_argument("--review", metavar="DATA", help="add a page to review DATA's flagged photos (likely "
                      "mislabelled, copies across the split, outliers) and retrain on the corrections")
@@ -140,7 +140,7 @@ def register(subparsers) -> None:
                                                         "zoolens train <imagewoof> --out runs/dog-breeds)")
     dogs.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
                       help="answer 'not sure' below this probability")
-    dogs.add_argument("--open-set", default=DEFAULT_OPEN_SET, choices=OPEN_SET_MODES,
+    dogs.add_argument("--open-set", default=DEFAULT_OPEN_SET.value, choices=OPEN_SET_MODES,
                       help="whether a dog may be 'none of the breeds this model knows': on (default), strict or off")
     dogs.add_argument("--backbone", default=DEFAULT_BACKBONE, help="ImageNet network of the dog detector")
     dogs.add_argument("--audit", action="store_true",

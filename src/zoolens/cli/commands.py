@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from zoolens.choices import Engine
 from zoolens.cli.common import expand_inputs, refuse_unless, training_config
 from zoolens.errors import ZoolensError
 
@@ -184,7 +185,7 @@ def refuse_options_predict_ignores(args) -> None:
     refuse_unless(args, folder_job, ("sort_into", "summary", "workers", "limit", "engine", "camera_traps"),
                   "only with --out RESULTS.parquet: zoolens predict MODEL FOLDER --out RESULTS.parquet ...")
     refuse_unless(args, bool(args.sort_into), ("copy",), "only with --sort-into FOLDER (it copies the photos it sorts)")
-    refuse_unless(args, args.engine == "ray", ("ray_address", "concurrency"), "only with --engine ray")
+    refuse_unless(args, args.engine == Engine.RAY, ("ray_address", "concurrency"), "only with --engine ray")
     refuse_unless(args, not folder_job, ("csv",), "only for the photos listed here; a folder job (--out) writes "
                                                   "every row to RESULTS.parquet and the counts to --summary")
     refuse_unless(args, args.imagenet, ("groups", "backbone"),

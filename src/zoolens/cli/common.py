@@ -6,7 +6,7 @@ import argparse
 from dataclasses import fields
 from pathlib import Path
 
-from zoolens.choices import DEFAULT_BACKBONE, GROUP_BY
+from zoolens.choices import DEFAULT_BACKBONE, DEFAULT_RATIOS, GROUP_BY, Balance, Optimizer, Strategy
 from zoolens.errors import ZoolensError
 
 DATA_HELP = ("a folder of class folders (or of train/, val/ and test/ folders of them), a labels CSV (filepath,label "
@@ -69,11 +69,11 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE,
                         help="the pretrained network: mobilenet_v2, efficientnet_lite0, ... "
                              "(`zoolens models` lists them)")
-    parser.add_argument("--strategy", default="frozen", choices=["frozen", "finetune", "scratch"],
+    parser.add_argument("--strategy", default=Strategy.FROZEN.value, choices=Strategy.values(),
                         help="frozen: cached features + dense head (default); finetune: then train through the "
                              "backbone; scratch: a randomly initialised network")
     parser.add_argument("--unfreeze", type=int, default=0, help="finetune only the last N backbone blocks (0: all)")
-    parser.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "rmsprop"], help="optimizer")
+    parser.add_argument("--optimizer", default=Optimizer.ADAM.value, choices=Optimizer.values(), help="optimizer")
     parser.add_argument("--lr", type=float,
                         help="learning rate (default head 1e-3, sgd 1e-2; fine-tuning 3e-5 adam/rmsprop, 1e-4 sgd)")
     parser.add_argument("--epochs", type=int, help="most epochs (default 60 head, 5 fine-tuning)")
@@ -84,12 +84,12 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-smoothing", type=float, default=0.0,
                         help="share of each label spread over the other classes")
     parser.add_argument("--image-size", type=int, help="network input size (default: the backbone's)")
-    parser.add_argument("--balance", default="none", choices=["none", "weighted"],
+    parser.add_argument("--balance", default=Balance.NONE.value, choices=Balance.values(),
                         help="weighted: every class counts the same in the loss however many photos it has "
                              "(for unbalanced classes)")
     parser.add_argument("--no-augment", action="store_true",
                         help="fine-tune or train from scratch without augmentation")
-    parser.add_argument("--ratios", default="70/10/20", help="train/val/test split")
+    parser.add_argument("--ratios", default=DEFAULT_RATIOS, help="train/val/test split")
     parser.add_argument("--seed", type=int, default=0, help="the split, the initial weights and the batches' order")
     parser.add_argument("--accelerator", default="auto", help="auto, cpu or gpu")
     parser.add_argument("--devices", default="auto",
@@ -104,7 +104,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
 def training_config(args):
     from zoolens.training.config import TrainConfig
 
-    refuse_unless(args, args.strategy != "frozen", ("no_augment",),
+    refuse_unless(args, args.strategy != Strategy.FROZEN, ("no_augment",),
                   "has nothing to change with --strategy frozen: its head trains on cached features, never augmented")
     options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     return TrainConfig(**options, augmentation=None if args.no_augment else TrainConfig().augmentation)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from zoolens.choices import DEFAULT_BACKBONE, EXPLAIN_CHOICES
+from zoolens.choices import DEFAULT_BACKBONE, EXPLAIN_CHOICES, Explanation
 from zoolens.cli.common import MODEL_HELP
 from zoolens.errors import ZoolensError
 
@@ -57,7 +57,7 @@ def register(subparsers) -> None:
                          help="a model folder, then photos or folders of photos (with --imagenet: photos only)")
     explain.add_argument("--imagenet", action="store_true", help="no model: explain the pretrained ImageNet network")
     explain.add_argument("--backbone", default=DEFAULT_BACKBONE, help="network for --imagenet")
-    explain.add_argument("--method", default="gradcam", choices=EXPLAIN_CHOICES,
+    explain.add_argument("--method", default=Explanation.GRADCAM.value, choices=EXPLAIN_CHOICES,
                          help="Grad-CAM (where the last convolutions looked), saliency (which pixels mattered) or both")
     explain.add_argument("--out", metavar="FOLDER", default="explanations", help="folder for the PNGs")
     explain.add_argument("--batch-size", type=int, default=16, help="photos explained at once")

@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 from zoolens import __version__
-from zoolens.choices import DEFAULT_BACKBONE, DEFAULT_OPEN_SET, OPEN_SET_MODES
+from zoolens.choices import DEFAULT_BACKBONE, DEFAULT_OPEN_SET, DEFAULT_RATIOS, OPEN_SET_MODES, Engine, ExportFormat
 from zoolens.cli.commands import (
     cmd_data_inspect,
     cmd_data_issues,
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.set_defaults(run=cmd_data_inspect, unfinished_outputs=ONE_SHOT_OUTPUTS)
     split = data.add_parser("split", help="write a stratified train/val/test manifest (CSV); no file is moved")
     split.add_argument("data", metavar="DATA", help=DATA_HELP)
-    split.add_argument("--ratios", default="70/10/20", help="train/val/test, or train/test")
+    split.add_argument("--ratios", default=DEFAULT_RATIOS, help="train/val/test, or train/test")
     split.add_argument("--seed", type=int, default=0, help="which photos go where: the same seed, the same split")
     split.add_argument("--out", metavar="MANIFEST.csv", help="manifest file (default: ./<folder>-split.csv)")
     add_grouping_options(split)
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     issues.add_argument("--backbone", default=DEFAULT_BACKBONE, help="the pretrained network whose features judge")
     issues.add_argument("--split", metavar="MANIFEST.csv", help="the split to check for leaks (default: the one "
                                                                 "`zoolens train` makes with --ratios and --seed)")
-    issues.add_argument("--ratios", default="70/10/20", help="train/val/test split")
+    issues.add_argument("--ratios", default=DEFAULT_RATIOS, help="train/val/test split")
     issues.add_argument("--seed", type=int, default=0, help="which photos go where")
     add_grouping_options(issues)
     add_corrections_option(issues)
@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--unknown", action="append", metavar="FOLDER",
                           help="photos of none of the model's classes (people, objects, other species; any layout): "
                                "how many it accepts as a class, how many of its own it turns away, AUROC (repeatable)")
-    evaluate.add_argument("--open-set", default=DEFAULT_OPEN_SET, choices=OPEN_SET_MODES,
+    evaluate.add_argument("--open-set", default=DEFAULT_OPEN_SET.value, choices=OPEN_SET_MODES,
                           help="the open-set mode to measure")
     evaluate.set_defaults(run=cmd_evaluate, unfinished_outputs=ONE_SHOT_OUTPUTS)
 
@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=int, default=3, help="how many of the likeliest classes to show")
     predict.add_argument("--min-confidence", type=float,
                          help="answer 'not sure' below this probability (on top of the model's calibrated threshold)")
-    predict.add_argument("--open-set", default=DEFAULT_OPEN_SET, choices=OPEN_SET_MODES,
+    predict.add_argument("--open-set", default=DEFAULT_OPEN_SET.value, choices=OPEN_SET_MODES,
                          help="'none of these' for people, objects, empty frames and other species: on (default, "
                               "turns away 2%% of the model's own validation photos), strict (5%%) or off")
     predict.add_argument("--csv", metavar="FILE.csv", help="also write one row per photo to this CSV")
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--summary", metavar="CSV", help="per-folder counts (default: RESULTS-summary.csv beside it)")
     batch.add_argument("--workers", type=int, help="photo-decoding processes (default: CPU count, at most 4)")
     batch.add_argument("--limit", type=int, help="stop after this many new photos (the next run goes on)")
-    batch.add_argument("--engine", default="local", choices=["local", "ray"],
+    batch.add_argument("--engine", default=Engine.LOCAL.value, choices=Engine.values(),
                        help="local (default) or ray: the same job on Ray Data (pip install 'zoolens[scale]')")
     batch.add_argument("--ray-address", help="with --engine ray: a running cluster, e.g. ray://host:10001 "
                                              "(default: start a local one)")
@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="the whole classifier as one ONNX file, for deployment")
     export.add_argument("model", metavar="MODEL", help=MODEL_HELP)
-    export.add_argument("--format", default="onnx", choices=["onnx"], help="file format")
+    export.add_argument("--format", default=ExportFormat.ONNX.value, choices=ExportFormat.values(), help="file format")
     export.add_argument("--out", metavar="FILE.onnx", help="file to write (default MODEL/model.onnx)")
     export.add_argument("--check", metavar="DATA", help="compare with PyTorch on these photos (default: its test part)")
     export.set_defaults(run=cmd_export, unfinished_outputs=ONE_SHOT_OUTPUTS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from zoolens.choices import TuneMethod
 from zoolens.cli.common import refuse_unless
 
 
@@ -96,7 +97,7 @@ def register(commands) -> None:
     tune.add_argument("data", metavar="DATA", help=DATA_HELP)
     tune.add_argument("--out", metavar="FOLDER", required=True, help="folder for trials.csv and best_config.json")
     tune.add_argument("--trials", type=int, default=20, help="how many settings to try")
-    tune.add_argument("--method", default="tpe", choices=["tpe", "random", "grid"],
+    tune.add_argument("--method", default=TuneMethod.TPE.value, choices=TuneMethod.values(),
                       help="tpe (Optuna's guided search), random or grid")
     tune.add_argument("--quiet", action="store_true", help="no progress output")
     add_corrections_option(tune)

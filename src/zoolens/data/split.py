@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoolens.choices import DEFAULT_RATIOS, SplitPart
 from zoolens.data.camera_trap import DEFAULT_SEQUENCE_GAP_S
 from zoolens.data.folders import ImageFolder, Sample
 from zoolens.data.grouping import Groups, groups_across_parts, resolve_group_by, sample_groups
@@ -20,7 +21,8 @@ from zoolens.errors import ConfigError, ZoolensError
 from zoolens.files import regular_file, relative_inside, replaced_atomically
 from zoolens.spreadsheet import from_cell, to_cells
 
-ROLES = ("train", "val", "test")
+ROLES = SplitPart.values()  # the order a manifest lists them in
+TRAIN, VAL, TEST = ROLES  # plain words in the rows, as a manifest read back has them
 # Share of a train part held out for early stopping when the user's split has no validation part.
 CARVED_VAL_SHARE = 0.125
 MAX_MANIFEST_BYTES = 1 << 30  # ten million rows of long paths; a larger split.csv is refused unread
@@ -94,7 +96,7 @@ def _stratified_rows(samples: list[Sample], ratios, seed: int) -> list[tuple[Sam
         order = np.random.default_rng(_class_seed(seed, label)).permutation(len(members))
         n_train, n_val, _ = _allocate(len(members), ratios)
         for rank, index in enumerate(order):
-            role = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
+            role = TRAIN if rank < n_train else VAL if rank < n_train + n_val else TEST
             rows.append((members[index], role))
     return rows
 
@@ -111,7 +113,7 @@ def _grouped_rows(samples: list[Sample], groups: Groups, ratios, seed: int) -> l
     # scikit-learn deals no more folds than there are groups, nor than the largest class has photos
     folds = min(GROUPED_FOLDS, len(set(names)), max(labels.count(label) for label in set(labels)))
     if folds < 2:
-        return [(sample, "train") for sample in ordered]
+        return [(sample, TRAIN) for sample in ordered]
     fold_of = np.zeros(len(ordered), dtype=int)
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed % 2**32)
     with warnings.catch_warnings():  # "the least populated class has fewer members than n_splits": it still deals
@@ -140,7 +142,7 @@ def _parts_of_folds(sizes: np.ndarray, ratios, seed: int) -> list[str]:
 def _train_every_class(samples: list[Sample], names: list[str], roles: list[str]) -> None:
     for label in sorted({s.label for s in samples}):
         members = [i for i, s in enumerate(samples) if s.label == label]
-        if any(roles[i] == "train" for i in members):
+        if any(roles[i] == TRAIN for i in members):
             continue
         size = {name: names.count(name) for name in {names[i] for i in members}}
         smallest = min(size, key=lambda name: (size[name], name))
@@ -148,18 +150,18 @@ def _train_every_class(samples: list[Sample], names: list[str], roles: list[str]
                  label, size[smallest])
         for i, name in enumerate(names):
             if name == smallest:
-                roles[i] = "train"
+                roles[i] = TRAIN
 
 
 def _carve_validation(rows, seed: int, groups: Groups | None = None) -> list[tuple[Sample, str]]:
-    train = [sample for sample, role in rows if role == "train"]
-    rest = [(sample, role) for sample, role in rows if role != "train"]
+    train = [sample for sample, role in rows if role == TRAIN]
+    rest = [(sample, role) for sample, role in rows if role != TRAIN]
     shares = (1 - CARVED_VAL_SHARE, CARVED_VAL_SHARE, 0.0)
     carved = _grouped_rows(train, groups, shares, seed) if groups else _stratified_rows(train, shares, seed)
     return carved + rest
 
 
-def split_folder(folder: ImageFolder, ratios="70/10/20", seed: int = 0, group_by: str | None = None,
+def split_folder(folder: ImageFolder, ratios=DEFAULT_RATIOS, seed: int = 0, group_by: str | None = None,
                  sequence_gap: float = DEFAULT_SEQUENCE_GAP_S) -> Manifest:
     """Assign every photo a role. A folder that is already split (or a labels CSV with a split column) keeps its
     parts: a missing validation part is carved from train, and a `val` folder with no `test` beside it is the
@@ -171,10 +173,10 @@ def split_folder(folder: ImageFolder, ratios="70/10/20", seed: int = 0, group_by
     groups = sample_groups(folder, folder.samples, by, sequence_gap) if by else None
     if folder.presplit:
         roles = dict(folder.parts)
-        if "test" not in roles.values():
-            roles = {path: ("test" if role == "val" else role) for path, role in roles.items()}
+        if TEST not in roles.values():
+            roles = {path: (TEST if role == VAL else role) for path, role in roles.items()}
         rows = [(sample, roles[sample.path]) for sample in folder.samples]
-        if "val" not in roles.values():
+        if VAL not in roles.values():
             rows = _carve_validation(rows, seed, groups)
     else:
         ratios = parse_ratios(ratios) if isinstance(ratios, str) else tuple(ratios)
@@ -231,7 +233,7 @@ def _manifest_row(path: Path, root: Path, line: int, row: dict) -> tuple[Sample,
     return Sample(root / relative, label), role
 
 
-def split_or_manifest(folder: ImageFolder, ratios="70/10/20", seed: int = 0,
+def split_or_manifest(folder: ImageFolder, ratios=DEFAULT_RATIOS, seed: int = 0,
                       split_file: str | Path | None = None, group_by: str | None = None,
                       sequence_gap: float = DEFAULT_SEQUENCE_GAP_S) -> Manifest:
     """The split a run works on: the manifest `split_file` when one is given, else `folder` split by `ratios`, `seed`
@@ -254,6 +256,6 @@ def read_manifest(path: str | Path, root: str | Path) -> Manifest:
         raise ZoolensError(f"{path}: cannot read the split manifest ({error})") from None
     unknown = {role for _, role in rows} - set(ROLES)
     if unknown:
-        raise ZoolensError(f"{path}: unknown split names {sorted(unknown)} (expected train, val, test)")
+        raise ZoolensError(f"{path}: unknown split names {sorted(unknown)} (expected {', '.join(ROLES)})")
     classes = sorted({sample.label for sample, _ in rows})
     return Manifest(root=root, classes=classes, rows=rows)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoolens.choices import DEFAULT_OPEN_SET, OpenSetMode, plain
 from zoolens.data.folders import walk_files
 from zoolens.data.images import is_image_name
 from zoolens.errors import ConfigError
@@ -40,7 +41,7 @@ SCORE_WITHOUT_CHECK = "1 - calibrated max probability (this model has no open-se
 
 
 # ---- the unknown-ness score ----------------------------------------------------------------------
-def unknown_score(check, scores, confidence: np.ndarray, mode: str = "on") -> np.ndarray:
+def unknown_score(check, scores, confidence: np.ndarray, mode: str = OpenSetMode.ON) -> np.ndarray:
     """How unlike the model's own photos each photo is, in units of its thresholds: the largest of
     distance/t_distance, t_animal/animal, t_known/known (the known-kinds check) and t_confidence/confidence,
     so that above 1 means turned away (mode "off" is scored with the "on" thresholds). Without an open-set
@@ -48,7 +49,7 @@ def unknown_score(check, scores, confidence: np.ndarray, mode: str = "on") -> np
     confidence = np.asarray(confidence, np.float64)
     if check is None:
         return 1.0 - confidence
-    limits = check.thresholds.get(mode) or check.thresholds["on"]
+    limits = check.thresholds.get(mode) or check.thresholds[OpenSetMode.ON]
     parts = [np.asarray(scores.distance, np.float64) / limits.distance,
              limits.confidence / np.maximum(confidence, 1e-12)]
     below_checks = ((limits.animal, scores.animal), (limits.known, scores.known))
@@ -160,7 +161,7 @@ class OpenSetEvaluation:
     def summary(self) -> dict:
         every = self.all_unknown
         return _json_safe({
-            "mode": self.mode,
+            "mode": plain(self.mode),
             "method": self.method.get("method", "none (not fitted)"),
             "thresholds": self.method.get("thresholds", {}).get(self.mode),
             "score": self.score,
@@ -218,7 +219,7 @@ def _json_safe(value):
     return value
 
 
-def evaluate_open_set(model, evaluation: Evaluation, unknown_folders: list[Path], open_set: str = "on",
+def evaluate_open_set(model, evaluation: Evaluation, unknown_folders: list[Path], open_set: str = DEFAULT_OPEN_SET,
                       progress: bool = True) -> OpenSetEvaluation:
     """The model's answers, under mode `open_set`, for its known test photos (`evaluation`) and for every
     image file below each of `unknown_folders` (photos of none of its classes)."""

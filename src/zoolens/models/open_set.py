@@ -26,12 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
+from zoolens.choices import DEFAULT_OPEN_SET_SHARE, OpenSetMode
 from zoolens.errors import ZoolensError
 from zoolens.models.probabilities import softmax
 
 OPEN_SET_FILE = "open_set.safetensors"
-DEFAULT_SHARE = 0.02  # of the model's own validation photos turned away, "not sure" included
+DEFAULT_SHARE = DEFAULT_OPEN_SET_SHARE  # of the model's own validation photos turned away, "not sure" included
 STRICT_SHARE = 0.05
+FITTED_MODES = {OpenSetMode.ON.value, OpenSetMode.STRICT.value}  # the modes with thresholds ("off" has none)
 NOT_SURE_BELOW = 0.5  # calibrated probability under which the best guess is more likely wrong than right
 NEIGHBOURS = 10  # measured: k=10 beat 1 and 5 on animals3 and Imagewoof (benchmarks/open_set.py)
 BANK_PER_CLASS = 1000  # training photos kept per class (float16): 2.5 MB per 1000 photos at 1280 dims
@@ -109,7 +111,7 @@ class OpenSetCheck:
     bank: np.ndarray  # (N, D) L2-normalised training features
     bank_labels: np.ndarray  # (N,) their class indices
     neighbours: int
-    thresholds: dict[str, Thresholds]  # "on" and "strict"
+    thresholds: dict[str, Thresholds]  # OpenSetMode.ON and .STRICT (plain words when loaded)
     imagenet: ImageNetHead | None = None  # None: the animal check is off
     summary: dict = field(default_factory=dict)  # what zoolens.json records
     known_categories: np.ndarray | None = None  # ImageNet categories that are the top-1 of training photos
@@ -133,9 +135,9 @@ class OpenSetCheck:
                              probabilities[:, self.imagenet.person_indices()].sum(axis=1), probabilities.argmax(axis=1),
                              known)
 
-    def reasons(self, scores: OpenSetScores, mode: str = "on") -> list[str | None]:
+    def reasons(self, scores: OpenSetScores, mode: str = OpenSetMode.ON) -> list[str | None]:
         """For each photo, why it is none of these (NO_ANIMAL, PERSON, UNLIKE_TRAINING...), or None."""
-        if mode == "off":
+        if mode == OpenSetMode.OFF:
             return [None] * len(scores.distance)
         limits = self.thresholds[mode]
         found: list[str | None] = []
@@ -161,7 +163,7 @@ class OpenSetCheck:
 
         tensors = {"bank": self.bank.astype(np.float16), "bank_labels": self.bank_labels.astype(np.int32)}
         metadata = {"neighbours": str(self.neighbours),
-                    "thresholds": json.dumps({mode: vars(t) for mode, t in self.thresholds.items()})}
+                    "thresholds": json.dumps({str(mode): vars(t) for mode, t in self.thresholds.items()})}
         if self.imagenet is not None:
             tensors["imagenet_weight"] = self.imagenet.weight.astype(np.float16)
             tensors["imagenet_bias"] = self.imagenet.bias.astype(np.float32)
@@ -201,7 +203,7 @@ class OpenSetCheck:
                 raise ValueError("known ImageNet categories out of range")
             if not 1 <= check.neighbours <= 1000:
                 raise ValueError(f"neighbours {check.neighbours} out of range")
-            if set(thresholds) != {"on", "strict"} or check.bank.ndim != 2 or len(check.bank) != len(check.bank_labels):
+            if set(thresholds) != FITTED_MODES or check.bank.ndim != 2 or len(check.bank) != len(check.bank_labels):
                 raise ValueError("unexpected contents")
             if imagenet is not None and imagenet.weight.shape[1] != check.bank.shape[1]:
                 raise ValueError("ImageNet classifier does not fit the features")
@@ -353,7 +355,7 @@ def fit_open_set(train_features: np.ndarray, train_labels: np.ndarray, val_featu
                      f"{MIN_CALIBRATION_PHOTOS}"
         notes.append("few validation photos: thresholds are rough")
     thresholds, figures = {}, {}
-    for mode, mode_share in (("on", share), ("strict", max(share, STRICT_SHARE))):
+    for mode, mode_share in ((OpenSetMode.ON.value, share), (OpenSetMode.STRICT.value, max(share, STRICT_SHARE))):
         thresholds[mode], figures[mode] = _thresholds_for(calibration, mode_share)
     summary = {
         "method": f"{NEIGHBOURS}th-nearest-neighbour cosine distance to training features"

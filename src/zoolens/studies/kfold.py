@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import json
 import logging
+import numbers
 from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from zoolens.choices import Interval
 from zoolens.data.corrections import corrected
 from zoolens.data.folders import scan_folder
 from zoolens.data.split import Manifest, split_folder, write_manifest
-from zoolens.errors import ConfigError, ZoolensError, setting
+from zoolens.errors import ZoolensError, setting
 from zoolens.evaluation.evaluate import evaluate_samples
 from zoolens.files import check_apart
 from zoolens.inference.bundle import check_model_target, move_model, remove_model
@@ -55,8 +57,7 @@ def fold_manifests(manifest: Manifest, k: int, seed: int) -> list[Manifest]:
 def run_kfold(data: str | Path, out: str | Path, k: int = 5, config: TrainConfig | None = None,
               progress: bool = True, corrections: str | Path | None = None) -> dict:
     config = (config or TrainConfig()).on_one_device()
-    if k < 2:
-        raise ConfigError("k", f"must be at least 2, not {k}")
+    Interval(numbers.Integral, 2, None, closed="left").check("k", k)
     out = Path(out)
     check_apart(data, out)  # before anything is written: never among the photos, never around them
     for name in ["best", *(f"fold-{number}" for number in range(1, k + 1))]:

@@ -20,6 +20,7 @@ import textwrap
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from zoolens.choices import DEFAULT_BACKBONE, DEFAULT_RATIOS, Strategy
 from zoolens.errors import ZoolensError
 from zoolens.models.available import backbone_source, offline_weights_available, registered_backbones
 
@@ -89,7 +90,7 @@ def _choose_backbone(candidates, strategy: str, where: str) -> str:
     if isinstance(candidates, str):
         return candidates
     for name in candidates:
-        if strategy == "scratch" or backbone_source(name) == "zoolens" or offline_weights_available(name):
+        if strategy == Strategy.SCRATCH or backbone_source(name) == "zoolens" or offline_weights_available(name):
             return name
     raise ZoolensError(f"{where}: none of {candidates} has pretrained weights available offline")
 
@@ -130,10 +131,10 @@ def load_study(source: str, budget: str | None = None) -> StudySpec:
             raise ZoolensError(f"{where}: experiment {number} must be a mapping of options")
         options = {**defaults, **entry}
         _check_options(options, f"{where} experiment {number}")
-        strategy = options.get("strategy", "frozen")
+        strategy = options.get("strategy", Strategy.FROZEN.value)
         options.update(limits.get("all", {}), **limits.get(strategy, {}))
         entry_name = str(options.pop("name", f"run-{number}"))
-        for name, backbone in _backbone_runs(entry_name, options.get("backbone", "mobilenet_v2"), strategy, where):
+        for name, backbone in _backbone_runs(entry_name, options.get("backbone", DEFAULT_BACKBONE), strategy, where):
             if not re.fullmatch(r"[A-Za-z0-9._-]+", name) or name in names:
                 raise ZoolensError(f"{where}: experiment name {name!r} must be unique, letters/digits/._- only")
             names.add(name)
@@ -142,7 +143,7 @@ def load_study(source: str, budget: str | None = None) -> StudySpec:
     return StudySpec(
         name=str(data.get("name", Path(where).stem)),
         description=" ".join(str(data.get("description", "")).split()),
-        ratios=str(split.get("ratios", "70/10/20")),
+        ratios=str(split.get("ratios", DEFAULT_RATIOS)),
         seed=int(split.get("seed", 0)),
         experiments=experiments,
         budgets=tuple(budgets),

@@ -9,6 +9,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+from zoolens.choices import OneOf, Optimizer, TuneMethod, plain
 from zoolens.data.corrections import corrected
 from zoolens.data.folders import scan_folder
 from zoolens.data.split import split_folder, write_manifest
@@ -20,7 +21,7 @@ from zoolens.training.trainer import train
 log = logging.getLogger(__name__)
 
 GRID = {
-    "optimizer": ["adam", "rmsprop", "sgd"],
+    "optimizer": [Optimizer.ADAM.value, Optimizer.RMSPROP.value, Optimizer.SGD.value],
     "lr": [3e-4, 1e-3, 3e-3, 1e-2],
     "dropout": [0.2, 0.5],
 }
@@ -29,11 +30,11 @@ EPOCH_CHOICES = [20, 60]
 
 def searched_settings(method: str) -> tuple[str, ...]:
     """The TrainConfig fields a search chooses for each trial (what it is given for them would be ignored)."""
-    return tuple(GRID) if method == "grid" else (*GRID, "epochs")
+    return tuple(GRID) if method == TuneMethod.GRID else (*GRID, "epochs")
 
 
 def _suggest(trial, method: str) -> dict:
-    if method == "grid":
+    if method == TuneMethod.GRID:
         return {name: trial.suggest_categorical(name, values) for name, values in GRID.items()}
     return {
         "optimizer": trial.suggest_categorical("optimizer", GRID["optimizer"]),
@@ -46,15 +47,16 @@ def _suggest(trial, method: str) -> dict:
 def _sampler(method: str, seed: int):
     import optuna
 
-    if method == "grid":
+    if method == TuneMethod.GRID:
         return optuna.samplers.GridSampler(GRID, seed=seed)
-    if method == "random":
+    if method == TuneMethod.RANDOM:
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
 
 
-def run_tune(data: str | Path, out: str | Path, trials: int = 20, method: str = "tpe",
+def run_tune(data: str | Path, out: str | Path, trials: int = 20, method: str = TuneMethod.TPE,
              config: TrainConfig | None = None, progress: bool = True, corrections: str | Path | None = None) -> dict:
+    OneOf(TuneMethod).check("method", method)
     require_extra("optuna", "studies", "zoolens tune")
     import optuna
 
@@ -65,7 +67,7 @@ def run_tune(data: str | Path, out: str | Path, trials: int = 20, method: str = 
     out.mkdir(parents=True, exist_ok=True)
     manifest, _ = corrected(split_folder(scan_folder(data), config.ratios, config.seed), corrections)
     split_file = write_manifest(manifest, out / "split.csv")
-    if method == "grid":
+    if method == TuneMethod.GRID:
         trials = min(trials, len(GRID["optimizer"]) * len(GRID["lr"]) * len(GRID["dropout"]))
     records = []
 
@@ -87,7 +89,7 @@ def run_tune(data: str | Path, out: str | Path, trials: int = 20, method: str = 
                        progress=progress)
     default_model = train(data, None, config=config, split_file=split_file, progress=False)
     summary = {
-        "method": method,
+        "method": plain(method),
         "trials": len(records),
         "best_config": best_options,
         "best_val_loss": study.best_value,

@@ -3,24 +3,43 @@ without loading PyTorch, so that a wrong setting is refused at once and the comm
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass, field, replace
+from typing import ClassVar
 
-from zoolens.choices import DEFAULT_BACKBONE, GROUP_BY
+from zoolens.choices import (
+    AT_LEAST_1,
+    DEFAULT_BACKBONE,
+    DEFAULT_RATIOS,
+    Balance,
+    Constraint,
+    GroupBy,
+    Interval,
+    OneOf,
+    Optimizer,
+    PhaseKind,
+    PhaseName,
+    Satisfies,
+    Strategy,
+    as_members,
+    check_parameters,
+    plain,
+)
 from zoolens.data.camera_trap import DEFAULT_SEQUENCE_GAP_S
 from zoolens.data.split import parse_ratios
 from zoolens.data.transforms import Augmentation
 from zoolens.errors import ConfigError, setting
 from zoolens.models.open_set import DEFAULT_SHARE
 
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
+OPTIMIZERS = Optimizer.values()
 
 
 @dataclass(frozen=True)
 class Phase:
     """One stage of a training strategy, resolved before training starts (and recorded in zoolens.json)."""
 
-    name: str  # "head", "finetune" or "scratch"
-    on: str  # "features": the dense head on cached frozen features; "photos": through the backbone
+    name: PhaseName
+    on: PhaseKind  # FEATURES: the dense head on cached frozen features; PHOTOS: through the backbone
     lr: float
     epochs: int  # at most: early stopping on the validation loss ends it sooner
     patience: int
@@ -28,16 +47,19 @@ class Phase:
     learns_batchnorm: bool = False  # on photos: batch-norm statistics learnt (a new network) or kept (pretrained)
     must_beat_start: bool = False  # keep the network it started from unless an epoch beats its validation loss
 
+    def to_dict(self) -> dict:
+        """Plain data for zoolens.json: the name and kind as their words."""
+        return {name: plain(value) for name, value in asdict(self).items()}
 
-STRATEGIES = ("frozen", "finetune", "scratch")
-# "weighted": each class's photos weigh in the loss as much as any other class's in all, so that a class with few
-# photos is not given up for the large ones (what `zoolens data issues` suggests for an unbalanced dataset).
-BALANCES = ("none", "weighted")
+
+STRATEGIES = Strategy.values()
+BALANCES = Balance.values()
 # Whole-network learning rates: adaptive optimizers' first steps move every weight by about lr, so they
 # need a small one (measured: 1e-4 made validation loss worse than the warm head, 3e-5 improved on it).
-HEAD_LR = {"adam": 1e-3, "rmsprop": 1e-3, "sgd": 1e-2}
-FINETUNE_LR = {"adam": 3e-5, "rmsprop": 3e-5, "sgd": 1e-4}  # SGD at 1e-3 collapsed on CIFAR animals (measured)
-SCRATCH_LR = {"adam": 1e-3, "rmsprop": 1e-3, "sgd": 1e-2}
+HEAD_LR = {Optimizer.ADAM: 1e-3, Optimizer.RMSPROP: 1e-3, Optimizer.SGD: 1e-2}
+# SGD at 1e-3 collapsed on CIFAR animals (measured)
+FINETUNE_LR = {Optimizer.ADAM: 3e-5, Optimizer.RMSPROP: 3e-5, Optimizer.SGD: 1e-4}
+SCRATCH_LR = {Optimizer.ADAM: 1e-3, Optimizer.RMSPROP: 1e-3, Optimizer.SGD: 1e-2}
 # Where and how fast a run goes, not what it learns: left out when comparing runs' settings.
 WHERE_IT_RUNS = ("accelerator", "devices", "num_nodes", "workers")
 
@@ -45,8 +67,8 @@ WHERE_IT_RUNS = ("accelerator", "devices", "num_nodes", "workers")
 @dataclass
 class TrainConfig:
     backbone: str = DEFAULT_BACKBONE
-    strategy: str = "frozen"
-    optimizer: str = "adam"
+    strategy: Strategy = Strategy.FROZEN
+    optimizer: Optimizer = Optimizer.ADAM
     lr: float | None = None  # default: 1e-3 for the head, FINETUNE_LR when fine-tuning
     epochs: int | None = None  # default: 60 for the head (early stopping ends it sooner), 5 fine-tuning
     batch_size: int = 32
@@ -54,11 +76,11 @@ class TrainConfig:
     weight_decay: float = 1e-4
     dropout: float = 0.5  # measured best of 0.2/0.5 on animals3 (98.7 % vs 98.3 %) with Imagewoof within noise
     label_smoothing: float = 0.0
-    ratios: str = "70/10/20"
+    ratios: str = DEFAULT_RATIOS
     seed: int = 0
     # What the split keeps in one part (data.grouping): None, the data's own way (camera-trap labels by event, class
     # folders photo by photo), or event / camera / site / none
-    group_by: str | None = None
+    group_by: GroupBy | None = None
     sequence_gap: float = DEFAULT_SEQUENCE_GAP_S  # seconds between two frames of one event
     image_size: int | None = None  # default: the backbone's own input size
     augmentation: Augmentation | None = field(default_factory=Augmentation)
@@ -69,61 +91,67 @@ class TrainConfig:
     num_nodes: int = 1
     workers: int | None = None
     open_set_share: float = DEFAULT_SHARE  # of the validation photos the open-set check may turn away
-    balance: str = "none"
+    balance: Balance = Balance.NONE
+
+    # What each setting may be, declared once; `validate` walks it in this order, then the rules between settings.
+    PARAMETER_CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
+        "strategy": OneOf(Strategy),
+        "balance": OneOf(Balance),
+        "optimizer": OneOf(Optimizer),
+        "lr": Interval(numbers.Real, 0, None, closed="neither", optional=True),
+        "epochs": Interval(numbers.Integral, 0, None, closed="neither", optional=True),
+        "image_size": Interval(numbers.Integral, 0, None, closed="neither", optional=True),
+        "ratios": Satisfies(parse_ratios),
+        "group_by": OneOf(GroupBy, optional=True),
+        "sequence_gap": Interval(numbers.Real, 0, None, closed="left", words="0 seconds or more"),
+        "unfreeze": Interval(numbers.Integral, 0, None, closed="left", words="0 (all blocks) or more"),
+        "num_nodes": AT_LEAST_1,
+        "batch_size": AT_LEAST_1,
+        "dropout": Interval(numbers.Real, 0, 1, closed="left"),
+        "open_set_share": Interval(numbers.Real, 0, 0.5, closed="neither"),
+        "head_epochs": AT_LEAST_1,
+        "patience": Interval(numbers.Integral, 0, None, closed="left"),
+        "weight_decay": Interval(numbers.Real, 0, None, closed="left"),
+        "label_smoothing": Interval(numbers.Real, 0, 1, closed="both"),
+        "seed": Interval(numbers.Integral, 0, None, closed="left"),
+        "workers": Interval(numbers.Integral, 0, None, closed="left", optional=True),
+    }
+
+    def __post_init__(self):
+        for name, member in as_members(self, self.PARAMETER_CONSTRAINTS).items():
+            setattr(self, name, member)
 
     def validate(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ConfigError("strategy", f"{self.strategy!r}: choose from {', '.join(STRATEGIES)}")
-        if self.balance not in BALANCES:
-            raise ConfigError("balance", f"{self.balance!r}: choose from {', '.join(BALANCES)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError("optimizer", f"{self.optimizer!r}: choose from {', '.join(OPTIMIZERS)}")
-        for name in ("lr", "epochs", "image_size"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(name, f"must be positive, not {value}")
-        parse_ratios(self.ratios)
-        if self.group_by is not None and self.group_by not in GROUP_BY:
-            raise ConfigError("group_by", f"{self.group_by!r}: choose from {', '.join(GROUP_BY)}")
-        if not self.sequence_gap >= 0:
-            raise ConfigError("sequence_gap", f"must be 0 seconds or more, not {self.sequence_gap}")
-        if self.unfreeze < 0:
-            raise ConfigError("unfreeze", f"must be 0 (all blocks) or more, not {self.unfreeze}")
-        if self.unfreeze and self.strategy != "finetune":
+        """Refuses, in one line naming the field, the first setting out of its declared constraints, then the
+        settings that do not go together."""
+        check_parameters(self, self.PARAMETER_CONSTRAINTS)
+        if self.unfreeze and self.strategy != Strategy.FINETUNE:
             raise ConfigError("unfreeze", f"chooses which blocks fine-tuning trains: it needs {setting('strategy')} "
                                           f"finetune, not {self.strategy}")
-        if self.num_nodes < 1:
-            raise ConfigError("num_nodes", f"must be at least 1, not {self.num_nodes}")
-        if self.batch_size < 1:
-            raise ConfigError("batch_size", f"must be at least 1, not {self.batch_size}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError("dropout", f"must be in [0, 1), not {self.dropout}")
-        if not 0 < self.open_set_share < 0.5:
-            raise ConfigError("open_set_share", f"must be above 0 and below 0.5, not {self.open_set_share}")
 
     def phases(self) -> list[Phase]:
         """The strategy as data: what trains in turn, on what, at which learning rate and for how many epochs.
         `lr` and `epochs` apply to the strategy's last phase; the others keep their defaults."""
-        frozen = self.strategy == "frozen"
-        head = Phase("head", "features", self.lr if frozen and self.lr else HEAD_LR[self.optimizer],
+        frozen = self.strategy == Strategy.FROZEN
+        head = Phase(PhaseName.HEAD, PhaseKind.FEATURES, self.lr if frozen and self.lr else HEAD_LR[self.optimizer],
                      self.epochs if frozen and self.epochs else self.head_epochs, self.patience)
-        if self.strategy == "frozen":
+        if self.strategy == Strategy.FROZEN:
             return [head]
-        if self.strategy == "finetune":
-            return [head, Phase("finetune", "photos", self.lr or FINETUNE_LR[self.optimizer], self.epochs or 5,
-                                self.patience, unfreeze=self.unfreeze, must_beat_start=True)]
-        return [Phase("scratch", "photos", self.lr or SCRATCH_LR[self.optimizer], self.epochs or 10, self.patience,
-                      unfreeze=0, learns_batchnorm=True)]
+        if self.strategy == Strategy.FINETUNE:
+            return [head, Phase(PhaseName.FINETUNE, PhaseKind.PHOTOS, self.lr or FINETUNE_LR[self.optimizer],
+                                self.epochs or 5, self.patience, unfreeze=self.unfreeze, must_beat_start=True)]
+        return [Phase(PhaseName.SCRATCH, PhaseKind.PHOTOS, self.lr or SCRATCH_LR[self.optimizer], self.epochs or 10,
+                      self.patience, unfreeze=0, learns_batchnorm=True)]
 
     @property
     def pretrained(self) -> bool:
         """Whether the backbone starts from pretrained weights (and its frozen features are cached)."""
-        return self.phases()[0].on == "features"
+        return self.phases()[0].on == PhaseKind.FEATURES
 
     @property
     def trains_backbone(self) -> bool:
         """Whether the backbone's weights change, so that its features are no longer the pretrained ones."""
-        return any(phase.on == "photos" for phase in self.phases())
+        return any(phase.on == PhaseKind.PHOTOS for phase in self.phases())
 
     def on_one_device(self) -> TrainConfig:
         """For studies, k-fold and tuning, which train one model after another in this one process."""
@@ -133,7 +161,8 @@ class TrainConfig:
         return replace(self, devices=1)
 
     def to_dict(self) -> dict:
-        data = asdict(self)
+        """Plain data for zoolens.json and history: every choice as its word."""
+        data = {name: plain(value) for name, value in asdict(self).items()}
         data["augmentation"] = self.augmentation.to_dict() if self.augmentation else None
         return data
 

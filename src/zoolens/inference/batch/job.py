@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import numbers
 import os
 import sys
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
-from zoolens.choices import OPEN_SET_MODES
-from zoolens.errors import ConfigError, ZoolensError, require_extra, setting
+from zoolens.choices import (
+    AT_LEAST_1,
+    DEFAULT_OPEN_SET,
+    Constraint,
+    Engine,
+    Interval,
+    OneOf,
+    OpenSetMode,
+    as_members,
+    check_parameters,
+    plain,
+)
+from zoolens.errors import ZoolensError, require_extra, setting
 from zoolens.files import check_apart
 from zoolens.inference.batch.local import local_predictions
 from zoolens.inference.batch.results import FORMAT, RESULTS_VERSION, ResultsDataset
@@ -48,14 +61,14 @@ class BatchOptions:
 
     top_k: int = 3
     min_confidence: float = 0.0
-    open_set: str = "on"
+    open_set: OpenSetMode = DEFAULT_OPEN_SET
     sort_into: Path | None = None  # link (or copy) each photo into the folder of its answer
     copy: bool = False
     summary_csv: Path | None = None  # default: beside the results, <name>-summary.csv
     workers: int | None = None  # decoding processes of the local engine (default: up to 4)
     chunk_size: int = CHUNK_SIZE
     limit: int | None = None  # stop after this many photos (the next run goes on)
-    engine: str = "local"  # or "ray"
+    engine: Engine = Engine.LOCAL
     ray_address: str | None = None
     concurrency: int | None = None  # Ray: model replicas
     progress: bool = True
@@ -63,16 +76,22 @@ class BatchOptions:
     # detector costs about 9x the features, so only when asked.
     camera_traps: bool = False
 
+    # What each setting may be, declared once (zoolens.choices); `validate` walks it in this order.
+    PARAMETER_CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
+        "top_k": AT_LEAST_1,
+        "chunk_size": AT_LEAST_1,
+        "limit": Interval(numbers.Integral, 0, None, closed="left", optional=True),
+        "open_set": OneOf(OpenSetMode),
+        "engine": OneOf(Engine),
+    }
+
+    def __post_init__(self):
+        for name, member in as_members(self, self.PARAMETER_CONSTRAINTS).items():
+            object.__setattr__(self, name, member)  # frozen: set once, as it is made
+
     def validate(self) -> None:
-        for name, value, least in (("top_k", self.top_k, 1), ("chunk_size", self.chunk_size, 1),
-                                   ("limit", self.limit, 0)):
-            if value is not None and value < least:
-                raise ConfigError(name, f"must be at least {least}, not {value}")
-        if self.open_set not in OPEN_SET_MODES:
-            raise ConfigError("open_set", f"{self.open_set!r}: choose from {', '.join(OPEN_SET_MODES)}")
-        if self.engine not in ENGINES:
-            raise ConfigError("engine", f"{self.engine!r}: choose from {', '.join(ENGINES)}")
-        if self.engine == "ray":  # before the results folder is made
+        check_parameters(self, self.PARAMETER_CONSTRAINTS)
+        if self.engine == Engine.RAY:  # before the results folder is made
             require_extra("ray", "scale", f"{setting('engine')} ray")
 
 
@@ -91,7 +110,7 @@ def _ray_engine(model: Model, chunks, options: BatchOptions):
 
 # One interface: (model, chunks of photos, options) -> (chunk, its predictions, its capture times) for each chunk, in
 # order. Each engine reads a frame's capture time (EXIF) from the photo as it opens it for the network.
-ENGINES = {"local": _local_engine, "ray": _ray_engine}
+ENGINES = {Engine.LOCAL: _local_engine, Engine.RAY: _ray_engine}
 
 
 def predict_folder(model: Model | str | Path, root: str | Path, out: str | Path, options: BatchOptions | None = None,
@@ -156,7 +175,7 @@ def _settings(model: Model, root: Path, options: BatchOptions) -> dict:
         "model_created": model.meta.get("created"),
         "top_k": options.top_k,
         "min_confidence": options.min_confidence,
-        "open_set": options.open_set,
+        "open_set": plain(options.open_set),
         "camera_traps": options.camera_traps,
         "results_version": RESULTS_VERSION,
     }

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from zoolens.choices import DEFAULT_OPEN_SET
 from zoolens.data.camera_trap import CaptureTime, capture_time
 from zoolens.data.images import open_image
 from zoolens.data.transforms import cropped_pixels
@@ -160,7 +161,7 @@ def decode_into(slots: np.ndarray, preprocessing, task: tuple[int, int, Path]) -
 
 
 def chunk_predictions(model: Model, found: list[Found], pixels: np.ndarray, problems: list[str], top_k: int,
-                      min_confidence: float, open_set: str = "on") -> list[Prediction]:
+                      min_confidence: float, open_set: str = DEFAULT_OPEN_SET) -> list[Prediction]:
     """The predictions of one chunk, in walk order. `pixels[i]` and `problems[i]` are the i-th photo of
     `found` that has no problem of its own: its decoded 8-bit pixels, and "" or why it cannot be used."""
     usable = [position for position, problem in enumerate(problems) if not problem]
@@ -193,7 +194,7 @@ def chunk_times(found: list[Found], times: list[CaptureTime]) -> list[CaptureTim
 
 
 def local_predictions(model: Model, chunks: Iterator[list[Found]], top_k: int, min_confidence: float, workers: int,
-                      chunk_size: int = CHUNK_SIZE, open_set: str = "on"
+                      chunk_size: int = CHUNK_SIZE, open_set: str = DEFAULT_OPEN_SET
                       ) -> Iterator[tuple[list[Found], list[Prediction], list[CaptureTime]]]:
     """(chunk, its predictions, its capture times) for each chunk; decoding of the next chunk overlaps the network's
     work.

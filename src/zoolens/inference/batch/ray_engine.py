@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from zoolens.choices import DEFAULT_OPEN_SET
 from zoolens.data.camera_trap import CaptureTime
 from zoolens.errors import ZoolensError, missing_extra, setting
 from zoolens.inference.batch.local import NETWORK_BATCH, NOT_READ, decode_frame
@@ -142,7 +143,7 @@ def _wave_outcomes(ray, found: list[Found], onnx_model, preprocessing: dict, fea
 
 
 def ray_predictions(model: Model, chunks: Iterator[list[Found]], top_k: int, min_confidence: float,
-                    address: str | None = None, concurrency: int | None = None, open_set: str = "on"):
+                    address: str | None = None, concurrency: int | None = None, open_set: str = DEFAULT_OPEN_SET):
     """(chunk, its predictions, its capture times) for each chunk, as `batch.local_predictions` gives them."""
     chunks = iter(chunks)
     first = next(chunks, None)
