@@ -1,11 +1,25 @@
 """zoolens: from a folder of labelled animal photos to an accurate, explainable classifier.
 
     import zoolens
-    model = zoolens.train("photos/", "my-model")          # class folders in, a saved model out
-    print(model.evaluation.accuracy)
+    zoolens.list_backbones()                               # the backbones, and whether their weights are here
+    model = zoolens.train("photos/", "my-model")          # class folders in, a saved, evaluated model out
     model = zoolens.Model.load("my-model")
     for p in model.predict(["cat.jpg"], top_k=3, min_confidence=0.6):
         print(p.answer, p.confidence, p.top)
+
+The public names (each imported on first use, so `import zoolens` loads no PyTorch or NumPy):
+
+    train, TrainConfig             train a model from photos; its settings
+    Model                          a trained model: Model.load(folder), .predict(photos), .classes
+    ImageNetClassifier             the pretrained network's 1000 ImageNet classes, no training
+    Predictor                      what Model and ImageNetClassifier are: `.classes`, `.predict(photos, top_k=3,
+                                   min_confidence=0.0)` -> one Prediction per photo (typing.Protocol)
+    Prediction                     one photo's answer: a class, "not sure", "none of these" or an error
+    list_backbones, BackboneRecord the declared backbones: source, input size, width, whether weights are here
+    evaluate                       a model measured on a folder of labelled photos
+    scan_folder, split_folder, inspect_folder    a dataset read, split, summarised
+    export_results                 a camera-trap results folder as spreadsheets and a season report
+    ZoolensError                   the one error zoolens raises for bad input, with a one-line message
 """
 
 __version__ = "0.1.0"
@@ -14,8 +28,11 @@ _EXPORTS = {
     "train": "zoolens.training.trainer",
     "TrainConfig": "zoolens.training.config",
     "Model": "zoolens.inference.model",
-    "Prediction": "zoolens.inference.model",
+    "Prediction": "zoolens.inference.prediction",
+    "Predictor": "zoolens.inference.predictor",
     "ImageNetClassifier": "zoolens.inference.imagenet",
+    "list_backbones": "zoolens.models.registry",
+    "BackboneRecord": "zoolens.models.registry",
     "evaluate": "zoolens.evaluation.evaluate",
     "scan_folder": "zoolens.data.folders",
     "split_folder": "zoolens.data.split",
@@ -34,3 +51,8 @@ def __getattr__(name):
 
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'zoolens' has no attribute {name!r}")
+
+
+def __dir__():
+    # The public names are not module globals until first used: without this, dir() shows only sub-modules.
+    return sorted(set(__all__) | set(globals()))

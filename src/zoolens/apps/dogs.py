@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +23,26 @@ from PIL import Image
 from zoolens.choices import DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET
 from zoolens.data.images import is_image_name, open_image
 from zoolens.errors import ImageError, ZoolensError, setting
-from zoolens.inference.prediction import CLASS, ERROR, NONE_OF_THESE, Prediction, open_input, source_name, with_article
+from zoolens.inference.prediction import (
+    CLASS,
+    ERROR,
+    NONE_OF_THESE,
+    Prediction,
+    failed,
+    input_list,
+    open_input,
+    source_name,
+    with_article,
+)
+from zoolens.inference.predictor import TOP_K
 from zoolens.models.faces import FACE_CASCADE_FILE, FACE_MIN_NEIGHBORS, FACE_SCALE_FACTOR, FaceDetector
 from zoolens.models.imagenet_groups import NOT_AN_ANIMAL, rank_groups
+from zoolens.models.open_set import PERSON
 
 DEFAULT_BREEDS_MODEL = Path("runs") / "dog-breeds"
 TRAIN_BREEDS_COMMAND = "zoolens train <imagewoof folder> --out runs/dog-breeds"
 
+NO_DOG = "no dog in the photo"  # a `Prediction.reason`: neither a dog nor a human face
 FACE_CROP_MARGIN = 0.3  # each side of a face box, as a share of its size, when a human's face is classified
 
 # Seed 004's measured rates on 100 photos each (human faces / dog photos).
@@ -104,7 +118,8 @@ def crop_face(image: Image.Image, box: tuple[int, int, int, int], margin: float 
 
 
 class DogBreedApp:
-    """Seed 004's algorithm on the zoolens API; `identify` answers for photo paths, PIL images or bytes."""
+    """Seed 004's algorithm on the zoolens API; `identify` answers for photo paths, PIL images or bytes with a
+    `DogReport` each, `predict` (the app as a `zoolens.Predictor`) with a `Prediction` each."""
 
     def __init__(self, breeds_model=None, backbone: str = "mobilenet_v2",
                  min_confidence: float = DEFAULT_MIN_CONFIDENCE, imagenet=None, open_set: str = DEFAULT_OPEN_SET):
@@ -118,12 +133,54 @@ class DogBreedApp:
         self.min_confidence = min_confidence
         self.open_set = open_set
 
-    def _breed_of(self, image: Image.Image, min_confidence: float, open_set: str) -> Prediction:
-        return self.breeds.predict(image, top_k=3, min_confidence=min_confidence, open_set=open_set)[0]
+    @property
+    def classes(self) -> list[str]:
+        """The breeds its model knows."""
+        return self.breeds.classes
 
-    def _resemblance_of(self, face: Image.Image) -> Prediction:
+    def __repr__(self) -> str:
+        where = f" from {self.breeds.path}" if getattr(self.breeds, "path", None) else ""
+        detector = getattr(self.dogs.classifier, "backbone", type(self.dogs.classifier).__name__)
+        return (f"DogBreedApp({len(self.classes)} breeds{where}, dog detector: ImageNet {detector}, "
+                f"min_confidence={self.min_confidence}, open_set={str(self.open_set)!r})")
+
+    def _breed_of(self, image: Image.Image, min_confidence: float, open_set: str, top_k: int = TOP_K) -> Prediction:
+        return self.breeds.predict(image, top_k=top_k, min_confidence=min_confidence, open_set=open_set)[0]
+
+    def _resemblance_of(self, face: Image.Image, top_k: int = TOP_K) -> Prediction:
         # A face is never one of the breeds: its nearest breed is the answer, so no threshold and no open set.
-        return self._breed_of(face, 0.0, "off")
+        return self._breed_of(face, 0.0, "off", top_k)
+
+    def predict(self, inputs, top_k: int = TOP_K, min_confidence: float | None = None) -> list[Prediction]:
+        """The app as a `zoolens.Predictor`: each photo's dog breed (the breeds model's answer for the dog), else
+        "none of these": a person (the breed they resemble as nearest), or no dog (what ImageNet sees there), with
+        the breeds' scores as top-k; an unreadable photo is an error. `min_confidence`: None keeps the app's own."""
+        answers = []
+        for position, item in enumerate(input_list(inputs)):
+            source = source_name(item, position)
+            try:
+                image = open_input(item)
+            except ImageError as error:
+                answers.append(failed(source, error.reason))
+                continue
+            report = self.report_of(source, image, min_confidence, top_k=top_k)
+            answers.append(self.as_prediction(report, image, top_k))
+        return answers
+
+    def as_prediction(self, report: DogReport, image: Image.Image, top_k: int = TOP_K) -> Prediction:
+        """A photo's report as one `Prediction`: the dog's breed first, then whom a person resembles, then no dog."""
+        if report.breed_prediction is not None:
+            return dataclasses.replace(report.breed_prediction, source=report.source)
+        if report.resemblance is not None:
+            looks = report.resemblance
+            return Prediction(report.source, None, looks.confidence, looks.top, verdict=NONE_OF_THESE, reason=PERSON,
+                              detail=f"they look like {with_article(report.resembles)}", names=looks.names)
+        # The breeds' scores on the whole photo: its nearest breed, never the answer.
+        scores = self._breed_of(image, 0.0, "off", top_k)
+        group = report.imagenet_group[0] if report.imagenet_group else NOT_AN_ANIMAL
+        seen = f"it looks like {with_article(group)}" if group != NOT_AN_ANIMAL else None
+        return Prediction(report.source, None, scores.confidence, scores.top, verdict=NONE_OF_THESE, reason=NO_DOG,
+                          detail=seen, names=scores.names)
 
     def identify(self, inputs) -> list[DogReport]:
         inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
@@ -132,22 +189,26 @@ class DogBreedApp:
     def identify_one(self, item, position: int = 0, min_confidence: float | None = None,
                      open_set: str | None = None) -> DogReport:
         """The report for one photo; `min_confidence` and `open_set` override the app's for naming a breed."""
-        threshold = self.min_confidence if min_confidence is None else min_confidence
-        open_set = self.open_set if open_set is None else open_set
         source = source_name(item, position)
         try:
             image = open_input(item)
         except ImageError as error:
             return DogReport(source, f"cannot read this photo: {error.reason}", error=error.reason)
+        return self.report_of(source, image, min_confidence, open_set)
+
+    def report_of(self, source: str, image: Image.Image, min_confidence: float | None = None,
+                  open_set: str | None = None, top_k: int = TOP_K) -> DogReport:
+        threshold = self.min_confidence if min_confidence is None else min_confidence
+        open_set = self.open_set if open_set is None else open_set
         probabilities = self.dogs.probabilities([image])[0]
         report = DogReport(source, "", dog=self.dogs.is_dog(probabilities))
         boxes = self.faces.find_faces(image)
         report.faces = len(boxes)
         if report.dog:
-            report.breed_prediction = self._breed_of(image, threshold, open_set)
+            report.breed_prediction = self._breed_of(image, threshold, open_set, top_k)
         if boxes:
             # The largest face alone, so a dog beside the person does not decide whom they resemble.
-            report.resemblance = self._resemblance_of(crop_face(image, boxes[0]))
+            report.resemblance = self._resemblance_of(crop_face(image, boxes[0]), top_k)
         if not report.dog and not boxes:
             report.imagenet_group = rank_groups(probabilities, top_k=1)[0]
         report.message = compose_message(report, len(self.breeds.classes))

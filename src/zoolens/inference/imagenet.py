@@ -17,6 +17,7 @@ from zoolens.inference.prediction import (
     ranked,
     with_article,
 )
+from zoolens.inference.predictor import TOP_K
 from zoolens.models.available import describe_backbone, imagenet_categories
 from zoolens.models.faces import has_person
 from zoolens.models.imagenet_groups import NOT_AN_ANIMAL, group_indices, rank_groups
@@ -38,8 +39,12 @@ def _imagenet_network(backbone: str):
 
 
 class ImageNetClassifier:
+    """The pretrained network's 1000 ImageNet classes as a `Predictor`: an animal group with the likeliest ImageNet
+    class inside it, or "none of these" for a photo without an animal."""
+
     def __init__(self, backbone: str = DEFAULT_BACKBONE):
         info = describe_backbone(backbone)
+        self.backbone = info.name
         self.preprocessing = info.preprocessing
         key = "imagenet-" + info.weights_id.replace(":", "-")
         self.engine = make_engine(FeatureNetwork(key, 1000, self.preprocessing,
@@ -48,10 +53,14 @@ class ImageNetClassifier:
         self.classes = self.categories
         self._groups = group_indices()
 
+    def __repr__(self) -> str:
+        return (f"ImageNetClassifier(backbone={self.backbone!r}: {len(self.classes)} ImageNet classes in "
+                f"{len(self._groups)} animal groups, {self.preprocessing.input_size} px)")
+
     def probabilities(self, images) -> np.ndarray:
         return softmax(self.engine(np.stack([cropped_pixels(image, self.preprocessing) for image in images])))
 
-    def answer(self, source: str, probabilities: np.ndarray, image, top_k: int = 5, min_confidence: float = 0.0,
+    def answer(self, source: str, probabilities: np.ndarray, image, top_k: int = TOP_K, min_confidence: float = 0.0,
                by_group: bool = False) -> Prediction:
         """The animal group first, then the most likely ImageNet class inside it; no group: none of these."""
         groups = rank_groups(probabilities, top_k=len(self._groups) + 1)
@@ -69,7 +78,8 @@ class ImageNetClassifier:
                               detail=f"most likely {species}")
         return Prediction(source, group, confidence, top, detail=f"most likely {species}")
 
-    def predict(self, inputs, top_k: int = 5, min_confidence: float = 0.0, by_group: bool = False) -> list[Prediction]:
+    def predict(self, inputs, top_k: int = TOP_K, min_confidence: float = 0.0,
+                by_group: bool = False) -> list[Prediction]:
         """Photos (paths, PIL images or bytes; one or a list): each an animal group with its probability and
         the ImageNet classes (or, `by_group`, the groups) as top-k; a photo without an animal is none of these."""
         opened = opened_inputs(inputs, min_side=256)

@@ -50,6 +50,8 @@ class BackboneSpec:
     blocks: Callable[[nn.Module], list[nn.Module]] | None = None  # trunk -> blocks for --unfreeze (None: children)
     categories: Callable[[], list[str]] | None = None  # its ImageNet head's class names, in output order
     summary: str = ""  # one line for `zoolens models`
+    feature_width: int | None = None  # its pooled features' width (the dense head's input), where declared
+    imagenet_top1: float | None = None  # its ImageNet-1k top-1 accuracy (a fraction) with these weights, if known
 
     @property
     def pretrained(self) -> bool:
@@ -98,6 +100,70 @@ def declare_family(module: str, **declared) -> None:
     if module in FAMILIES:
         raise ValueError(f"architecture family {module!r} is declared twice")
     FAMILIES[module] = ArchitectureFamily(module, **declared)
+
+
+# ---- the registry as a notebook reads it ------------------------------------------------------------------------
+WEIGHTS_INSTALLED = "available offline"
+WEIGHTS_DOWNLOADABLE = "not installed (download when online)"
+WEIGHTS_NONE = "none: trained from scratch (--strategy scratch)"
+
+
+@dataclass(frozen=True)
+class BackboneRecord:
+    """One declared backbone as `zoolens.list_backbones()` and `zoolens models` show it."""
+
+    name: str
+    source: str  # "torchvision", "timm" or "zoolens" (built here, trained from scratch)
+    input_size: int  # pixels, square, as its preprocessing crops
+    feature_width: int | None  # None: not declared
+    imagenet_top1: float | None  # None: not known
+    pretrained: bool
+    installed: bool  # its pretrained weights are on this machine (a zoolens backbone has none to install)
+    summary: str = ""
+
+    @property
+    def downloadable(self) -> bool:
+        """Pretrained weights not installed here, which torchvision or timm fetch when online."""
+        return self.pretrained and not self.installed
+
+    @property
+    def weights(self) -> str:
+        """Where its weights stand, in the words of `zoolens models`."""
+        if not self.pretrained:
+            return WEIGHTS_NONE
+        return WEIGHTS_INSTALLED if self.installed else WEIGHTS_DOWNLOADABLE
+
+    def __repr__(self) -> str:
+        facts = [self.source, f"{self.input_size} px"]
+        if self.feature_width is not None:
+            facts.append(f"{self.feature_width} features")
+        if self.imagenet_top1 is not None:
+            facts.append(f"ImageNet top-1 {self.imagenet_top1:.1%}")
+        weights = ("weights installed" if self.installed else "weights downloadable") if self.pretrained \
+            else "no pretrained weights"
+        return f"<backbone {self.name}: {', '.join(facts)}; {weights}>"
+
+
+class BackboneRecords(list):
+    """`list_backbones()`'s answer: a list of `BackboneRecord`, shown one per line."""
+
+    def __repr__(self) -> str:
+        return "\n".join(map(repr, self)) if self else "[]"
+
+
+def list_backbones() -> BackboneRecords:
+    """Every declared backbone, the pretrained ones first, with what `zoolens models` shows of it: source, input
+    size, feature width, ImageNet top-1 where known, whether its weights are installed here. Any other torchvision
+    or timm model name works as a backbone too, its weights from their cache or downloaded. Imports no PyTorch."""
+    # Late: available.py declares the catalogue through this module, so it imports this one first.
+    from zoolens.models.available import describe_backbone, offline_weights_available, registered_backbones
+
+    records = BackboneRecords()
+    for name, spec in registered_backbones().items():
+        records.append(BackboneRecord(
+            name, spec.source, describe_backbone(name).preprocessing.input_size, spec.feature_width,
+            spec.imagenet_top1, spec.pretrained, spec.pretrained and offline_weights_available(name), spec.summary))
+    return records
 
 
 def family_of_name(name: str, source: str) -> ArchitectureFamily | None:

@@ -1,0 +1,146 @@
+"""The API a notebook user guesses: `dir(zoolens)` and `from zoolens import *` give the public names and each one
+resolves; `list_backbones()` says what `zoolens models` says; a trained Model, the ImageNetClassifier and the dog-breed
+app are one `Predictor`, with one top-k default (3) and readable reprs."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import zoolens
+from zoolens.cli import main
+from zoolens.inference.prediction import ERROR, NONE_OF_THESE
+from zoolens.inference.predictor import Predictor
+
+OFFLINE_BACKBONES = {"mobilenet_v2": 224, "efficientnet_lite0": 224, "efficientnet_lite1": 240,
+                     "efficientnet_lite2": 260}
+
+
+@pytest.fixture(scope="module")
+def chelsea(tmp_path_factory) -> Path:
+    from PIL import Image
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("photos") / "chelsea.jpg"
+    Image.fromarray(data.chelsea()).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def imagenet():
+    return zoolens.ImageNetClassifier()
+
+
+@pytest.fixture(scope="module")
+def dog_app(trained_model, imagenet):
+    from zoolens.apps.dogs import DogBreedApp
+
+    return DogBreedApp(trained_model, imagenet=imagenet)  # any model stands in for the breeds model here
+
+
+@pytest.fixture(scope="module")
+def predictors(trained_model, imagenet, dog_app) -> dict:
+    return {"Model": trained_model, "ImageNetClassifier": imagenet, "DogBreedApp": dog_app}
+
+
+# ---- the names --------------------------------------------------------------------------------------------------
+def test_every_exported_name_resolves_and_star_import_gives_them():
+    for name in zoolens.__all__:
+        assert getattr(zoolens, name) is not None, name
+    namespace: dict = {}
+    exec("from zoolens import *", namespace)
+    assert set(zoolens.__all__) <= set(namespace)
+    assert namespace["list_backbones"] is zoolens.list_backbones and namespace["Predictor"] is Predictor
+
+
+def test_dir_shows_the_public_api():
+    shown = dir(zoolens)
+    assert {"train", "Model", "list_backbones", "Predictor", "ImageNetClassifier"} <= set(shown)
+    assert set(zoolens.__all__) <= set(shown) and shown == sorted(shown)
+    with pytest.raises(AttributeError, match="no attribute 'trian'"):
+        zoolens.trian  # noqa: B018
+
+
+def test_import_and_list_backbones_load_no_heavy_library():
+    """`import zoolens` imports neither NumPy nor PyTorch, and `list_backbones()` (as `zoolens models`) no PyTorch."""
+    probe = ("import sys, zoolens\n"
+             "print('numpy' in sys.modules, 'torch' in sys.modules)\n"
+             "records = zoolens.list_backbones()\n"
+             "print('torch' in sys.modules, len(records))\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False", "False", str(len(zoolens.list_backbones()))]
+
+
+def test_help_lists_every_public_name():
+    import pydoc
+
+    text = pydoc.render_doc(zoolens, renderer=pydoc.plaintext)
+    for name in zoolens.__all__:
+        assert (name if name != "__version__" else f"VERSION\n    {zoolens.__version__}") in text, name
+    assert "zoolens.list_backbones()" in text.split("PACKAGE CONTENTS")[0]  # the guide comes first
+
+
+# ---- the backbones ----------------------------------------------------------------------------------------------
+def test_list_backbones_names_the_offline_ones_installed_here():
+    records = {record.name: record for record in zoolens.list_backbones()}
+    for name, size in OFFLINE_BACKBONES.items():
+        record = records[name]
+        assert record.pretrained and record.installed and not record.downloadable, record
+        assert record.input_size == size and record.weights == "available offline"
+        assert repr(record).startswith(f"<backbone {name}: ") and "weights installed" in repr(record)
+    scratch = records["small_cnn"]
+    assert (scratch.source, scratch.pretrained, scratch.installed, scratch.input_size) == ("zoolens", False, False, 150)
+    assert "no pretrained weights" in repr(scratch)
+    assert list(records)[: len(OFFLINE_BACKBONES)] == list(OFFLINE_BACKBONES)  # the pretrained ones first
+    assert repr(zoolens.list_backbones()).splitlines() == [repr(record) for record in records.values()]
+
+
+def test_list_backbones_says_what_zoolens_models_prints(capsys):
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for record in zoolens.list_backbones():
+        line = next(line for line in lines if line.split()[:1] == [record.name])
+        assert line.split()[1:3] == [record.source, str(record.input_size)] and line.endswith(record.weights), line
+
+
+# ---- one predictor protocol -------------------------------------------------------------------------------------
+def test_model_imagenet_and_the_dog_app_are_predictors(predictors):
+    for name, predictor in predictors.items():
+        assert isinstance(predictor, Predictor), name
+        assert isinstance(predictor, zoolens.Predictor) and predictor.classes, name
+    assert not isinstance(object(), Predictor)
+
+
+def test_every_predictor_gives_three_classes_by_default(predictors, chelsea):
+    for name, predictor in predictors.items():
+        assert inspect.signature(predictor.predict).parameters["top_k"].default == 3, name
+        (answer,) = predictor.predict(chelsea)
+        assert answer.source == str(chelsea) and len(answer.top) == 3, (name, answer)
+        (fewer,) = predictor.predict([chelsea], top_k=2)
+        assert len(fewer.top) == 2, name
+    (cat,) = predictors["ImageNetClassifier"].predict(chelsea)
+    assert cat.label == "cat" and cat.detail == f"most likely {cat.top[0][0]}"
+
+
+def test_the_dog_app_answers_as_a_predictor(dog_app, chelsea, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a photo")
+    cat, unreadable = dog_app.predict([chelsea, broken])
+    assert cat.verdict == NONE_OF_THESE and cat.reason == "no dog in the photo"
+    assert cat.describe() == "none of these: no dog in the photo (it looks like a cat)"
+    assert {label for label, _ in cat.top} == set(dog_app.classes)  # the breeds' scores, not the answer
+    assert unreadable.verdict == ERROR and unreadable.source == str(broken)
+
+
+def test_predictors_have_readable_reprs(imagenet, dog_app, trained_model):
+    from zoolens.models.imagenet_groups import group_indices
+
+    assert repr(imagenet) == "ImageNetClassifier(backbone='mobilenet_v2': 1000 ImageNet classes in " \
+                             f"{len(group_indices())} animal groups, 224 px)"
+    assert repr(dog_app) == (f"DogBreedApp(3 breeds from {trained_model.path}, dog detector: ImageNet mobilenet_v2, "
+                             "min_confidence=0.6, open_set='on')")
