@@ -114,6 +114,9 @@ def test_model_imagenet_and_the_dog_app_are_predictors(predictors):
         assert isinstance(predictor, Predictor), name
         assert isinstance(predictor, zoolens.Predictor) and predictor.classes, name
     assert not isinstance(object(), Predictor)
+    from zoolens.apps.common import Predictor as AppsPredictor  # the web and desktop apps' model-or-ImageNet
+
+    assert isinstance(AppsPredictor(None), Predictor)
 
 
 def test_every_predictor_gives_three_classes_by_default(predictors, chelsea):

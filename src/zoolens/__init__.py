@@ -12,8 +12,8 @@ The public names (each imported on first use, so `import zoolens` loads no PyTor
     train, TrainConfig             train a model from photos; its settings
     Model                          a trained model: Model.load(folder), .predict(photos), .classes
     ImageNetClassifier             the pretrained network's 1000 ImageNet classes, no training
-    Predictor                      what Model and ImageNetClassifier are: `.classes`, `.predict(photos, top_k=3,
-                                   min_confidence=0.0)` -> one Prediction per photo (typing.Protocol)
+    Predictor                      what Model, ImageNetClassifier and the dog-breed app are: `.classes`,
+                                   `.predict(photos, top_k=3, min_confidence=0.0)` -> one Prediction per photo
     Prediction                     one photo's answer: a class, "not sure", "none of these" or an error
     list_backbones, BackboneRecord the declared backbones: source, input size, width, whether weights are here
     evaluate                       a model measured on a folder of labelled photos
