@@ -38,8 +38,10 @@ from zoolens.progress import progress_bar
 if TYPE_CHECKING:
     import torch
 
+    from zoolens.models.available import BackboneInfo
     from zoolens.models.backbones import Backbone
     from zoolens.runtime.distributed import Processes
+    from zoolens.runtime.pretrained_kit import PretrainedKit
 
 FEATURE_FORMAT_VERSION = 2  # 2: resize on the PIL image before converting to a tensor
 log = logging.getLogger(__name__)
@@ -74,25 +76,89 @@ def weights_fingerprint(state: Mapping[str, np.ndarray]) -> str:
 
 
 @dataclass(frozen=True)
-class FeatureNetwork:
-    """What computing a backbone's features takes, without PyTorch: the key of its cached features and ONNX file,
-    the width of its pooled features, its preprocessing; and `build`, which makes the PyTorch module, called only
-    when the ONNX file is not in the cache yet (once per backbone and machine) or ONNX Runtime cannot run it."""
+class FeatureExtractor:
+    """One backbone's pooled features, as training and every answer take them (timm's `forward_features` with its
+    `pretrained_cfg`): the key its features are cached under (and its ONNX file), their width, the preprocessing
+    its photos go through, and its engines behind it, each made on first use: ONNX Runtime (exported once into the
+    cache), or PyTorch (`build`, called only to export, where ONNX Runtime cannot run the network, or where something
+    needs the module: Grad-CAM, fine-tuning); for a pretrained backbone, its cached kit (`kit`: its weights and
+    ImageNet classifier as arrays, so that a frozen model trains and saves without PyTorch).
+
+    An extractor of several backbones side by side is `runtime.extractor.CombinedExtractor`; both answer
+    `features_of_paths`, `features_of_pixels`, `features_of_images`, `parts` and `members`."""
 
     key: str
     feature_dim: int
     preprocessing: Preprocessing
-    build: Callable[[], Any] = field(compare=False, repr=False)
+    build: Callable[[], Any] = field(compare=False, repr=False)  # the PyTorch module (models.backbones.Backbone)
+    info: BackboneInfo | None = field(default=None, compare=False)  # which backbone, when it is one of the catalogue's
+    kit: PretrainedKit | None = field(default=None, compare=False, repr=False)
 
     @property
     def input_size(self) -> int:
         return self.preprocessing.input_size
 
+    @property
+    def members(self) -> tuple[FeatureExtractor, ...]:
+        return (self,)
 
-def feature_network(backbone: Backbone | FeatureNetwork, prep: Preprocessing) -> FeatureNetwork:
-    if isinstance(backbone, FeatureNetwork):
+    def parts(self, features: np.ndarray) -> list[np.ndarray]:
+        """Its features per member: one backbone's are all of them."""
+        return [features]
+
+    def features_of_paths(self, paths: list[Path], progress: bool = False, batch_size: int = 32,
+                          engine: str = "auto") -> FeatureSet:
+        """Photo files' features, from the cache where it has them (`extract_features`)."""
+        return extract_features([Path(p) for p in paths], self, self.preprocessing, batch_size, engine, progress)
+
+    def features_of_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Photos already resized and cropped for it, 8-bit (N, S, S, 3) (`transforms.cropped_pixels`)."""
+        return make_engine(self)(pixels)
+
+    def features_of_images(self, images: list) -> np.ndarray:
+        """PIL images (or anything `open_image` opens), resized and cropped as its preprocessing says."""
+        return self.features_of_pixels(np.stack([cropped_pixels(open_image(image), self.preprocessing)
+                                                 for image in images]))
+
+    def backbone(self):
+        """The PyTorch module (built now if it was not)."""
+        return self.build()
+
+    def imagenet_head(self):
+        """(its ImageNet classifier over these features as an `open_set.ImageNetHead`, None) or (None, why not): its
+        kit's, without PyTorch, else the built backbone's."""
+        if self.kit is not None:
+            return self.kit.imagenet_head()
+        from zoolens.models.backbones import imagenet_head
+
+        return imagenet_head(self.backbone())
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """The backbone's weights by name as a `Classifier` holds them ("backbone.trunk..."): its kit's arrays, else
+        the built module's."""
+        if self.kit is not None:
+            return self.kit.tensors()
+        return {f"backbone.{name}": tensor.detach().cpu().contiguous().numpy()
+                for name, tensor in self.backbone().state_dict().items()}
+
+    def parameters(self) -> int:
+        """Its trainable weights, counted as PyTorch counts a module's parameters."""
+        if self.kit is not None:
+            return self.kit.parameters
+        return sum(p.numel() for p in self.backbone().parameters())
+
+
+FeatureNetwork = FeatureExtractor  # its name before the extractors were one (runtime/animal_detector, imagenet)
+
+
+def extractor_of_backbone(backbone: Backbone | FeatureExtractor, prep: Preprocessing) -> FeatureExtractor:
+    """The extractor of a PyTorch backbone already built, keyed by its weights (`backbone_key`)."""
+    if isinstance(backbone, FeatureExtractor):
         return backbone
-    return FeatureNetwork(backbone_key(backbone, prep), backbone.feature_dim, prep, lambda: backbone)
+    return FeatureExtractor(backbone_key(backbone, prep), backbone.feature_dim, prep, lambda: backbone, backbone.info)
+
+
+feature_network = extractor_of_backbone  # its name before (benchmarks/camera_trap_detector.py)
 
 
 def onnx_path(key: str) -> Path:
@@ -120,7 +186,7 @@ class OnnxEngine:
     scaling, normalising and the channel order are done in the graph. Measured on this 2-core CPU (MobileNetV2,
     runs of 8): 366 images/s, against 287 for the same network fed float32 input normalised with NumPy."""
 
-    def __init__(self, network: FeatureNetwork):
+    def __init__(self, network: FeatureExtractor):
         import onnxruntime as ort
 
         path = self.path = onnx_path(network.key)
@@ -164,7 +230,7 @@ def _differs(found: np.ndarray, expected: np.ndarray) -> float:
     return float(np.abs(found - expected).max()) / (EXPORT_TOLERANCE * max(float(np.abs(expected).max()), 1.0))
 
 
-def checked_session(path: Path, options, network: FeatureNetwork):
+def checked_session(path: Path, options, network: FeatureExtractor):
     """(an ONNX Runtime session of the cached file, None) when it is this network's export and still gives, for the
     first probe photo, the features PyTorch gave at export (recorded in the file); else (None, why not). Costs
     one photo through the network, once per engine."""
@@ -276,7 +342,7 @@ _ENGINES: dict[tuple[str, str], object] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def make_engine(network: FeatureNetwork, engine: str = "auto"):
+def make_engine(network: FeatureExtractor, engine: str = "auto"):
     """An engine per (key, kind), reused across calls in one process."""
     key = network.key
     with _ENGINES_LOCK:
@@ -474,16 +540,16 @@ def _digests(paths: list[Path], problems: list[tuple[str, str]]) -> list[str | N
 
 def extract_features(
     paths: list[Path],
-    backbone: Backbone | FeatureNetwork,
+    backbone: Backbone | FeatureExtractor,
     prep: Preprocessing | None = None,
     batch_size: int = 32,
     engine: str = "auto",
     progress: bool = True,
 ) -> FeatureSet:
     """Pooled backbone features for each photo, from the cache where possible. `backbone`: a PyTorch one, or a
-    FeatureNetwork (then `prep` is needed)."""
+    FeatureExtractor (then `prep` is needed)."""
     prep = prep or backbone.info.preprocessing
-    network = feature_network(backbone, prep)
+    network = extractor_of_backbone(backbone, prep)
     cache = FeatureCache(network.key, network.feature_dim)
     problems: list[tuple[str, str]] = []
     digests = _digests(paths, problems)
@@ -512,7 +578,7 @@ def extract_features(
     return FeatureSet(features, usable, problems, computed)
 
 
-def _check_vectors(vectors: np.ndarray, network: FeatureNetwork, engine) -> None:
+def _check_vectors(vectors: np.ndarray, network: FeatureExtractor, engine) -> None:
     """The network's output as wide as its description says (a cached kit or ONNX file of another network is not)."""
     if vectors.ndim != 2 or vectors.shape[1] != network.feature_dim:
         source = getattr(engine, "path", f"the backbone of key {network.key}")
