@@ -65,3 +65,50 @@ def test_train_names_an_option_it_does_not_know(small_animals, tmp_path):
         zoolens.train(small_animals, tmp_path / "m", epochz=3, progress=False)
     assert "'epochz' is not a setting" in str(error.value) and "epochs" in str(error.value)
     assert "\n" not in str(error.value) and not (tmp_path / "m").exists()
+
+
+def test_a_model_is_its_fitted_steps_described_by_the_record_its_file_holds(trained_model):
+    import dataclasses
+    import json
+
+    from zoolens.inference.record import ModelRecord
+
+    loaded = Model.load(trained_model.path)
+    assert [name for name, _ in loaded.steps] == ["features", "head", "calibration", "open_set"]
+    written = json.loads((trained_model.path / "zoolens.json").read_text())
+    assert loaded.meta == written == trained_model.meta
+    assert ModelRecord.from_json(written).to_json() == written
+    assert loaded.temperature == written["calibration"]["temperature"] == loaded.calibration.temperature
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        loaded.record.dropout = 0.1
+
+
+def test_an_older_description_loads_and_what_it_recorded_is_kept(model_copy):
+    import json
+
+    described = json.loads((model_copy / "zoolens.json").read_text())
+    del described["class_names"], described["calibration"]["fitted_on"]  # as zoolens wrote before it had them
+    described["notes"] = {"from": "a newer zoolens"}
+    (model_copy / "zoolens.json").write_text(json.dumps(described))
+    model = Model.load(model_copy)
+    assert model.meta["notes"] == {"from": "a newer zoolens"} and model.names == {}
+    assert model.meta["calibration"] == {"temperature": described["calibration"]["temperature"]}
+
+
+def test_the_steps_split_the_features_each_reads():
+    import numpy as np
+
+    from zoolens.data.transforms import Preprocessing
+    from zoolens.inference.steps import FeatureStep
+    from zoolens.runtime.features import FeatureExtractor
+
+    own = FeatureExtractor("own", 3, Preprocessing(), lambda: None)
+    beside = FeatureExtractor("beside", 2, Preprocessing(), lambda: None)
+    features = np.arange(10, dtype=np.float32).reshape(2, 5)
+    step = FeatureStep(own, beside)
+    assert step.separate and step.extractor.members == (own, beside) and step.extractor.feature_dim == 5
+    head, check = step.split(features)
+    assert head.tolist() == [[0, 1, 2], [5, 6, 7]] and check.tolist() == [[3, 4], [8, 9]]
+    alone = FeatureStep(own, own)
+    assert not alone.separate and alone.extractor is own
+    assert all(part is features for part in alone.split(features))

@@ -244,8 +244,7 @@ def test_a_frozen_model_on_cached_features_trains_without_pytorch_into_the_same_
         del meta["created"], meta["training"]["seconds"]
     assert described[0] == described[1]
     model = Model.load(tmp_path / "warm")
-    weight, bias = model._dense_layer()
-    assert np.array_equal(model.network.head[-1].weight.detach().numpy(), weight)  # and PyTorch loads it
+    assert np.array_equal(model.network.head[-1].weight.detach().numpy(), model.head.weight)  # and PyTorch loads it
     assert sum(p.numel() for p in model.network.parameters()) == described[1]["parameters"]
 
 

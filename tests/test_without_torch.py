@@ -65,8 +65,8 @@ def test_a_batch_job_runs_without_torch(trained_model, small_animals, tmp_path):
 
 def test_loading_reads_the_head_and_builds_no_network(trained_model):
     model = Model.load(trained_model.path)
-    assert model._network is None
-    weight, bias = model._dense_layer()
+    assert "network" not in vars(model)  # not built
+    weight, bias = model.head.weight, model.head.bias
     dense = model.network.head[-1]  # built now, on demand, from the same file
     assert np.array_equal(weight, dense.weight.detach().numpy()) and np.array_equal(bias, dense.bias.detach().numpy())
 

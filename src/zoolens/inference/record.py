@@ -1,5 +1,5 @@
-"""What a model folder records beside its weights, read back as records: its evaluation on the test part it held out
-(`evaluation/metrics.json`) and its training history (`history.csv`).
+"""What a model folder records, read back as immutable records: its description (`ModelRecord`, zoolens.json), its
+evaluation on the test part it held out (`evaluation/metrics.json`) and its training history (`history.csv`).
 
 A loaded model's evaluation is an `EvaluationRecord`: the figures `evaluation.metrics.Evaluation` computes for a
 fresh model, under the same names (`.accuracy`, `.f1_macro`, `.per_class`, ...), without the per-photo arrays it was
@@ -9,17 +9,23 @@ exception, since the model still answers without them.
 
 from __future__ import annotations
 
+import copy
 import csv
+import dataclasses
 import io
 import json
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from collections.abc import Mapping
 
+from zoolens.data.class_names import distinct_names, wordnet_name
+from zoolens.data.transforms import Preprocessing
 from zoolens.files import read_limited
+from zoolens.inference.bundle import FORMAT, FORMAT_VERSION
+from zoolens.inference.steps import TemperatureScaling
 
 log = logging.getLogger(__name__)
 METRICS_FILE = Path("evaluation") / "metrics.json"
@@ -108,3 +114,91 @@ def read_history(folder: Path) -> list[dict] | None:
         reason = getattr(error, "strerror", None) or " ".join(str(error).split())[:160]
         log.warning("%s: unreadable training history (%s); the model has none", path, reason)
         return None
+
+
+@dataclass(frozen=True)
+class BackboneRecord:
+    """The backbone a model's head reads, as zoolens.json names it."""
+
+    name: str
+    source: str
+    weights_tag: str  # "none": its own weights (fine-tuned, scratch); else the pretrained weights it kept
+    feature_dim: int | None
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """What zoolens.json holds: the model's steps described (its classes, the backbone its features come from and how
+    photos are prepared for it, the head, the calibration, the open-set check), and how it was made (`made`:
+    training, data, metrics, and whatever else a zoolens wrote there, kept as it was). `to_json()` is the file's
+    content and `from_json` reads it back; the file's layout is the one every zoolens since format 1 reads."""
+
+    classes: tuple[str, ...]
+    class_names: tuple[str, ...]  # what people read for each class, in the order of `classes`
+    backbone: BackboneRecord
+    preprocessing: Preprocessing
+    dropout: float  # the head's, while it trained
+    parameters: int
+    calibration: TemperatureScaling
+    open_set: Mapping = field(default_factory=lambda: MappingProxyType(dict(NO_OPEN_SET)))  # the check's summary
+    made: Mapping = field(default_factory=lambda: MappingProxyType({}))
+    created: str | None = None
+    zoolens_version: str | None = None
+
+    @property
+    def names(self) -> dict[str, str]:
+        """{class: name people read}, where they differ."""
+        return {c: name for c, name in zip(self.classes, self.class_names) if name != c}
+
+    def to_json(self) -> dict:
+        return {
+            **copy.deepcopy(dict(self.made)),
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "zoolens_version": self.zoolens_version,
+            "created": self.created,
+            "classes": list(self.classes),
+            "class_names": list(self.class_names),
+            "backbone": {k: v for k, v in dataclasses.asdict(self.backbone).items() if v is not None},
+            "preprocessing": self.preprocessing.to_dict(),
+            "head": {"dropout": self.dropout},
+            "parameters": self.parameters,
+            "calibration": self.calibration.to_json(),
+            "open_set": copy.deepcopy(dict(self.open_set)),
+        }
+
+    @classmethod
+    def from_json(cls, meta: dict) -> ModelRecord:
+        """From a zoolens.json already validated (`bundle.read_meta`)."""
+        classes = tuple(meta["classes"])
+        described = meta["backbone"]
+        calibration = meta.get("calibration", {})
+        return cls(
+            classes=classes,
+            class_names=tuple(recorded_names(list(classes), meta).get(c, c) for c in classes),
+            backbone=BackboneRecord(described["name"], described.get("source", ""),
+                                    described.get("weights_tag", "none"), described.get("feature_dim")),
+            preprocessing=Preprocessing.from_dict(meta["preprocessing"]),
+            dropout=float(meta.get("head", {}).get("dropout", 0.2)),
+            parameters=int(meta.get("parameters", 0)),
+            calibration=TemperatureScaling(float(calibration.get("temperature", 1.0)), calibration.get("fitted_on")),
+            open_set=MappingProxyType(copy.deepcopy(meta.get("open_set", NO_OPEN_SET))),
+            made=MappingProxyType(copy.deepcopy({k: v for k, v in meta.items() if k not in PIPELINE_KEYS})),
+            created=meta.get("created"),
+            zoolens_version=meta.get("zoolens_version"),
+        )
+
+
+NO_OPEN_SET = {"animal_check": "off", "method": "none (not fitted)"}
+# What ModelRecord itself holds of a zoolens.json; every other key is how the model was made (`made`).
+PIPELINE_KEYS = ("format", "format_version", "zoolens_version", "created", "classes", "class_names", "backbone",
+                 "preprocessing", "head", "parameters", "calibration", "open_set")
+
+
+def recorded_names(classes: list[str], meta: dict) -> dict[str, str]:
+    """{class: name people read}, where they differ: as recorded at training (`class_names`), else, for a model made
+    before zoolens recorded them, the WordNet names of ImageNet ids."""
+    recorded = meta.get("class_names")
+    names = dict(zip(classes, map(str, recorded))) if isinstance(recorded, list) and len(recorded) == len(classes) \
+        else {c: wordnet_name(c) or c for c in classes}
+    return {c: name for c, name in distinct_names(names).items() if name != c}  # a model folder from elsewhere too

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import logging
 import math
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,21 +29,23 @@ from zoolens.errors import ZoolensError
 from zoolens.evaluation.evaluate import draw_evaluation_figures, evaluate_samples, write_evaluation
 from zoolens.files import check_apart, output_lock
 from zoolens.inference.bundle import check_model_target
-from zoolens.inference.model import Model
+from zoolens.inference.model import Model, network_on
+from zoolens.inference.record import NO_OPEN_SET, BackboneRecord, ModelRecord
+from zoolens.inference.steps import DenseLayer, FeatureStep, TemperatureScaling
 from zoolens.models.available import describe_backbone, has_pretrained_weights
 from zoolens.models.open_set import OpenSetCheck, fit_open_set
 from zoolens.models.probabilities import log_softmax
 from zoolens.plotting import FigureDrawer
 from zoolens.runtime.distributed import Processes, start_processes
+from zoolens.runtime.extractor import Extractor, pretrained_extractor
 from zoolens.runtime.features import (
-    FeatureNetwork,
+    FeatureExtractor,
     cache_dir,
-    extract_features,
     extract_features_sharded,
-    feature_key,
+    extractor_of_backbone,
     may_fork_workers,
 )
-from zoolens.runtime.pretrained_kit import PretrainedKit, find_kit, write_kit
+from zoolens.runtime.pretrained_kit import find_kit, write_kit
 from zoolens.training.checkpoints import (
     TrainingCheckpoints,
     check_checkpoint_folder,
@@ -216,74 +220,58 @@ def _feature_arrays(parts, feature_of: dict[Path, np.ndarray], classes: list[str
     return arrays
 
 
-def _own_features(model: Model, parts, features, config: TrainConfig, role: str) -> np.ndarray:
-    """The model's own pooled features of one part: the cached frozen ones, or through its trained backbone."""
-    if not config.trains_backbone:
-        return features[role][0]
-    return extract_features([s.path for s in parts[role]], model.network.backbone, model.preprocessing,
-                            progress=False).features
-
-
-def _labels(model: Model, samples) -> np.ndarray:
-    index = {name: i for i, name in enumerate(model.classes)}
+def _labels(classes: list[str], samples) -> np.ndarray:
+    index = {name: i for i, name in enumerate(classes)}
     return np.array([index[s.label] for s in samples], dtype=np.int64)
 
 
-def fit_open_set_check(model: Model, parts, features, config: TrainConfig, val_features: np.ndarray,
-                       progress: bool, kit: PretrainedKit | None = None) -> OpenSetCheck:
-    """"None of these" for this model: the training photos as the bank, thresholds on the validation photos.
-    It runs on frozen pretrained features, where the ImageNet checks hold: the model's own when frozen (`kit`, when
-    the backbone was not built); for a fine-tuned or scratch model, the pretrained backbone's beside it
-    (`Model.reference`), when there is one."""
+def _paths(samples: list[Sample]) -> list[Path]:
+    return [s.path for s in samples]
+
+
+def fit_open_set_check(classes: list[str], own: Extractor, confidence: np.ndarray, parts, features,
+                       config: TrainConfig, val_features: np.ndarray,
+                       progress: bool) -> tuple[OpenSetCheck, Extractor]:
+    """"None of these" for this model, and the extractor it reads: the training photos as the bank, thresholds on
+    the validation photos (`confidence`: the calibrated model's on each). It runs on frozen pretrained features,
+    where the ImageNet checks hold: the model's own when frozen (its kit's ImageNet head when nothing was built); for
+    a fine-tuned or scratch model, the pretrained backbone's beside it, when there is one."""
     _say(progress, "fitting the open-set check ('none of these') on the validation photos")
-    confidence = model.class_probabilities(val_features).max(axis=1)
-    labels = _labels(model, parts["train"])
-    reference = _reference_backbone(config) if config.trains_backbone else None
-    if not config.trains_backbone or reference is not None:
-        if reference is None:  # frozen: its own features, and its kit's ImageNet head when it has no network
-            train_x, val_x, backbone = features["train"][0], val_features, kit or model.network.backbone
-        elif features is not None:  # fine-tuned: the features its head was warmed on are the pretrained ones
-            train_x, val_x, backbone = features["train"][0], features["val"][0], reference
+    labels = _labels(classes, parts["train"])
+    if not config.trains_backbone:
+        train_x, val_x, check_from = features["train"][0], val_features, own
+    else:
+        check_from = _reference_extractor(config, own.preprocessing)
+        if check_from is None:
+            check = fit_open_set(own.features_of_paths(_paths(parts["train"])).features, labels, val_features,
+                                 confidence, classes, None,
+                                 f"no pretrained backbone with offline weights to run beside the {config.strategy} one",
+                                 share=config.open_set_share, seed=config.seed)
+            check.summary["features"] = "own"
+            return check, own
+        if features is not None:  # fine-tuned: the features its head was warmed on are the pretrained ones
+            train_x, val_x = features["train"][0], features["val"][0]
         else:
-            backbone = reference
-            train_x, val_x = (extract_features([s.path for s in parts[role]], reference, model.preprocessing,
-                                               progress=progress).features for role in ("train", "val"))
-        imagenet, why_not = _imagenet_head_of(backbone)
-        check = fit_open_set(train_x, labels, val_x, confidence, model.classes, imagenet, why_not,
-                             share=config.open_set_share, seed=config.seed)
-        check.summary["features"] = "own" if reference is None else {
-            "backbone": reference.info.name, "weights": reference.info.weights_id,
-            "why": "a network trained from scratch has no ImageNet classifier" if not config.pretrained
-            else "the fine-tuned backbone's features no longer feed the ImageNet classifier"}
-        model.reference = reference
-        return check
-    own = _own_features(model, parts, features, config, "train")
-    check = fit_open_set(own, labels, val_features, confidence, model.classes, None,
-                         f"no pretrained backbone with offline weights to run beside the {config.strategy} one",
+            train_x, val_x = (check_from.features_of_paths(_paths(parts[role]), progress).features
+                              for role in ("train", "val"))
+    imagenet, why_not = check_from.imagenet_head()
+    check = fit_open_set(train_x, labels, val_x, confidence, classes, imagenet, why_not,
                          share=config.open_set_share, seed=config.seed)
-    check.summary["features"] = "own"
-    return check
+    check.summary["features"] = "own" if check_from is own else {
+        "backbone": check_from.info.name, "weights": check_from.info.weights_id,
+        "why": "a network trained from scratch has no ImageNet classifier" if not config.pretrained
+        else "the fine-tuned backbone's features no longer feed the ImageNet classifier"}
+    return check, check_from
 
 
-def _imagenet_head_of(backbone: Backbone | PretrainedKit):
-    """The ImageNet classifier over a backbone's features, or (None, why not): a kit's own (no PyTorch), or a built
-    backbone's (models.backbones)."""
-    if isinstance(backbone, PretrainedKit):
-        return backbone.imagenet_head()
-    from zoolens.models.backbones import imagenet_head
-
-    return imagenet_head(backbone)
-
-
-def _reference_backbone(config: TrainConfig):
-    """The pretrained backbone beside a fine-tuned (the same one) or scratch (the default one) model."""
+def _reference_extractor(config: TrainConfig, prep: Preprocessing) -> FeatureExtractor | None:
+    """The pretrained backbone beside a fine-tuned (the same one) or scratch (the default one) model, at the model's
+    preprocessing: from its kit when one is cached, else built; None when its weights are not to be had."""
     name = config.backbone if config.pretrained else DEFAULT_BACKBONE
     if not has_pretrained_weights(name):
         return None
-    from zoolens.models.backbones import build_backbone
-
     try:
-        return build_backbone(name, pretrained=True)
+        return pretrained_extractor(name, prep, find_kit(describe_backbone(name)))
     except ZoolensError:
         return None
 
@@ -380,36 +368,31 @@ def _train_into(data, out, config: TrainConfig, processes: Processes, outputs: O
     progress = progress and processes.is_main
     seed_everything(config.seed)
     folder, manifest, applied = _split(data, split_file, corrections, config, progress)
-    backbone = run_backbone(config)
-    photos = _read_photos(folder, manifest, backbone.features, backbone.prep, config, processes, progress)
+    start = starting_extractor(config)
+    photos = _read_photos(folder, manifest, start, start.preprocessing, config, processes, progress)
     photos.corrections = applied
     checkpoints = _start_checkpoints(out, _run_fingerprint(config, folder.root, manifest, applied), resume, processes,
                                      progress) if out is not None else None
     # Reseeded so that the new network starts from the same weights however much of the above drew random
     # numbers (decoding workers do on a cold feature cache, not on a warm one; one process's share or all).
     seed_everything(config.seed)
-    network = backbone.classifier(len(manifest.classes), config.dropout)
-    head = DenseHead(backbone.features.feature_dim, len(manifest.classes), config.dropout, config.seed)
-    history = run_phases(network, head, photos.features, photos.parts, manifest.classes, backbone.prep, config,
+    network = _network_to_train(start, len(manifest.classes), config)
+    head = DenseHead(start.feature_dim, len(manifest.classes), config.dropout, config.seed)
+    history = run_phases(network, head, photos.features, photos.parts, manifest.classes, start.preprocessing, config,
                          processes, progress, checkpoints)
     if outputs is not None:
         outputs.draw_training_curves(history)
-    if network is None:
-        model = Model.head_on_frozen_backbone(head.weight.data, head.bias.data, manifest.classes, backbone.kit,
-                                              config.dropout, backbone.features)
-    else:
-        model = Model(network, manifest.classes, backbone.prep, {})
-    model.names = {c: folder.name(c) for c in manifest.classes if folder.name(c) != c}
+    model, val_features = _fitted_model(start, network, head, photos, config, processes, progress)
     if not processes.is_main:  # the first process calibrates, evaluates and saves; the others' work is done
         return model
-    val_features = _calibrate(model, photos, config, progress, backbone.kit)
     evaluation = None
     if photos.parts["test"]:
         evaluation = evaluate_samples(model, photos.parts["test"], f"the test part of the split of {folder.root}",
                                       progress=progress,
                                       on_scored=outputs.draw_evaluation_figures if outputs is not None else None)
     elapsed = time.time() - started
-    model.meta = _training_record(config, photos, processes, history, evaluation, model, elapsed)
+    model = model.with_record(replace(model.record, made=MappingProxyType(
+        _training_record(config, photos, processes, history, evaluation, elapsed))))
     model.history = history
     model.evaluation = evaluation
     if out is not None:
@@ -422,6 +405,54 @@ def _train_into(data, out, config: TrainConfig, processes: Processes, outputs: O
         checkpoints.remove()
         _say(progress, f"saved {out} in {elapsed:.0f} s")
     return model
+
+
+def _network_to_train(start: FeatureExtractor, classes: int, config: TrainConfig) -> Classifier | None:
+    """The PyTorch network whose backbone trains (fine-tuned, scratch); None when only the head does, on features."""
+    if not config.trains_backbone:
+        return None
+    from zoolens.models.classifier import Classifier
+
+    return Classifier(start.backbone(), classes, dropout=config.dropout)
+
+
+def _fitted_model(start: FeatureExtractor, network: Classifier | None, head: DenseHead, photos: TrainingPhotos,
+                  config: TrainConfig, processes: Processes, progress: bool) -> tuple[Model, np.ndarray]:
+    """The new model, its steps fitted in turn: features (its own backbone's: the pretrained one it started from
+    when that stayed frozen, else the one trained) -> the dense head trained -> the temperature -> the open-set
+    check (fitted by the first process only); and its own features of the validation photos, which the last two
+    were fitted on."""
+    classes = photos.manifest.classes
+    if network is None:
+        own = start
+        dense = DenseLayer(np.array(head.weight.data, np.float32), np.array(head.bias.data, np.float32),
+                           config.dropout)
+        make_network = functools.cache(lambda: network_on(own.backbone(), dense))
+        val_features = photos.features["val"][0]
+    else:
+        own = extractor_of_backbone(network.backbone, start.preprocessing)
+        layer = network.head[-1]
+        dense = DenseLayer(layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy(), config.dropout)
+        make_network = lambda: network  # noqa: E731
+        val_features = own.features_of_paths(_paths(photos.parts["val"])).features
+    calibration, check, check_from = TemperatureScaling(), None, own
+    if processes.is_main:
+        temperature = calibrate_temperature(dense.logits(val_features), _labels(classes, photos.parts["val"]))
+        calibration = TemperatureScaling(temperature, f"{len(photos.parts['val'])} validation photos"
+                                         if temperature != 1.0 else "not fitted")
+        confidence = calibration.probabilities(dense.logits(val_features)).max(axis=1)
+        check, check_from = fit_open_set_check(classes, own, confidence, photos.parts, photos.features, config,
+                                               val_features, progress)
+        if check.summary["animal_check"] != "on":
+            _say(progress, f"  open-set animal check {check.summary['animal_check']}")
+    info = own.info
+    record = ModelRecord(
+        classes=tuple(classes), class_names=tuple(photos.folder.name(c) for c in classes),
+        backbone=BackboneRecord(info.name, info.source, info.weights_tag, own.feature_dim),
+        preprocessing=own.preprocessing, dropout=config.dropout,
+        parameters=own.parameters() + dense.weight.size + dense.bias.size, calibration=calibration,
+        open_set=MappingProxyType(check.summary if check is not None else NO_OPEN_SET))
+    return Model(record, FeatureStep(own, check_from), dense, check, make_network), val_features
 
 
 class Outputs:
@@ -468,41 +499,18 @@ class Outputs:
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
-@dataclass
-class RunBackbone:
-    """The backbone of a run. A pretrained one that stays frozen is its cached kit (`kit`) and the FeatureNetwork of
-    its features, built with PyTorch only when photos are new to the feature cache; any other is built (`features`
-    is then the PyTorch backbone)."""
-
-    prep: Preprocessing
-    features: FeatureNetwork | Backbone  # what the photos' features are extracted with
-    kit: PretrainedKit | None = None
-
-    def classifier(self, classes: int, dropout: float) -> Classifier | None:
-        """The PyTorch network to train or save, None when the kit stands in for it."""
-        if self.kit is not None:
-            return None
-        from zoolens.models.classifier import Classifier
-
-        return Classifier(self.features, classes, dropout=dropout)
-
-
-def run_backbone(config: TrainConfig) -> RunBackbone:
-    """The run's backbone: from its kit when the weights stay pretrained and one is cached (no PyTorch), else built,
-    and then kept as a kit for next time."""
+def starting_extractor(config: TrainConfig) -> FeatureExtractor:
+    """The backbone a run starts from, as the extractor of its features at the run's size: a pretrained one that
+    stays frozen from its cached kit when there is one (nothing built, no PyTorch), else built now (and then, when
+    it stays frozen, kept as a kit for next time)."""
     info = describe_backbone(config.backbone)
     prep = info.preprocessing.at_size(config.image_size) if config.image_size else info.preprocessing
-    from_kit = config.pretrained and not config.trains_backbone
-    kit = find_kit(info) if from_kit else None
+    frozen = config.pretrained and not config.trains_backbone
+    kit = find_kit(info) if frozen else None
     if kit is not None:
-        return RunBackbone(prep, FeatureNetwork(feature_key(info.weights_id, prep), kit.feature_dim, prep,
-                                                lambda: _built(config)), kit)
+        return pretrained_extractor(config.backbone, prep, kit)
     built = _built(config)
-    kit = write_kit(built) if from_kit else None
-    if kit is None:
-        return RunBackbone(prep, built)
-    return RunBackbone(prep, FeatureNetwork(feature_key(info.weights_id, prep), built.feature_dim, prep,
-                                            lambda: built), kit)
+    return replace(extractor_of_backbone(built, prep), kit=write_kit(built) if frozen else None)
 
 
 def _built(config: TrainConfig) -> Backbone:
@@ -568,25 +576,12 @@ def _read_photos(folder: ImageFolder, manifest: Manifest, backbone, prep, config
     return TrainingPhotos(folder, manifest, parts, features, problems)
 
 
-def _calibrate(model: Model, photos: TrainingPhotos, config: TrainConfig, progress: bool,
-               kit: PretrainedKit | None) -> np.ndarray:
-    """Confidences that mean what they say (temperature), and "none of these" (the open-set check); the model's own
-    features of the validation photos, which they were fitted on."""
-    val_features = _own_features(model, photos.parts, photos.features, config, "val")
-    val_labels = _labels(model, photos.parts["val"])
-    model.temperature = calibrate_temperature(model.class_logits(val_features), val_labels)
-    model.open_set = fit_open_set_check(model, photos.parts, photos.features, config, val_features, progress, kit)
-    if model.open_set.summary["animal_check"] != "on":
-        _say(progress, f"  open-set animal check {model.open_set.summary['animal_check']}")
-    return val_features
-
-
 def _check_row(model: Model, photos: TrainingPhotos, val_features: np.ndarray) -> np.ndarray:
     """One validation photo's features as the saved model's answers take them: its own, then the pretrained
     backbone's beside a fine-tuned one where the run has them (else its own alone, answered without the open-set
     check)."""
     row = val_features[:1]
-    if model.reference is not None and photos.features is not None:
+    if model.extraction.separate and photos.features is not None:
         row = np.concatenate([row, photos.features["val"][0][:1]], axis=1)
     return np.asarray(row, np.float32)
 
@@ -626,9 +621,8 @@ def _answers_like(model: Model, row: np.ndarray, out) -> Callable[[Path], None]:
 
 
 def _training_record(config: TrainConfig, photos: TrainingPhotos, processes: Processes, history: list[dict],
-                     evaluation, model: Model, elapsed: float) -> dict:
-    """What zoolens.json says about how the model was made."""
-    temperature = model.temperature
+                     evaluation, elapsed: float) -> dict:
+    """What zoolens.json says about how the model was made (`ModelRecord.made`)."""
     return {
         "training": {**config.to_dict(), "phases": [asdict(phase) for phase in config.phases()],
                      "seconds": round(elapsed, 1), "epochs_run": len(history), "processes": processes.world_size},
@@ -642,9 +636,6 @@ def _training_record(config: TrainConfig, photos: TrainingPhotos, processes: Pro
             "skipped": [{"path": p, "reason": r} for p, r in photos.folder.skipped + photos.problems],
             "corrections": photos.corrections.record() if photos.corrections else None,
         },
-        "calibration": {"temperature": temperature,
-                        "fitted_on": f"{len(photos.parts['val'])} validation photos" if temperature != 1.0
-                        else "not fitted"},
         "metrics": {k: v for k, v in evaluation.summary().items() if k not in ("skipped",)} if evaluation else {},
     }
 
