@@ -39,6 +39,9 @@ def test_a_backbone_builds_runs_and_has_a_gradcam_layer_and_blocks(name):
     with torch.no_grad():
         features = backbone(torch.rand(2, 3, size, size))
     assert features.shape == (2, backbone.feature_dim) and torch.isfinite(features).all()
+    declared = registered_backbones().get(name)
+    if declared is not None:  # what list_backbones() says before anything is built
+        assert declared.feature_width == backbone.feature_dim
 
     shape = feature_map_of(gradcam_layer(backbone, size), backbone, size)
     assert len(shape) == 4 and min(shape[2:]) > 1, shape  # a spatial map Grad-CAM can weigh

@@ -138,6 +138,7 @@ DEFAULT_BACKBONE = "mobilenet_v2"
 DEFAULT_RATIOS = "70/10/20"  # train/val/test
 DEFAULT_OPEN_SET = OpenSetMode.ON
 DEFAULT_OPEN_SET_SHARE = 0.02  # of the model's own validation photos the open-set check turns away, "not sure" included
+TOP_K = 3  # the one default of every predictor's `top_k`: how many of the likeliest classes a Prediction carries
 DEFAULT_MIN_CONFIDENCE = 0.6  # the apps' "not sure" line (the library and `zoolens predict` default to none)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zoolens.choices import DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET
+from zoolens.choices import DEFAULT_BACKBONE, DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET
 from zoolens.errors import ZoolensError
 from zoolens.inference.bundle import META_FILE
 from zoolens.inference.prediction import CLASS, NONE_OF_THESE, Prediction
@@ -16,7 +16,7 @@ IMAGENET_NAME = "ImageNet (1000 classes, no training)"
 class Predictor:
     """A trained model (`model_path`) or, with none, the pretrained network's 1000 ImageNet classes."""
 
-    def __init__(self, model_path: str | Path | None = None, backbone: str = "mobilenet_v2"):
+    def __init__(self, model_path: str | Path | None = None, backbone: str = DEFAULT_BACKBONE):
         self.model_path = Path(model_path) if model_path else None
         self.backbone = backbone
         if self.model_path is None:

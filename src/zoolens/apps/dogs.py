@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from zoolens.choices import DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET
+from zoolens.choices import DEFAULT_BACKBONE, DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET, TOP_K
 from zoolens.data.images import is_image_name, open_image
 from zoolens.errors import ImageError, ZoolensError, setting
 from zoolens.inference.prediction import (
@@ -34,7 +34,6 @@ from zoolens.inference.prediction import (
     source_name,
     with_article,
 )
-from zoolens.inference.predictor import TOP_K
 from zoolens.models.faces import FACE_CASCADE_FILE, FACE_MIN_NEIGHBORS, FACE_SCALE_FACTOR, FaceDetector
 from zoolens.models.imagenet_groups import NOT_AN_ANIMAL, rank_groups
 from zoolens.models.open_set import PERSON
@@ -54,7 +53,7 @@ SEED_DOG_RATES = {"faces": 0.00, "imagewoof": 1.00}
 class DogDetector:
     """A dog when the pretrained ImageNet network's most likely class is one of its dog breeds."""
 
-    def __init__(self, backbone: str = "mobilenet_v2", classifier=None):
+    def __init__(self, backbone: str = DEFAULT_BACKBONE, classifier=None):
         from zoolens.inference.imagenet import DOG_CLASSES, ImageNetClassifier
 
         self.classifier = classifier or ImageNetClassifier(backbone)
@@ -121,7 +120,7 @@ class DogBreedApp:
     """Seed 004's algorithm on the zoolens API; `identify` answers for photo paths, PIL images or bytes with a
     `DogReport` each, `predict` (the app as a `zoolens.Predictor`) with a `Prediction` each."""
 
-    def __init__(self, breeds_model=None, backbone: str = "mobilenet_v2",
+    def __init__(self, breeds_model=None, backbone: str = DEFAULT_BACKBONE,
                  min_confidence: float = DEFAULT_MIN_CONFIDENCE, imagenet=None, open_set: str = DEFAULT_OPEN_SET):
         from zoolens.inference.model import Model
 
@@ -314,7 +313,7 @@ def audit_photo_sets(n: int = 100, seed: int = 0) -> list[tuple[str, str, list[P
     return [(name, key, _sample(paths, n, seed)) for name, key, paths in sets]
 
 
-def audit_detectors(n: int = 100, seed: int = 0, backbone: str = "mobilenet_v2", imagenet=None) -> list[AuditRow]:
+def audit_detectors(n: int = 100, seed: int = 0, backbone: str = DEFAULT_BACKBONE, imagenet=None) -> list[AuditRow]:
     """Seed 004's table: how often each detector fires on photos of humans, of dogs and of other animals."""
     faces, dogs = FaceDetector(), DogDetector(backbone, classifier=imagenet)
     rows = []
@@ -326,7 +325,7 @@ def audit_detectors(n: int = 100, seed: int = 0, backbone: str = "mobilenet_v2",
     return rows
 
 
-def format_audit(rows: list[AuditRow], backbone: str = "mobilenet_v2") -> str:
+def format_audit(rows: list[AuditRow], backbone: str = DEFAULT_BACKBONE) -> str:
     def seed(rates: dict, key: str) -> str:
         return f"{rates[key]:.0%}" if key in rates else "-"
 

@@ -258,18 +258,13 @@ def cmd_export(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from zoolens.models.available import describe_backbone, offline_weights_available, registered_backbones
+    from zoolens.models.registry import list_backbones
 
     print("backbone               source       input  pretrained weights")
-    for name, spec in registered_backbones().items():
-        info = describe_backbone(name)
-        if not spec.pretrained:
-            state = "none: trained from scratch (--strategy scratch)"
-        else:
-            state = "available offline" if offline_weights_available(name) else "not installed (download when online)"
-        print(f"{name:<22} {info.source:<12} {info.preprocessing.input_size:>5}  {state}")
-        if spec.summary:
-            print(f"    {spec.summary}")
+    for record in list_backbones():
+        print(f"{record.name:<22} {record.source:<12} {record.input_size:>5}  {record.weights}")
+        if record.summary:
+            print(f"    {record.summary}")
     print("\nAny other torchvision or timm model name also works as --backbone when its weights are in the\n"
           "local cache or can be downloaded.")
     return 0

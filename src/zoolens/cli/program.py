@@ -12,7 +12,15 @@ import warnings
 from pathlib import Path
 
 from zoolens import __version__
-from zoolens.choices import DEFAULT_BACKBONE, DEFAULT_OPEN_SET, DEFAULT_RATIOS, OPEN_SET_MODES, Engine, ExportFormat
+from zoolens.choices import (
+    DEFAULT_BACKBONE,
+    DEFAULT_OPEN_SET,
+    DEFAULT_RATIOS,
+    OPEN_SET_MODES,
+    TOP_K,
+    Engine,
+    ExportFormat,
+)
 from zoolens.cli.commands import (
     cmd_data_inspect,
     cmd_data_issues,
@@ -112,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--groups", action="store_true",
                          help="with --imagenet: animal group (dog, snake, bird, ...) summed over its ImageNet classes")
     predict.add_argument("--backbone", default=DEFAULT_BACKBONE, help="network for --imagenet")
-    predict.add_argument("--top-k", type=int, default=3, help="how many of the likeliest classes to show")
+    predict.add_argument("--top-k", type=int, default=TOP_K, help="how many of the likeliest classes to show")
     predict.add_argument("--min-confidence", type=float,
                          help="answer 'not sure' below this probability (on top of the model's calibrated threshold)")
     predict.add_argument("--open-set", default=DEFAULT_OPEN_SET.value, choices=OPEN_SET_MODES,

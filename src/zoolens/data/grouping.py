@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoolens.choices import GROUP_BY
+from zoolens.choices import GroupBy, OneOf
 from zoolens.data.camera_trap import DEFAULT_SEQUENCE_GAP_S, Frame, capture_time, form_events, frame_events
 from zoolens.data.folders import ImageFolder, Sample
 from zoolens.data.images import PHOTO_FORMATS
@@ -40,22 +40,21 @@ def resolve_group_by(folder: ImageFolder, group_by: str | None) -> str | None:
     sources (a labels CSV, a Camtrap DP package) and not at all for class folders (their split as it always was)."""
     if group_by is None:
         return None if folder.source == "folders" else "event"
-    if group_by not in GROUP_BY:
-        raise ConfigError("group_by", f"{group_by!r}: choose from {', '.join(GROUP_BY)}")
-    return None if group_by == "none" else group_by
+    OneOf(GroupBy).check("group_by", group_by)
+    return None if group_by == GroupBy.NONE else GroupBy(group_by)
 
 
 def sample_groups(folder: ImageFolder, samples: list[Sample], by: str,
                   gap_s: float = DEFAULT_SEQUENCE_GAP_S) -> Groups:
-    if by == "event":
+    if by == GroupBy.EVENT:
         return _event_groups(folder, samples, gap_s)
-    if by == "camera":
+    if by == GroupBy.CAMERA:
         groups = {s.path: folder.cameras.get(s.path, "") for s in samples}
         if len(set(groups.values())) < 2:
             raise ConfigError("group_by", f"camera: every photo of {folder.given or folder.root} is of one camera (a "
                                           "camera is a photo's folder, below its class folder); nothing to split by")
         return Groups("camera", groups, f"{len(set(groups.values()))} cameras")
-    if by == "site":
+    if by == GroupBy.SITE:
         if folder.sites is None:
             raise ConfigError("group_by", f"site: {folder.given or folder.root} names no sites (a labels CSV's site "
                                           "column, or a Camtrap DP package's locationID)")
@@ -64,7 +63,7 @@ def sample_groups(folder: ImageFolder, samples: list[Sample], by: str,
         note = f"{len(set(groups.values())) - unnamed} sites"
         return Groups("site", groups, note + (f"; {unnamed} photos without a site, each a group of its own"
                                               if unnamed else ""))
-    raise ConfigError("group_by", f"{by!r}: choose from {', '.join(GROUP_BY)}")
+    raise ConfigError("group_by", f"{by!r}: choose from {', '.join(GroupBy.values())}")
 
 
 def _event_groups(folder: ImageFolder, samples: list[Sample], gap_s: float) -> Groups:

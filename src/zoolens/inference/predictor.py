@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from zoolens.choices import TOP_K  # noqa: F401  (re-exported: the protocol's default)
+
 if TYPE_CHECKING:
     from zoolens.inference.prediction import Prediction
-
-TOP_K = 3  # the one default of every predictor's `top_k`: how many of the likeliest classes a Prediction carries
 
 
 @runtime_checkable

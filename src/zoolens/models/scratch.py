@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 UNIT_SCALE = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}  # Keras' rescale=1/255
 
 
-@register_backbone("small_cnn", aliases=("seed001_cnn",), source="zoolens",
+@register_backbone("small_cnn", feature_width=512, aliases=("seed001_cnn",), source="zoolens",
                    preprocessing=Preprocessing(150, 150, **UNIT_SCALE),
                    summary="four convolutions and a dense 512 at 150 px, from scratch (seed 001's CNN)")
 def small_cnn() -> nn.Module:
@@ -32,7 +32,7 @@ def small_cnn() -> nn.Module:
     return nn.Sequential(*layers, nn.AdaptiveMaxPool2d(7), nn.Flatten(), nn.Linear(6272, 512), nn.ReLU(inplace=True))
 
 
-@register_backbone("baseline_cnn", aliases=("seed002_baseline",), source="zoolens",
+@register_backbone("baseline_cnn", feature_width=228, aliases=("seed002_baseline",), source="zoolens",
                    preprocessing=Preprocessing(224, 224, IMAGENET_MEAN, IMAGENET_STD),
                    summary="two strided convolutions and a dense 228, from scratch (seed 002's baseline)")
 def baseline_cnn() -> nn.Module:
@@ -48,7 +48,7 @@ def baseline_cnn() -> nn.Module:
     )
 
 
-@register_backbone("gap_cnn", aliases=("seed004_cnn",), source="zoolens",
+@register_backbone("gap_cnn", feature_width=128, aliases=("seed004_cnn",), source="zoolens",
                    preprocessing=Preprocessing(224, 224, **UNIT_SCALE),
                    summary="six convolutions and global average pooling, from scratch (seed 004's CNN)")
 def gap_cnn() -> nn.Module:
