@@ -9,7 +9,7 @@ import torch
 from PIL import Image, ImageDraw
 
 import zoolens
-from zoolens.data.transforms import Augmentation, Preprocessing, eval_transform, train_transform
+from zoolens.data.transforms import Augmentation, Preprocessing, decode_for_network, eval_transform, train_transform
 
 PREP = Preprocessing(64, 73)
 NONE = Augmentation(rotation=0, shift=0, shear=0, zoom=0, horizontal_flip=False)
@@ -94,7 +94,7 @@ def test_training_on_photos_uses_the_augmentation_it_is_given(small_animals):
         first, second = (next(iter(batches.training(epoch)))[0] for epoch in (0, 1))
         assert torch.equal(first, second) is not varies
         validation = next(iter(batches.validation()))[0]
-        assert torch.equal(validation[0], eval_transform(PREP)(Image.open(photo).convert("RGB")))
+        assert torch.equal(validation[0], eval_transform(PREP)(decode_for_network(photo, PREP)))  # as answers decode
 
 
 @pytest.mark.slow

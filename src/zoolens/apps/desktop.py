@@ -21,10 +21,9 @@ from PIL import Image, ImageOps, ImageTk
 
 from zoolens.apps.common import IMAGENET_NAME, Predictor, answer_line, gradcam_pair, scores_note
 from zoolens.choices import DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET, OPEN_SET_MODES
-from zoolens.data.folders import walk_files
-from zoolens.data.images import IMAGE_EXTENSIONS, is_image_name, open_image
+from zoolens.data.images import IMAGE_EXTENSIONS, open_image
 from zoolens.errors import ZoolensError
-from zoolens.inference.prediction import CLASS, ERROR, NONE_OF_THESE, NOT_SURE
+from zoolens.inference.prediction import CLASS, ERROR, NONE_OF_THESE, NOT_SURE, folder_photos
 
 TOP_K = 3
 POLL_MS = 40
@@ -237,7 +236,7 @@ class DesktopApp:
 
         def classify():
             predictor = self._current_predictor()
-            paths = [p for p in walk_files(folder) if is_image_name(p)]
+            paths = folder_photos(folder)  # as `zoolens predict` walks a folder
             if not paths:
                 raise ZoolensError(f"no photos in {folder}")
             predictions = predictor.predict(paths, top_k=TOP_K, min_confidence=min_confidence, open_set=open_set)

@@ -191,7 +191,7 @@ def _raw_file(source):
 
 
 def open_image(source, min_side: int | None = None, time_limit: float = MAX_DECODE_SECONDS) -> Image.Image:
-    """Decode a file path, bytes or PIL image into an upright RGB image.
+    """Decode a file path, bytes, an open binary file or a PIL image into an upright RGB image.
 
     `min_side` lets JPEGs decode at reduced scale (Pillow's `draft`) when the photo is much larger
     than the network input: a 12-megapixel camera photo then costs a fraction of a full decode.
@@ -201,7 +201,9 @@ def open_image(source, min_side: int | None = None, time_limit: float = MAX_DECO
     if isinstance(source, Image.Image):
         _check_shape("<image>", source.size)
         return to_rgb(ImageOps.exif_transpose(source))
-    name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+    if isinstance(source, memoryview):
+        source = source.tobytes()
+    name = source_label(source)
     if isinstance(source, (str, os.PathLike)):
         problem = file_problem(source)
         if problem:
@@ -241,6 +243,17 @@ def open_image(source, min_side: int | None = None, time_limit: float = MAX_DECO
         raise ImageError(name, f"damaged image ({_short(error)})") from None
 
 
+def source_label(source) -> str:
+    """What an error calls a photo: its path, an open file's name (an upload's), `<bytes>` or `<image>`."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return "<bytes>"
+    if isinstance(source, Image.Image):
+        return "<image>"
+    if hasattr(source, "read"):
+        return str(getattr(source, "name", None) or "<file>")
+    return str(source)
+
+
 def _check_shape(name: str, size: tuple[int, int]) -> None:
     width, height = size
     if width < 1 or height < 1:
@@ -253,6 +266,8 @@ def _check_shape(name: str, size: tuple[int, int]) -> None:
 def _unidentified_reason(source) -> str:
     if isinstance(source, (bytes, bytearray)):
         return "empty data" if not source else "not an image"
+    if hasattr(source, "read"):
+        return "not an image"
     if Path(source).stat().st_size == 0:
         return "empty file (0 bytes)"
     return "not an image file"  # nor one of PHOTO_FORMATS: an EPS named .jpg says the same

@@ -17,14 +17,13 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
-from torchvision.transforms import v2 as T
 
 from zoolens.choices import EXPLAIN_CHOICES, EXPLAIN_METHODS
-from zoolens.data.images import open_image
-from zoolens.data.transforms import Preprocessing, eval_transform
+from zoolens.data.images import source_label
+from zoolens.data.transforms import Preprocessing, cropped_pixels, decode_for_network, network_transform
 from zoolens.errors import ConfigError, ImageError, ZoolensError, setting
 from zoolens.files import output_folder
-from zoolens.inference.prediction import CLASS, Prediction
+from zoolens.inference.prediction import CLASS, Prediction, as_photo
 from zoolens.models.backbones import Backbone, declared_gradcam_layer
 from zoolens.models.registry import family_of_network
 from zoolens.plotting import plain_text
@@ -171,9 +170,9 @@ class Explanation:
 
 # ---- the maps ------------------------------------------------------------------------------------
 def network_view(image: Image.Image, prep: Preprocessing) -> Image.Image:
-    """The photo as the network sees it (shorter side resized, centre crop), before normalisation."""
-    crop = T.Compose([T.Resize(prep.resize_size, antialias=True), T.CenterCrop(prep.input_size)])
-    return crop(image)
+    """The photo as the network sees it (shorter side resized, centre crop: `transforms.cropped_pixels`), before
+    normalisation."""
+    return Image.fromarray(cropped_pixels(image, prep))
 
 
 def _normalise_map(heat: torch.Tensor, top_quantile: float | None = None) -> np.ndarray:
@@ -216,15 +215,14 @@ def _gradients_on(network: nn.Module):
 
 
 def _load(item, prep: Preprocessing) -> tuple[str, Image.Image]:
-    if isinstance(item, Image.Image):
-        return getattr(item, "filename", None) or "<image>", open_image(item)
-    if isinstance(item, (bytes, bytearray)):
-        return "<bytes>", open_image(bytes(item))
-    return str(item), open_image(Path(item), min_side=prep.resize_size)
+    """Its name, and the photo decoded as every answer decodes it (`transforms.decode_for_network`)."""
+    name = getattr(item, "filename", None) if isinstance(item, Image.Image) else None
+    photo = as_photo(item)
+    return name or source_label(photo), decode_for_network(photo, prep)
 
 
 def _explain_batch(target: Explainable, layer: nn.Module | None, images: list[Image.Image], methods, classes_wanted):
-    transform = eval_transform(target.preprocessing)
+    transform = network_transform(target.preprocessing)
     batch = torch.stack([transform(image) for image in images])
     with _gradients_on(target.network):
         with torch.no_grad():

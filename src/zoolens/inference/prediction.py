@@ -7,12 +7,15 @@ person, an animal unlike any training photo) or an error (the photo cannot be us
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from zoolens.data.images import open_image
+from zoolens.data.images import MAX_FILE_BYTES, is_image_name, open_image
 from zoolens.errors import ImageError
 from zoolens.spreadsheet import to_cell
 
@@ -25,6 +28,7 @@ VERDICTS = (CLASS, NOT_SURE, NONE_OF_THESE, ERROR)
 # What is in a camera-trap frame, whatever the model's classes (MegaDetector's categories, and empty frames).
 BLANK, ANIMAL, PERSON, VEHICLE = "blank", "animal", "person", "vehicle"
 KINDS = (BLANK, ANIMAL, PERSON, VEHICLE)
+log = logging.getLogger(__name__)
 
 
 def with_article(name: str) -> str:
@@ -108,28 +112,56 @@ def failed(source: str, problem: str) -> Prediction:
 
 # ---- inputs ---------------------------------------------------------------------------------------
 def input_list(inputs) -> list:
-    """One photo (a path, a PIL image or bytes) or a list of them, as a list."""
-    return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    """One photo (a path, a PIL image, bytes or an open binary file) or a list of them, as a list; a folder among them
+    stands for its photos, walked as `zoolens predict` walks it (`folder_photos`). Every one of them becomes pixels by
+    `transforms.network_pixels` (a PIL image is taken as already decoded: see `transforms.decode_for_network`)."""
+    items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    return [photo for item in items for photo in (folder_photos(item) if is_folder(item) else [item])]
 
 
 def is_path(item) -> bool:
     return isinstance(item, (str, Path))
 
 
+def is_folder(item) -> bool:
+    return is_path(item) and os.path.isdir(item)  # False, not an error, for a path the system cannot stat
+
+
+def folder_photos(folder) -> list[Path]:
+    """The photos below a folder, in a stable order, as every command takes them: the files named as photos
+    (`images.is_image_name`), hidden ones and links to folders left out (`folders.walk_files`: sorted, a folder
+    that cannot be listed logged). A folder without any is logged too: it has no answer."""
+    from zoolens.data.folders import walk_files
+
+    photos = [path for path in walk_files(Path(folder)) if is_image_name(path)]
+    if not photos:
+        log.warning("%s: no photo files in this folder", folder)
+    return photos
+
+
 def source_name(item, position: int) -> str:
     """What a result calls its photo: the path, an upload's file name, or '<image N>'."""
     if is_path(item):
         return str(item)
-    return str(getattr(item, "filename", None) or f"<image {position + 1}>")
+    return str(getattr(item, "filename", None) or getattr(item, "name", None) or f"<image {position + 1}>")
+
+
+def as_photo(item):
+    """An input as `transforms.network_pixels` and `open_image` take it, and as it can be opened again (by the person
+    check): a path as a Path, bytes-like as bytes, an open binary file as its bytes (read once, bounded), a PIL image
+    as it is."""
+    if is_path(item):
+        return Path(item)
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item)
+    if hasattr(item, "read") and not isinstance(item, Image.Image):
+        return item.read(MAX_FILE_BYTES + 1)  # one byte over the limit: open_image then says it is too large
+    return item
 
 
 def open_input(item, min_side: int | None = None):
-    """A PIL image for a path, image or bytes; raises ImageError naming the problem."""
-    if is_path(item):
-        item = Path(item)
-    elif isinstance(item, (bytes, bytearray, memoryview)):
-        item = bytes(item)
-    return open_image(item, min_side=min_side) if min_side else open_image(item)
+    """A PIL image for a path, image, bytes or open file; raises ImageError naming the problem."""
+    return open_image(as_photo(item), min_side=min_side)
 
 
 def opened_inputs(inputs, min_side: int | None = None) -> list[tuple[str, object, str | None]]:

@@ -8,8 +8,7 @@ from dataclasses import replace
 import torch
 
 from zoolens.data.folders import Sample
-from zoolens.data.images import open_image
-from zoolens.data.transforms import eval_transform, train_transform
+from zoolens.data.transforms import Preprocessing, decode_for_network, network_transform, train_transform
 from zoolens.models.backbones import unfreeze_blocks
 from zoolens.models.classifier import Classifier
 from zoolens.runtime.distributed import Processes
@@ -18,9 +17,12 @@ from zoolens.training.loop import PhotoBatches
 
 
 class _PhotoDataset(torch.utils.data.Dataset):
-    def __init__(self, samples: list[Sample], classes: list[str], transform):
+    """Photos decoded as every answer decodes them (`transforms.decode_for_network`), then `transform`ed."""
+
+    def __init__(self, samples: list[Sample], classes: list[str], prep: Preprocessing, transform):
         self.samples = samples
         self.index = {name: i for i, name in enumerate(classes)}
+        self.prep = prep
         self.transform = transform
 
     def __len__(self) -> int:
@@ -28,8 +30,7 @@ class _PhotoDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         sample = self.samples[i]
-        image = open_image(sample.path, min_side=None)
-        return self.transform(image), self.index[sample.label]
+        return self.transform(decode_for_network(sample.path, self.prep)), self.index[sample.label]
 
 
 def prepare_network(network: Classifier, phase: Phase) -> None:
@@ -52,9 +53,9 @@ def photo_batches(parts: dict[str, list[Sample]], classes: list[str], prep, conf
     world_size, rank = processes.world_size, processes.rank
     workers = config.workers if config.workers is not None else min(4, max(1, (os.cpu_count() or 1) // world_size))
     batch_size = max(1, round(config.batch_size / world_size))
-    train_set = _PhotoDataset(parts["train"], classes, train_transform(prep, config.augmentation))
+    train_set = _PhotoDataset(parts["train"], classes, prep, train_transform(prep, config.augmentation))
     # Every world_size-th validation photo: the processes' sums add up to the loss over each photo exactly once.
-    val_set = torch.utils.data.Subset(_PhotoDataset(parts["val"], classes, eval_transform(prep)),
+    val_set = torch.utils.data.Subset(_PhotoDataset(parts["val"], classes, prep, network_transform(prep)),
                                       range(rank, len(parts["val"]), world_size))
     common = dict(batch_size=batch_size, num_workers=workers, persistent_workers=workers > 0)
     # One shuffle of the whole set per epoch, each process taking every world_size-th photo of it: the global

@@ -14,8 +14,7 @@ from PIL import Image
 
 from zoolens.choices import DEFAULT_OPEN_SET
 from zoolens.data.camera_trap import CaptureTime, capture_time
-from zoolens.data.images import open_image
-from zoolens.data.transforms import cropped_pixels
+from zoolens.data.transforms import cropped_pixels, decode_for_network
 from zoolens.errors import ImageError
 from zoolens.inference.batch.walk import CHUNK_SIZE, Found
 from zoolens.inference.model import Model
@@ -141,11 +140,11 @@ NOT_READ = CaptureTime(problem="not read: the photo cannot be used")
 
 
 def decode_frame(path: Path, preprocessing) -> tuple[np.ndarray | None, str, CaptureTime]:
-    """runtime.features.decode_pixels (the photo resized and cropped for the network, 8-bit, or None and why it
-    cannot be used), and its capture time (EXIF) read from the photo already opened: a camera-trap frame's time costs
-    no second open of the file (tests check both give the same pixels)."""
+    """The photo resized and cropped for the network as every answer makes it (`transforms.network_pixels`), 8-bit, or
+    None and why it cannot be used, and its capture time (EXIF) read from the photo already opened: a camera-trap
+    frame's time costs no second open of the file (tests check both give the same pixels)."""
     try:
-        image = open_image(path, min_side=preprocessing.resize_size)
+        image = decode_for_network(path, preprocessing)
     except ImageError as error:
         return None, error.reason or "unusable", NOT_READ
     return cropped_pixels(image, preprocessing), "", capture_time(image)
