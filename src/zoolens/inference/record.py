@@ -117,7 +117,7 @@ def read_history(folder: Path) -> list[dict] | None:
 
 
 @dataclass(frozen=True)
-class BackboneRecord:
+class BackboneDescription:
     """The backbone a model's head reads, as zoolens.json names it."""
 
     name: str
@@ -135,7 +135,7 @@ class ModelRecord:
 
     classes: tuple[str, ...]
     class_names: tuple[str, ...]  # what people read for each class, in the order of `classes`
-    backbone: BackboneRecord
+    backbone: BackboneDescription
     preprocessing: Preprocessing
     dropout: float  # the head's, while it trained
     parameters: int
@@ -176,7 +176,7 @@ class ModelRecord:
         return cls(
             classes=classes,
             class_names=tuple(recorded_names(list(classes), meta).get(c, c) for c in classes),
-            backbone=BackboneRecord(described["name"], described.get("source", ""),
+            backbone=BackboneDescription(described["name"], described.get("source", ""),
                                     described.get("weights_tag", "none"), described.get("feature_dim")),
             preprocessing=Preprocessing.from_dict(meta["preprocessing"]),
             dropout=float(meta.get("head", {}).get("dropout", 0.2)),

@@ -30,7 +30,7 @@ from zoolens.evaluation.evaluate import draw_evaluation_figures, evaluate_sample
 from zoolens.files import check_apart, output_lock
 from zoolens.inference.bundle import check_model_target
 from zoolens.inference.model import Model, network_on
-from zoolens.inference.record import NO_OPEN_SET, BackboneRecord, ModelRecord
+from zoolens.inference.record import NO_OPEN_SET, BackboneDescription, ModelRecord
 from zoolens.inference.steps import DenseLayer, FeatureStep, TemperatureScaling
 from zoolens.models.available import describe_backbone, has_pretrained_weights
 from zoolens.models.open_set import OpenSetCheck, fit_open_set
@@ -448,7 +448,7 @@ def _fitted_model(start: FeatureExtractor, network: Classifier | None, head: Den
     info = own.info
     record = ModelRecord(
         classes=tuple(classes), class_names=tuple(photos.folder.name(c) for c in classes),
-        backbone=BackboneRecord(info.name, info.source, info.weights_tag, own.feature_dim),
+        backbone=BackboneDescription(info.name, info.source, info.weights_tag, own.feature_dim),
         preprocessing=own.preprocessing, dropout=config.dropout,
         parameters=own.parameters() + dense.weight.size + dense.bias.size, calibration=calibration,
         open_set=MappingProxyType(check.summary if check is not None else NO_OPEN_SET))
