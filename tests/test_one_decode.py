@@ -16,11 +16,7 @@ from PIL import Image
 from zoolens.data.transforms import network_pixels
 
 TOLERANCE = 1e-5
-# Until inference/model.py's Model.predict gives bytes and images to `features_of_images` (and runtime/features.py makes
-# them `network_pixels`) a large JPEG's bytes decode whole there. Strict: remove this mark once that change is in.
-BYTES_DECODED_WHOLE = pytest.mark.xfail(strict=True, reason="Model.predict decodes bytes whole (model.py, features.py)")
-JPEGS = [pytest.param("large.jpg", marks=BYTES_DECODED_WHOLE), pytest.param("sideways.jpg", marks=BYTES_DECODED_WHOLE),
-         "photo.png"]
+JPEGS = ["large.jpg", "sideways.jpg", "photo.png"]
 
 
 @pytest.fixture(scope="module")

@@ -15,17 +15,10 @@ MODEL_HELP = "a model folder (what `zoolens train` wrote)"
 
 
 def expand_inputs(items: list[str]) -> list[Path]:
-    """Files as given; folders walked for image files (sorted)."""
-    from zoolens.data.folders import walk_files
-    from zoolens.data.images import is_image_name
+    """Files as given; folders walked for their photos as `Model.predict` walks them (`prediction.input_list`)."""
+    from zoolens.inference.prediction import input_list
 
-    paths: list[Path] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            paths.extend(p for p in walk_files(path) if is_image_name(p))
-        else:
-            paths.append(path)
+    paths = [Path(item) for item in input_list(list(items))]
     if not paths:
         raise ZoolensError(f"no image files in {', '.join(items)}")
     return paths

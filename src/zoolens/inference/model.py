@@ -30,6 +30,7 @@ from zoolens.inference.prediction import (
     NONE_OF_THESE,
     NOT_SURE,
     Prediction,
+    as_photo,
     decide,
     failed,
     input_list,
@@ -243,7 +244,7 @@ class Model:
     # new model, read from its folder (evaluation/metrics.json, history.csv) the first time a loaded one is asked.
     @functools.cached_property
     def evaluation(self) -> EvaluationRecord | None:
-        return read_evaluation(self.path) if self.path is not None else None
+        return None
 
     @functools.cached_property
     def history(self) -> list[dict] | None:
@@ -417,12 +418,12 @@ class Model:
                     results[path_positions[n]] = failed(str(path), reasons.get(str(path), "unusable"))
         for i, item in enumerate(inputs):
             if results[i] is None:
-                source = source_name(item, i)
+                source, photo = source_name(item, i), as_photo(item)
                 try:
-                    image = open_input(item)
+                    features = self.features_of_images([photo])
                 except ImageError as error:
                     results[i] = failed(source, error.reason)
                     continue
-                results[i] = self.predict_features([source], self.features_of_images([image]), top_k, min_confidence,
-                                                   open_set, image_of=lambda _, image=image: image)[0]
+                results[i] = self.predict_features([source], features, top_k, min_confidence, open_set,
+                                                   image_of=lambda _, photo=photo: open_input(photo, PERSON_MIN_SIDE))[0]
         return results  # type: ignore[return-value]

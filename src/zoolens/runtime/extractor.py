@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from zoolens.data.images import open_image
 from zoolens.data.transforms import Preprocessing
 from zoolens.errors import ZoolensError
 from zoolens.models.available import describe_backbone, offline_weights_available
@@ -98,8 +97,7 @@ class CombinedExtractor:
         return np.concatenate([member.features_of_pixels(pixels) for member in self.members], axis=1)
 
     def features_of_images(self, images: list) -> np.ndarray:
-        opened = [open_image(image) for image in images]
-        return np.concatenate([member.features_of_images(opened) for member in self.members], axis=1)
+        return np.concatenate([member.features_of_images(images) for member in self.members], axis=1)
 
 
 def combined(*extractors: Extractor) -> Extractor:

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoolens.data.images import file_digest, open_image
-from zoolens.data.transforms import Preprocessing, cropped_pixels, normalised
+from zoolens.data.images import file_digest
+from zoolens.data.transforms import Preprocessing, network_pixels, normalised
 from zoolens.errors import ImageError, ZoolensError
 from zoolens.files import open_cache_database, replaced_atomically, write_to_cache
 from zoolens.progress import progress_bar
@@ -116,9 +116,8 @@ class FeatureExtractor:
         return make_engine(self)(pixels)
 
     def features_of_images(self, images: list) -> np.ndarray:
-        """PIL images (or anything `open_image` opens), resized and cropped as its preprocessing says."""
-        return self.features_of_pixels(np.stack([cropped_pixels(open_image(image), self.preprocessing)
-                                                 for image in images]))
+        """Photos (paths, bytes or PIL images) as `transforms.network_pixels` makes them: the pixels of every answer."""
+        return self.features_of_pixels(np.stack([network_pixels(image, self.preprocessing) for image in images]))
 
     def backbone(self):
         """The PyTorch module (built now if it was not)."""
@@ -408,7 +407,7 @@ class FeatureCache:
 def decode_pixels(path: Path, prep: Preprocessing) -> tuple[np.ndarray | None, str]:
     """One photo resized and cropped for the network, 8-bit (S, S, 3), or (None, why it cannot be used)."""
     try:
-        return cropped_pixels(open_image(path, min_side=prep.resize_size), prep), ""
+        return network_pixels(path, prep), ""
     except ImageError as error:
         return None, error.reason
 
