@@ -28,7 +28,9 @@ from zoolens.models.registry import REGISTRY, OfflineWeights, family_of_name, fa
 
 
 class Backbone(nn.Module):
-    """A CNN trunk that maps a normalised image batch (N, 3, H, W) to pooled features (N, D)."""
+    """A CNN trunk that maps a normalised image batch (N, 3, H, W) to pooled features (N, D): the PyTorch engine
+    behind a `runtime.features.FeatureExtractor`, built only where the network itself is needed (exporting it to
+    ONNX, Grad-CAM, training it)."""
 
     def __init__(self, trunk: nn.Module, info: BackboneInfo, feature_dim: int):
         super().__init__()

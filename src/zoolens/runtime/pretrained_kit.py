@@ -2,7 +2,8 @@
 its ImageNet classifier over the pooled features, and the facts a model file records about it (feature width,
 parameter count). Written the first time training builds the backbone; from then on a model on its frozen features
 is trained, checked for "none of these", evaluated and saved with NumPy and safetensors, without importing PyTorch
-(1.5-4.6 s) or building the network (another 1-2 s). One safetensors file per pretrained weights, never a pickle.
+(1.5-4.6 s) or building the network (another 1-2 s): the kit stands behind its `runtime.features.FeatureExtractor`
+(`kit`), which answers `imagenet_head`, `tensors` and `parameters` from it. One safetensors file per pretrained weights, never a pickle.
 A kit is data to check, not to trust: one that does not read back whole, describes other weights (another weights
 file installed since), whose arrays are not finite, do not fit its facts, or are not those it was written with (a
 SHA-256 of its facts and arrays, recorded in it) is not used: a warning names it, and the backbone is built again
