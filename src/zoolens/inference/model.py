@@ -244,7 +244,7 @@ class Model:
     # new model, read from its folder (evaluation/metrics.json, history.csv) the first time a loaded one is asked.
     @functools.cached_property
     def evaluation(self) -> EvaluationRecord | None:
-        return None
+        return read_evaluation(self.path) if self.path is not None else None
 
     @functools.cached_property
     def history(self) -> list[dict] | None:
