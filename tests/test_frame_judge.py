@@ -216,9 +216,10 @@ def test_predict_with_camera_traps_then_results_pass_both_validators(trained_mod
 
 def with_blank_class(model):
     """The conftest model as if its third class folder had been named `Empty` (the judge reads only the names)."""
-    renamed = copy.copy(model)
-    renamed.classes = [*model.classes[:-1], "Empty"]
-    return renamed
+    import dataclasses
+
+    names = (*model.record.class_names[:-1], "Empty")
+    return model.with_record(dataclasses.replace(model.record, classes=names, class_names=names))
 
 
 def test_rule_3b_a_models_blank_class_is_the_blank_answer_unless_the_detector_is_sure(trained_model, camera_traps):
