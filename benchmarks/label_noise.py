@@ -108,13 +108,13 @@ def one_draw(data: Path, manifest, seed: int, clean: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="zoolens-noise-") as scratch:
         split = noisy_manifest(manifest, flips, Path(scratch) / "noisy.csv")
         issues, fixes, seconds = suggested(data, split, Path(scratch) / "suggested.csv")
-        train_flags = [row for row in issues.label_issues if row["part"] == "train"]
+        train_flags = [row for row in issues.label_issues if row.part == "train"]
         depth = len(flips)
-        at_depth = sum(row["path"] in flips for row in train_flags[:depth])
-        every = sum(row["path"] in flips for row in train_flags)
+        at_depth = sum(row.path in flips for row in train_flags[:depth])
+        every = sum(row.path in flips for row in train_flags)
         relabelled = write_relabels(Path(scratch) / "relabelled.csv",
-                                    {row["path"]: row["suggested"] for row in train_flags})
-        excluded = write_relabels(Path(scratch) / "excluded.csv", {}, tuple(row["path"] for row in train_flags))
+                                    {row.path: row.suggested for row in train_flags})
+        excluded = write_relabels(Path(scratch) / "excluded.csv", {}, tuple(row.path for row in train_flags))
         accuracy = {name: test_accuracy(data, split, corrections) for name, corrections in (
             ("noisy", None), ("relabelled", relabelled), ("excluded", excluded), ("suggested_corrections", fixes))}
         print(f"draw {seed}: {accuracy}", file=sys.stderr, flush=True)
@@ -124,8 +124,8 @@ def one_draw(data: Path, manifest, seed: int, clean: float) -> dict:
         "train_flags": len(train_flags), "recall_all_flags": round(every / depth, 3),
         "precision_all_flags": round(every / max(len(train_flags), 1), 3),
         "flags_outside_train": len(issues.label_issues) - len(train_flags),
-        "suggestions_right": round(sum(row["suggested"] == truth[row["path"]] for row in train_flags
-                                       if row["path"] in flips) / max(every, 1), 3),
+        "suggestions_right": round(sum(row.suggested == truth[row.path] for row in train_flags
+                                       if row.path in flips) / max(every, 1), 3),
         "suggested_corrections": {
             "relabelled": len(decided.relabel), "left_out": len(decided.exclude),
             "flipped_relabelled_right": sum(truth[path] == label for path, label in decided.relabel.items()),

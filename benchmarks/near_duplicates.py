@@ -75,7 +75,7 @@ def main() -> None:
         started = time.perf_counter()
         issues = find_data_issues(data, progress=False)
         seconds = time.perf_counter() - started
-        found = {frozenset({row["path_a"], row["path_b"]}): row for row in issues.near_duplicates}
+        found = {frozenset({row.path_a, row.path_b}): row for row in issues.near_duplicates}
         hits = [pair for pair in planted if pair in found]
         false = [row for pair, row in found.items() if pair not in planted]
         by_kind = {kind: sum(planted[pair] == kind for pair in hits) for kind in KINDS}
@@ -84,8 +84,9 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "near_duplicates", "photos": len(issues.paths), "planted_copies": COPIES,
         "found": len(hits), "false_pairs": len(false), "found_by_kind": by_kind,
-        "crossing_the_split_found": sum(found[p]["crosses_split"] for p in hits),
-        "false_pairs_seen": [{k: row[k] for k in ("path_a", "path_b", "similarity", "pixel_match")} for row in false],
+        "crossing_the_split_found": sum(found[p].crosses_split for p in hits),
+        "false_pairs_seen": [{k: getattr(row, k) for k in ("path_a", "path_b", "similarity", "pixel_match")}
+                             for row in false],
         "copy_feature_similarity": spread(features), "copy_pixel_match": spread(copy_pixels),
         "seconds": round(seconds, 1),
     }))

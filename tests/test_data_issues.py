@@ -116,7 +116,7 @@ def test_ranking_the_labels_starts_no_process(monkeypatch):
     probabilities /= probabilities.sum(1, keepdims=True)
     issues = DataIssues(Path("data"), ["cats", "dogs", "panda"], {}, [f"p{i}.jpg" for i in range(120)], labels,
                         ["train"] * 120, probabilities)
-    flagged = {row["path"] for row in ranked_label_issues(issues)}
+    flagged = {row.path for row in ranked_label_issues(issues)}
     assert flagged and flagged <= {f"p{i}.jpg" for i in range(6)}
     evaluation = SimpleNamespace(y_true=labels, y_pred=probabilities.argmax(1), probabilities=probabilities,
                                  classes=["cats", "dogs", "panda"])
@@ -130,7 +130,7 @@ def test_suggested_corrections_fix_only_undecided_training_photos_relabelling_on
     person decided on and photos the heads agree with are left alone; the person's decisions come first, as written."""
     from zoolens.data.corrections import Corrections
     from zoolens.evaluation.data_issues import (
-        MISLABELLED, SURE_RELABEL, DataIssues, IN_DOUBT, suggested_corrections, suggested_fixes)
+        MISLABELLED, SURE_RELABEL, DataIssues, IN_DOUBT, LabelIssue, suggested_corrections, suggested_fixes)
 
     probabilities = np.array([
         [0.03, 0.95, 0.02],  # a0: a cat the heads are sure is a dog
@@ -146,12 +146,17 @@ def test_suggested_corrections_fix_only_undecided_training_photos_relabelling_on
     person = Corrections(keep={"a5.jpg"}, rows=[{"path": "a5.jpg", "action": "keep", "label": ""}])
     issues = DataIssues(Path("data"), ["cats", "dogs", "panda"], {}, [f"a{i}.jpg" for i in range(7)], labels, roles,
                         probabilities, corrections=person)
-    issues.label_issues = [{"path": "a0.jpg", "given": "cats", "suggested": "dogs", "score": 0.97, "part": "train"}]
+    issues.label_issues = [LabelIssue("a0.jpg", given="cats", suggested="dogs", score=0.97, part="train")]
     fixes = suggested_fixes(issues)
-    assert [(row["path"], row["action"], row["label"], row["reason"]) for row in fixes] == [
+    assert [(row.path, row.action, row.label, row.reason) for row in fixes] == [
         ("a0.jpg", "relabel", "dogs", MISLABELLED), ("a1.jpg", "exclude", "", IN_DOUBT)]
-    assert fixes[1]["probability"] < SURE_RELABEL <= fixes[0]["probability"]
-    assert suggested_corrections(issues) == person.rows + fixes
+    assert fixes[1].probability < SURE_RELABEL <= fixes[0].probability
+    # the corrections file's rows: the person's as written, then each fix with the columns it has always had
+    assert suggested_corrections(issues) == person.rows + [
+        {"path": "a0.jpg", "action": "relabel", "label": "dogs", "given": "cats", "suggested": "dogs",
+         "probability": 0.95, "score": 0.97, "reason": MISLABELLED},
+        {"path": "a1.jpg", "action": "exclude", "label": "", "given": "cats", "suggested": "dogs",
+         "probability": 0.6, "score": 0.95, "reason": IN_DOUBT}]
 
 
 @pytest.mark.slow
@@ -179,7 +184,7 @@ def test_suggested_corrections_find_the_flipped_labels_that_confident_learning_p
     written = write_data_issues(issues, tmp_path / "issues")
     fixes = read_corrections(written["suggested_corrections"], split.classes)
     touched = {path for path in flips if path in fixes.exclude or fixes.relabel.get(path) == path.split("/")[0]}
-    flagged = {row["path"] for row in issues.label_issues} & set(flips)
+    flagged = {row.path for row in issues.label_issues} & set(flips)
     assert len(touched) >= 101 and len(touched) >= len(flagged) + 8, (len(touched), len(flagged))
     wrong = [path for path, label in fixes.relabel.items() if label != path.split("/")[0]]
     assert len(wrong) <= 2, wrong

@@ -69,7 +69,7 @@ def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tm
     workdir.mkdir()
     review = Review(data, corrections)
     first = review.flags()[0]
-    assert first["path"] in dogs and first["suggested"] == "dogs"  # what the page must show on top
+    assert first.path in dogs and first.suggested == "dogs"  # what the page must show on top
     with streamlit_server(["--models-dir", str(tmp_path / "no-models"), "--review", str(data),
                            "--corrections", str(corrections)], workdir) as url, chromium_browser() as browser:
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -78,7 +78,7 @@ def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tm
         page.goto(url, timeout=60_000)
         page.get_by_text("Review labels").first.click(timeout=60_000)
         page.get_by_text("Next up:").wait_for(timeout=120_000)
-        assert first["path"] in page.inner_text("body")
+        assert first.path in page.inner_text("body")
         page.get_by_role("button", name="Retrain now").wait_for(timeout=60_000)
         for _ in range(3):  # a key pressed while the page is still drawing itself can be lost: press again, then
             page.get_by_text("Photos of your dataset worth").click()  # the page has the keyboard, not an input
@@ -87,10 +87,10 @@ def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tm
                 break
         page.wait_for_function("document.body.innerText.includes('relabel to dogs')", timeout=30_000)
         rows = list(csv.DictReader(corrections.open()))
-        assert [(row["path"], row["action"], row["label"]) for row in rows] == [(first["path"], "relabel", "dogs")]
+        assert [(row["path"], row["action"], row["label"]) for row in rows] == [(first.path, "relabel", "dogs")]
         # The suggested fixes for the other training photos in doubt, in one click; the person's decision stays.
         fixes = review.undecided_fixes()
-        assert fixes and first["path"] not in {fix["path"] for fix in fixes}
+        assert fixes and first.path not in {fix.path for fix in fixes}
         accept = page.get_by_role("button", name=f"Accept the suggested fixes ({len(fixes)})")
         folder = Path(os.environ.get("ZOOLENS_SCREENSHOTS", tmp_path))
         folder.mkdir(parents=True, exist_ok=True)
@@ -98,10 +98,10 @@ def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tm
         accept.click()
         assert _decided(corrections, rows=1 + len(fixes))
         rows = list(csv.DictReader(corrections.open()))
-        assert (rows[0]["path"], rows[0]["action"], rows[0]["label"]) == (first["path"], "relabel", "dogs")
+        assert (rows[0]["path"], rows[0]["action"], rows[0]["label"]) == (first.path, "relabel", "dogs")
         assert [(row["path"], row["action"], row["label"]) for row in rows[1:]] == [
-            (fix["path"], fix["action"], fix["label"]) for fix in fixes]
-        relabelled = 1 + sum(fix["action"] == "relabel" for fix in fixes)
+            (fix.path, fix.action, fix.label) for fix in fixes]
+        relabelled = 1 + sum(fix.action == "relabel" for fix in fixes)
         page.get_by_role("button", name="Retrain now").click()
         page.get_by_text("Before: labels as they were").wait_for(timeout=180_000)
         shown = page.inner_text("body")
@@ -109,7 +109,7 @@ def test_review_page_records_a_relabel_and_retrains_before_and_after(planted, tm
         streamlit_screenshot(page, folder / "web-review.png")
         # Only the other kinds of flag: the mislabelled photos leave the page (the decision stays in the file).
         pill = page.get_by_role("button", name=re.compile(r"^Likely mislabelled \(\d+\)"))
-        gone = f"!document.body.innerText.includes({json.dumps(first['path'])})"
+        gone = f"!document.body.innerText.includes({json.dumps(first.path)})"
         for _ in range(3):  # a click while the page is still drawing itself can be lost, as a key press can
             if pill.get_attribute("aria-pressed") == "true":
                 pill.click()
@@ -136,20 +136,21 @@ def test_the_review_shows_the_kinds_of_flag_chosen_and_can_hide_the_decided():
     import numpy as np
 
     from zoolens.apps.review import FLAG_KINDS, flag_kind, shown_flags
-    from zoolens.evaluation.data_issues import IN_DOUBT, MISLABELLED, NEAR_COPY, OUTLIER, DataIssues, review_rows
+    from zoolens.evaluation.data_issues import (
+        IN_DOUBT, MISLABELLED, NEAR_COPY, OUTLIER, DataIssues, LabelIssue, NearCopy, Outlier, review_rows)
 
     issues = DataIssues(Path("data"), ["cats", "dogs"], {}, [], np.zeros(0, int), [], np.zeros((0, 2)))
-    issues.label_issues = [{"path": "cats/dog.jpg", "given": "cats", "suggested": "dogs", "score": 0.9},
-                           {"path": "dogs/cat.jpg", "given": "dogs", "suggested": "cats", "score": 0.8}]
-    issues.near_duplicates = [{"path_a": "cats/a.jpg", "part_a": "train", "path_b": "cats/a-copy.jpg",
-                               "part_b": "test", "pixel_match": 0.99, "crosses_split": True}]
-    issues.outliers = [{"path": "dogs/blank.jpg", "given": "dogs", "score": 6.0},
-                       {"path": "cats/dog.jpg", "given": "cats", "score": 5.0}]  # flagged once, as mislabelled
+    issues.label_issues = [LabelIssue("cats/dog.jpg", "cats", "dogs", 0.9, "train"),
+                           LabelIssue("dogs/cat.jpg", "dogs", "cats", 0.8, "train")]
+    issues.near_duplicates = [NearCopy("cats/a.jpg", "cats/a-copy.jpg", similarity=0.97, pixel_match=0.99,
+                                       part_a="train", part_b="test", crosses_split=True, same_label=True)]
+    issues.outliers = [Outlier("dogs/blank.jpg", "dogs", 6.0, 0.5, "train"),
+                       Outlier("cats/dog.jpg", "cats", 5.0, 0.4, "train")]  # flagged once, as mislabelled
     flags = review_rows(issues)
     assert [flag_kind(flag) for flag in flags] == [MISLABELLED, MISLABELLED, NEAR_COPY, OUTLIER]
     assert list(FLAG_KINDS) == [MISLABELLED, IN_DOUBT, NEAR_COPY, OUTLIER]
-    assert [flag["path"] for flag in shown_flags(flags, [NEAR_COPY, OUTLIER])] == ["cats/a-copy.jpg", "dogs/blank.jpg"]
-    assert [flag["path"] for flag in shown_flags(flags, FLAG_KINDS, hide={"cats/dog.jpg", "dogs/blank.jpg"})] == [
+    assert [flag.path for flag in shown_flags(flags, [NEAR_COPY, OUTLIER])] == ["cats/a-copy.jpg", "dogs/blank.jpg"]
+    assert [flag.path for flag in shown_flags(flags, FLAG_KINDS, hide={"cats/dog.jpg", "dogs/blank.jpg"})] == [
         "dogs/cat.jpg", "cats/a-copy.jpg"]
     assert shown_flags(flags, []) == []
     from zoolens.apps.review import believed_class
@@ -164,12 +165,12 @@ def test_training_photos_in_doubt_come_after_the_likely_mislabelled_with_their_s
     import numpy as np
 
     from zoolens.apps.review import believed_class, flag_kind
-    from zoolens.evaluation.data_issues import IN_DOUBT, MISLABELLED, DataIssues, review_rows
+    from zoolens.evaluation.data_issues import IN_DOUBT, MISLABELLED, DataIssues, LabelIssue, review_rows
 
     probabilities = np.array([[0.02, 0.98], [0.35, 0.65], [0.3, 0.7], [0.9, 0.1]])
     issues = DataIssues(Path("data"), ["cats", "dogs"], {}, ["cats/a.jpg", "cats/b.jpg", "cats/c.jpg", "cats/d.jpg"],
                         np.zeros(4, int), ["train", "train", "val", "train"], probabilities)
-    issues.label_issues = [{"path": "cats/a.jpg", "given": "cats", "suggested": "dogs", "score": 0.98}]
+    issues.label_issues = [LabelIssue("cats/a.jpg", "cats", "dogs", 0.98, "train")]
     flags = review_rows(issues)
-    assert [(flag["path"], flag_kind(flag)) for flag in flags] == [("cats/a.jpg", MISLABELLED), ("cats/b.jpg", IN_DOUBT)]
-    assert flags[1]["score"] == 0.65 and believed_class(flags[1], "", issues.classes) == "dogs"
+    assert [(flag.path, flag_kind(flag)) for flag in flags] == [("cats/a.jpg", MISLABELLED), ("cats/b.jpg", IN_DOUBT)]
+    assert flags[1].score == 0.65 and believed_class(flags[1], "", issues.classes) == "dogs"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from zoolens.data.corrections import Corrections, read_corrections, record_decision, record_decisions
 from zoolens.errors import ZoolensError
-from zoolens.evaluation.data_issues import IN_DOUBT, MISLABELLED, NEAR_COPY, OUTLIER
+from zoolens.evaluation.data_issues import IN_DOUBT, MISLABELLED, NEAR_COPY, OUTLIER, Fix, Flag
 from zoolens.files import lies_inside
 
 log = logging.getLogger("zoolens")
@@ -42,23 +42,23 @@ FLAG_KINDS = {MISLABELLED: "Likely mislabelled", IN_DOUBT: "Labels in doubt", NE
               OUTLIER: "Unlike the rest of their class"}
 
 
-def flag_kind(flag: dict) -> str:
+def flag_kind(flag: Flag) -> str:
     """What a flag is: MISLABELLED, IN_DOUBT (a training photo its heads answer another class, not confidently),
     NEAR_COPY (of a photo in another part of the split) or OUTLIER."""
-    return next(kind for kind in FLAG_KINDS if flag["reason"].startswith(kind))
+    return next(kind for kind in FLAG_KINDS if flag.reason.startswith(kind))
 
 
-def shown_flags(flags: list[dict], kinds, hide: set[str] = frozenset()) -> list[dict]:
+def shown_flags(flags: list[Flag], kinds, hide: set[str] = frozenset()) -> list[Flag]:
     """The flags of `kinds`, in their order, without the photos in `hide` (paths: those already decided, say)."""
     kinds = set(kinds)
-    return [flag for flag in flags if flag_kind(flag) in kinds and flag["path"] not in hide]
+    return [flag for flag in flags if flag_kind(flag) in kinds and flag.path not in hide]
 
 
-def believed_class(flag: dict, decided: str, classes: list[str]) -> str:
+def believed_class(flag: Flag, decided: str, classes: list[str]) -> str:
     """The class a flagged photo's card offers: the one decided, else the suggestion, else the class it is filed
     under (an outlier has no suggestion: offering the first class would make relabelling it there one careless
     click)."""
-    return next((name for name in (decided, flag.get("suggested"), flag.get("given")) if name in classes), classes[0])
+    return next((name for name in (decided, flag.suggested, flag.given) if name in classes), classes[0])
 
 
 @dataclass
@@ -83,13 +83,13 @@ class Review:
         self.root = self.data.parent if self.data.is_file() else self.data  # where its photos' paths start
         self.corrections = check_corrections_file(self.root, corrections or default_corrections_file(self.root))
         self.ratios, self.seed = ratios, seed
-        self._flags: list[dict] | None = None
-        self._fixes: list[dict] = []  # data_issues.suggested_fixes, with the flags
+        self._flags: list[Flag] | None = None
+        self._fixes: list[Fix] = []  # data_issues.suggested_fixes, with the flags
         self._as_it_was = None  # the model on the labels as they were, once `retrain()` has made it
         self.classes: list[str] = []
         self.names: dict[str, str] = {}
 
-    def flags(self, progress: bool = False) -> list[dict]:
+    def flags(self, progress: bool = False) -> list[Flag]:
         """Every flagged photo (data_issues.review_rows): likely mislabelled first, most likely first; judged on the
         labels as the folder gives them, so that the list stays put while decisions (`decision()`) are made."""
         if self._flags is None:
@@ -100,31 +100,29 @@ class Review:
             self._flags, self._fixes = review_rows(issues), suggested_fixes(issues)
         return self._flags
 
-    def photo(self, flag: dict) -> Path:
-        return self.root / flag["path"]
+    def photo(self, flag: Flag) -> Path:
+        return self.root / flag.path
 
     def decisions(self) -> Corrections:
         return read_corrections(self.corrections, self.classes or None) if self.corrections.exists() \
             else Corrections(file=self.corrections)
 
-    def decide(self, flag: dict, action: str, label: str = "") -> Corrections:
+    def decide(self, flag: Flag, action: str, label: str = "") -> Corrections:
         if action == "relabel" and label not in self.classes:
             raise ZoolensError(f"{label!r} is not a class of {self.data}")
-        return record_decision(self.corrections, flag["path"], action, label,
-                               **{k: flag.get(k, "") for k in ("given", "suggested", "score", "reason")})
+        return record_decision(self.corrections, flag.path, action, label, given=flag.given,
+                               suggested=flag.suggested, score=flag.score, reason=flag.reason)
 
-    def undecided_fixes(self, made: Corrections | None = None) -> list[dict]:
+    def undecided_fixes(self, made: Corrections | None = None) -> list[Fix]:
         """The suggested fixes (data_issues.suggested_fixes) for training photos no one has decided on yet: not
         among the decisions `made` (read from the corrections file when not given)."""
         decided = (made or self.decisions()).decided()
-        return [fix for fix in self._fixes if fix["path"] not in decided]
+        return [fix for fix in self._fixes if fix.path not in decided]
 
     def accept_suggested_fixes(self) -> Corrections:
         """Every undecided suggested fix written as a decision, in one step: the training photos in doubt relabelled
         where the out-of-fold heads are sure of the class, left out where not."""
-        return record_decisions(self.corrections, [
-            {k: fix[k] for k in ("path", "action", "label", "given", "suggested", "score", "reason")}
-            for fix in self.undecided_fixes()])
+        return record_decisions(self.corrections, [fix.decision() for fix in self.undecided_fixes()])
 
     def retrain(self, progress: bool = False) -> Comparison:
         """Two frozen-feature models (seconds each on a warm feature cache): on the labels as they were (made on the

@@ -482,13 +482,12 @@ def decision_text(review, action: str, label: str) -> str:
 def flag_caption(review, flag: dict) -> str:
     from zoolens.evaluation.data_issues import IN_DOUBT, MISLABELLED
 
-    given = flag.get("given") or ""
-    name = review.names.get(given, given)
-    if flag["reason"] in (MISLABELLED, IN_DOUBT):
-        suggested = review.names.get(flag["suggested"], flag["suggested"])
-        looks = "looks like" if flag["reason"] == MISLABELLED else "label in doubt: may be"
-        return f"filed as {name}, {looks} {suggested} ({float(flag['score']):.0%} sure it is not {name})"
-    return f"{flag['reason']}" + (f" (filed as {name})" if name else "")
+    name = review.names.get(flag.given, flag.given)
+    if flag.reason in (MISLABELLED, IN_DOUBT):
+        suggested = review.names.get(flag.suggested, flag.suggested)
+        looks = "looks like" if flag.reason == MISLABELLED else "label in doubt: may be"
+        return f"filed as {name}, {looks} {suggested} ({float(flag.score):.0%} sure it is not {name})"
+    return flag.reason + (f" (filed as {name})" if name else "")
 
 
 def review_page(st, args, load_review) -> None:
@@ -517,7 +516,7 @@ def review_page(st, args, load_review) -> None:
         st.info("No flagged photo of the kinds chosen is left to show.")
         return
     skipped = st.session_state.setdefault("review_skipped", set())
-    focus = next((flag for flag in flags if flag["path"] not in decided and flag["path"] not in skipped), None)
+    focus = next((flag for flag in flags if flag.path not in decided and flag.path not in skipped), None)
     if focus is not None:
         focused_flag(st, review, focus, skipped)
     pages = max(1, -(-len(flags) // REVIEW_PER_PAGE))
@@ -546,13 +545,13 @@ def chosen_flags(st, flags: list[dict], decided: set[str]) -> list[dict]:
 
 
 def focused_flag(st, review, flag: dict, skipped: set) -> None:
-    suggested = flag.get("suggested") or ""
+    suggested = flag.suggested
     with st.container(border=True):
         picture, controls = st.columns([1, 2])
         with picture:
             show_photo(st, review, flag)
         with controls:
-            st.markdown(f"**Next up:** {as_text(flag['path'])}  \n{as_text(flag_caption(review, flag))}")
+            st.markdown(f"**Next up:** {as_text(flag.path)}  \n{as_text(flag_caption(review, flag))}")
             buttons = st.columns(4)
             if suggested and buttons[0].button(f"Relabel to {as_text(review.names.get(suggested, suggested))}", type="primary",
                                                key="focus_accept", shortcut=REVIEW_KEYS["accept"]):
@@ -565,7 +564,7 @@ def focused_flag(st, review, flag: dict, skipped: set) -> None:
                 review.decide(flag, "keep")
                 st.rerun()
             if buttons[3].button("Next", key="focus_skip", shortcut=REVIEW_KEYS["skip"]):
-                skipped.add(flag["path"])
+                skipped.add(flag.path)
                 st.rerun()
             st.caption("Keys: " + " · ".join(f"{key} {what}" for what, key in (
                 ("take the suggestion", "A"), ("exclude", "X"), ("keep", "K"), ("next", "N"))))
@@ -586,10 +585,10 @@ def show_photo(st, review, flag: dict) -> None:
 def flag_card(st, review, flag: dict, made) -> None:
     from zoolens.apps.review import believed_class
 
-    action, label = made.decision(flag["path"])
-    key = hashlib.sha1(flag["path"].encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    action, label = made.decision(flag.path)
+    key = hashlib.sha1(flag.path.encode("utf-8", "surrogateescape")).hexdigest()[:12]
     with st.container(border=True):
-        st.markdown(f'<div class="zl-file">{html_text(flag["path"])}</div>', unsafe_allow_html=True)
+        st.markdown(f'<div class="zl-file">{html_text(flag.path)}</div>', unsafe_allow_html=True)
         show_photo(st, review, flag)
         st.caption(as_text(flag_caption(review, flag)))
         st.markdown(f'<span class="zl-badge{"" if action else " zl-badge-none"}" data-testid="zl-decision">'
@@ -601,7 +600,7 @@ def flag_card(st, review, flag: dict, made) -> None:
                               label_visibility="collapsed")
         buttons = st.columns(3)
         if buttons[0].button("Relabel", key=f"relabel_{key}",
-                             type="primary" if not action and flag.get("suggested") else "secondary"):
+                             type="primary" if not action and flag.suggested else "secondary"):
             review.decide(flag, "relabel", chosen)
             st.rerun()
         if buttons[1].button("Exclude", key=f"exclude_{key}"):

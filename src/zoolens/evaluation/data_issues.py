@@ -1,6 +1,6 @@
 """`zoolens data issues`: the photos of a dataset worth a person's look, from its frozen features (cached, so a
-warm run takes seconds) and out-of-fold class probabilities (k logistic-regression heads on those features, each
-judging only the photos it was not fitted on):
+warm run takes seconds) and out-of-fold class probabilities (k dense heads on those features, fitted as `zoolens
+train` fits its head (`models.dense_head.fit_dense_head`), each judging only the photos it was not fitted on):
 
 - likely mislabelled photos, ranked by confident learning (cleanlab's `find_label_issues`), each with its given
   label, the label the features suggest and a score;
@@ -13,13 +13,16 @@ judging only the photos it was not fitted on):
 - suggested corrections: a corrections file that fixes the training part's labels without a person, for
   `zoolens train --corrections` (`suggested_corrections`).
 
+Each finding is a frozen dataclass (`LabelIssue`, `NearCopy`, `Outlier`, `ClassCount`, `Fix`, `Flag`); `to_dict`
+makes it a row where it is written to a file, with the columns and cells the CSVs have always had.
+
 The photos are only read."""
 
 from __future__ import annotations
 
 import csv
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +30,15 @@ import numpy as np
 from zoolens.data.camera_trap import DEFAULT_SEQUENCE_GAP_S
 from zoolens.data.corrections import Corrections, refresh_review, write_corrections
 from zoolens.files import output_folder
+from zoolens.models.dense_head import HeadSettings, fit_dense_head, fit_temperature, head_probabilities
 from zoolens.spreadsheet import to_row
 
 log = logging.getLogger("zoolens")
 
 FOLDS = 5
+# Of each fold's photos, the share its head holds out to stop on (the validation loss, as `zoolens train` stops its
+# head on its validation part); the head fits on the rest.
+HEAD_VALIDATION = 0.125
 # Near-copies are found in two steps, measured by benchmarks/near_duplicates.py (50 copies of Imagewoof training
 # photos, made half size, re-encoded at JPEG quality 50, 5 % cropped, or cropped off centre to 3/4 size, among its
 # 6500 photos). First, candidates: pairs whose L2-normalised MobileNetV2 features have a cosine similarity of at least
@@ -57,6 +64,97 @@ SURE_RELABEL = 0.8
 IN_DOUBT = "its out-of-fold heads disagree with its label"
 
 
+@dataclass(frozen=True)
+class Finding:
+    def to_dict(self) -> dict:
+        """The finding as a row of its CSV file: one column per field, in the order declared."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LabelIssue(Finding):
+    """A photo whose given label its out-of-fold heads find less likely than another (confident learning)."""
+
+    path: str  # as given under the data folder
+    given: str
+    suggested: str
+    score: float  # 1 minus the out-of-fold probability of the given label
+    part: str  # train / val / test
+
+
+@dataclass(frozen=True)
+class NearCopy(Finding):
+    """Two photos that are copies of one another (resized, re-encoded, slightly cropped)."""
+
+    path_a: str
+    path_b: str
+    similarity: float  # of their features (cosine)
+    pixel_match: float  # of their grey thumbnails (`pixel_match`)
+    part_a: str
+    part_b: str
+    crosses_split: bool
+    same_label: bool
+
+
+@dataclass(frozen=True)
+class Outlier(Finding):
+    """A photo far from every other photo of its class."""
+
+    path: str
+    given: str
+    score: float  # median absolute deviations above its class's median distance
+    distance: float
+    part: str
+
+
+@dataclass(frozen=True)
+class ClassCount(Finding):
+    """A class's photos and the out-of-fold recall its heads reach on them."""
+
+    label: str  # the class (its folder's name): the CSV's "class" column
+    name: str
+    photos: int
+    recall: float
+
+    def to_dict(self) -> dict:
+        return {"class": self.label, "name": self.name, "photos": self.photos, "recall": self.recall}
+
+
+@dataclass(frozen=True)
+class Fix(Finding):
+    """A training photo's label fixed without a person: relabelled to the class its heads suggest (`label`), or
+    left out; a corrections file's row (`to_dict`)."""
+
+    path: str
+    action: str  # relabel / exclude
+    label: str  # the new class; "" when left out
+    given: str
+    suggested: str
+    probability: float  # the out-of-fold probability of the suggested class
+    score: float
+    reason: str
+
+    def decision(self) -> dict:
+        """The fix as a decision for a corrections file a person writes in (`record_decisions`)."""
+        return {key: value for key, value in self.to_dict().items() if key != "probability"}
+
+
+@dataclass(frozen=True)
+class Flag(Finding):
+    """A flagged photo for a person to decide on: a row of to_review.csv, undecided (`to_dict`)."""
+
+    path: str
+    reason: str  # MISLABELLED, IN_DOUBT, NEAR_COPY ... or OUTLIER: what the review page groups by
+    score: float
+    label: str = ""  # the class the decision would relabel it to, when there is a suggestion
+    given: str = ""
+    suggested: str = ""
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "action": "", "label": self.label, "given": self.given,
+                "suggested": self.suggested, "score": self.score, "reason": self.reason}
+
+
 @dataclass
 class DataIssues:
     root: Path
@@ -66,10 +164,10 @@ class DataIssues:
     labels: np.ndarray  # (N,) class indices
     roles: list[str]  # train / val / test, per photo
     probabilities: np.ndarray  # (N, C) out-of-fold
-    label_issues: list[dict] = field(default_factory=list)  # most likely mislabelled first
-    near_duplicates: list[dict] = field(default_factory=list)  # pairs crossing the split first, then most similar
-    outliers: list[dict] = field(default_factory=list)  # furthest from their class first
-    balance: list[dict] = field(default_factory=list)  # per class: photos, out-of-fold recall
+    label_issues: list[LabelIssue] = field(default_factory=list)  # most likely mislabelled first
+    near_duplicates: list[NearCopy] = field(default_factory=list)  # pairs crossing the split first, then most similar
+    outliers: list[Outlier] = field(default_factory=list)  # furthest from their class first
+    balance: list[ClassCount] = field(default_factory=list)  # per class
     skipped: list[tuple[str, str]] = field(default_factory=list)
     corrections: Corrections | None = None  # a person's decisions the photos were judged with
 
@@ -78,20 +176,20 @@ class DataIssues:
         return self.names.get(label, label)
 
     @property
-    def leaks(self) -> list[dict]:
-        return [pair for pair in self.near_duplicates if pair["crosses_split"]]
+    def leaks(self) -> list[NearCopy]:
+        return [pair for pair in self.near_duplicates if pair.crosses_split]
 
     def balance_warning(self) -> str | None:
         """What an unbalanced dataset costs, and the remedy; None when the classes are about even."""
-        counts = [row["photos"] for row in self.balance]
+        counts = [row.photos for row in self.balance]
         if not counts or max(counts) < IMBALANCE_RATIO * max(min(counts), 1):
             return None
-        small = min(self.balance, key=lambda row: row["photos"])
-        large = max(self.balance, key=lambda row: row["photos"])
-        return (f"unbalanced classes: {small['name']} has {small['photos']} photos against {large['photos']} of "
-                f"{large['name']}; out-of-fold recall {small['recall']:.0%} against {large['recall']:.0%}. "
+        small = min(self.balance, key=lambda row: row.photos)
+        large = max(self.balance, key=lambda row: row.photos)
+        return (f"unbalanced classes: {small.name} has {small.photos} photos against {large.photos} of "
+                f"{large.name}; out-of-fold recall {small.recall:.0%} against {large.recall:.0%}. "
                 f"Train with --balance weighted (every class counts the same in the loss), or collect more "
-                f"{small['name']} photos.")
+                f"{small.name} photos.")
 
 
 def find_data_issues(data: str | Path, backbone: str = "mobilenet_v2", split_file: str | Path | None = None,
@@ -104,29 +202,35 @@ def find_data_issues(data: str | Path, backbone: str = "mobilenet_v2", split_fil
     from zoolens.data.corrections import corrected, relative_key
     from zoolens.data.folders import scan_folder
     from zoolens.data.split import split_or_manifest
-    from zoolens.models.backbones import build_backbone
+    from zoolens.models.available import describe_backbone
+    from zoolens.runtime.extractor import pretrained_extractor
     from zoolens.runtime.features import extract_features
+    from zoolens.runtime.pretrained_kit import find_kit
 
     folder = scan_folder(data)
     manifest, applied = corrected(split_or_manifest(folder, ratios, seed, split_file, group_by, sequence_gap),
                                   corrections)
-    network = build_backbone(backbone, pretrained=True)
+    # The frozen features `zoolens train` reads: from its cache, through the cached kit when there is one (nothing
+    # built, no PyTorch on a warm cache).
+    info = describe_backbone(backbone)
+    network = pretrained_extractor(backbone, info.preprocessing, find_kit(info))
     samples = [sample for sample, _ in manifest.rows]
-    found = extract_features([s.path for s in samples], network, progress=progress)
+    found = extract_features([s.path for s in samples], network, info.preprocessing, progress=progress)
     usable = np.flatnonzero(found.usable)
-    features = _unit_rows(found.features[usable])
+    features = found.features[usable]
     index = {name: i for i, name in enumerate(manifest.classes)}
     labels = np.array([index[samples[i].label] for i in usable])
     issues = DataIssues(
         root=folder.root, classes=manifest.classes, names=folder.names,
         paths=[relative_key(samples[i].path, folder.root) for i in usable], labels=labels,
         roles=[manifest.rows[i][1] for i in usable],
-        probabilities=out_of_fold_probabilities(features, labels, seed),
+        probabilities=out_of_fold_probabilities(features, labels, seed),  # on the features as train's head sees them
         skipped=list(folder.skipped) + list(found.problems), corrections=applied)
     kept = applied.keep if applied else set()
-    issues.label_issues = [row for row in ranked_label_issues(issues) if row["path"] not in kept]
-    issues.near_duplicates = near_duplicates(issues, features, [samples[i].path for i in usable])
-    issues.outliers = [row for row in class_outliers(issues, features) if row["path"] not in kept]
+    issues.label_issues = [row for row in ranked_label_issues(issues) if row.path not in kept]
+    unit = _unit_rows(features)  # photos alike by direction: copies, outliers
+    issues.near_duplicates = near_duplicates(issues, unit, [samples[i].path for i in usable])
+    issues.outliers = [row for row in class_outliers(issues, unit) if row.path not in kept]
     issues.balance = class_balance(issues)
     return issues
 
@@ -135,16 +239,40 @@ def _unit_rows(features: np.ndarray) -> np.ndarray:
     return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
 
 
-def out_of_fold_probabilities(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> np.ndarray:
-    """(N, C) class probabilities for each photo from a head that never saw it: FOLDS logistic regressions on
-    the features (scikit-learn's cross_val_predict), the recipe cleanlab's documentation gives."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+def out_of_fold_probabilities(features: np.ndarray, labels: np.ndarray, seed: int = 0,
+                              settings: HeadSettings | None = None) -> np.ndarray:
+    """(N, C) class probabilities for each photo from a head that never saw it (the recipe cleanlab's documentation
+    gives): FOLDS stratified folds, each judged by a dense head fitted on the others as `zoolens train` fits and
+    calibrates its head (`fit_dense_head`, its settings by default; then `fit_temperature`), stopping on and
+    calibrated on HEAD_VALIDATION of them."""
+    from sklearn.model_selection import StratifiedKFold
 
+    settings = settings or HeadSettings(seed=seed)
+    classes = int(labels.max()) + 1
     folds = max(2, min(FOLDS, int(np.bincount(labels).min())))
-    head = LogisticRegression(C=1.0, max_iter=1000)
-    return cross_val_predict(head, features, labels, method="predict_proba",
-                             cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+    probabilities = np.zeros((len(labels), classes))
+    for fitted, judged in StratifiedKFold(folds, shuffle=True, random_state=seed).split(features, labels):
+        train, val = _validation_part(fitted, labels, seed)
+        head, _ = fit_dense_head(features[train], labels[train], features[val], labels[val], classes=classes,
+                                 settings=settings)
+        temperature = fit_temperature(head(features[val]), labels[val]) if len(val) else 1.0
+        probabilities[judged] = head_probabilities(head, features[judged], temperature)
+    return probabilities
+
+
+def _validation_part(rows: np.ndarray, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`rows` as (fitted on, stopped on): HEAD_VALIDATION of them held out, by class where each class can spare
+    one; all fitted on and none held out where they are too few to spare any."""
+    from sklearn.model_selection import train_test_split
+
+    held_out = round(HEAD_VALIDATION * len(rows))
+    if held_out < 1:
+        return rows, rows[:0]
+    counts = np.bincount(labels[rows])
+    by_class = counts[counts > 0].min() >= 2 and held_out >= np.count_nonzero(counts)
+    train, val = train_test_split(rows, test_size=held_out, stratify=labels[rows] if by_class else None,
+                                  random_state=seed)
+    return np.sort(train), np.sort(val)
 
 
 # cleanlab otherwise forks a process pool per call (one per core). Forked from a threaded process, the web app's
@@ -153,7 +281,7 @@ def out_of_fold_probabilities(features: np.ndarray, labels: np.ndarray, seed: in
 CLEANLAB_PROCESSES = 1
 
 
-def ranked_label_issues(issues: DataIssues) -> list[dict]:
+def ranked_label_issues(issues: DataIssues) -> list[LabelIssue]:
     """Confident learning (cleanlab): the photos whose given label is less likely than another, most likely
     mislabelled first; `score` is 1 minus the out-of-fold probability of the given label."""
     from cleanlab.filter import find_label_issues
@@ -162,19 +290,20 @@ def ranked_label_issues(issues: DataIssues) -> list[dict]:
         return []
     ranked = find_label_issues(issues.labels, issues.probabilities, return_indices_ranked_by="self_confidence",
                                n_jobs=CLEANLAB_PROCESSES)
-    return [{"path": issues.paths[i], "given": issues.classes[issues.labels[i]],
-             "suggested": issues.classes[int(issues.probabilities[i].argmax())],
-             "score": round(float(1 - issues.probabilities[i, issues.labels[i]]), 4),
-             "part": issues.roles[i]} for i in ranked]
+    return [LabelIssue(path=issues.paths[i], given=issues.classes[issues.labels[i]],
+                       suggested=issues.classes[int(issues.probabilities[i].argmax())],
+                       score=round(float(1 - issues.probabilities[i, issues.labels[i]]), 4), part=issues.roles[i])
+            for i in ranked]
 
 
 def suggested_corrections(issues: DataIssues) -> list[dict]:
     """A corrections file's rows that fix the training part's labels without a person: the decisions the photos
     were judged with, as they were, then `suggested_fixes`."""
-    return [dict(row) for row in (issues.corrections.rows if issues.corrections else [])] + suggested_fixes(issues)
+    return ([dict(row) for row in (issues.corrections.rows if issues.corrections else [])]
+            + [fix.to_dict() for fix in suggested_fixes(issues)])
 
 
-def suggested_fixes(issues: DataIssues) -> list[dict]:
+def suggested_fixes(issues: DataIssues) -> list[Fix]:
     """Every training photo in doubt that no person decided on (flagged as likely mislabelled, or its out-of-fold
     heads answer another class than its label), the most doubtful first: relabelled to the class the heads suggest
     where they give it at least SURE_RELABEL, left out where they do not.
@@ -184,7 +313,7 @@ def suggested_fixes(issues: DataIssues) -> list[dict]:
     the most accuracy (benchmarks/label_noise.py). Validation and test photos are left to a person: fixing them by
     the heads' own opinion would make the model grade itself."""
     decided = issues.corrections.decided() if issues.corrections else set()
-    flagged = {row["path"] for row in issues.label_issues}
+    flagged = {row.path for row in issues.label_issues}
     given_probability = issues.probabilities[np.arange(len(issues.labels)), issues.labels]
     fixes = []
     for i in np.argsort(given_probability, kind="stable"):
@@ -192,17 +321,17 @@ def suggested_fixes(issues: DataIssues) -> list[dict]:
         if issues.roles[i] != "train" or path in decided or suggested == given:
             continue
         sure = issues.probabilities[i, suggested] >= SURE_RELABEL
-        fixes.append({"path": path, "action": "relabel" if sure else "exclude",
-                      "label": issues.classes[suggested] if sure else "", "given": issues.classes[given],
-                      "suggested": issues.classes[suggested],
-                      "probability": round(float(issues.probabilities[i, suggested]), 4),
-                      "score": round(float(1 - given_probability[i]), 4),
-                      "reason": MISLABELLED if path in flagged else IN_DOUBT})
+        fixes.append(Fix(path=path, action="relabel" if sure else "exclude",
+                         label=issues.classes[suggested] if sure else "", given=issues.classes[given],
+                         suggested=issues.classes[suggested],
+                         probability=round(float(issues.probabilities[i, suggested]), 4),
+                         score=round(float(1 - given_probability[i]), 4),
+                         reason=MISLABELLED if path in flagged else IN_DOUBT))
     return fixes
 
 
 def near_duplicates(issues: DataIssues, features: np.ndarray, photos: list[Path],
-                    candidate: float = CANDIDATE_SIMILARITY, match: float = PIXEL_MATCH) -> list[dict]:
+                    candidate: float = CANDIDATE_SIMILARITY, match: float = PIXEL_MATCH) -> list[NearCopy]:
     """Pairs of photos that are copies of one another (resized, re-encoded, slightly cropped), each pair once: the
     candidates by feature similarity, then confirmed on their pixels (`pixel_match`); the ones whose photos are in
     different parts of the split first, then the most alike."""
@@ -222,11 +351,11 @@ def near_duplicates(issues: DataIssues, features: np.ndarray, photos: list[Path]
     for (a, b), similarity in candidates.items():
         pixels = pixel_match(thumbnails[a], thumbnails[b])
         if pixels >= match:
-            rows.append({"path_a": issues.paths[a], "path_b": issues.paths[b], "similarity": round(similarity, 4),
-                         "pixel_match": round(pixels, 4), "part_a": issues.roles[a], "part_b": issues.roles[b],
-                         "crosses_split": issues.roles[a] != issues.roles[b],
-                         "same_label": bool(issues.labels[a] == issues.labels[b])})
-    return sorted(rows, key=lambda row: (not row["crosses_split"], -row["pixel_match"], -row["similarity"]))
+            rows.append(NearCopy(path_a=issues.paths[a], path_b=issues.paths[b], similarity=round(similarity, 4),
+                                 pixel_match=round(pixels, 4), part_a=issues.roles[a], part_b=issues.roles[b],
+                                 crosses_split=issues.roles[a] != issues.roles[b],
+                                 same_label=bool(issues.labels[a] == issues.labels[b])))
+    return sorted(rows, key=lambda row: (not row.crosses_split, -row.pixel_match, -row.similarity))
 
 
 class Thumbnails:
@@ -281,7 +410,7 @@ def _best_placement(larger: np.ndarray, smaller: np.ndarray) -> float:
     return best
 
 
-def class_outliers(issues: DataIssues, features: np.ndarray) -> list[dict]:
+def class_outliers(issues: DataIssues, features: np.ndarray) -> list[Outlier]:
     """Photos far from the rest of their class: the mean cosine distance to their NEIGHBOURS nearest photos of
     the class, flagged when above the class's median by OUTLIER_MADS median absolute deviations."""
     from sklearn.neighbors import NearestNeighbors
@@ -299,18 +428,18 @@ def class_outliers(issues: DataIssues, features: np.ndarray) -> list[dict]:
         for member, value in zip(members, spread):
             score = (value - median) / deviation
             if score >= OUTLIER_MADS:
-                rows.append({"path": issues.paths[member], "given": issues.classes[c], "score": round(float(score), 2),
-                             "distance": round(float(value), 4), "part": issues.roles[member]})
-    return sorted(rows, key=lambda row: -row["score"])
+                rows.append(Outlier(path=issues.paths[member], given=issues.classes[c], score=round(float(score), 2),
+                                    distance=round(float(value), 4), part=issues.roles[member]))
+    return sorted(rows, key=lambda row: -row.score)
 
 
-def class_balance(issues: DataIssues) -> list[dict]:
+def class_balance(issues: DataIssues) -> list[ClassCount]:
     predicted = issues.probabilities.argmax(1)
     rows = []
     for c, label in enumerate(issues.classes):
         members = issues.labels == c
-        rows.append({"class": label, "name": issues.name(c), "photos": int(members.sum()),
-                     "recall": float((predicted[members] == c).mean()) if members.any() else float("nan")})
+        rows.append(ClassCount(label=label, name=issues.name(c), photos=int(members.sum()),
+                               recall=float((predicted[members] == c).mean()) if members.any() else float("nan")))
     return rows
 
 
@@ -329,7 +458,8 @@ def write_data_issues(issues: DataIssues, out: str | Path) -> dict[str, Path]:
     spreadsheet rule (zoolens/spreadsheet.py)."""
     out = output_folder(out)
     written = {  # to_review first: one a person broke (no path,action columns) is refused before anything changes
-        "to_review": refresh_review(out / "to_review.csv", review_rows(issues), REVIEW_COLUMNS),
+        "to_review": refresh_review(out / "to_review.csv", [flag.to_dict() for flag in review_rows(issues)],
+                                    REVIEW_COLUMNS),
         "label_issues": _write_csv(out / "label_issues.csv", LABEL_COLUMNS, issues.label_issues),
         "near_duplicates": _write_csv(out / "near_duplicates.csv", DUPLICATE_COLUMNS, issues.near_duplicates),
         "outliers": _write_csv(out / "outliers.csv", OUTLIER_COLUMNS, issues.outliers),
@@ -338,14 +468,14 @@ def write_data_issues(issues: DataIssues, out: str | Path) -> dict[str, Path]:
     }
     sheets = {
         "label_issues.png": ("Likely mislabelled (given → suggested)", [
-            (row["path"], f"{_short(issues, row['given'])} → {_short(issues, row['suggested'])} ({row['score']:.2f})")
+            (row.path, f"{_short(issues, row.given)} → {_short(issues, row.suggested)} ({row.score:.2f})")
             for row in issues.label_issues[:SHEET_PHOTOS]]),
         "near_duplicates.png": ("Near-duplicates (pairs side by side)", [
             item for row in issues.near_duplicates[: SHEET_PHOTOS // 2]
-            for item in ((row["path_a"], f"{row['part_a']} · {row['pixel_match']:.3f}"),
-                         (row["path_b"], row["part_b"] + (" · CROSSES THE SPLIT" if row["crosses_split"] else "")))]),
+            for item in ((row.path_a, f"{row.part_a} · {row.pixel_match:.3f}"),
+                         (row.path_b, row.part_b + (" · CROSSES THE SPLIT" if row.crosses_split else "")))]),
         "outliers.png": ("Unlike the rest of their class", [
-            (row["path"], f"{_short(issues, row['given'])} ({row['score']:.1f} MAD)")
+            (row.path, f"{_short(issues, row.given)} ({row.score:.1f} MAD)")
             for row in issues.outliers[:SHEET_PHOTOS]]),
     }
     from zoolens.evaluation.plots import plot_image_grid
@@ -361,25 +491,23 @@ def write_data_issues(issues: DataIssues, out: str | Path) -> dict[str, Path]:
 MISLABELLED, NEAR_COPY, OUTLIER = "likely mislabelled", "near-copy", "unlike the rest of its class"
 
 
-def review_rows(issues: DataIssues) -> list[dict]:
+def review_rows(issues: DataIssues) -> list[Flag]:
     """Every flagged photo once, undecided, for a person to decide on: a corrections file (data/corrections.py)
     once its action column is filled in (relabel to the label given, exclude, keep). Likely mislabelled photos first
     (label: the suggested class), then the other training photos in doubt (`suggested_fixes`), then the test-side
     photo of each near-copy across the split, then outliers."""
-    rows: dict[str, dict] = {}
-    in_doubt = [fix for fix in suggested_fixes(issues) if fix["reason"] == IN_DOUBT]
+    rows: dict[str, Flag] = {}
+    in_doubt = [fix for fix in suggested_fixes(issues) if fix.reason == IN_DOUBT]
     for row, reason in [(row, MISLABELLED) for row in issues.label_issues] + [(fix, IN_DOUBT) for fix in in_doubt]:
-        rows.setdefault(row["path"], {"path": row["path"], "action": "", "label": row["suggested"],
-                                      "given": row["given"], "suggested": row["suggested"], "score": row["score"],
-                                      "reason": reason})
+        rows.setdefault(row.path, Flag(path=row.path, reason=reason, score=row.score, label=row.suggested,
+                                       given=row.given, suggested=row.suggested))
     for pair in issues.leaks:
-        later, other = ((pair["path_a"], pair["path_b"]) if ROLE_ORDER[pair["part_a"]] > ROLE_ORDER[pair["part_b"]]
-                        else (pair["path_b"], pair["path_a"]))
-        rows.setdefault(later, {"path": later, "action": "", "label": "", "score": pair["pixel_match"],
-                                "reason": f"{NEAR_COPY} of {other} in another part of the split"})
+        later, other = ((pair.path_a, pair.path_b) if ROLE_ORDER[pair.part_a] > ROLE_ORDER[pair.part_b]
+                        else (pair.path_b, pair.path_a))
+        rows.setdefault(later, Flag(path=later, reason=f"{NEAR_COPY} of {other} in another part of the split",
+                                    score=pair.pixel_match))
     for row in issues.outliers:
-        rows.setdefault(row["path"], {"path": row["path"], "action": "", "label": "", "given": row["given"],
-                                      "score": row["score"], "reason": OUTLIER})
+        rows.setdefault(row.path, Flag(path=row.path, reason=OUTLIER, score=row.score, given=row.given))
     return list(rows.values())
 
 
@@ -390,11 +518,11 @@ def _short(issues: DataIssues, label: str) -> str:
     return issues.names.get(label, label)
 
 
-def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
+def _write_csv(path: Path, columns: list[str], rows: list[Finding]) -> Path:
     with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(to_row(row) for row in rows)
+        writer.writerows(to_row(row.to_dict()) for row in rows)
     return path
 
 
@@ -403,21 +531,20 @@ def format_data_issues(issues: DataIssues, shown: int = 10) -> str:
     lines = [f"{issues.root}: {photos} photos in {len(issues.classes)} classes; out-of-fold accuracy "
              f"{(issues.probabilities.argmax(1) == issues.labels).mean():.1%} ({FOLDS} heads on the frozen features)",
              "", f"likely mislabelled: {len(issues.label_issues)} of {photos}"]
-    lines += [f"  {row['path']}  given {_short(issues, row['given'])}, looks like {_short(issues, row['suggested'])}"
-              f" ({row['score']:.2f})" for row in issues.label_issues[:shown]]
+    lines += [f"  {row.path}  given {_short(issues, row.given)}, looks like {_short(issues, row.suggested)}"
+              f" ({row.score:.2f})" for row in issues.label_issues[:shown]]
     fixes = suggested_fixes(issues)
-    relabelled = sum(row["action"] == "relabel" for row in fixes)
+    relabelled = sum(row.action == "relabel" for row in fixes)
     lines += ["", f"suggested corrections for the training part: {relabelled} photo(s) relabelled (the heads give the "
               f"class at least {SURE_RELABEL:.0%}), {len(fixes) - relabelled} left out (in doubt)"]
     leaks = issues.leaks
     lines += ["", f"near-duplicates: {len(issues.near_duplicates)} pair(s)"
               + (f"; {len(leaks)} CROSS THE SPLIT (a copy in another part inflates the test accuracy)"
                  if leaks else "")]
-    lines += [f"  {row['path_a']} ({row['part_a']})  ~  {row['path_b']} ({row['part_b']})  pixels "
-              f"{row['pixel_match']:.3f}"
+    lines += [f"  {row.path_a} ({row.part_a})  ~  {row.path_b} ({row.part_b})  pixels {row.pixel_match:.3f}"
               for row in issues.near_duplicates[:shown]]
     lines += ["", f"outliers: {len(issues.outliers)}"]
-    lines += [f"  {row['path']}  unlike the other {_short(issues, row['given'])} ({row['score']:.1f} MAD)"
+    lines += [f"  {row.path}  unlike the other {_short(issues, row.given)} ({row.score:.1f} MAD)"
               for row in issues.outliers[:shown]]
     if warning := issues.balance_warning():
         lines += ["", warning]

@@ -236,18 +236,18 @@ def labels_section(model, data: Path | None, progress: bool) -> dict:
     shots = []
     for row in issues.label_issues[:LABEL_SHOTS]:
         try:
-            photo = data_uri(open_image(data / row["path"], min_side=256), max_side=256)
+            photo = data_uri(open_image(data / row.path, min_side=256), max_side=256)
         except ImageError:
             continue
-        shots.append({"photo": photo, "file": shown_name(row["path"]), "given": model.name(row["given"]),
-                      "suggested": model.name(row["suggested"]), "score": _percent(row["score"])})
+        shots.append({"photo": photo, "file": shown_name(row.path), "given": model.name(row.given),
+                      "suggested": model.name(row.suggested), "score": _percent(row.score)})
     leaks = issues.leaks
     fixes = suggested_fixes(issues)
-    relabels = sum(fix["action"] == "relabel" for fix in fixes)
+    relabels = sum(fix.action == "relabel" for fix in fixes)
     split_name = "this model’s split" if split else "a 70/10/20 split"
     return {**section, "checked": True, "shots": shots, "mislabelled": len(issues.label_issues),
-            "photos": len(issues.paths), "leaks": [(shown_name(row["path_a"]), row["part_a"], shown_name(row["path_b"]),
-                                                    row["part_b"]) for row in leaks[:10]],
+            "photos": len(issues.paths), "leaks": [(shown_name(row.path_a), row.part_a, shown_name(row.path_b), row.part_b)
+                                                   for row in leaks[:10]],
             "leak_count": len(leaks), "outliers": len(issues.outliers),
             "note": f"{len(issues.paths)} photos of {data.name}/ judged by five heads that each never saw them "
                     f"(out-of-fold, on the frozen features), on {split_name}. "

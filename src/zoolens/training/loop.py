@@ -9,8 +9,10 @@ process's CPU with NumPy (`numpy_head.NumpyDevice`), importing neither Lightning
 backbone runs on Fabric (`FabricDevice`), which puts it on the run's accelerator and wraps it in DDP when the run has
 several processes. The device brings the arithmetic: its loss, its optimizers and how it evaluates without
 gradients; the loop is the same.
-Early stopping follows Lightning's EarlyStopping: a strictly lower validation loss resets the patience, and a
-loss that is not finite stops the phase.
+The epochs themselves, early stopping (Lightning's EarlyStopping: a strictly lower validation loss resets the
+patience, a loss that is not finite stops the phase) and the dense head are `models.dense_head`'s, the one head
+trainer `zoolens data issues` fits its out-of-fold heads with too; a phase adds its checkpoints, progress and start
+to beat.
 """
 
 from __future__ import annotations
@@ -18,21 +20,28 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from zoolens.progress import progress_bar, tracked
+from zoolens.models.dense_head import (
+    Batch,
+    FeatureBatches,
+    FitProgress,
+    HeadSettings,
+    NumpyDevice,
+    fitted_epochs,
+)
+from zoolens.progress import progress_bar
 from zoolens.training.checkpoints import TrainingCheckpoints, phase_state, strip_prefix, unflatten_optimizer_state
 from zoolens.training.common import seed_everything
 from zoolens.training.config import Phase
-from zoolens.training.numpy_head import FeatureBatches, NumpyDevice
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["FabricDevice", "FeatureBatches", "NumpyDevice", "Optimization", "Phase", "PhotoBatches", "run_phase"]
-Batch = tuple[Any, Any]  # (inputs, labels): NumPy arrays on a NumpyDevice, tensors on a FabricDevice
+__all__ = ["FabricDevice", "FeatureBatches", "NumpyDevice", "Optimization", "Phase", "PhotoBatches", "head_settings",
+           "run_phase"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,18 @@ class Optimization:
     label_smoothing: float
     seed: int
     class_weights: tuple[float, ...] | None = None  # the loss's weight per class; None: every photo alike
+
+
+def head_settings(config, class_weights: tuple[float, ...] | None = None) -> HeadSettings:
+    """How a run's head phase fits its head (`models.dense_head.fit_dense_head`'s settings): `config` a TrainConfig
+    whose strategy starts with a head on features; `class_weights` the loss's, when the run balances its classes."""
+    phase = config.phases()[0]
+    if phase.on != "features":
+        raise ValueError(f"the {config.strategy} strategy trains no head on features")
+    return HeadSettings(lr=phase.lr, epochs=phase.epochs, patience=phase.patience,
+                        batch_size=max(config.batch_size, 64), dropout=config.dropout, optimizer=str(config.optimizer),
+                        weight_decay=config.weight_decay, label_smoothing=config.label_smoothing, seed=config.seed,
+                        class_weights=class_weights, name=str(phase.name))
 
 
 class PhotoBatches:
@@ -117,17 +138,8 @@ class FabricDevice:
         network.to("cpu")  # evaluation, the open-set fit and saving go on on the CPU
 
 
-@dataclass
-class PhaseProgress:
-    """Where a phase stands: its history, the best epoch so far and the early-stopping counter."""
-
-    rows: list[dict] = field(default_factory=list)
-    best_loss: float = math.inf  # the loss an epoch must beat for its weights to be kept
-    best_epoch: int = 0
-    best_state: dict | None = None
-    stop_best: float = math.inf  # early stopping's own best, which a start to beat does not set
-    waited: int = 0
-    stopped_early: bool = False
+class PhaseProgress(FitProgress):
+    """Where a phase stands (`FitProgress`), as its checkpoint saves and restores it."""
 
     @classmethod
     def restored(cls, saved: dict, tensors: dict) -> PhaseProgress:
@@ -138,18 +150,6 @@ class PhaseProgress:
     def state(self) -> dict:
         return phase_state(self.rows, self.best_loss, self.best_epoch, self.waited, self.stop_best,
                            self.stopped_early)
-
-    def record(self, row: dict, network, patience: int) -> None:
-        self.rows.append(row)
-        loss = row["val_loss"]
-        if loss < self.best_loss:
-            self.best_loss, self.best_epoch = loss, row["epoch"]
-            self.best_state = copy.deepcopy(network.state_dict())
-        if loss < self.stop_best:
-            self.stop_best, self.waited = loss, 0
-        else:
-            self.waited += 1
-        self.stopped_early = self.waited >= patience or not math.isfinite(loss)
 
 
 def _finite(value: float | None) -> float:
@@ -197,22 +197,16 @@ def run_phase(phase: Phase, network, batches: FeatureBatches | PhotoBatches, opt
     # One live line for the phase (epochs, rate, time left, the best validation loss so far); within an epoch over
     # photos, one more for its batches.
     epochs = progress_bar(phase.epochs, phase.name, "epoch", enabled=show_progress, initial=done)
-    for epoch in range(done + 1, phase.epochs + 1):
-        if progress.stopped_early:
-            break
-        train_loss, train_acc = _train_epoch(model, batches.training(epoch - 1), loss_function, optimizer, device,
-                                             f"{phase.name} epoch {epoch}" if show_progress and phase.on == "photos"
-                                             else None)
-        val_loss, val_acc = _validate(model, batches.validation(), loss_function, device)
-        row = {"phase": phase.name, "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-               "val_loss": val_loss, "val_acc": val_acc}
-        progress.record(row, network, phase.patience)
+    for row in fitted_epochs(model, network, batches, loss_function, optimizer, device, progress, name=phase.name,
+                             epochs=phase.epochs, patience=phase.patience,
+                             batch_bars=show_progress and phase.on == "photos"):
         epochs.set_postfix_str(_epoch_status(row, progress), refresh=False)
         epochs.update(1)
         if on_epoch:
             on_epoch(row)
         if checkpoints and every_epoch and device.is_writer:
-            checkpoints.save_epoch(phase.name, epoch, network, optimizer, progress.best_state, progress.state())
+            checkpoints.save_epoch(phase.name, row["epoch"], network, optimizer, progress.best_state,
+                                   progress.state())
     epochs.close()
     if progress.best_state is not None:
         network.load_state_dict(progress.best_state)
@@ -230,45 +224,3 @@ def run_phase(phase: Phase, network, batches: FeatureBatches | PhotoBatches, opt
 def _epoch_status(row: dict, progress: PhaseProgress) -> str:
     best = f"best {progress.best_loss:.4f} (epoch {progress.best_epoch})" if progress.best_epoch else "no better yet"
     return f"val_loss {row['val_loss']:.4f}, val_acc {row['val_acc']:.1%}, {best}"
-
-
-def _train_epoch(model, batches: Iterable[Batch], loss_function, optimizer, device,
-                 bar_title: str | None) -> tuple[float, float]:
-    """One pass over the training batches; the loss and accuracy over every process's photos."""
-    model.train()  # applies the network's own rules (frozen batch-norm statistics)
-    loss_sum, correct, seen = 0.0, 0, 0
-    if bar_title:
-        batches = tracked(batches, _length(batches), bar_title, "batch")
-    for batch in batches:
-        inputs, labels = device.to_device(batch)
-        logits = model(inputs)
-        loss = loss_function(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        device.backward(loss)
-        optimizer.step()
-        loss_sum += loss.item() * len(labels)
-        correct += int((logits.argmax(1) == labels).sum())
-        seen += len(labels)
-    loss_sum, correct, seen = device.total([loss_sum, correct, seen])
-    return loss_sum / max(seen, 1), correct / max(seen, 1)
-
-
-def _length(batches) -> int | None:
-    try:
-        return len(batches)
-    except TypeError:
-        return None
-
-
-def _validate(model, batches: Iterable[Batch], loss_function, device) -> tuple[float, float]:
-    model.eval()
-    loss_sum, correct, seen = 0.0, 0, 0
-    with device.no_grad():
-        for batch in batches:
-            inputs, labels = device.to_device(batch)
-            logits = model(inputs)
-            loss_sum += float(loss_function(logits, labels)) * len(labels)
-            correct += int((logits.argmax(1) == labels).sum())
-            seen += len(labels)
-    loss_sum, correct, seen = device.total([loss_sum, correct, seen])
-    return loss_sum / max(seen, 1), correct / max(seen, 1)
