@@ -125,11 +125,11 @@ def main() -> None:
 
     from zoolens.models.backbones import build_backbone
     from zoolens.data.transforms import cropped_pixels
-    from zoolens.runtime.features import feature_network, make_engine
+    from zoolens.runtime.features import extractor_of_backbone, make_engine
 
     backbone = build_backbone("mobilenet_v2")
     prep = backbone.info.preprocessing
-    features = make_engine(feature_network(backbone, prep), "onnx")
+    features = make_engine(extractor_of_backbone(backbone, prep), "onnx")
     images = list(decoded.values())[:32]
     batches = [images[i : i + 8] for i in range(0, len(images), 8)]
     size = args.input_size

@@ -101,7 +101,7 @@ def test_an_export_that_differs_from_pytorch_is_not_kept(tmp_path, monkeypatch, 
         original(features.pixels_to_features(other, Preprocessing(16, 18)), path, size, name, **options)
 
     monkeypatch.setattr(features, "write_onnx", exports_another)
-    network = features.FeatureNetwork("differs", 4, Preprocessing(16, 18), lambda: module)
+    network = features.FeatureExtractor("differs", 4, Preprocessing(16, 18), lambda: module)
     engine = features.make_engine(network)
     assert isinstance(engine, features.TorchEngine)  # PyTorch answers instead
     assert "differs from PyTorch" in caplog.text

@@ -23,7 +23,7 @@ from zoolens.models.faces import has_person
 from zoolens.models.imagenet_groups import NOT_AN_ANIMAL, group_indices, rank_groups
 from zoolens.models.open_set import NO_ANIMAL, PERSON
 from zoolens.models.probabilities import softmax
-from zoolens.runtime.features import FeatureNetwork, make_engine
+from zoolens.runtime.features import FeatureExtractor, make_engine
 
 __all__ = ["DOG_CLASSES", "ImageNetClassifier", "imagenet_categories"]
 
@@ -47,7 +47,7 @@ class ImageNetClassifier:
         self.backbone = info.name
         self.preprocessing = info.preprocessing
         key = "imagenet-" + info.weights_id.replace(":", "-")
-        self.engine = make_engine(FeatureNetwork(key, 1000, self.preprocessing,
+        self.engine = make_engine(FeatureExtractor(key, 1000, self.preprocessing,
                                                  lambda: _imagenet_network(backbone)))
         self.categories = imagenet_categories(backbone)
         self.classes = self.categories

@@ -22,7 +22,7 @@ from PIL import Image, ImageOps
 
 from zoolens.data.transforms import Preprocessing
 from zoolens.errors import ZoolensError
-from zoolens.runtime.features import FeatureNetwork, feature_key, make_engine, onnx_path
+from zoolens.runtime.features import FeatureExtractor, feature_key, make_engine, onnx_path
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +94,15 @@ def _weights_digest(path: Path, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()[:16]
 
 
-def detector_network(weights: Path, input_size: int = INPUT_SIZE) -> FeatureNetwork:
+def detector_network(weights: Path, input_size: int = INPUT_SIZE) -> FeatureExtractor:
     """The detector as features.py's engines see it: 8-bit (N, S, S, 3) letterboxed pixels in, YOLOX's raw head out,
     (N, anchors, 6): box offsets, objectness and class probability per anchor (flattened for the export's check).
     Pixels go in as 0-255 floats: a mean of 0 and a standard deviation of 1/255 undo features.py's scaling."""
     info = weights.stat()
     key = feature_key(f"megadetector-lite-yolox-tiny:{_weights_digest(weights, info.st_size, info.st_mtime_ns)}"
                       ":letterbox-top-left-bicubic:raw-head", _preprocessing(input_size))
-    return FeatureNetwork(key, 6 * anchor_count(input_size), _preprocessing(input_size),
-                          lambda: build_network(weights))
+    return FeatureExtractor(key, 6 * anchor_count(input_size), _preprocessing(input_size),
+                            lambda: build_network(weights))
 
 
 def _preprocessing(input_size: int) -> Preprocessing:

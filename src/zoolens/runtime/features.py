@@ -147,17 +147,12 @@ class FeatureExtractor:
         return sum(p.numel() for p in self.backbone().parameters())
 
 
-FeatureNetwork = FeatureExtractor  # its name before the extractors were one (runtime/animal_detector, imagenet)
-
-
 def extractor_of_backbone(backbone: Backbone | FeatureExtractor, prep: Preprocessing) -> FeatureExtractor:
     """The extractor of a PyTorch backbone already built, keyed by its weights (`backbone_key`)."""
     if isinstance(backbone, FeatureExtractor):
         return backbone
     return FeatureExtractor(backbone_key(backbone, prep), backbone.feature_dim, prep, lambda: backbone, backbone.info)
 
-
-feature_network = extractor_of_backbone  # its name before (benchmarks/camera_trap_detector.py)
 
 
 def onnx_path(key: str) -> Path:
