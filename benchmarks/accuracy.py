@@ -2,7 +2,14 @@
 reference: scikit-learn's logistic regression on the same cached features and the same split. Prints one JSON
 object per dataset and backbone.
 
-    .venv/bin/python benchmarks/accuracy.py [animals3] [imagewoof] [--backbone NAME ...]
+    .venv/bin/python benchmarks/accuracy.py [animals3] [imagewoof] [--backbone NAME ...] [--views mirror[,wide...]]
+
+--views: test-time views (`runtime.views.ViewsExtractor`: the features of the photo and of each view named,
+averaged), measured in the same run against plain features on the same split: the head `train` fitted on plain
+features, tested on averaged ones ("train plain, test averaged"), and a head fitted the same way (train's head
+settings) on averaged features ("train averaged, test averaged"), beside one refitted so on plain features. The
+views' features are cached per view: the first run computes them (its seconds are the cost, printed), a second
+computes nothing.
 
 animals3: the default 70/10/20 split (`zoolens train PHOTOS`); Imagewoof: its own train -> val split, val as
 the test part. The feature cache (ZOOLENS_CACHE, default ~/.cache/zoolens) is used and filled: a cold run
@@ -69,14 +76,72 @@ def measure(name: str, backbone: str) -> dict:
             "logistic_regression_test_accuracy": round(reference, 4), "train_seconds": round(seconds, 1)}
 
 
+def part_rows(split_csv: Path) -> dict[str, list[dict]]:
+    import csv
+
+    with open(split_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {name: [row for row in rows if row["split"] == name] for name in ("train", "val", "test")}
+
+
+def measure_views(name: str, backbone: str, views: str) -> dict:
+    import zoolens
+    from zoolens.models.dense_head import fit_dense_head
+    from zoolens.runtime.views import ViewsExtractor, views_of
+    from zoolens.training.config import TrainConfig
+    from zoolens.training.loop import head_settings
+
+    root = Path(DATASETS[name]())
+    with tempfile.TemporaryDirectory(prefix="zoolens-accuracy-") as scratch:
+        model = zoolens.train(root, Path(scratch) / "model", progress=False, backbone=backbone)
+        parts = part_rows(Path(scratch) / "model" / "split.csv")
+    averaged = ViewsExtractor(model.extractor, views_of(views))
+    plain, viewed, labels, cost = {}, {}, {}, {}
+    for part in ("test", "train", "val"):  # the test part first: its seconds are the views' cost per photo
+        paths = [root / row["path"] for row in parts[part]]
+        labels[part] = np.array([model.classes.index(row["label"]) for row in parts[part]])
+        plain[part] = model.extractor.features_of_paths(paths)
+        started = time.perf_counter()
+        viewed[part] = averaged.features_of_paths(paths)
+        cost[part] = (time.perf_counter() - started, viewed[part].computed)
+    usable = {part: plain[part].usable & viewed[part].usable for part in parts}
+    x_plain = {part: plain[part].features[usable[part]] for part in parts}
+    x_views = {part: viewed[part].features[usable[part]] for part in parts}
+    y = {part: labels[part][usable[part]] for part in parts}
+    settings = head_settings(TrainConfig(backbone=backbone))
+
+    def accuracy(logits: np.ndarray) -> float:
+        return round(float(np.mean(np.argmax(logits, axis=1) == y["test"])), 4)
+
+    def refit(x: dict) -> object:
+        return fit_dense_head(x["train"], y["train"], x["val"], y["val"], classes=len(model.classes),
+                              settings=settings)[0]
+
+    head_plain, head_views = refit(x_plain), refit(x_views)
+    seconds, computed = cost["test"]
+    return {"benchmark": "accuracy_views", "dataset": name, "backbone": backbone, "views": list(averaged.views),
+            "test_photos": int(usable["test"].sum()),
+            "train_plain_test_plain": round(model.evaluation.accuracy, 4),
+            "train_plain_test_averaged": accuracy(model.class_logits(x_views["test"])),
+            "refit_plain_test_plain": accuracy(head_plain(x_plain["test"])),
+            "refit_averaged_test_averaged": accuracy(head_views(x_views["test"])),
+            "network_passes_per_photo": len(averaged.views),
+            "test_views_seconds": round(seconds, 1), "test_photos_computed": computed,
+            "test_photos_per_second": round(computed / seconds, 1) if computed else None,
+            "all_parts_views_seconds": round(sum(s for s, _ in cost.values()), 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("datasets", nargs="*", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--backbone", action="append", help="repeat for several (default: mobilenet_v2)")
+    parser.add_argument("--views", help="test-time views besides the photo, e.g. mirror or mirror,wide: measured "
+                        "against plain features (train plain / train averaged, both tested averaged)")
     args = parser.parse_args()
     for name in args.datasets:
         for backbone in args.backbone or ["mobilenet_v2"]:
-            print(json.dumps(measure(name, backbone)), flush=True)
+            found = measure_views(name, backbone, args.views) if args.views else measure(name, backbone)
+            print(json.dumps(found), flush=True)
 
 
 if __name__ == "__main__":
