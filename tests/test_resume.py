@@ -165,7 +165,7 @@ def test_frozen_run_resumes_a_finished_head_without_retraining(tiny_animals, tmp
     def no_training(*args, **kwargs):
         raise AssertionError("the finished head was trained again")
 
-    monkeypatch.setattr("zoolens.training.loop._train_epoch", no_training)
+    monkeypatch.setattr("zoolens.models.dense_head.train_epoch", no_training)
     again = zoolens.train(tiny_animals, out, progress=False, image_size=64, epochs=5, resume=True)
     assert again.history == first.history
     for name, tensor in first.network.state_dict().items():

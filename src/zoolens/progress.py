@@ -9,10 +9,42 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 log = logging.getLogger("zoolens")
 
 PLAIN_EVERY_S = 10.0
+
+_SHOWN: ContextVar[bool] = ContextVar("zoolens_progress_shown", default=True)
+
+
+def shown() -> bool:
+    """Whether the work under way shows its progress (bars and step lines): yes unless a caller said otherwise
+    (`showing(False)`: a run without a progress view, `--quiet`)."""
+    return _SHOWN.get()
+
+
+@contextmanager
+def showing(enabled: bool) -> Iterator[None]:
+    """While inside: the progress bars made below `progress_bar(enabled=None)` shown or not."""
+    token = _SHOWN.set(enabled)
+    try:
+        yield
+    finally:
+        _SHOWN.reset(token)
+
+
+class ProgressView:
+    """The one progress view of a run, given to it as a callback (training.run.Callback's events): each step's
+    lines logged at INFO (the CLI shows them on stderr), and the bars of the work below it shown. A run without
+    it logs and draws nothing of its progress (`train(progress=False)`, `zoolens train --quiet`)."""
+
+    shows_progress = True
+
+    def on_note(self, message: str) -> None:
+        log.info(message)
 
 
 def in_a_terminal() -> bool:
@@ -21,10 +53,13 @@ def in_a_terminal() -> bool:
     return bool(getattr(stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
 
 
-def progress_bar(total: int | None, desc: str, unit: str = "img", enabled: bool = True, leave: bool = False,
+def progress_bar(total: int | None, desc: str, unit: str = "img", enabled: bool | None = True, leave: bool = False,
                  initial: int = 0):
     """A bar (tqdm's interface: update, set_postfix_str, set_postfix, write, close; a context manager); `initial`:
-    what an earlier run had already done (a resumed training's epochs), not counted in the rate."""
+    what an earlier run had already done (a resumed training's epochs), not counted in the rate; `enabled=None`:
+    as the caller's `showing` says."""
+    if enabled is None:
+        enabled = shown()
     if enabled and in_a_terminal():
         from tqdm.auto import tqdm
 
@@ -84,7 +119,7 @@ class PlainProgress:
         self.close()
 
 
-def tracked(items, total: int | None, desc: str, unit: str = "img", enabled: bool = True):
+def tracked(items, total: int | None, desc: str, unit: str = "img", enabled: bool | None = True):
     """`items`, one by one, counted on a progress bar."""
     with progress_bar(total, desc, unit, enabled) as bar:
         for item in items:

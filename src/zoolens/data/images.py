@@ -278,8 +278,9 @@ def _short(error: Exception) -> str:
     return text[:120]
 
 
-def find_usable(paths: list[Path], progress: bool = False) -> tuple[list[bool], list[tuple[str, str]]]:
-    """Decode every photo once (in threads: Pillow decodes without the GIL); which are usable, and why not."""
+def find_usable(paths: list[Path]) -> tuple[list[bool], list[tuple[str, str]]]:
+    """Decode every photo once (in threads: Pillow decodes without the GIL); which are usable, and why not. Its bar
+    is shown as the caller's `progress.showing` says."""
     from concurrent.futures import ThreadPoolExecutor
 
     from zoolens.progress import tracked
@@ -292,5 +293,5 @@ def find_usable(paths: list[Path], progress: bool = False) -> tuple[list[bool], 
             return error.reason
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        reasons = list(tracked(pool.map(check, paths), len(paths), "checking photos", enabled=progress))
+        reasons = list(tracked(pool.map(check, paths), len(paths), "checking photos", enabled=None))
     return [not r for r in reasons], [(str(p), r) for p, r in zip(paths, reasons) if r]

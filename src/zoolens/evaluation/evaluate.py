@@ -17,6 +17,7 @@ from zoolens.files import output_folder
 from zoolens.inference.prediction import CLASS, NONE_OF_THESE, NOT_SURE, Prediction, open_input
 from zoolens.models.faces import PERSON_MIN_SIDE
 from zoolens.plotting import FigureDrawer
+from zoolens.progress import shown
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +67,15 @@ def choose_photos(model, data: str | Path) -> tuple[list[Sample], str, list[tupl
     return folder.samples, f"all photos in {folder.root}", folder.skipped
 
 
-def evaluate_samples(model, samples: list[Sample], description: str, skipped=(), progress=True,
+def evaluate_samples(model, samples: list[Sample], description: str, skipped=(), progress: bool | None = None,
                      open_set: str = "on", on_scored=None) -> Evaluation:
     """Accuracy and the rest over every usable photo, and the answer a user gets for each (a class, "not sure"
     or "none of these" under `open_set`), from one pass of feature extraction. `on_scored(evaluation)` is called
     once the class probabilities are known and before the answers are (telling a person in a turned-away photo takes
-    a face detector): what needs only the former (the figures) can start."""
+    a face detector): what needs only the former (the figures) can start. `progress`: its bar shown or not; None: as
+    the caller's `progress.showing` says (a training run's progress view)."""
+    if progress is None:
+        progress = shown()
     known = set(model.classes)
     unknown = sorted({s.label for s in samples} - known)
     usable_samples = [s for s in samples if s.label in known]

@@ -33,7 +33,7 @@ from zoolens.data.images import file_digest
 from zoolens.data.transforms import Preprocessing, network_pixels, normalised
 from zoolens.errors import ImageError, ZoolensError
 from zoolens.files import open_cache_database, replaced_atomically, write_to_cache
-from zoolens.progress import progress_bar
+from zoolens.progress import progress_bar, shown
 
 if TYPE_CHECKING:
     import torch
@@ -581,13 +581,14 @@ def _check_vectors(vectors: np.ndarray, network: FeatureExtractor, engine) -> No
 
 
 def extract_features_sharded(paths: list[Path], backbone: Backbone, prep: Preprocessing, processes: Processes,
-                             batch_size: int = 32, progress: bool = True) -> FeatureSet:
+                             batch_size: int = 32) -> FeatureSet:
     """`extract_features` with the photos dealt out between the processes of a multi-process run (every
-    world_size-th photo to each), the pieces gathered so that every process gets the whole set."""
+    world_size-th photo to each), the pieces gathered so that every process gets the whole set; its bar shown as
+    the run's `progress.showing` says."""
     if processes.world_size == 1:
-        return extract_features(paths, backbone, prep, batch_size, progress=progress)
+        return extract_features(paths, backbone, prep, batch_size, progress=shown())
     mine = list(range(processes.rank, len(paths), processes.world_size))
-    piece = extract_features([paths[i] for i in mine], backbone, prep, batch_size, progress=progress)
+    piece = extract_features([paths[i] for i in mine], backbone, prep, batch_size, progress=shown())
     features = np.zeros((len(paths), backbone.feature_dim), dtype=np.float32)
     usable = np.zeros(len(paths), dtype=bool)
     problems, computed = [], []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import hashlib
@@ -11,8 +12,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -36,6 +37,7 @@ from zoolens.models.available import describe_backbone, has_pretrained_weights
 from zoolens.models.open_set import OpenSetCheck, fit_open_set
 from zoolens.models.probabilities import log_softmax
 from zoolens.plotting import FigureDrawer
+from zoolens.progress import ProgressView, showing, shown
 from zoolens.runtime.distributed import Processes, start_processes
 from zoolens.runtime.extractor import Extractor, pretrained_extractor
 from zoolens.runtime.features import (
@@ -56,20 +58,16 @@ from zoolens.training.common import seed_everything
 from zoolens.training.config import WHERE_IT_RUNS, Phase, TrainConfig
 from zoolens.training.loop import FabricDevice, Optimization, run_phase
 from zoolens.training.numpy_head import DenseHead, FeatureBatches, NumpyDevice
+from zoolens.training.run import Callback, Events
 
 if TYPE_CHECKING:
+    from zoolens.evaluation.metrics import Evaluation
     from zoolens.models.backbones import Backbone
     from zoolens.models.classifier import Classifier
 
 log = logging.getLogger(__name__)
 
 THIN_CLASS_PHOTOS = 3  # fewer training photos than this in a class: warned about whatever the others have
-
-
-def _say(progress: bool, message: str) -> None:
-    """A step of the run, for people watching it: logged (the CLI shows it; `--quiet` and progress=False do not)."""
-    if progress:
-        log.info(message)
 
 
 def _check_parts(manifest: Manifest, usable: dict[Path, bool]) -> None:
@@ -84,7 +82,7 @@ def _check_parts(manifest: Manifest, usable: dict[Path, bool]) -> None:
 
 
 def run_phases(network: Classifier | None, head: DenseHead, features, parts: dict[str, list[Sample]],
-               classes: list[str], prep, config: TrainConfig, processes: Processes, progress: bool,
+               classes: list[str], prep, config: TrainConfig, processes: Processes, events: Events,
                checkpoints: TrainingCheckpoints | None = None) -> list[dict]:
     """Every phase of the strategy in turn, through the one loop; the history of all of them. A phase on cached
     features trains `head` (NumPy); a phase through the backbone trains `network` (PyTorch), whose head starts
@@ -93,7 +91,7 @@ def run_phases(network: Classifier | None, head: DenseHead, features, parts: dic
                                 class_weights(parts["train"], classes) if config.balance == "weighted" else None)
     history: list[dict] = []
     for phase in config.phases():
-        _say(progress, _phase_heading(phase, config, len(parts["train"])))
+        events.note(_phase_heading(phase, config, len(parts["train"])))
         start_loss = min((row["val_loss"] for row in history), default=None)
         if phase.on == "features":
             trained, batches, device = head, FeatureBatches(
@@ -108,7 +106,8 @@ def run_phases(network: Classifier | None, head: DenseHead, features, parts: dic
             device = FabricDevice(config.accelerator, config.devices, config.num_nodes)
         done = run_phase(phase, trained, batches, optimization, device, start_loss=start_loss,
                          checkpoints=checkpoints, every_epoch=phase.on == "photos",
-                         on_note=lambda line: _say(progress, line), show_progress=progress)
+                         on_epoch=lambda row: events.emit("on_epoch_end", row), on_note=events.note,
+                         show_progress=shown())
         history += done.rows
     if network is not None:
         if all(phase.on == "features" for phase in config.phases()):
@@ -231,12 +230,12 @@ def _paths(samples: list[Sample]) -> list[Path]:
 
 def fit_open_set_check(classes: list[str], own: Extractor, confidence: np.ndarray, parts, features,
                        config: TrainConfig, val_features: np.ndarray,
-                       progress: bool) -> tuple[OpenSetCheck, Extractor]:
+                       events: Events) -> tuple[OpenSetCheck, Extractor]:
     """"None of these" for this model, and the extractor it reads: the training photos as the bank, thresholds on
     the validation photos (`confidence`: the calibrated model's on each). It runs on frozen pretrained features,
     where the ImageNet checks hold: the model's own when frozen (its kit's ImageNet head when nothing was built); for
     a fine-tuned or scratch model, the pretrained backbone's beside it, when there is one."""
-    _say(progress, "fitting the open-set check ('none of these') on the validation photos")
+    events.note("fitting the open-set check ('none of these') on the validation photos")
     labels = _labels(classes, parts["train"])
     if not config.trains_backbone:
         train_x, val_x, check_from = features["train"][0], val_features, own
@@ -252,7 +251,7 @@ def fit_open_set_check(classes: list[str], own: Extractor, confidence: np.ndarra
         if features is not None:  # fine-tuned: the features its head was warmed on are the pretrained ones
             train_x, val_x = features["train"][0], features["val"][0]
         else:
-            train_x, val_x = (check_from.features_of_paths(_paths(parts[role]), progress).features
+            train_x, val_x = (check_from.features_of_paths(_paths(parts[role]), progress=shown()).features
                               for role in ("train", "val"))
     imagenet, why_not = check_from.imagenet_head()
     check = fit_open_set(train_x, labels, val_x, confidence, classes, imagenet, why_not,
@@ -278,7 +277,7 @@ def _reference_extractor(config: TrainConfig, prep: Preprocessing) -> FeatureExt
 
 def train(data: str | Path, out: str | Path | None = None, config: TrainConfig | None = None, *,
           split_file: str | Path | None = None, corrections: str | Path | None = None, progress: bool = True,
-          resume: bool = False, **overrides) -> Model:
+          resume: bool = False, callbacks: Iterable[Callback] = (), **overrides) -> Model:
     """Train a classifier on DATA (class folders, or an already split folder) and save it to `out`.
 
     `config` (default `TrainConfig()`) with `overrides`, TrainConfig fields (backbone, strategy, optimizer, lr,
@@ -290,25 +289,25 @@ def train(data: str | Path, out: str | Path | None = None, config: TrainConfig |
     `resume=True` goes on from there after an interruption. A model already in `out` is replaced, and only
     zoolens's own files in it; `out` is refused, before any work, when it holds something else and no model,
     when it and DATA are inside one another, or while another zoolens writes it (`.<out>.lock` beside it).
+    `callbacks`: `training.run.Callback`s told each step of the run (training.run.STEPS), each epoch's history row and
+    its end (training/run.py); one that raises stops the run, and nothing is published in `out`. `progress=False`
+    leaves out the progress view (progress.ProgressView: the steps' lines and the bars) the run is given otherwise.
     """
     options = _overrides(overrides)
-    if out is None:
-        return _train(data, out, config=config, split_file=split_file, corrections=corrections, progress=progress,
-                          resume=resume, **options)
-    _check_output(data, out)
-    if not _first_process():  # the others of a multi-process run: the first holds the lock for them all
-        return _train(data, out, config=config, split_file=split_file, corrections=corrections, progress=progress,
-                          resume=resume, **options)
-    with output_lock(out):
-        _check_output(data, out)  # again, now that no other zoolens can be changing it
+    callbacks = [ProgressView(), *callbacks] if progress else list(callbacks)
+    if out is not None:
+        _check_output(data, out)
+    # The others of a multi-process run do not lock: the first holds the lock for them all.
+    owns_output = out is not None and _first_process()
+    with output_lock(out) if owns_output else contextlib.nullcontext():
+        if owns_output:
+            _check_output(data, out)  # again, now that no other zoolens can be changing it
         try:
-            return _train(data, out, config=config, split_file=split_file, corrections=corrections, progress=progress,
-                          resume=resume,
-                          **options)
+            return _run(data, out, config, options, split_file, corrections, resume, callbacks)
         except BaseException:
-            drop_unfinished_checkpoint(out)
+            if owns_output:
+                drop_unfinished_checkpoint(out)
             raise
-
 
 def _overrides(overrides: dict) -> dict:
     """`train()`'s keyword options, each a TrainConfig field; ZoolensError naming one that is not."""
@@ -350,61 +349,174 @@ class TrainingPhotos:
     corrections: Corrections | None = None  # the decisions applied to the split
 
 
-def _train(data: str | Path, out: str | Path | None = None, *, config: TrainConfig | None = None,
-           split_file: str | Path | None = None, corrections: str | Path | None = None, progress: bool = True,
-           resume: bool = False, **options) -> Model:
+@dataclass
+class TrainingRun:
+    """A run's state as its steps make it, what its callbacks read (`Callback.on_run_start(run)`)."""
+
+    data: str | Path
+    out: Path | None
+    config: TrainConfig
+    processes: Processes
+    started: float  # time.time() when train() was called
+    split_file: str | Path | None = None
+    corrections: str | Path | None = None
+    resume: bool = False
+    photos: TrainingPhotos | None = None
+    checkpoints: TrainingCheckpoints | None = None
+    history: list[dict] = field(default_factory=list)
+    model: Model | None = None
+    val_features: np.ndarray | None = None  # the model's own features of the validation photos
+    evaluation: Evaluation | None = None
+    events: Events = field(default_factory=Events)
+
+
+def _run(data, out, config: TrainConfig | None, options: dict, split_file, corrections, resume: bool,
+         callbacks: list) -> Model:
+    """The run's steps in turn (run.STEPS), each told to the callbacks: its own (checkpoints, then the saved outputs,
+    when it has `out`) and the caller's. Only the first process of a multi-process run shows progress and saves."""
     started = time.time()
     config, processes = _resolve(config, options)
-    outputs = Outputs.start(processes) if out is not None and processes.is_main else None
-    try:
-        return _train_into(data, out, config, processes, outputs, started, split_file, corrections, progress, resume)
-    finally:
-        if outputs is not None:
-            outputs.close()
+    if not processes.is_main:
+        callbacks = [callback for callback in callbacks if not getattr(callback, "shows_progress", False)]
+    own = [] if out is None else [Checkpointing(), *([SavedOutputs()] if processes.is_main else [])]
+    events = Events([*own, *callbacks])
+    run = TrainingRun(data, None if out is None else Path(out), config, processes, started, split_file, corrections,
+                      resume, events=events)
+    with showing(events.shows_progress), events.running(run):
+        _steps(run)
+        events.emit("on_run_end", run.model)
+    return run.model
 
 
-def _train_into(data, out, config: TrainConfig, processes: Processes, outputs: Outputs | None, started: float,
-                split_file, corrections, progress: bool, resume: bool) -> Model:
-    progress = progress and processes.is_main
+def _steps(run: TrainingRun) -> None:
+    config, processes, events = run.config, run.processes, run.events
     seed_everything(config.seed)
-    folder, manifest, applied = _split(data, split_file, corrections, config, progress)
-    start = starting_extractor(config)
-    photos = _read_photos(folder, manifest, start, start.preprocessing, config, processes, progress)
-    photos.corrections = applied
-    checkpoints = _start_checkpoints(out, _run_fingerprint(config, folder.root, manifest, applied), resume, processes,
-                                     progress) if out is not None else None
-    # Reseeded so that the new network starts from the same weights however much of the above drew random
-    # numbers (decoding workers do on a cold feature cache, not on a warm one; one process's share or all).
-    seed_everything(config.seed)
-    network = _network_to_train(start, len(manifest.classes), config)
-    head = DenseHead(start.feature_dim, len(manifest.classes), config.dropout, config.seed)
-    history = run_phases(network, head, photos.features, photos.parts, manifest.classes, start.preprocessing, config,
-                         processes, progress, checkpoints)
-    if outputs is not None:
-        outputs.draw_training_curves(history)
-    model, val_features = _fitted_model(start, network, head, photos, config, processes, progress)
-    if not processes.is_main:  # the first process calibrates, evaluates and saves; the others' work is done
-        return model
-    evaluation = None
-    if photos.parts["test"]:
-        evaluation = evaluate_samples(model, photos.parts["test"], f"the test part of the split of {folder.root}",
-                                      progress=progress,
-                                      on_scored=outputs.draw_evaluation_figures if outputs is not None else None)
-    elapsed = time.time() - started
-    model = model.with_record(replace(model.record, made=MappingProxyType(
-        _training_record(config, photos, processes, history, evaluation, elapsed))))
-    model.history = history
-    model.evaluation = evaluation
-    if out is not None:
+    with events.step("split"):
+        folder, manifest, applied = _split(run.data, run.split_file, run.corrections, config, events)
+    with events.step("features"):
+        start = starting_extractor(config)
+        run.photos = photos = _read_photos(folder, manifest, start, start.preprocessing, config, processes, events)
+        photos.corrections = applied
+    with events.step("training"):  # `Checkpointing` starts `run.checkpoints` as this step starts
+        # Reseeded so that the new network starts from the same weights however much of the above drew random
+        # numbers (decoding workers do on a cold feature cache, not on a warm one; one process's share or all).
+        seed_everything(config.seed)
+        network = _network_to_train(start, len(manifest.classes), config)
+        head = DenseHead(start.feature_dim, len(manifest.classes), config.dropout, config.seed)
+        run.history = run_phases(network, head, photos.features, photos.parts, manifest.classes, start.preprocessing,
+                                 config, processes, events, run.checkpoints)
+    # The new model's steps, fitted in turn: features (its own backbone's: the pretrained one it started from when
+    # that stayed frozen, else the one trained) -> the dense head trained -> the temperature -> the open-set check,
+    # the last two on its own features of the validation photos, by the first process only.
+    own, dense, make_network = _trained_steps(start, network, head, config)
+    calibration, check, check_from = TemperatureScaling(), None, own
+    with events.step("calibration"):
+        run.val_features = (photos.features["val"][0] if network is None
+                            else own.features_of_paths(_paths(photos.parts["val"])).features)
+        if processes.is_main:
+            calibration = fit_calibration(dense, run.val_features, manifest.classes, photos.parts["val"])
+    with events.step("open-set check"):
+        if processes.is_main:
+            confidence = calibration.probabilities(dense.logits(run.val_features)).max(axis=1)
+            check, check_from = fit_open_set_check(manifest.classes, own, confidence, photos.parts, photos.features,
+                                                   config, run.val_features, events)
+            if check.summary["animal_check"] != "on":
+                events.note(f"  open-set animal check {check.summary['animal_check']}")
+    run.model = _assembled_model(own, dense, calibration, check, check_from, make_network, photos, config)
+    if not processes.is_main:  # the first process evaluates and saves; the others' work is done
+        return
+    with events.step("evaluation"):
+        if photos.parts["test"]:
+            run.evaluation = evaluate_samples(run.model, photos.parts["test"],
+                                              f"the test part of the split of {folder.root}",
+                                              on_scored=lambda evaluation: events.emit("on_evaluation", evaluation))
+    model = run.model.with_record(replace(run.model.record, made=MappingProxyType(
+        _training_record(config, photos, processes, run.history, run.evaluation, time.time() - run.started))))
+    model.history = run.history
+    model.evaluation = run.evaluation
+    run.model = model
+    with events.step("save"):  # `SavedOutputs` publishes the model into `out` as this step ends
+        pass
+
+
+class Checkpointing(Callback):
+    """A run into `out` checkpoints every epoch in `<out>.partial/` (the training loop writes them), started as the
+    training step starts (resumed from there with `resume`) and removed once the model is saved, or when the model it
+    made cannot be (its epochs learnt from the same damaged cache: not to be resumed)."""
+
+    def on_run_start(self, run: TrainingRun) -> None:
+        self.run = run
+
+    def on_step_start(self, step: str) -> None:
+        if step == "training":
+            run = self.run
+            run.checkpoints = _start_checkpoints(run.out, _run_fingerprint(
+                run.config, run.photos.folder.root, run.photos.manifest, run.photos.corrections), run.resume,
+                run.processes, run.events)
+
+    def on_step_end(self, step: str) -> None:
+        if step == "save":
+            self.run.checkpoints.remove()
+
+    def on_run_error(self, error: BaseException) -> None:
+        if isinstance(error, UnpublishableModel) and self.run.checkpoints is not None:
+            self.run.checkpoints.remove()
+
+
+class SavedOutputs(Callback):
+    """The files saved beside a new model, made in a scratch folder while the run goes on, then published with the
+    model in one step as the save step ends. Its figures are drawn by a process of their own
+    (`plotting.FigureDrawer`), which starts with the run, so that Matplotlib's import and the drawing overlap with
+    training and evaluating."""
+
+    def on_run_start(self, run: TrainingRun) -> None:
+        self.run = run
+        self.figures = FigureDrawer(separate=may_fork_workers() and run.processes.world_size == 1)
+        self.scratch = Path(tempfile.mkdtemp(prefix="zoolens-outputs-"))
+        self.curves = None
+        self.evaluation_figures = None
+
+    def on_step_end(self, step: str) -> None:
+        if step == "training":
+            self.curves = self.figures.draw("zoolens.evaluation.plots:plot_training_curves", self.run.history,
+                                            self.scratch / "training_curves.png")
+        elif step == "save":
+            self.save()
+
+    def on_evaluation(self, evaluation: Evaluation) -> None:
+        self.evaluation_figures = draw_evaluation_figures(evaluation, self.scratch / "evaluation", self.figures)
+
+    def save(self) -> None:
+        """Every file of the new model, its evaluation included, is made first and saved in one step: a full disk or
+        a failing figure never leaves a model beside a half-written evaluation/. The model is saved only once its
+        written folder loads back and answers as it does here (`_answers_like`)."""
+        run, out = self.run, self.run.out
         try:
-            outputs.save(model, manifest, history, evaluation, Path(out),
-                         _answers_like(model, _check_row(model, photos, val_features), out))
-        except UnpublishableModel:
-            checkpoints.remove()  # its epochs learnt from the same damaged cache: not to be resumed
-            raise
-        checkpoints.remove()
-        _say(progress, f"saved {out} in {elapsed:.0f} s")
-    return model
+            extra = {
+                "split.csv": write_manifest(run.photos.manifest, self.scratch / "split.csv"),
+                "history.csv": _write_history(run.history, self.scratch / "history.csv"),
+            }
+            if run.evaluation is not None:
+                write_evaluation(run.evaluation, self.scratch / "evaluation", self.figures, self.evaluation_figures)
+                extra["evaluation"] = self.scratch / "evaluation"
+            extra["training_curves.png"] = self.curves.result()
+        except OSError as error:
+            raise ZoolensError(f"{out}: the model could not be written ({error.strerror or error}); "
+                               "nothing was changed") from None
+        elapsed = time.time() - run.started
+        run.model.save(out, extra_files=extra,
+                       check=_answers_like(run.model, _check_row(run.model, run.photos, run.val_features), out))
+        run.events.note(f"saved {out} in {elapsed:.0f} s")
+
+    def on_run_end(self, result) -> None:
+        self.close()
+
+    def on_run_error(self, error: BaseException) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.figures.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def _network_to_train(start: FeatureExtractor, classes: int, config: TrainConfig) -> Classifier | None:
@@ -416,35 +528,33 @@ def _network_to_train(start: FeatureExtractor, classes: int, config: TrainConfig
     return Classifier(start.backbone(), classes, dropout=config.dropout)
 
 
-def _fitted_model(start: FeatureExtractor, network: Classifier | None, head: DenseHead, photos: TrainingPhotos,
-                  config: TrainConfig, processes: Processes, progress: bool) -> tuple[Model, np.ndarray]:
-    """The new model, its steps fitted in turn: features (its own backbone's: the pretrained one it started from
-    when that stayed frozen, else the one trained) -> the dense head trained -> the temperature -> the open-set
-    check (fitted by the first process only); and its own features of the validation photos, which the last two
-    were fitted on."""
-    classes = photos.manifest.classes
+def _trained_steps(start: FeatureExtractor, network: Classifier | None, head: DenseHead,
+                   config: TrainConfig) -> tuple[Extractor, DenseLayer, Callable]:
+    """The extractor the trained head reads (the one the run started from when only the head trained, else the
+    trained backbone's), the head as a fitted step, and how the PyTorch network is had."""
     if network is None:
         own = start
         dense = DenseLayer(np.array(head.weight.data, np.float32), np.array(head.bias.data, np.float32),
                            config.dropout)
-        make_network = functools.cache(lambda: network_on(own.backbone(), dense))
-        val_features = photos.features["val"][0]
-    else:
-        own = extractor_of_backbone(network.backbone, start.preprocessing)
-        layer = network.head[-1]
-        dense = DenseLayer(layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy(), config.dropout)
-        make_network = lambda: network  # noqa: E731
-        val_features = own.features_of_paths(_paths(photos.parts["val"])).features
-    calibration, check, check_from = TemperatureScaling(), None, own
-    if processes.is_main:
-        temperature = calibrate_temperature(dense.logits(val_features), _labels(classes, photos.parts["val"]))
-        calibration = TemperatureScaling(temperature, f"{len(photos.parts['val'])} validation photos"
-                                         if temperature != 1.0 else "not fitted")
-        confidence = calibration.probabilities(dense.logits(val_features)).max(axis=1)
-        check, check_from = fit_open_set_check(classes, own, confidence, photos.parts, photos.features, config,
-                                               val_features, progress)
-        if check.summary["animal_check"] != "on":
-            _say(progress, f"  open-set animal check {check.summary['animal_check']}")
+        return own, dense, functools.cache(lambda: network_on(own.backbone(), dense))
+    own = extractor_of_backbone(network.backbone, start.preprocessing)
+    layer = network.head[-1]
+    dense = DenseLayer(layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy(), config.dropout)
+    return own, dense, lambda: network
+
+
+def fit_calibration(dense: DenseLayer, val_features: np.ndarray, classes: list[str],
+                    val: list[Sample]) -> TemperatureScaling:
+    """The temperature that makes the head's confidences on the validation photos mean what they say."""
+    temperature = calibrate_temperature(dense.logits(val_features), _labels(classes, val))
+    return TemperatureScaling(temperature, f"{len(val)} validation photos" if temperature != 1.0 else "not fitted")
+
+
+def _assembled_model(own: Extractor, dense: DenseLayer, calibration: TemperatureScaling, check: OpenSetCheck | None,
+                     check_from: Extractor, make_network: Callable, photos: TrainingPhotos,
+                     config: TrainConfig) -> Model:
+    """The new model from its fitted steps, and the record that describes it."""
+    classes = photos.manifest.classes
     info = own.info
     record = ModelRecord(
         classes=tuple(classes), class_names=tuple(photos.folder.name(c) for c in classes),
@@ -452,51 +562,7 @@ def _fitted_model(start: FeatureExtractor, network: Classifier | None, head: Den
         preprocessing=own.preprocessing, dropout=config.dropout,
         parameters=own.parameters() + dense.weight.size + dense.bias.size, calibration=calibration,
         open_set=MappingProxyType(check.summary if check is not None else NO_OPEN_SET))
-    return Model(record, FeatureStep(own, check_from), dense, check, make_network), val_features
-
-
-class Outputs:
-    """The files saved beside a new model, made in a scratch folder while the run goes on: its figures are drawn by a
-    process of their own (`plotting.FigureDrawer`), which starts with the run, so that Matplotlib's import and the
-    drawing overlap with training and evaluating."""
-
-    def __init__(self, figures: FigureDrawer):
-        self.figures = figures
-        self.scratch = Path(tempfile.mkdtemp(prefix="zoolens-outputs-"))
-        self.curves = None
-        self.evaluation_figures = None
-
-    @classmethod
-    def start(cls, processes: Processes) -> Outputs:
-        return cls(FigureDrawer(separate=may_fork_workers() and processes.world_size == 1))
-
-    def draw_training_curves(self, history: list[dict]) -> None:
-        self.curves = self.figures.draw("zoolens.evaluation.plots:plot_training_curves", history,
-                                        self.scratch / "training_curves.png")
-
-    def draw_evaluation_figures(self, evaluation) -> None:
-        self.evaluation_figures = draw_evaluation_figures(evaluation, self.scratch / "evaluation", self.figures)
-
-    def save(self, model: Model, manifest: Manifest, history, evaluation, out: Path, check=None) -> None:
-        """Every file of the new model, its evaluation included, is made first and saved in one step: a full disk or
-        a failing figure never leaves a model beside a half-written evaluation/."""
-        try:
-            extra = {
-                "split.csv": write_manifest(manifest, self.scratch / "split.csv"),
-                "history.csv": _write_history(history, self.scratch / "history.csv"),
-            }
-            if evaluation is not None:
-                write_evaluation(evaluation, self.scratch / "evaluation", self.figures, self.evaluation_figures)
-                extra["evaluation"] = self.scratch / "evaluation"
-            extra["training_curves.png"] = self.curves.result()
-        except OSError as error:
-            raise ZoolensError(f"{out}: the model could not be written ({error.strerror or error}); "
-                               "nothing was changed") from None
-        model.save(out, extra_files=extra, check=check)
-
-    def close(self) -> None:
-        self.figures.close()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+    return Model(record, FeatureStep(own, check_from), dense, check, make_network)
 
 
 def starting_extractor(config: TrainConfig) -> FeatureExtractor:
@@ -528,42 +594,42 @@ def _resolve(config: TrainConfig | None, options: dict) -> tuple[TrainConfig, Pr
 
 
 def _split(data: str | Path, split_file: str | Path | None, corrections: str | Path | None, config: TrainConfig,
-           progress: bool) -> tuple[ImageFolder, Manifest, Corrections | None]:
+           events: Events) -> tuple[ImageFolder, Manifest, Corrections | None]:
     folder = scan_folder(data)
     manifest, applied = corrected(split_or_manifest(folder, config.ratios, config.seed, split_file, config.group_by,
                                                     config.sequence_gap), corrections)
     if applied:
-        _say(progress, f"{corrections}: {len(applied.relabel)} photo(s) relabelled, {len(applied.exclude)} left out")
+        events.note(f"{corrections}: {len(applied.relabel)} photo(s) relabelled, {len(applied.exclude)} left out")
     counts = manifest.counts()
-    _say(progress, f"{folder.given or folder.root}: {len(folder.classes)} classes, "
+    events.note(f"{folder.given or folder.root}: {len(folder.classes)} classes, "
          + ", ".join(f"{role} {sum(counts[role].values())}" for role in ("train", "val", "test")))
     if manifest.grouping:
-        _say(progress, f"  {manifest.grouping}")
+        events.note(f"  {manifest.grouping}")
     for path, reason in folder.skipped:
-        _say(progress, f"  skipped {path}: {reason}")
+        events.note(f"  skipped {path}: {reason}")
     return folder, manifest, applied
 
 
 def _read_photos(folder: ImageFolder, manifest: Manifest, backbone, prep, config: TrainConfig,
-                 processes: Processes, progress: bool) -> TrainingPhotos:
+                 processes: Processes, events: Events) -> TrainingPhotos:
     """Every photo of the split read once: through the frozen backbone into the feature cache when pretrained,
     only checked to decode when trained from scratch. Unreadable ones are left out, and named."""
     samples = [s for s, _ in manifest.rows]
     found = None
     if config.pretrained:
-        _say(progress, f"features from {config.backbone} at {prep.input_size} px (cached for next time)")
-        found = extract_features_sharded([s.path for s in samples], backbone, prep, processes, progress=progress)
+        events.note(f"features from {config.backbone} at {prep.input_size} px (cached for next time)")
+        found = extract_features_sharded([s.path for s in samples], backbone, prep, processes)
         if found.computed_by_process:
-            _say(progress, f"  {found.computed} new photos through the backbone, shared between "
+            events.note(f"  {found.computed} new photos through the backbone, shared between "
                  f"{processes.world_size} processes ({' + '.join(map(str, found.computed_by_process))})")
         else:
-            _say(progress, f"  {found.computed} photos through the backbone, {len(samples) - found.computed} from "
+            events.note(f"  {found.computed} photos through the backbone, {len(samples) - found.computed} from "
                  "the cache")
         usable_mask, problems = found.usable, found.problems
     else:
-        usable_mask, problems = find_usable([s.path for s in samples], progress=progress)
+        usable_mask, problems = find_usable([s.path for s in samples])
     for path, reason in problems:
-        _say(progress, f"  skipped {path}: {reason}")
+        events.note(f"  skipped {path}: {reason}")
     usable = {s.path: bool(ok) for s, ok in zip(samples, usable_mask)}
     _check_parts(manifest, usable)
     parts = _usable_parts(manifest, usable)
@@ -641,13 +707,13 @@ def _training_record(config: TrainConfig, photos: TrainingPhotos, processes: Pro
 
 
 def _start_checkpoints(out, fingerprint: dict, resume: bool, processes: Processes,
-                       progress: bool) -> TrainingCheckpoints:
+                       events: Events) -> TrainingCheckpoints:
     """The first process owns `<out>.partial/`; the others read what it resumed from, and write nothing."""
     checkpoints = None
     if processes.is_main:
         checkpoints, note = TrainingCheckpoints.start(out, fingerprint, resume)
         if note:
-            _say(progress, note)
+            events.note(note)
     processes.barrier()
     return checkpoints or TrainingCheckpoints.follow(out, fingerprint)
 
