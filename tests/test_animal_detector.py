@@ -11,7 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import run_without_torch
+from helpers import run_without_torch
 
 from zoolens.errors import ZoolensError
 from zoolens.runtime import animal_detector, features

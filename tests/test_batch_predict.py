@@ -14,8 +14,7 @@ import pyarrow.parquet as pq
 import skimage.data
 from PIL import Image
 import pytest
-from conftest import tree_snapshot
-from test_cli import zoolens
+from helpers import tree_snapshot, zoolens
 
 
 @pytest.fixture
@@ -302,7 +301,7 @@ def test_ray_engine_gives_the_same_results(trained_model, camera_tree, tmp_path)
     try:
         import ray
     except ImportError:
-        from conftest import missing_tool
+        from helpers import missing_tool
 
         missing_tool("Ray is not installed", "pip install 'zoolens[scale]' to test the ray engine")
     from zoolens.inference.batch import predict_folder

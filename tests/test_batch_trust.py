@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import copy_subset, tree_snapshot
+from helpers import copy_subset, tree_snapshot
 
 OUTSIDE_LINK = "a link to a file outside the photo folder (not read)"
 

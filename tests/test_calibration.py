@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_subset
+from helpers import copy_subset
 
 import zoolens
 from zoolens.inference.model import Model

@@ -7,13 +7,13 @@ The frames' kinds are given here (deciding them is not this module's work); thei
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from helpers import CAMTRAP, PROJECT, frictionless_errors, md_validate
 from PIL import Image
 
 from zoolens.data.camera_trap import Event, camera_of, capture_time, form_events
@@ -30,17 +30,6 @@ from zoolens.inference.camera_trap_formats import (
     write_megadetector,
 )
 
-SCHEMAS = Path(__file__).parent / "data" / "camtrap-dp-1.0.2"
-CAMTRAP = "https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/"
-LOCAL_COPIES = {
-    CAMTRAP + "camtrap-dp-profile.json": "camtrap-dp-profile.json",
-    CAMTRAP + "deployments-table-schema.json": "deployments-table-schema.json",
-    CAMTRAP + "media-table-schema.json": "media-table-schema.json",
-    CAMTRAP + "observations-table-schema.json": "observations-table-schema.json",
-    "https://specs.frictionlessdata.io/schemas/data-package.json": "data-package.json",
-    "http://json.schemastore.org/geojson.json": "schemastore-geojson.json",
-    "https://geojson.org/schema/GeoJSON.json": "GeoJSON.json",
-}
 
 CLASSES = ["elephant", "bear", "cattle", "dog", "fox"]
 CLASS_NAMES = {"elephant": "African elephant", "bear": "American black bear"}
@@ -63,10 +52,6 @@ SPECIESNET = {
     "vehicle.jpg": ("vehicle", 0.8, ()),
     "african_elephants_truncated_file.jpg": ("unreadable", None, ()),  # the reason comes from decoding it
 }
-PROJECT = {"project": {"title": "zoolens test season", "samplingDesign": "opportunistic",
-                       "captureMethod": ["activityDetection"]},
-           "contributors": [{"title": "A. Tester", "role": "contact"}],
-           "licenses": [{"name": "CC0-1.0", "scope": "data"}, {"name": "CC-BY-4.0", "scope": "media"}]}
 BURST = "camtrap-dp-example/media"
 DEPLOYMENTS = [
     {"deploymentID": BURST, "latitude": "51.496", "longitude": "4.774", "cameraModel": "Reconyx-HF2X"},
@@ -116,17 +101,6 @@ def by_file(answers):
 
 
 # --- MegaDetector ---------------------------------------------------------------------------------------------------
-
-def md_validate(path, base=None):
-    from megadetector.postprocessing.validate_batch_results import (
-        ValidateBatchResultsOptions,
-        validate_batch_results,
-    )
-
-    options = ValidateBatchResultsOptions()
-    options.check_image_existence = base is not None
-    options.relative_path_base = str(base) if base is not None else None
-    return validate_batch_results(str(path), options)["validation_results"]
 
 
 def test_the_megadetector_file_passes_its_validator_and_says_what_each_frame_is(answers, camera_traps, tmp_path):
@@ -193,45 +167,6 @@ def test_a_megadetector_file_broken_on_purpose_is_refused_by_the_validator(answe
 
 
 # --- Camtrap DP -----------------------------------------------------------------------------------------------------
-
-class LocalCopies:
-    """A requests transport adapter that answers the schemas' URLs from tests/data and refuses every other URL."""
-
-    def __init__(self):
-        self.asked = []
-
-    def send(self, request, **kwargs):
-        import requests
-        from requests.models import Response
-
-        self.asked.append(request.url)
-        if request.url not in LOCAL_COPIES:
-            raise requests.ConnectionError(f"the test fetches nothing: {request.url}")
-        response = Response()
-        response.status_code, response.url, response.request = 200, request.url, request
-        response.raw = io.BytesIO((SCHEMAS / LOCAL_COPIES[request.url]).read_bytes())
-        return response
-
-    def close(self):
-        pass
-
-
-def frictionless_errors(folder: Path) -> list[str]:
-    """What frictionless says of the package in `folder`: its profile (Camtrap DP 1.0.2, with the Data Package and
-    GeoJSON schemas it refers to) and every table against its table schema (types, required, enums, keys)."""
-    import frictionless
-    import requests
-
-    adapter = LocalCopies()
-    session = requests.Session()
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    with frictionless.system.use_context(http_session=session):
-        report = frictionless.validate(str(folder / "datapackage.json"))
-    errors = [f"{row[0]}: {row[1]}" for row in report.flatten(["type", "note"])]
-    if not errors:  # checked against all of them: the profile, what it refers to, the three table schemas
-        assert set(adapter.asked) == set(LOCAL_COPIES)
-    return errors
 
 
 def write_package(answers, folder, **options):

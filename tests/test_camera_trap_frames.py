@@ -4,10 +4,10 @@ metadata written on the fly."""
 import io
 import logging
 import shutil
-import struct
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from helpers import exif_with_zero_denominator_gps
 from PIL import Image
 
 from zoolens.data.camera_trap import (
@@ -126,21 +126,6 @@ def jpeg_with_exif(exif_bytes: bytes) -> Image.Image:
     Image.new("RGB", (32, 24), "green").save(buffer, "JPEG", exif=exif_bytes)
     buffer.seek(0)
     return Image.open(buffer)
-
-
-def exif_with_zero_denominator_gps(date_time: str) -> bytes:
-    """EXIF written byte by byte (Pillow refuses to write a zero denominator): IFD0 with DateTime and a GPS IFD whose
-    GPSLatitude is three rationals over 0."""
-    text = date_time.encode("ascii") + b"\x00"
-    ifd0_at, gps_at = 8, 8 + 2 + 2 * 12 + 4
-    text_at = gps_at + 2 + 12 + 4
-    rationals_at = text_at + len(text)
-    tiff = b"II*\x00" + struct.pack("<I", ifd0_at)
-    tiff += struct.pack("<H", 2) + struct.pack("<HHII", 0x0132, 2, len(text), text_at)
-    tiff += struct.pack("<HHII", 0x8825, 4, 1, gps_at) + struct.pack("<I", 0)
-    tiff += struct.pack("<H", 1) + struct.pack("<HHII", 2, 5, 3, rationals_at) + struct.pack("<I", 0)
-    tiff += text + struct.pack("<6I", 1, 0, 0, 0, 0, 0)
-    return b"Exif\x00\x00" + tiff
 
 
 def test_garbage_exif_and_a_gps_block_with_zero_denominators_are_read_without_an_error():

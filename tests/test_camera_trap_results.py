@@ -21,8 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
-from test_camera_trap_formats import PROJECT, frictionless_errors, md_validate
-from test_camera_trap_frames import exif_with_zero_denominator_gps
+from helpers import PROJECT, exif_with_zero_denominator_gps, frictionless_errors, md_validate
 
 from zoolens.cli import main
 
@@ -216,7 +215,7 @@ def test_the_figures_count_events_by_hour_and_each_cameras_days(predicted):
 
 @pytest.mark.slow
 def test_a_screenshot_of_the_report_shows_both_figures(predicted, tmp_path):
-    from conftest import chromium_browser
+    from helpers import chromium_browser
 
     _, out, _ = predicted
     assert run_results(out, "--report", tmp_path / "season.html") == 0
@@ -394,7 +393,7 @@ def test_export_results_is_a_public_name(predicted, tmp_path):
 
 @pytest.mark.slow
 def test_results_help_loads_no_heavy_library_and_a_mistyped_option_gets_the_closest():
-    from test_command_start import run_probe
+    from helpers import run_probe
 
     code, output, heavy = run_probe("results", "--help")
     assert code == "0" and heavy == [] and "--camtrap-dp FOLDER" in output and "examples:" in output

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import chromium_browser, streamlit_server
+from helpers import chromium_browser, streamlit_server
 
 from zoolens.apps import web
 from zoolens.apps.web import as_text, html_text

@@ -1,19 +1,10 @@
 """The command line as a user types it: real output, one-line errors, no tracebacks."""
 
 import csv
-import subprocess
-import sys
 
 import pytest
-from conftest import copy_subset
+from helpers import copy_subset, zoolens
 from PIL import Image
-
-
-def zoolens(*args, cwd=None):
-    result = subprocess.run([sys.executable, "-m", "zoolens.cli", *map(str, args)], capture_output=True, text=True,
-                            cwd=cwd, timeout=600)
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
 
 
 @pytest.mark.slow
@@ -149,7 +140,6 @@ def test_a_backbone_whose_weights_are_missing_offline_is_one_clear_error(small_a
         f"({tmp_path / 'empty-torch-cache'}/hub/checkpoints) and could not be downloaded (URLError); offline, use "
         "one whose weights are installed: mobilenet_v2, efficientnet_lite0, efficientnet_lite1, efficientnet_lite2")
     assert not (tmp_path / "m").exists()
-
 
 
 @pytest.mark.parametrize("argv, wanted", [

@@ -3,32 +3,8 @@ needs none of them, and PyTorch alone takes seconds to import."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-
-HEAVY = ("torch", "torchvision", "lightning", "sklearn", "matplotlib", "scipy", "pandas", "timm", "captum",
-         "onnxruntime", "streamlit", "optuna", "ray")
-
-# Runs the program as `zoolens ARGS`, then names the heavy modules it loaded, on the last line of stderr.
-PROBE = f"""
-import runpy, sys
-sys.argv = ["zoolens", *sys.argv[1:]]
-try:
-    runpy.run_module("zoolens.cli", run_name="__main__")
-except SystemExit as done:
-    code = done.code
-print("exit", code, "heavy:", *[m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)
-"""
-
-
-def run_probe(*arguments: str) -> tuple[str, str, list[str]]:
-    result = subprocess.run([sys.executable, "-c", PROBE, *arguments], capture_output=True, text=True, timeout=60)
-    *said, last = result.stderr.strip().splitlines()
-    words = last.split()
-    assert words[0] == "exit", result.stderr
-    return words[1], result.stdout + "\n".join(said), words[words.index("heavy:") + 1 :]
+from helpers import run_probe
 
 
 @pytest.mark.parametrize("arguments", [

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import copy_subset
+from helpers import copy_subset
 
 pytestmark = pytest.mark.slow  # each runs `zoolens` in a new process: seconds of imports apiece
 

@@ -11,7 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import copy_subset, tree_snapshot
+from helpers import copy_subset, tree_snapshot
 
 from zoolens.data.corrections import read_corrections, record_decision
 from zoolens.data.folders import Sample

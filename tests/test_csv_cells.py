@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import copy_subset
+from helpers import copy_subset
 
 from zoolens.data.corrections import corrected, read_corrections, record_decision, write_corrections
 from zoolens.data.folders import scan_folder

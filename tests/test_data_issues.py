@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_subset, tree_snapshot
+from helpers import copy_subset, tree_snapshot
 from PIL import Image
 
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import copy_subset, tree_snapshot
+from helpers import copy_subset, tree_snapshot
 
 from zoolens.errors import ZoolensError
 from zoolens.files import lock_path, output_lock, safe_folder_name

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import open_app, pump_until
 
 IMAGENET_CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 
@@ -18,31 +19,6 @@ def coffee(tmp_path) -> Path:
     path = tmp_path / "coffee.jpg"
     Image.fromarray(data.coffee()).save(path)
     return path
-
-
-@pytest.fixture
-def root(display):
-    import tkinter as tk
-
-    window = tk.Tk()
-    yield window
-    try:
-        window.destroy()
-    except tk.TclError:
-        pass  # the test closed it (Exit)
-
-
-def pump_until(root, done, timeout: float = 90.0) -> None:
-    """Run the Tk event loop until `done()` is true, like mainloop would."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            pytest.fail("the desktop app did not finish in time")
-        root.update()
-        time.sleep(0.02)
-    for _ in range(5):  # let the last redraws happen before anything looks at the window
-        root.update()
-        time.sleep(0.02)
 
 
 def screenshot(display: str, path: Path) -> Path:
@@ -60,14 +36,6 @@ def screenshots(tmp_path) -> Path:
     folder = Path(os.environ.get("ZOOLENS_SCREENSHOTS", tmp_path))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def open_app(root, model, **options):
-    from zoolens.apps.desktop import DesktopApp
-
-    app = DesktopApp(root, model, **options)
-    pump_until(root, lambda: not app.busy)
-    return app
 
 
 def test_select_animal_shows_the_photo_and_the_right_class(root, display, trained_model, other_animals, screenshots):

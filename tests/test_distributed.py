@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import copy_subset
+from helpers import copy_subset
 
 from zoolens.evaluation.evaluate import evaluate
 from zoolens.inference.model import Model

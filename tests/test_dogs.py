@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import copy_subset
+from helpers import copy_subset
 from PIL import Image
 
 from zoolens.apps import dogs

@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import block_imports, copy_subset
+from helpers import block_imports, copy_subset
 from PIL import Image
 
 from zoolens.cli.program import main

@@ -1,7 +1,7 @@
 """Fine-tuning the whole network end to end, on a small real subset, at a reduced size to fit in CI."""
 
 import pytest
-from conftest import answers_without_torch
+from helpers import answers_without_torch
 
 import zoolens
 from zoolens.inference.model import Model

@@ -175,7 +175,7 @@ def test_the_heron_burst_rolls_up_to_one_animal_event(judge, camera_traps):
 @NEEDS_DETECTOR
 @pytest.mark.slow
 def test_predict_with_camera_traps_then_results_pass_both_validators(trained_model, camera_traps, tmp_path, capsys):
-    from test_camera_trap_formats import PROJECT, frictionless_errors, md_validate
+    from helpers import PROJECT, frictionless_errors, md_validate
 
     from zoolens.cli import main
 

@@ -227,7 +227,7 @@ def test_kfold_folds_are_grouped_too(bursts):
 
 
 def test_camtrap_dp_frames_of_one_event_id_stay_together_across_a_time_gap(camera_traps, tmp_path):
-    from test_label_sources import package_with_blanks, read_rows, write_rows
+    from helpers import package_with_blanks, read_rows, write_rows
 
     package = package_with_blanks(camera_traps, tmp_path / "package")
     header, media = read_rows(package / "media.csv")
@@ -281,7 +281,7 @@ def test_kfold_takes_the_grouping_options(bursts, tmp_path, capsys):
 
 def test_a_class_whose_groups_were_all_held_out_gets_its_smallest_group_back_in_train(camera_traps, tmp_path):
     """Two cameras, one species each: whole cameras go to one part, and neither class is left without training."""
-    from test_label_sources import package_with_blanks
+    from helpers import package_with_blanks
 
     folder = scan_folder(package_with_blanks(camera_traps, tmp_path / "package"))
     manifest = split_folder(folder, group_by="camera")

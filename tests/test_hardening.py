@@ -12,23 +12,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import copy_subset
+from helpers import copy_subset, expected_refusals, hostile_models
 from hardening_corpus import NON_UTF8_NAME, READABLE, make_corpus, running_as_root
 
 from zoolens.data.images import open_image
 from zoolens.errors import ImageError
 
-# What each refused input must be called, wherever it shows up.
-REASONS = {
-    "zero_bytes": "empty file (0 bytes)",
-    "truncated": "damaged image",
-    "text": "not an image",
-    "bomb": "decompression bomb",
-    "symlink_loop": "symbolic link loop",
-    "dangling_link": "broken symbolic link",
-    "fifo": "not a regular file",
-    "unreadable": "permission denied",
-}
 COMMAND_TIMEOUT = 300
 
 
@@ -39,10 +28,6 @@ def zoolens(*args, cwd=None, timeout=COMMAND_TIMEOUT):
     result.err = result.stderr.decode("utf-8", "replace")
     assert "Traceback" not in result.err, result.err
     return result
-
-
-def expected_refusals() -> dict[str, str]:
-    return {k: v for k, v in REASONS.items() if not (k == "unreadable" and running_as_root())}
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +90,7 @@ def test_unreadable_file(corpus):
         return
     # Root reads every file: the same check, as the unprivileged user `nobody` (setpriv), so CI runs it too.
     if not shutil.which("setpriv"):
-        from conftest import missing_tool
+        from helpers import missing_tool
 
         missing_tool("setpriv is not installed", "apt-get install -y util-linux")
     folder = Path(tempfile.mkdtemp(prefix="zoolens-unreadable-"))
@@ -206,38 +191,6 @@ def test_data_folder_that_is_a_fifo_or_missing(corpus, tmp_path):
     for target in (corpus["fifo"], tmp_path / "missing", corpus["text"]):
         result = zoolens("data", "inspect", target, timeout=60)
         assert result.returncode == 2 and result.err.startswith("zoolens: error:"), result.err
-
-
-# ---- model files from strangers, through every command that takes one --------------------------------
-class WritesMarker:
-    marker = ""
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
-def hostile_models(trained_model, tmp_path) -> dict[str, Path]:
-    """Broken copies of a real model: a pickle that would write a marker, truncated weights, lies in the JSON."""
-    made = {}
-
-    def copy(name):
-        target = tmp_path / name
-        shutil.copytree(trained_model.path, target)
-        made[name] = target
-        return target
-
-    WritesMarker.marker = str(tmp_path / "code-ran")
-    (copy("pickle") / "model.safetensors").write_bytes(pickle.dumps({"weights": WritesMarker()}))
-    weights = copy("truncated") / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:1000])
-    for name, change in (("classes", lambda m: m["classes"].append("zebra")),
-                         ("backbone", lambda m: m["backbone"].update(name="no_such_net_v9"))):
-        meta_path = copy(name) / "zoolens.json"
-        meta = json.loads(meta_path.read_text())
-        change(meta)
-        meta_path.write_text(json.dumps(meta))
-    (copy("not-json") / "zoolens.json").write_bytes(b"\xff\xfe{garbage")
-    return made
 
 
 MODEL_COMMANDS = {

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from hardening_corpus import READABLE, make_corpus
-from test_desktop import open_app, pump_until, root  # noqa: F401  (fixture)
-from test_hardening import expected_refusals, hostile_models
+from helpers import expected_refusals, hostile_models, open_app, pump_until
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +14,7 @@ def corpus(small_animals, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_every_bad_photo_is_reported_in_the_window(root, trained_model, corpus):  # noqa: F811
+def test_every_bad_photo_is_reported_in_the_window(root, trained_model, corpus):
     app = open_app(root, trained_model.path)
     for kind, reason in expected_refusals().items():
         app.classify_path(corpus[kind])
@@ -27,7 +26,7 @@ def test_every_bad_photo_is_reported_in_the_window(root, trained_model, corpus):
         assert app.last_prediction is not None and app.last_prediction.error is None, (kind, app.answer_text())
 
 
-def test_hostile_models_are_refused_in_the_window(root, trained_model, tmp_path):  # noqa: F811
+def test_hostile_models_are_refused_in_the_window(root, trained_model, tmp_path):
     app = open_app(root, trained_model.path)
     for name, model in hostile_models(trained_model, tmp_path).items():
         app.load_model(model)

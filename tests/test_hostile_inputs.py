@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_subset, tree_snapshot
+from helpers import copy_subset, tree_snapshot
 from PIL import Image
 
 from zoolens.data.images import HEADER_ALLOWANCE, MAX_FILE_BYTES, open_image

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import copy_subset, tree_snapshot
+from helpers import copy_subset, package_with_blanks, read_rows, tree_snapshot, write_rows
 
 from zoolens.cli.program import main
 from zoolens.data.folders import scan_folder
@@ -27,46 +27,12 @@ def camera_traps():
     return ensure_shared_dataset("camera-traps")
 
 
-def read_rows(path: Path) -> tuple[list[str], list[dict]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        return list(reader.fieldnames), list(reader)
-
-
-def write_rows(path: Path, header: list[str], rows: list[dict]) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, header)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 def write_labels(path: Path, rows: list[list[str]], header=("filepath", "label")) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
     return path
-
-
-def package_with_blanks(camera_traps: Path, target: Path) -> Path:
-    """The official example copied, with three real empty frames (speciesnet-test's blanks) added to its media as
-    local files of another deployment, each observed `blank`: a package of two labels to train on."""
-    shutil.copytree(camera_traps / "camtrap-dp-example", target)
-    media_header, media = read_rows(target / "media.csv")
-    obs_header, observations = read_rows(target / "observations.csv")
-    for n, name in enumerate(["blank.jpg", "blank2.jpg", "blank3.jpg"]):
-        shutil.copyfile(camera_traps / "speciesnet-test" / name, target / "media" / f"empty-{n}.jpg")
-        media.append({**dict.fromkeys(media_header, ""), "mediaID": f"empty{n}", "deploymentID": "29b7d356",
-                      "timestamp": f"2020-08-01T0{n}:00:00+02:00", "filePath": f"media/empty-{n}.jpg",
-                      "fileMediatype": "image/jpeg", "filePublic": "false", "fileName": f"empty-{n}.jpg"})
-        observations.append({**dict.fromkeys(obs_header, ""), "observationID": f"empty{n}_1",
-                             "deploymentID": "29b7d356", "mediaID": f"empty{n}", "eventID": f"emptyevent{n}",
-                             "observationLevel": "media", "observationType": "blank",
-                             "classificationMethod": "human"})
-    write_rows(target / "media.csv", media_header, media)
-    write_rows(target / "observations.csv", obs_header, observations)
-    return target
 
 
 # ---- labels CSV ---------------------------------------------------------------------------------------

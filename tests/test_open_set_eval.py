@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import copy_subset
+from helpers import copy_subset
 from PIL import Image
 
 from zoolens.cli import main
@@ -178,7 +178,7 @@ def test_every_evaluation_records_the_answers_but_accuracy_counts_every_photo(tr
 
 @pytest.mark.slow
 def test_report_shows_the_photos_it_does_not_know(trained_model, photos, tmp_path, capsys):
-    from test_report import decode, parse
+    from helpers import decode, parse
 
     from zoolens.evaluation.report import measured_unknown, write_report
 

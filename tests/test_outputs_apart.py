@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import tree_snapshot
+from helpers import tree_snapshot
 from PIL import Image
 
 from zoolens.cli.program import main

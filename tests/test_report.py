@@ -1,13 +1,11 @@
 """The HTML report: one self-contained page with every section, images inline, nothing fetched."""
 
-import base64
-import io
 import json
 import re
 import shutil
-from html.parser import HTMLParser
 
 import pytest
+from helpers import PageParts, decode, parse
 from PIL import Image
 
 from zoolens.cli import main
@@ -19,39 +17,8 @@ SECTIONS = ["summary", "model-card", "dataset", "labels",
 MAX_REPORT_BYTES = 3_000_000
 
 
-class PageParts(HTMLParser):
-    """Section ids, image sources and any tags that would load something from elsewhere."""
-
-    def __init__(self):
-        super().__init__()
-        self.sections: list[str] = []
-        self.images: list[tuple[str, str]] = []  # (alt, src)
-        self.external: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "section":
-            self.sections.append(attrs.get("id"))
-        if tag == "img":
-            self.images.append((attrs.get("alt", ""), attrs.get("src", "")))
-        if tag in ("script", "link", "iframe", "object", "embed"):
-            self.external.append(tag)
-
-
-def parse(path) -> tuple[str, PageParts]:
-    html = path.read_text(encoding="utf-8")
-    parts = PageParts()
-    parts.feed(html)
-    return html, parts
-
-
 def section_html(html: str, section_id: str) -> str:
     return html.split(f'<section id="{section_id}">')[1].split("</section>")[0]
-
-
-def decode(src: str) -> Image.Image:
-    header, payload = src.split(",", 1)
-    return Image.open(io.BytesIO(base64.b64decode(payload)))
 
 
 def assert_self_contained(html: str, parts: PageParts, path) -> None:

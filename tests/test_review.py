@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import chromium_browser, copy_subset, streamlit_screenshot, streamlit_server, tree_snapshot
+from helpers import chromium_browser, copy_subset, streamlit_screenshot, streamlit_server, tree_snapshot
 
 from zoolens.apps.review import Review, check_corrections_file
 from zoolens.errors import ZoolensError

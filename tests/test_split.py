@@ -4,7 +4,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import tree_snapshot
+from helpers import tree_snapshot
 from PIL import Image
 
 from zoolens.data.folders import scan_folder

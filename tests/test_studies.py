@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 import yaml
-from conftest import copy_subset
+from helpers import copy_subset
 
 import zoolens
 from zoolens.data.folders import scan_folder

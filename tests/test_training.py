@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import copy_subset, tree_snapshot
+from helpers import copy_subset, tree_snapshot
 
 import zoolens
 from zoolens.evaluation.evaluate import evaluate
@@ -226,7 +226,7 @@ def test_frozen_training_does_not_import_lightning(small_animals, tmp_path):
 def test_a_frozen_model_on_cached_features_trains_without_pytorch_into_the_same_files(small_animals, tmp_path):
     """The first run builds the backbone and keeps it as a kit in the cache; the next, with every photo's features
     cached, trains, checks, evaluates and saves without importing PyTorch or scikit-learn, into the same model."""
-    from conftest import HEAVY, run_without_torch
+    from helpers import HEAVY, run_without_torch
 
     code = "import zoolens\nzoolens.train(sys.argv[1], sys.argv[2], progress=False)"
     env = {"ZOOLENS_CACHE": str(tmp_path / "cache")}

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import chromium_browser, streamlit_screenshot, streamlit_server
+from helpers import chromium_browser, streamlit_screenshot, streamlit_server
 from PIL import Image
 
 from zoolens.apps import web

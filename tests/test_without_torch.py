@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import answers_without_torch, run_without_torch
+from helpers import answers_without_torch, run_without_torch
 from PIL import Image
 
 from zoolens.inference.model import Model
