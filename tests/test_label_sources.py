@@ -16,6 +16,7 @@ from zoolens.cli.program import main
 from zoolens.data.folders import scan_folder
 from zoolens.data.split import split_folder
 from zoolens.errors import ZoolensError
+from zoolens.evaluation.data_issues import OUTLIER, Flag
 
 HERON_EVENT = "7245a2aa"  # the official example's one burst with local frames: ten frames of Ardea
 
@@ -210,5 +211,6 @@ def test_the_review_page_finds_a_labels_csvs_photos_and_keeps_its_decisions_outs
     assert command[command.index("--review") + 1] == str(labels.resolve())  # the CSV itself, read as train reads it
     review = Review(labels)
     sample = scan_folder(labels).samples[0]
-    assert review.photo({"path": str(sample.path.relative_to(labels.parent))}).is_file()  # flags name it so
+    flag = Flag(path=str(sample.path.relative_to(labels.parent)), reason=OUTLIER, score=0.0)
+    assert review.photo(flag).is_file()  # flags name it so
     assert review.corrections.resolve().parent == tmp_path  # never beside the photos
