@@ -15,6 +15,14 @@ from zoolens.models.backbones import build_backbone, unfreeze_blocks
 OTHER_FAMILIES = ["resnet18", "vgg11", "densenet121", "convnext_tiny", "efficientnet_b0", "regnet_y_400mf",
                   "shufflenet_v2_x1_0", "mnasnet0_5", "mobilenetv3_large_100"]  # the last is timm's
 NAMED = list(registered_backbones())  # every declaration of models/catalogue.py and models/scratch.py
+# Big networks take 4 to 17 s each to build and run on a busy CPU: the fast tier checks the small ones of each kind
+# (the default, a timm one, the scratch CNNs, a torchvision spread), the full suite every one.
+SLOW_TO_BUILD = {"efficientnet_lite2", "vgg11", "densenet121", "convnext_tiny", "regnet_y_400mf", "mobilenetv3_large_100",
+                 "wide_resnet50_2", "inception_v3", "googlenet", "shufflenet_v2_x1_0", "efficientnet_b0"}
+
+
+def slow_if_big(names) -> list:
+    return [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_TO_BUILD else name for name in names]
 
 
 def feature_map_of(layer: torch.nn.Module, backbone, size: int) -> tuple[int, ...]:
@@ -28,7 +36,7 @@ def feature_map_of(layer: torch.nn.Module, backbone, size: int) -> tuple[int, ..
     return seen[-1]
 
 
-@pytest.mark.parametrize("name", NAMED + OTHER_FAMILIES)
+@pytest.mark.parametrize("name", slow_if_big(NAMED + OTHER_FAMILIES))
 def test_a_backbone_builds_runs_and_has_a_gradcam_layer_and_blocks(name):
     pretrained = offline_weights_available(name)  # the declared backbones whose weights make setup installs
     backbone = build_backbone(name, pretrained=pretrained).eval()
@@ -60,7 +68,7 @@ FAMILY_MEMBERS = {"resnet18": "layer4", "wide_resnet50_2": "layer4", "vgg11": "0
                   "mixnet_s": "bn2", "resnet50": "layer4"}
 
 
-@pytest.mark.parametrize("name", FAMILY_MEMBERS)
+@pytest.mark.parametrize("name", slow_if_big(FAMILY_MEMBERS))
 def test_a_declared_family_names_its_gradcam_layer_without_the_search(name, monkeypatch):
     from zoolens.evaluation import explain
 
@@ -115,6 +123,7 @@ def test_a_new_backbone_is_one_declaration():
         REGISTRY.pop("tiny_test_cnn")
 
 
+@pytest.mark.slow  # builds MobileNetV2 with its ImageNet weights
 def test_an_imagenet_heads_class_names_come_from_the_backbones_declaration(monkeypatch):
     from dataclasses import replace
 
