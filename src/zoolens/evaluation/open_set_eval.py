@@ -26,6 +26,7 @@ from zoolens.evaluation.evaluate import answers_for
 from zoolens.evaluation.metrics import Evaluation, turned_away_reasons
 from zoolens.files import output_folder
 from zoolens.inference.prediction import CLASS, NONE_OF_THESE, NOT_SURE, Prediction
+from zoolens.progress import showing, shown
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +122,10 @@ def image_files(folder: Path) -> list[Path]:
     return paths
 
 
-def answer_photos(model, name: str, paths: list[Path], mode: str, progress: bool,
-                  truth: list[str] | None = None) -> PhotoSet:
-    """Features once, then the model's answers and the unknown-ness score of every usable photo."""
-    found = model.features_of_paths(paths, progress=progress)
+def answer_photos(model, name: str, paths: list[Path], mode: str, truth: list[str] | None = None) -> PhotoSet:
+    """Features once (its bar as the caller's `progress.showing` says), then the model's answers and the
+    unknown-ness score of every usable photo."""
+    found = model.features_of_paths(paths, progress=shown())
     usable = [i for i, ok in enumerate(found.usable) if ok]
     truth = [truth[i] for i in usable] if truth is not None else None
     if not usable:
@@ -229,8 +230,9 @@ def evaluate_open_set(model, evaluation: Evaluation, unknown_folders: list[Path]
     folders = [Path(folder) for folder in unknown_folders]
     files = [image_files(folder) for folder in folders]  # every folder checked before the long part
     truth = [evaluation.classes[i] for i in evaluation.y_true]
-    known = answer_photos(model, "known test photos", [Path(p) for p in evaluation.paths], open_set, progress, truth)
-    unknown = [answer_photos(model, str(folder), paths, open_set, progress) for folder, paths in zip(folders, files)]
+    with showing(progress):
+        known = answer_photos(model, "known test photos", [Path(p) for p in evaluation.paths], open_set, truth)
+        unknown = [answer_photos(model, str(folder), paths, open_set) for folder, paths in zip(folders, files)]
     return OpenSetEvaluation(open_set, list(model.classes), known, unknown, evaluation.accuracy, evaluation.description,
                              model.meta.get("open_set", {}),
                              SCORE_WITH_THRESHOLDS if model.open_set is not None else SCORE_WITHOUT_CHECK)
