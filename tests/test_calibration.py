@@ -135,6 +135,7 @@ def test_batch_prediction_applies_the_temperature(warmer_model, photos, tmp_path
         assert [row[f"top{i}_confidence"] for i in (1, 2, 3)] == pytest.approx(wanted[row["path"]], abs=1e-4)
 
 
+@pytest.mark.slow  # exports the whole network to ONNX
 def test_the_onnx_export_applies_the_temperature(warmer_model, photos, tmp_path):
     import onnxruntime as ort
 

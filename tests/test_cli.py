@@ -237,6 +237,7 @@ def test_an_option_that_would_do_nothing_is_refused_in_one_line(argv, wanted, ca
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # loads the ImageNet classifier to reach the photo
 def test_the_default_value_written_out_is_not_refused(capsys, tmp_path, monkeypatch):
     """Refusals go by what was written, so `--engine local` is as good as nothing."""
     from zoolens.cli.program import main

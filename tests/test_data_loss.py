@@ -256,6 +256,7 @@ def test_studies_refuse_an_output_inside_their_data_before_writing(data, command
 
 
 # ---- 4. one run per output folder --------------------------------------------------------------------
+@pytest.mark.slow  # trains once the lock is free
 def test_a_second_run_into_the_same_out_is_refused_while_the_first_holds_it(tiny, tmp_path):
     import zoolens
 
