@@ -137,6 +137,7 @@ def test_unreadable_photo_is_an_error_not_a_crash(app, tmp_path):
     assert report.kind == "error" and "cannot read this photo" in report.message
 
 
+@pytest.mark.slow  # both detectors on 60 photos
 def test_audit_measures_both_detectors_on_the_shared_sets():
     rows = {row.key: row for row in dogs.audit_detectors(n=12)}
     assert set(rows) == {"faces", "imagewoof", "dogs", "cats", "panda"}
@@ -171,6 +172,7 @@ def test_cli_dogs_audit(capsys):
     assert "faces (humans)" in out and "imagewoof (dogs)" in out and "animals3 panda" in out
 
 
+@pytest.mark.slow  # the whole web app under Streamlit's AppTest
 def test_web_dog_page(breeds_model, photos, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
