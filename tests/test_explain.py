@@ -32,7 +32,13 @@ FAMILIES = {
 }
 
 
-@pytest.mark.parametrize("name", FAMILIES)
+# The big networks take 5 to 20 s each on a busy CPU: the fast tier checks resnet18, mobilenet_v2 and timm's
+# efficientnet_lite0, the full suite every family.
+BIG = {"vgg16", "inception_v3", "efficientnet_b0", "densenet121", "convnext_tiny"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in BIG else name
+                                  for name in FAMILIES])
 def test_gradcam_layer_is_the_last_feature_map_of_each_family(name):
     torch.manual_seed(0)  # untrained weights and random photos: the same ones every run (ReLU can zero them all)
     expected, size = FAMILIES[name]
