@@ -112,6 +112,7 @@ def test_a_20_gb_sparse_photo_is_refused_unread_by_inspect_and_predict(data, mod
     assert cost["read_mb"] < 150, cost  # measured 94 MB: the interpreter's imports and the model
 
 
+@pytest.mark.slow  # a 900 MB sparse file read in a child process: 17 s
 def test_a_jpeg_header_padded_with_zeros_is_given_up_after_a_bounded_read(tmp_path):
     """600 bytes of header and 900 MB of zeros (under the size limit) hung inspect and predict for minutes: the
     decoder now stops once it has read more than a header can hold."""
@@ -128,6 +129,7 @@ def test_a_jpeg_header_padded_with_zeros_is_given_up_after_a_bounded_read(tmp_pa
     assert int(read) < 60e6  # the interpreter's own imports, then HEADER_ALLOWANCE of the file
 
 
+@pytest.mark.slow  # 19 MB decoded to the allowance: 17 s
 def test_an_upload_of_a_header_and_zeros_stops_at_the_header_allowance():
     """The web app decodes uploads from memory: a 19 MB header and zeros took 23.7 s of server CPU."""
     blob = jpeg_header() + bytes(19 * 1024**2)
@@ -149,6 +151,7 @@ def test_an_upload_of_a_header_and_zeros_stops_at_the_header_allowance():
         open_image(blob)
 
 
+@pytest.mark.slow  # 40 MB of PNG chunks: 11 s
 def test_a_header_declaring_few_pixels_cannot_pull_in_much_more_data():
     """A 64 x 48 PNG whose pixels follow 40 MB of empty IDAT chunks: Pillow reads chunk after chunk for as long as
     they come; now reading stops at 8 bytes a declared pixel and 16 MB of metadata."""
@@ -422,7 +425,10 @@ def test_split_csv_rows_outside_the_data_folder_are_refused(row, tiny, model, tm
     assert not (tmp_path / "model").exists()
 
 
-@pytest.mark.parametrize("root", ["/", "{home}", "{model_parent}", "{other}"])
+# Each case writes a report (4-5 s): "/" (the walk of the whole disk reported) in the fast tier, the others in the full
+# suite.
+@pytest.mark.parametrize("root", ["/", *(pytest.param(root, marks=pytest.mark.slow)
+                                         for root in ("{home}", "{model_parent}", "{other}"))])
 def test_a_recorded_data_root_that_is_not_this_models_data_is_never_walked(root, model, tiny, tmp_path, monkeypatch):
     """`"root": "/"` made `report` walk the whole disk: a recorded folder is used only when it holds exactly the
     model's class folders and not the home or model folder."""
