@@ -175,15 +175,15 @@ def test_frozen_run_resumes_a_finished_head_without_retraining(tiny_animals, tmp
 
 KILL_WHILE_SAVING = """
 import os, signal, sys, zoolens
-from safetensors import torch as st
+from safetensors import numpy as sn, torch as st
 model = zoolens.Model.load(sys.argv[1])
-original = st.save_file
-def save_then_die(tensors, filename, metadata=None):
-    original(tensors, filename, metadata=metadata)
-    os.kill(os.getpid(), signal.SIGKILL)  # weights written, JSON not yet, nothing renamed
-st.save_file = save_then_die
-import zoolens.inference.bundle as bundle
-bundle.save_file = save_then_die
+def then_die(original):
+    def save_then_die(tensors, filename, metadata=None):
+        original(tensors, filename, metadata=metadata)
+        os.kill(os.getpid(), signal.SIGKILL)  # weights written, JSON not yet, nothing renamed
+    return save_then_die
+# A loaded model saves its NumPy arrays (no PyTorch), one being trained its tensors: either write is killed.
+sn.save_file, st.save_file = then_die(sn.save_file), then_die(st.save_file)
 model.save(sys.argv[2])
 """
 
