@@ -18,7 +18,8 @@ NAMED = list(registered_backbones())  # every declaration of models/catalogue.py
 # Big networks take 4 to 17 s each to build and run on a busy CPU: the fast tier checks the small ones of each kind
 # (the default, a timm one, the scratch CNNs, a torchvision spread), the full suite every one.
 SLOW_TO_BUILD = {"efficientnet_lite2", "vgg11", "densenet121", "convnext_tiny", "regnet_y_400mf",
-                 "mobilenetv3_large_100", "wide_resnet50_2", "inception_v3", "googlenet", "shufflenet_v2_x1_0", "efficientnet_b0"}
+                 "mobilenetv3_large_100", "wide_resnet50_2", "inception_v3", "googlenet", "shufflenet_v2_x1_0",
+                 "efficientnet_b0"}
 
 
 def slow_if_big(names) -> list:
