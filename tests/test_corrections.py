@@ -85,7 +85,7 @@ def test_weighted_balance_lets_a_small_class_be_found():
     up; weighted (the balanced rule), it finds most of it."""
     from zoolens.training.config import Phase
     from zoolens.training.loop import FeatureBatches, Optimization, run_phase
-    from zoolens.training.numpy_head import DenseHead
+    from zoolens.models.dense_head import DenseHead
     from zoolens.training.trainer import class_weights
 
     rng = np.random.default_rng(0)

@@ -101,7 +101,7 @@ def test_the_temperature_is_scipys_bounded_minimum():
     from scipy.optimize import minimize_scalar
 
     from zoolens.models.probabilities import log_softmax
-    from zoolens.training.trainer import calibrate_temperature
+    from zoolens.models.dense_head import fit_temperature
 
     rng = np.random.default_rng(0)
     for sharpness in (0.3, 1.0, 3.0):
@@ -110,4 +110,4 @@ def test_the_temperature_is_scipys_bounded_minimum():
         logits[np.arange(200), labels[:200]] += 2  # right two times in three
         nll = lambda log_t: -log_softmax(logits / np.exp(log_t))[np.arange(300), labels].mean()  # noqa: E731
         expected = np.exp(minimize_scalar(nll, bounds=(-2, 2), method="bounded").x)
-        assert calibrate_temperature(logits.astype(np.float32), labels) == pytest.approx(expected, rel=1e-4)
+        assert fit_temperature(logits.astype(np.float32), labels) == pytest.approx(expected, rel=1e-4)

@@ -25,7 +25,7 @@ def test_the_shared_head_trainer_fits_the_head_train_fits():
     fit_dense_head with the run's settings end with the same weights and the same history."""
     from zoolens.training.config import TrainConfig
     from zoolens.training.loop import FeatureBatches, NumpyDevice, Optimization, head_settings, run_phase
-    from zoolens.training.numpy_head import DenseHead
+    from zoolens.models.dense_head import DenseHead
 
     x, y = separable()
     train, val = (x[:150], y[:150]), (x[150:], y[150:])
@@ -39,16 +39,6 @@ def test_the_shared_head_trainer_fits_the_head_train_fits():
     assert fitted.rows == progress.rows and fitted.best_epoch < len(fitted.rows) < 60
     for name, weights in head.state_dict().items():
         assert np.array_equal(weights, shared.state_dict()[name]), name
-
-
-def test_the_head_is_calibrated_as_train_calibrates_it():
-    from zoolens.models.dense_head import fit_temperature
-    from zoolens.training.trainer import calibrate_temperature
-
-    rng = np.random.default_rng(0)
-    for photos in (30, 60, 200):
-        logits, labels = rng.normal(0, 3, (photos, 4)), rng.integers(0, 4, photos)
-        assert fit_temperature(logits, labels) == calibrate_temperature(logits, labels)
 
 
 def test_the_head_settings_by_default_are_trains():

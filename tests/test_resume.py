@@ -293,7 +293,7 @@ def test_a_resumed_phase_goes_on_with_its_optimizer_state_and_its_patience_used(
 
     from zoolens.training.checkpoints import TrainingCheckpoints
     from zoolens.training.loop import FeatureBatches, Optimization, Phase, run_phase
-    from zoolens.training.numpy_head import DenseHead, NumpyDevice
+    from zoolens.models.dense_head import DenseHead, NumpyDevice
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(256, 16)).astype(np.float32)

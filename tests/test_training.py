@@ -176,7 +176,7 @@ def test_head_dropout_drops_and_rescales_in_training_only():
 
 def test_training_loop_stops_early_and_keeps_its_best_epoch():
     from zoolens.training.loop import FeatureBatches, Optimization, Phase, run_phase
-    from zoolens.training.numpy_head import CrossEntropy, DenseHead
+    from zoolens.models.dense_head import CrossEntropy, DenseHead
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 16)).astype(np.float32)
@@ -194,7 +194,7 @@ def test_training_loop_stops_early_and_keeps_its_best_epoch():
 
 def test_a_phase_that_must_beat_its_start_keeps_the_start_when_no_epoch_does():
     from zoolens.training.loop import FeatureBatches, Optimization, Phase, run_phase
-    from zoolens.training.numpy_head import DenseHead
+    from zoolens.models.dense_head import DenseHead
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=(200, 8)).astype(np.float32)

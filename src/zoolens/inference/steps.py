@@ -64,7 +64,7 @@ class DenseLayer:
 @dataclass(frozen=True)
 class TemperatureScaling:
     """Confidences that mean what they say: the logits divided by one temperature fitted on validation photos
-    (Guo et al., 2017; `training.trainer.calibrate_temperature`), 1 when not fitted."""
+    (Guo et al., 2017; `models.dense_head.fit_temperature`), 1 when not fitted."""
 
     temperature: float = 1.0
     fitted_on: str | None = None  # which photos, in words

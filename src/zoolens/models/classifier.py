@@ -25,7 +25,7 @@ def build_head(feature_dim: int, num_classes: int, dropout: float = 0.5) -> nn.S
 
 
 def set_head(network: Classifier, weight, bias) -> None:
-    """The dense layer's weights from NumPy arrays (a head trained by training/numpy_head, or read from a file)."""
+    """The dense layer's weights from NumPy arrays (a head trained by models/dense_head, or read from a file)."""
     network.head.load_state_dict({"1.weight": torch.from_numpy(np.array(weight, np.float32)),
                                   "1.bias": torch.from_numpy(np.array(bias, np.float32))})
 

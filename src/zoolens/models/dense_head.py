@@ -9,7 +9,7 @@ networks through the backbone with them too.
 Written out rather than run on PyTorch: a whole head phase on animals3 (2100 photos × 1280 features, 25 epochs) takes
 0.5-0.6 s here (1.2 s with PyTorch), while importing PyTorch takes 1.5-4.6 s and was most of a warm `zoolens train`
 (python -X importtime, cProfile, benchmarks/train_time.py). A model whose backbone stays frozen is trained, evaluated
-and saved without importing PyTorch at all. tests/test_numpy_head.py holds every piece equal to PyTorch's, step by
+and saved without importing PyTorch at all. tests/test_dense_head.py holds every piece equal to PyTorch's, step by
 step.
 Early stopping follows Lightning's EarlyStopping: a strictly lower validation loss resets the patience, and a loss
 that is not finite stops the fit.
@@ -417,7 +417,7 @@ MIN_CALIBRATION_PHOTOS = 50
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """Temperature scaling (Guo et al., 2017) on validation photos, so that confidences mean what they say: the
-    temperature `zoolens train` calibrates its head with (`training.trainer.calibrate_temperature`, the same rule).
+    temperature `zoolens train` calibrates its head with and `zoolens data issues` its out-of-fold heads.
 
     Left at 1 when the validation part is too small or has no mistake: the fit then only drives the
     temperature towards zero, making every answer look certain."""

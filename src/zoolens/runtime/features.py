@@ -506,7 +506,9 @@ class DigestIndex:
             write_to_cache(self.db, "INSERT OR REPLACE INTO digests VALUES (?, ?, ?)", rows)
 
 
-def _digests(paths: list[Path], problems: list[tuple[str, str]]) -> list[str | None]:
+def digests_of(paths: list[Path], problems: list[tuple[str, str]]) -> list[str | None]:
+    """Each file's content digest (None where it cannot be read, the reason added to `problems`), through the
+    digest index, so that files hashed before are not read again."""
     keys = [os.fsencode(os.path.abspath(path)) for path in paths]
     stamps = {key: stamp for key, path in zip(keys, paths) if (stamp := DigestIndex.stamp(path))}
     index = DigestIndex()
@@ -546,7 +548,7 @@ def extract_features(
     network = extractor_of_backbone(backbone, prep)
     cache = FeatureCache(network.key, network.feature_dim)
     problems: list[tuple[str, str]] = []
-    digests = _digests(paths, problems)
+    digests = digests_of(paths, problems)
     known = cache.get_many([d for d in digests if d])
     missing = [i for i, d in enumerate(digests) if d and d not in known]
     computed = 0

@@ -19,12 +19,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from zoolens.data.images import file_digest
 from zoolens.data.transforms import Preprocessing, cropped_pixels, decode_for_network
 from zoolens.errors import ImageError, ZoolensError
 from zoolens.progress import progress_bar
 from zoolens.runtime.extractor import Extractor
-from zoolens.runtime.features import DigestIndex, FeatureCache, FeatureExtractor, FeatureSet
+from zoolens.runtime.features import FeatureCache, FeatureExtractor, FeatureSet, digests_of
 
 __all__ = ["VIEWS", "ViewsExtractor", "view_pixels", "views_of"]
 
@@ -176,27 +175,3 @@ def _decoded_views(path: Path, prep: Preprocessing, views: tuple[str, ...]) -> t
         return view_pixels(decode_for_network(path, prep), prep, views), ""
     except ImageError as error:
         return None, error.reason
-
-
-def digests_of(paths: list[Path], problems: list[tuple[str, str]]) -> list[str | None]:
-    """Each file's content digest (None where it cannot be read, the reason added to `problems`), through the
-    feature cache's digest index, so that files hashed before are not read again."""
-    keys = [os.fsencode(os.path.abspath(path)) for path in paths]
-    stamps = {key: stamp for key, path in zip(keys, paths) if (stamp := DigestIndex.stamp(path))}
-    index = DigestIndex()
-    known = index.known(stamps)
-
-    def one(path: Path, key: bytes) -> str | None:
-        if key in known:
-            return known[key]
-        try:
-            return file_digest(path)
-        except ImageError as error:
-            problems.append((error.path, error.reason))
-            return None
-
-    with ThreadPoolExecutor(DECODE_THREADS) as pool:
-        digests = list(pool.map(one, paths, keys))
-    index.remember([(key, stamps[key], digest) for key, digest in zip(keys, digests)
-                    if digest and key in stamps and key not in known])
-    return digests

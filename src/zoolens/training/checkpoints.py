@@ -66,7 +66,7 @@ def _make_folder(folder: Path) -> None:
     temporary.rename(folder)
 
 
-# Tensors are NumPy arrays (a head trained by numpy_head) or PyTorch tensors (a network on a FabricDevice): each
+# Tensors are NumPy arrays (a head trained by models/dense_head) or PyTorch tensors (a network on a FabricDevice): each
 # phase's checkpoint holds one kind, written and read back with safetensors' own functions for it.
 Tensor = Any
 

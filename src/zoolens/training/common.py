@@ -14,7 +14,7 @@ from zoolens.training.config import OPTIMIZERS
 
 
 def make_optimizer(name: str, parameters, lr: float, weight_decay: float):
-    """A PyTorch optimizer (numpy_head has the same three for the head on cached features)."""
+    """A PyTorch optimizer (models/dense_head has the same three for the head on cached features)."""
     import torch
 
     if name == "adam":

@@ -5,7 +5,7 @@ checkpoints and one history row per epoch.
 Written on Lightning Fabric rather than Lightning's Trainer: the Trainer's hooks and logging cost about 3 ms a
 step, and a head step on cached features is a (batch x 1280) . (1280 x classes) product of about 0.1 ms
 (≈ 900 steps on animals3: 2.5-3 s of a warm 10 s `zoolens train`). A phase on cached features runs on this
-process's CPU with NumPy (`numpy_head.NumpyDevice`), importing neither Lightning nor PyTorch; a phase through the
+process's CPU with NumPy (`dense_head.NumpyDevice`), importing neither Lightning nor PyTorch; a phase through the
 backbone runs on Fabric (`FabricDevice`), which puts it on the run's accelerator and wraps it in DDP when the run has
 several processes. The device brings the arithmetic: its loss, its optimizers and how it evaluates without
 gradients; the loop is the same.
@@ -162,7 +162,7 @@ def run_phase(phase: Phase, network, batches: FeatureBatches | PhotoBatches, opt
               on_epoch: Callable[[dict], None] | None = None, on_note: Callable[[str], None] | None = None,
               show_progress: bool = False) -> PhaseProgress:
     """Train `network` (in place) through one phase; it ends with the weights of its best validation epoch.
-`network`: a `numpy_head.DenseHead` on a NumpyDevice (the default), a PyTorch module on a FabricDevice.
+`network`: a `dense_head.DenseHead` on a NumpyDevice (the default), a PyTorch module on a FabricDevice.
 
     `start_loss`, with `phase.must_beat_start`: the validation loss of the network as it starts, which an epoch
     must beat for its weights to replace the starting ones. With `checkpoints`, the phase is saved when it ends

@@ -7,7 +7,6 @@ import csv
 import functools
 import hashlib
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -34,8 +33,8 @@ from zoolens.inference.model import Model, network_on
 from zoolens.inference.record import NO_OPEN_SET, BackboneDescription, ModelRecord
 from zoolens.inference.steps import DenseLayer, FeatureStep, TemperatureScaling
 from zoolens.models.available import describe_backbone, has_pretrained_weights
+from zoolens.models.dense_head import DenseHead, FeatureBatches, NumpyDevice, fit_temperature
 from zoolens.models.open_set import OpenSetCheck, fit_open_set
-from zoolens.models.probabilities import log_softmax
 from zoolens.plotting import FigureDrawer
 from zoolens.progress import ProgressView, showing, shown
 from zoolens.runtime.distributed import Processes, start_processes
@@ -57,7 +56,6 @@ from zoolens.training.checkpoints import (
 from zoolens.training.common import seed_everything
 from zoolens.training.config import WHERE_IT_RUNS, Phase, TrainConfig
 from zoolens.training.loop import FabricDevice, Optimization, run_phase
-from zoolens.training.numpy_head import DenseHead, FeatureBatches, NumpyDevice
 from zoolens.training.run import Callback, Events
 
 if TYPE_CHECKING:
@@ -139,46 +137,6 @@ def _phase_heading(phase: Phase, config: TrainConfig, photos: int) -> str:
     blocks = f"the last {phase.unfreeze} blocks" if phase.unfreeze else "the whole network"
     augmented = "with augmentation" if config.augmentation else "without augmentation"
     return f"fine-tuning {blocks} ({photos} photos per epoch, {augmented})"
-
-
-MIN_CALIBRATION_PHOTOS = 50
-
-
-def calibrate_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Temperature scaling (Guo et al., 2017) on validation photos, so that confidences mean what they say.
-
-    Left at 1 when the validation part is too small or has no mistake: the fit then only drives the
-    temperature towards zero, making every answer look certain."""
-    if len(labels) < MIN_CALIBRATION_PHOTOS or (logits.argmax(1) == labels).all():
-        return 1.0
-
-    logits = logits.astype(np.float64)
-    rows = np.arange(len(labels))
-
-    def nll(log_t: float) -> float:
-        return float(-log_softmax(logits / np.exp(log_t))[rows, labels].mean())
-
-    return float(np.exp(golden_section_minimum(nll, -2.0, 2.0)))
-
-
-def golden_section_minimum(f, low: float, high: float, tolerance: float = 1e-7) -> float:
-    """Where a function with one minimum in [low, high] (the loss over the log-temperature is convex) is lowest.
-    scipy.optimize.minimize_scalar(method="bounded") finds the same to its 1e-5, but importing scipy.optimize takes
-    0.5-0.7 s (python -X importtime), a fifth of a warm `zoolens train`'s 3 s target."""
-    ratio = (math.sqrt(5) - 1) / 2
-    a, b = low, high
-    c, d = b - ratio * (b - a), a + ratio * (b - a)
-    fc, fd = f(c), f(d)
-    while b - a > tolerance:
-        if fc < fd:
-            b, d, fd = d, c, fc
-            c = b - ratio * (b - a)
-            fc = f(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + ratio * (b - a)
-            fd = f(d)
-    return (a + b) / 2
 
 
 def _write_history(rows: list[dict], path: Path) -> Path:
@@ -546,7 +504,7 @@ def _trained_steps(start: FeatureExtractor, network: Classifier | None, head: De
 def fit_calibration(dense: DenseLayer, val_features: np.ndarray, classes: list[str],
                     val: list[Sample]) -> TemperatureScaling:
     """The temperature that makes the head's confidences on the validation photos mean what they say."""
-    temperature = calibrate_temperature(dense.logits(val_features), _labels(classes, val))
+    temperature = fit_temperature(dense.logits(val_features), _labels(classes, val))
     return TemperatureScaling(temperature, f"{len(val)} validation photos" if temperature != 1.0 else "not fitted")
 
 

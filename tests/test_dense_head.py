@@ -1,4 +1,4 @@
-"""The head trained with NumPy (training/numpy_head.py) learns as PyTorch's would: the same loss, gradients and
+"""The head trained with NumPy (models/dense_head.py) learns as PyTorch's would: the same loss, gradients and
 optimizer steps for the same weights and batches, with class weights and label smoothing; dropout keeps about
 1 - p of the features, scaled up to keep their sum."""
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from zoolens.training.common import make_optimizer
-from zoolens.training.numpy_head import CrossEntropy, DenseHead, NumpyDevice
+from zoolens.models.dense_head import CrossEntropy, DenseHead, NumpyDevice
 
 FEATURES, CLASSES = 24, 4
 
