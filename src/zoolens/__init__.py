@@ -10,6 +10,8 @@
 The public names (each imported on first use, so `import zoolens` loads no PyTorch or NumPy):
 
     train, TrainConfig             train a model from photos; its settings
+    Callback                       what train(callbacks=[...]) is given: told each step (split, features, training,
+                                   calibration, open-set check, evaluation, save) and each epoch's history row
     Model                          a trained model: Model.load(folder), .predict(photos), .classes
     ImageNetClassifier             the pretrained network's 1000 ImageNet classes, no training
     Predictor                      what Model, ImageNetClassifier and the dog-breed app are: `.classes`,
@@ -27,6 +29,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "train": "zoolens.training.trainer",
     "TrainConfig": "zoolens.training.config",
+    "Callback": "zoolens.training.run",
     "Model": "zoolens.inference.model",
     "Prediction": "zoolens.inference.prediction",
     "Predictor": "zoolens.inference.predictor",
