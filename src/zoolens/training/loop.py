@@ -31,7 +31,7 @@ from zoolens.models.dense_head import (
     NumpyDevice,
     fitted_epochs,
 )
-from zoolens.progress import progress_bar
+from zoolens.progress import progress_bar, shown
 from zoolens.training.checkpoints import TrainingCheckpoints, phase_state, strip_prefix, unflatten_optimizer_state
 from zoolens.training.common import seed_everything
 from zoolens.training.config import Phase
@@ -159,8 +159,8 @@ def _finite(value: float | None) -> float:
 def run_phase(phase: Phase, network, batches: FeatureBatches | PhotoBatches, optimization: Optimization,
               device: NumpyDevice | FabricDevice | None = None, *, start_loss: float | None = None,
               checkpoints: TrainingCheckpoints | None = None, every_epoch: bool = False,
-              on_epoch: Callable[[dict], None] | None = None, on_note: Callable[[str], None] | None = None,
-              show_progress: bool = False) -> PhaseProgress:
+              on_epoch: Callable[[dict], None] | None = None,
+              on_note: Callable[[str], None] | None = None) -> PhaseProgress:
     """Train `network` (in place) through one phase; it ends with the weights of its best validation epoch.
 `network`: a `dense_head.DenseHead` on a NumpyDevice (the default), a PyTorch module on a FabricDevice.
 
@@ -196,6 +196,7 @@ def run_phase(phase: Phase, network, batches: FeatureBatches | PhotoBatches, opt
         optimizer.load_state_dict(unflatten_optimizer_state(tensors, saved["optimizer"]))
     # One live line for the phase (epochs, rate, time left, the best validation loss so far); within an epoch over
     # photos, one more for its batches.
+    show_progress = shown()  # the run's progress view, when it has one (progress.showing)
     epochs = progress_bar(phase.epochs, phase.name, "epoch", enabled=show_progress, initial=done)
     for row in fitted_epochs(model, network, batches, loss_function, optimizer, device, progress, name=phase.name,
                              epochs=phase.epochs, patience=phase.patience,

@@ -104,8 +104,7 @@ def run_phases(network: Classifier | None, head: DenseHead, features, parts: dic
             device = FabricDevice(config.accelerator, config.devices, config.num_nodes)
         done = run_phase(phase, trained, batches, optimization, device, start_loss=start_loss,
                          checkpoints=checkpoints, every_epoch=phase.on == "photos",
-                         on_epoch=lambda row: events.emit("on_epoch_end", row), on_note=events.note,
-                         show_progress=shown())
+                         on_epoch=lambda row: events.emit("on_epoch_end", row), on_note=events.note)
         history += done.rows
     if network is not None:
         if all(phase.on == "features" for phase in config.phases()):
