@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_subset
+from helpers import copy_subset
 from safetensors.torch import load_file
 
 from zoolens.training.checkpoints import PROGRESS_FILE, checkpoint_folder
@@ -133,6 +133,7 @@ def test_resume_with_no_checkpoint_says_so_and_trains_from_the_start(tiny_animal
     assert [row["epoch"] for row in model.history] == [1, 2, 3] and (tmp_path / "m" / "zoolens.json").exists()
 
 
+@pytest.mark.slow  # a real training process started, killed at its first epoch, resumed: 17 s
 def test_resume_with_different_options_is_refused(tiny_animals, tmp_path):
     out = tmp_path / "model"
     process = start_zoolens("train", tiny_animals, "--out", out, "--strategy", "scratch", "--backbone",
