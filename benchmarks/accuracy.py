@@ -161,14 +161,59 @@ def measure_views(name: str, backbone: str, views: str) -> dict:
             "all_parts_views_seconds": round(sum(s for s, _ in cost.values()), 1)}
 
 
+def measure_ensemble(name: str, members: list[str]) -> dict:
+    """Backbones together, two ways, on the one split every member's `zoolens train` makes (the split depends on the
+    photos, ratios and seed, not on the backbone): one head on their features side by side (`CombinedExtractor`),
+    and the mean of the members' own models' probabilities."""
+    import zoolens
+    from zoolens.models.dense_head import fit_dense_head
+    from zoolens.runtime.extractor import combined
+    from zoolens.training.config import TrainConfig
+    from zoolens.training.loop import head_settings
+
+    root = Path(DATASETS[name]())
+    models, splits = [], set()
+    with tempfile.TemporaryDirectory(prefix="zoolens-accuracy-") as scratch:
+        for member in members:
+            model = zoolens.train(root, Path(scratch) / member, progress=False, backbone=member)
+            models.append(model)
+            splits.add((Path(scratch) / member / "split.csv").read_bytes())
+            parts = part_rows(Path(scratch) / member / "split.csv")
+    assert len(splits) == 1, "the members' splits differ"
+    together = combined(*(model.extractor for model in models))
+    paths = {part: [root / row["path"] for row in parts[part]] for part in parts}
+    found = {part: together.features_of_paths(paths[part]) for part in parts}
+    usable = {part: found[part].usable for part in parts}
+    x = {part: found[part].features[usable[part]] for part in parts}
+    y = {part: np.array([models[0].classes.index(row["label"]) for row in parts[part]])[usable[part]] for part in parts}
+    head = fit_dense_head(x["train"], y["train"], x["val"], y["val"], classes=len(models[0].classes),
+                          settings=head_settings(TrainConfig()))[0]
+    averaged = np.mean([model.class_probabilities(part_x) for model, part_x in
+                        zip(models, together.parts(x["test"]))], axis=0)
+
+    def accuracy(scores: np.ndarray) -> float:
+        return round(float(np.mean(np.argmax(scores, axis=1) == y["test"])), 4)
+
+    return {"benchmark": "accuracy_ensemble", "dataset": name, "members": members,
+            "test_photos": int(usable["test"].sum()),
+            "members_test_accuracy": {m: round(model.evaluation.accuracy, 4) for m, model in zip(members, models)},
+            "features_side_by_side": accuracy(head(x["test"])),
+            "mean_of_probabilities": accuracy(averaged)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("datasets", nargs="*", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--backbone", action="append", help="repeat for several (default: mobilenet_v2)")
     parser.add_argument("--views", help="test-time views besides the photo, e.g. mirror or mirror,wide: measured "
                         "against plain features (train plain / train averaged, both tested averaged)")
+    parser.add_argument("--ensemble", help="backbones together, e.g. mobilenet_v2+efficientnet_lite2: one head on "
+                        "their features side by side against the mean of their models' probabilities")
     args = parser.parse_args()
     for name in args.datasets:
+        if args.ensemble:
+            print(json.dumps(measure_ensemble(name, args.ensemble.split("+"))), flush=True)
+            continue
         for backbone in args.backbone or ["mobilenet_v2"]:
             found = measure_views(name, backbone, args.views) if args.views else measure(name, backbone)
             print(json.dumps(found), flush=True)
