@@ -411,8 +411,10 @@ class Checkpointing(Callback):
                 run.config, run.photos.folder.root, run.photos.manifest, run.photos.corrections), run.resume,
                 run.processes, run.events)
 
-    def on_step_end(self, step: str) -> None:
-        if step == "save":
+    def on_run_end(self, result) -> None:
+        # At the run's end, not the save step's: the callbacks before SavedOutputs see that step end before the model
+        # is written, and a save that fails keeps the finished epochs for --resume.
+        if self.run.checkpoints is not None:
             self.run.checkpoints.remove()
 
     def on_run_error(self, error: BaseException) -> None:
