@@ -1,7 +1,12 @@
 """Fixtures shared by the test files (a test asks for one by naming it as an argument) and pytest hooks.
 
+Two tiers: tests/unit/ (no network built, nothing trained, no process started: `pytest tests/unit`) and
+tests/integration/ (training, backbones and ONNX engines, whole commands, servers, browsers, Xvfb); every test under
+integration/ is marked `slow` here, so `pytest -m "not slow"` runs exactly the unit tier.
+
 Nothing here is imported by a test: plain functions and constants (copy_subset, tree_snapshot, run_without_torch,
-streamlit_server, ...) live in helpers.py, `from helpers import ...`.
+streamlit_server, ...) live in helpers.py, `from helpers import ...` (pyproject's `pythonpath` puts tests/ on the
+import path for both folders).
 """
 
 import os
@@ -15,6 +20,15 @@ from helpers import copy_subset, missing_tool, read_line, stop_process
 
 # Every test session starts with an empty feature/ONNX cache, as a new user would.
 os.environ.setdefault("ZOOLENS_CACHE", tempfile.mkdtemp(prefix="zoolens-cache-"))
+
+INTEGRATION = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The folder is the tier: a test under tests/integration/ is slow whether or not its file says so."""
+    for item in items:
+        if INTEGRATION in Path(item.path).parents:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-SOURCE = Path(__file__).resolve().parents[1] / "src" / "zoolens"
+SOURCE = Path(__file__).resolve().parents[2] / "src" / "zoolens"
 
 # Lowest first. A module may import its own layer and the layers below it, never one above. `evaluation` sits below
 # `training` because train() measures the model it made on the test part it held out and saves that with it.

@@ -20,7 +20,7 @@ from PIL import Image
 from zoolens.cli.program import main
 from zoolens.errors import ZoolensError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXTRAS = {"streamlit": "apps", "optuna": "studies", "ray": "scale"}  # library: the extra that brings it
 # The only modules that may import each of them (late, inside the function that needs it).
 IMPORTED_BY = {"streamlit": {"zoolens/apps/web.py"}, "optuna": {"zoolens/studies/tune.py"},

@@ -41,7 +41,7 @@ from zoolens.errors import ConfigError
 from zoolens.inference.batch.job import BatchOptions
 from zoolens.training.config import TrainConfig
 
-CLI = Path(__file__).resolve().parents[1] / "src" / "zoolens" / "cli"
+CLI = Path(__file__).resolve().parents[2] / "src" / "zoolens" / "cli"
 
 # The Choice behind each command-line option with choices, by (command words, option's field); a (command, None) key
 # stands for every option of that field.
