@@ -28,9 +28,9 @@ from zoolens.inference.prediction import (
     ERROR,
     NONE_OF_THESE,
     Prediction,
+    as_photo,
     failed,
     input_list,
-    open_input,
     source_name,
     with_article,
 )
@@ -59,10 +59,12 @@ class DogDetector:
         self.classifier = classifier or ImageNetClassifier(backbone)
         self.dog_classes = DOG_CLASSES
 
-    def probabilities(self, images: list[Image.Image]) -> np.ndarray:
+    def probabilities(self, photos: list) -> np.ndarray:
+        """ImageNet's probabilities for photos (paths, bytes or PIL images), each decoded as every surface decodes it
+        (`transforms.network_pixels`, through the classifier). Raises ImageError."""
         rows = []
-        for start in range(0, len(images), 32):
-            rows.append(self.classifier.probabilities(images[start : start + 32]))
+        for start in range(0, len(photos), 32):
+            rows.append(self.classifier.probabilities(photos[start : start + 32]))
         return np.concatenate(rows) if rows else np.zeros((0, 1000), dtype=np.float32)
 
     def is_dog(self, probabilities: np.ndarray) -> bool:
@@ -110,6 +112,12 @@ class DogReport:
         )
 
 
+def face_image(photo) -> Image.Image:
+    """The photo the face detector looks at: decoded whole (it scales a large one down itself: faces.padded_grey).
+    Raises ImageError."""
+    return open_image(photo)
+
+
 def crop_face(image: Image.Image, box: tuple[int, int, int, int], margin: float = FACE_CROP_MARGIN) -> Image.Image:
     x, y, w, h = box
     dx, dy = int(w * margin), int(h * margin)
@@ -143,8 +151,11 @@ class DogBreedApp:
         return (f"DogBreedApp({len(self.classes)} breeds{where}, dog detector: ImageNet {detector}, "
                 f"min_confidence={self.min_confidence}, open_set={str(self.open_set)!r})")
 
-    def _breed_of(self, image: Image.Image, min_confidence: float, open_set: str, top_k: int = TOP_K) -> Prediction:
-        return self.breeds.predict(image, top_k=top_k, min_confidence=min_confidence, open_set=open_set)[0]
+    def _breed_of(self, photo, min_confidence: float, open_set: str, top_k: int = TOP_K) -> Prediction:
+        answer = self.breeds.predict(photo, top_k=top_k, min_confidence=min_confidence, open_set=open_set)[0]
+        if answer.error is not None:
+            raise ImageError(answer.source, answer.error)
+        return answer
 
     def _resemblance_of(self, face: Image.Image, top_k: int = TOP_K) -> Prediction:
         # A face is never one of the breeds: its nearest breed is the answer, so no threshold and no open set.
@@ -156,17 +167,16 @@ class DogBreedApp:
         the breeds' scores as top-k; an unreadable photo is an error. `min_confidence`: None keeps the app's own."""
         answers = []
         for position, item in enumerate(input_list(inputs)):
-            source = source_name(item, position)
+            source, photo = source_name(item, position), as_photo(item)
             try:
-                image = open_input(item)
+                report = self.report_of(source, photo, min_confidence, top_k=top_k)
             except ImageError as error:
                 answers.append(failed(source, error.reason))
                 continue
-            report = self.report_of(source, image, min_confidence, top_k=top_k)
-            answers.append(self.as_prediction(report, image, top_k))
+            answers.append(self.as_prediction(report, photo, top_k))
         return answers
 
-    def as_prediction(self, report: DogReport, image: Image.Image, top_k: int = TOP_K) -> Prediction:
+    def as_prediction(self, report: DogReport, photo, top_k: int = TOP_K) -> Prediction:
         """A photo's report as one `Prediction`: the dog's breed first, then whom a person resembles, then no dog."""
         if report.breed_prediction is not None:
             return dataclasses.replace(report.breed_prediction, source=report.source)
@@ -175,7 +185,7 @@ class DogBreedApp:
             return Prediction(report.source, None, looks.confidence, looks.top, verdict=NONE_OF_THESE, reason=PERSON,
                               detail=f"they look like {with_article(report.resembles)}", names=looks.names)
         # The breeds' scores on the whole photo: its nearest breed, never the answer.
-        scores = self._breed_of(image, 0.0, "off", top_k)
+        scores = self._breed_of(photo, 0.0, "off", top_k)
         group = report.imagenet_group[0] if report.imagenet_group else NOT_AN_ANIMAL
         seen = f"it looks like {with_article(group)}" if group != NOT_AN_ANIMAL else None
         return Prediction(report.source, None, scores.confidence, scores.top, verdict=NONE_OF_THESE, reason=NO_DOG,
@@ -190,21 +200,24 @@ class DogBreedApp:
         """The report for one photo; `min_confidence` and `open_set` override the app's for naming a breed."""
         source = source_name(item, position)
         try:
-            image = open_input(item)
+            return self.report_of(source, as_photo(item), min_confidence, open_set)
         except ImageError as error:
             return DogReport(source, f"cannot read this photo: {error.reason}", error=error.reason)
-        return self.report_of(source, image, min_confidence, open_set)
 
-    def report_of(self, source: str, image: Image.Image, min_confidence: float | None = None,
+    def report_of(self, source: str, photo, min_confidence: float | None = None,
                   open_set: str | None = None, top_k: int = TOP_K) -> DogReport:
+        """The report for one photo (a path, bytes or a PIL image, as `as_photo` makes an input): the dog detector and
+        the breeds model see the pixels every surface makes of it (`transforms.network_pixels`), so a dog's breed here
+        is `zoolens predict`'s answer for the file; the face detector looks at the whole photo. Raises ImageError."""
         threshold = self.min_confidence if min_confidence is None else min_confidence
         open_set = self.open_set if open_set is None else open_set
-        probabilities = self.dogs.probabilities([image])[0]
+        image = face_image(photo)
+        probabilities = self.dogs.probabilities([photo])[0]
         report = DogReport(source, "", dog=self.dogs.is_dog(probabilities))
         boxes = self.faces.find_faces(image)
         report.faces = len(boxes)
         if report.dog:
-            report.breed_prediction = self._breed_of(image, threshold, open_set, top_k)
+            report.breed_prediction = self._breed_of(photo, threshold, open_set, top_k)
         if boxes:
             # The largest face alone, so a dog beside the person does not decide whom they resemble.
             report.resemblance = self._resemblance_of(crop_face(image, boxes[0]), top_k)
@@ -318,10 +331,9 @@ def audit_detectors(n: int = 100, seed: int = 0, backbone: str = DEFAULT_BACKBON
     faces, dogs = FaceDetector(), DogDetector(backbone, classifier=imagenet)
     rows = []
     for name, key, paths in audit_photo_sets(n, seed):
-        images = [open_image(path, min_side=256) for path in paths]
-        face_hits = sum(faces.has_face(image) for image in images)
-        dog_hits = sum(dogs.is_dog(row) for row in dogs.probabilities(images))
-        rows.append(AuditRow(name, key, len(images), face_hits / len(images), dog_hits / len(images)))
+        face_hits = sum(faces.has_face(face_image(path)) for path in paths)
+        dog_hits = sum(dogs.is_dog(row) for row in dogs.probabilities(paths))
+        rows.append(AuditRow(name, key, len(paths), face_hits / len(paths), dog_hits / len(paths)))
     return rows
 
 

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from zoolens.choices import DEFAULT_OPEN_SET
 from zoolens.data.camera_trap import CaptureTime, capture_time
@@ -18,7 +17,8 @@ from zoolens.data.transforms import cropped_pixels, decode_for_network
 from zoolens.errors import ImageError
 from zoolens.inference.batch.walk import CHUNK_SIZE, Found
 from zoolens.inference.model import Model
-from zoolens.inference.prediction import Prediction, failed
+from zoolens.inference.prediction import Prediction, failed, open_input
+from zoolens.models.faces import PERSON_MIN_SIDE
 from zoolens.runtime.features import ignore_interrupts, may_fork_workers
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,9 @@ def decode_into(slots: np.ndarray, preprocessing, task: tuple[int, int, Path]) -
 def chunk_predictions(model: Model, found: list[Found], pixels: np.ndarray, problems: list[str], top_k: int,
                       min_confidence: float, open_set: str = DEFAULT_OPEN_SET) -> list[Prediction]:
     """The predictions of one chunk, in walk order. `pixels[i]` and `problems[i]` are the i-th photo of
-    `found` that has no problem of its own: its decoded 8-bit pixels, and "" or why it cannot be used."""
+    `found` that has no problem of its own: its decoded 8-bit pixels, and "" or why it cannot be used. A photo turned
+    away is opened again for the person check as `Model.predict` opens it (at PERSON_MIN_SIDE, not the network's
+    crop, which can leave out a person beside the centre): one photo, one answer."""
     usable = [position for position, problem in enumerate(problems) if not problem]
     features = np.zeros((0, model.feature_width), np.float32)
     if usable:
@@ -171,7 +173,7 @@ def chunk_predictions(model: Model, found: list[Found], pixels: np.ndarray, prob
     looked_at = [item for item in found if item.problem is None]
     sources = [str(looked_at[position].path) for position in usable]
     answers = iter(model.predict_features(sources, features, top_k, min_confidence, open_set,
-                                          image_of=lambda j: Image.fromarray(pixels[usable[j]])))
+                                          image_of=lambda j: open_input(sources[j], PERSON_MIN_SIDE)))
     outcomes = iter(problems)
     predictions = []
     for item in found:

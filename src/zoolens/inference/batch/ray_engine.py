@@ -16,7 +16,6 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from zoolens.choices import DEFAULT_OPEN_SET
 from zoolens.data.camera_trap import CaptureTime
@@ -24,19 +23,13 @@ from zoolens.errors import ZoolensError, missing_extra, setting
 from zoolens.inference.batch.local import NETWORK_BATCH, NOT_READ, decode_frame
 from zoolens.inference.batch.walk import Found, in_groups
 from zoolens.inference.model import Model
-from zoolens.inference.prediction import failed
+from zoolens.inference.prediction import failed, open_input
+from zoolens.models.faces import PERSON_MIN_SIDE
 
 # Photos per Ray Dataset: each starts its own pool of model replicas, so not too few; the paths of one
 # wave are all this process holds.
 CHUNKS_PER_WAVE = 32
 DEFAULT_CONCURRENCY = 2
-
-
-def network_image(path: Path, preprocessing) -> Image.Image | None:
-    """The pixels the network saw, as the local engine hands them to the person check (its decoding workers' crop):
-    the replicas return features only, so a photo turned away is decoded again here, the same way."""
-    pixels, _, _ = decode_frame(path, preprocessing)
-    return Image.fromarray(pixels) if pixels is not None else None
 
 
 class OnnxFeatures:
@@ -170,7 +163,7 @@ def ray_predictions(model: Model, chunks: Iterator[list[Found]], top_k: int, min
                 answers = iter(model.predict_features([str(chunk[n].path) for n in usable], features, top_k,
                                                       min_confidence, open_set,
                                                       image_of=lambda j, usable=usable, chunk=chunk:
-                                                      network_image(chunk[usable[j]].path, model.preprocessing)))
+                                                      open_input(chunk[usable[j]].path, PERSON_MIN_SIDE)))
                 yield (chunk, [next(answers) if not problem else failed(str(item.path), problem)
                                for item, (_, problem, _) in zip(chunk, results)], [time for _, _, time in results])
     finally:
