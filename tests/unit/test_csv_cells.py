@@ -1,6 +1,7 @@
 """Finding 15 of issue 32: a name that a spreadsheet takes for a formula (`=HYPERLINK(...)`, `-1`, `+x`, `@x`) is
 written into every CSV people open behind a quote (zoolens/spreadsheet.py), and every zoolens reader of its own CSV
-files takes it back: the photo is found again."""
+files takes it back: the photo is found again.
+The tests that train or start processes: tests/integration/test_csv_cells_commands.py."""
 
 from __future__ import annotations
 
@@ -37,11 +38,6 @@ def test_numbers_and_plain_text_are_written_as_they_are():
     assert to_cell(-0.5) == -0.5 and to_cell(3) == 3 and to_cell(None) is None and to_cell("cats") == "cats"
     assert from_cell("'hello") == "'hello"  # a quote a person typed before plain text is theirs
     assert from_cell("=x.jpg") == "=x.jpg"  # as a spreadsheet saves it back (without its display quote)
-
-
-def _first_cells(path: Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return [row[0] for row in csv.reader(handle)][1:]
 
 
 def test_the_prediction_csv_and_the_batch_summary_neutralise_names():
@@ -109,33 +105,3 @@ def test_a_decision_for_such_a_photo_is_quoted_and_reaches_it(named, tmp_path):
         assert labels[f"{FORMULA_CLASS}/{panda[0]}"] == "cats" and f"{FORMULA_CLASS}/{panda[1]}" not in labels
         assert labels["cats/-1.jpg"] == FORMULA_CLASS
         assert (applied.record()["relabelled"], applied.record()["excluded"]) == (2, 1)
-
-
-@pytest.mark.slow
-def test_such_names_go_through_the_commands_and_come_back(named, tmp_path, monkeypatch):
-    """data split, data issues, train with that split and to_review.csv's decisions, predict --csv: every CSV cell
-    is neutralised, and the photos are found again by the commands reading them."""
-    from zoolens.cli import main
-
-    assert main(["data", "split", str(named), "--out", str(tmp_path / "split.csv")]) == 0
-    _no_formula(tmp_path / "split.csv")
-    assert main(["data", "issues", str(named), "--out", str(tmp_path / "iss"), "--quiet"]) == 0
-    for table in ("label_issues", "outliers", "near_duplicates", "class_balance", "to_review",
-                  "suggested_corrections"):
-        _no_formula(tmp_path / "iss" / f"{table}.csv")
-    assert ["'" + FORMULA_CLASS] in [row[:1] for row in _no_formula(tmp_path / "iss" / "class_balance.csv")]
-    panda = sorted(p.name for p in (named / FORMULA_CLASS).iterdir())[0]
-    review = tmp_path / "iss" / "to_review.csv"
-    record_decision(review, f"{FORMULA_CLASS}/{panda}", "exclude")
-    record_decision(review, f"cats/{FORMULA}", "relabel", FORMULA_CLASS)
-    assert main(["train", str(named), "--out", str(tmp_path / "m"), "--split", str(tmp_path / "split.csv"),
-                 "--corrections", str(review), "--quiet"]) == 0
-    trained = read_manifest(tmp_path / "m" / "split.csv", named)
-    labels = {sample.path.relative_to(named).as_posix(): sample.label for sample, _ in trained.rows}
-    assert labels[f"cats/{FORMULA}"] == FORMULA_CLASS and f"{FORMULA_CLASS}/{panda}" not in labels
-    assert len(labels) == 3 * 6 + len(NAMES) - 1
-
-    monkeypatch.chdir(named / "cats")
-    assert main(["predict", "--csv", str(tmp_path / "p.csv"), str(tmp_path / "m"), "--", FORMULA, "-1.jpg"]) == 0
-    table = _no_formula(tmp_path / "p.csv")
-    assert [row[0] for row in table[1:]] == ["'" + FORMULA, "'-1.jpg"]

@@ -1,12 +1,11 @@
 """The core install trains, evaluates, predicts, reports, explains and finds data issues; Streamlit, Optuna and Ray
 come with the extras apps, studies and scale, and a command that needs one that is missing says which to install,
-in one line (pyproject.toml; zoolens.errors.require_extra)."""
+in one line (pyproject.toml; zoolens.errors.require_extra).
+The tests that train or start processes: tests/integration/test_extras_commands.py."""
 
 from __future__ import annotations
 
 import ast
-import json
-import os
 import re
 import subprocess
 import sys
@@ -14,7 +13,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from helpers import block_imports, copy_subset
 from PIL import Image
 
 from zoolens.cli.program import main
@@ -140,49 +138,3 @@ def test_require_extra_lets_an_installed_library_through():
     with pytest.raises(ZoolensError, match=re.escape("zoolens web needs no_such_library_zl, which this installation "
                                                      "of zoolens leaves out: pip install 'zoolens[apps]'")):
         require_extra("no_such_library_zl", "apps", "zoolens web")
-
-
-# ---- the core commands, whole, where the extras cannot be imported ------------------------------------
-CHILD = """
-import contextlib, io, json
-from zoolens.cli.program import main
-said = []
-for arguments in json.loads(sys.argv[1]):
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        code = main(arguments)
-    said.append([arguments[:2], code, err.getvalue()])
-print(json.dumps({"said": said, "imported": sorted({m.split(".")[0] for m in sys.modules} & %r)}))
-""" % set(EXTRAS)
-
-
-@pytest.mark.slow
-def test_the_core_commands_work_without_any_extra_and_the_others_name_theirs(animals3, tmp_path):
-    data = copy_subset(animals3, tmp_path / "photos", per_class=20)
-    model, photo = tmp_path / "model", data / "cats" / sorted(os.listdir(data / "cats"))[0]
-    commands = [
-        ["train", data, "--out", model],
-        ["evaluate", model, data],
-        ["predict", model, photo, data / "dogs"],
-        ["report", model, "--out", tmp_path / "report.html"],
-        ["explain", model, photo, "--out", tmp_path / "explanations"],
-        ["data", "issues", data, "--out", tmp_path / "issues"],
-        ["predict", model, data / "panda", "--out", tmp_path / "results.parquet", "--engine", "ray"],
-        ["web", "--headless", "--port", "8598"],
-        ["tune", data, "--out", tmp_path / "tuned"],
-    ]
-    done = subprocess.run([sys.executable, "-c", block_imports(tuple(EXTRAS)) + CHILD,
-                           json.dumps([[str(word) for word in command] for command in commands])],
-                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.splitlines()[-1])
-    assert result["imported"] == []
-    core, refused = result["said"][:6], result["said"][6:]
-    for command, code, err in core:
-        assert code == 0, f"zoolens {' '.join(command)} without the extras: {err[-2000:]}"
-    assert (model / "zoolens.json").is_file() and (tmp_path / "report.html").is_file()
-    assert any((tmp_path / "explanations").iterdir()) and (tmp_path / "issues" / "to_review.csv").is_file()
-    expected = [refusal("scale", "--engine ray", "ray"), refusal("apps", "zoolens web", "streamlit"),
-                refusal("studies", "zoolens tune", "optuna")]
-    assert [(code, err.splitlines()) for _, code, err in refused] == [(2, [line]) for line in expected]
-    assert not (tmp_path / "results.parquet").exists() and not (tmp_path / "tuned").exists()

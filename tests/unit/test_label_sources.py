@@ -1,6 +1,7 @@
 """Camera-trap labels as a dataset (issue 31, item 6): a labels CSV (zamba's `filepath,label[,split][,site]`) and a
 Camtrap DP package read through `scan_folder`, the one place every command reads a dataset; on the real files of
-shared/datasets/camera-traps (ena24/labels.csv, speciesnet-test/labels.csv, the official Camtrap DP example)."""
+shared/datasets/camera-traps (ena24/labels.csv, speciesnet-test/labels.csv, the official Camtrap DP example).
+The tests that train or start processes: tests/integration/test_label_sources_training.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import copy_subset, package_with_blanks, read_rows, tree_snapshot, write_rows
+from helpers import package_with_blanks, read_rows, tree_snapshot, write_rows
 
 from zoolens.cli.program import main
 from zoolens.data.folders import scan_folder
@@ -178,25 +179,6 @@ def test_unknown_missing_and_doubly_labelled_frames_are_left_out_one_line_each(c
     assert any(r.startswith("1 media not found in the package's folder") and "media/empty-2.jpg" in r
                for r in reasons), reasons
     assert len(reasons) == 4  # and the remote ones: one line per reason
-
-
-# ---- training from labels ---------------------------------------------------------------------------
-@pytest.mark.slow
-def test_train_from_a_labels_csv_end_to_end(animals3, tmp_path):
-    data = copy_subset(animals3, tmp_path / "trap", per_class=12)
-    rows = [[f"{p.parent.name}/{p.name}", {"cats": "Felis catus", "dogs": "Canis familiaris",
-                                             "panda": "Ailuropoda melanoleuca"}[p.parent.name]]
-            for p in sorted(data.rglob("*.jpg"))]
-    labels = write_labels(data / "labels.csv", rows)
-    out = tmp_path / "model"
-    assert main(["train", str(labels), "--out", str(out), "--quiet"]) == 0
-    meta = json.loads((out / "zoolens.json").read_text())
-    assert meta["classes"] == ["Ailuropoda melanoleuca", "Canis familiaris", "Felis catus"]
-    assert meta["data"]["source"] == "labels" and meta["data"]["given"] == str(labels)
-    assert meta["data"]["split_grouped_by"] == "event"
-    _, split = read_rows(out / "split.csv")
-    assert sorted(row["path"] for row in split) == sorted(row[0] for row in rows)
-    assert meta["metrics"]["accuracy"] > 0.6
 
 
 def test_the_review_page_finds_a_labels_csvs_photos_and_keeps_its_decisions_outside_them(camera_traps, tmp_path,

@@ -1,6 +1,7 @@
 """Options as types (issue 33, item 3): every closed choice is a `Choice` (a StrEnum) in zoolens.choices, the command
 line's choices come from it, the settings' constraints are declared once per settings class and one walk checks them,
-each refusal is one line naming the field, and what a file records is the plain word."""
+each refusal is one line naming the field, and what a file records is the plain word.
+The tests that train or start processes: tests/integration/test_options_studies.py."""
 
 from __future__ import annotations
 
@@ -276,17 +277,3 @@ def test_choices_load_without_numpy():
     code = "import sys, zoolens.choices; print(sorted(m for m in ('numpy', 'torch') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
-
-
-@pytest.mark.slow  # imports the training modules (seconds)
-def test_tune_and_kfold_refuse_a_wrong_method_or_k_before_anything(tmp_path):
-    from zoolens.studies.kfold import run_kfold
-    from zoolens.studies.tune import run_tune
-
-    with pytest.raises(ConfigError) as caught:
-        run_tune(tmp_path / "photos", tmp_path / "out", method="bayes")
-    assert str(caught.value) == "method: 'bayes': choose from tpe, random, grid"
-    with pytest.raises(ConfigError) as caught:
-        run_kfold(tmp_path / "photos", tmp_path / "out", k=1)
-    assert str(caught.value) == "k: must be at least 2, not 1"
-    assert not (tmp_path / "out").exists()
