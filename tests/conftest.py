@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import copy_subset, missing_tool, read_line, stop_process
+from helpers import FORMULA_CLASS, FORMULA_NAMES, copy_subset, missing_tool, read_line, stop_process
 
 # Every test session starts with an empty feature/ONNX cache, as a new user would.
 os.environ.setdefault("ZOOLENS_CACHE", tempfile.mkdtemp(prefix="zoolens-cache-"))
@@ -55,6 +55,18 @@ def small_animals(animals3, tmp_path_factory) -> Path:
 def other_animals(animals3, tmp_path_factory) -> Path:
     """Different animals3 photos from `small_animals`, for evaluating on a folder the model never saw."""
     return copy_subset(animals3, tmp_path_factory.mktemp("other") / "animals", per_class=20, offset=500)
+
+
+@pytest.fixture
+def formula_named(animals3, tmp_path) -> Path:
+    """6 animals3 photos per class, the panda class in a folder named like a formula (FORMULA_CLASS), and cat photos
+    under names a spreadsheet would run (FORMULA_NAMES)."""
+    data = copy_subset(animals3, tmp_path / "data", per_class=6)
+    (data / "panda").rename(data / FORMULA_CLASS)
+    cats = sorted((animals3 / "cats").iterdir())[100:100 + len(FORMULA_NAMES)]
+    for name, photo in zip(FORMULA_NAMES, cats):
+        shutil.copyfile(photo, data / "cats" / name)
+    return data
 
 
 @pytest.fixture(scope="session")

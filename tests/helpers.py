@@ -297,6 +297,49 @@ def decode(src: str) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(payload)))
 
 
+# ---- small CSV files and names that attack a reader ---------------------------------------------------------
+
+def write_csv(path: Path, rows: list[list[str]], header: tuple[str, ...]) -> Path:
+    """A CSV file of a header and plain rows, as a person's spreadsheet saves one."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+# File and class names a spreadsheet takes for a formula (issue 32, finding 15).
+FORMULA = '=HYPERLINK("evil.example","click").jpg'
+FORMULA_NAMES = [FORMULA, "-1.jpg", "+1.jpg", "@sum.jpg", "\tx.jpg", "'a.jpg", "''b.jpg", "'=c.jpg"]
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_CLASS = '=HYPERLINK("evil.example","panda")'
+
+
+def no_formula(path: Path) -> list[list[str]]:
+    """The file's rows; asserts that no cell starts like a formula."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    assert not [cell for row in table for cell in row if cell.startswith(FORMULA_STARTS)], path
+    return table
+
+
+# Class names written as Markdown or links (issue 32, findings 6 and 10), for the three animals3 classes.
+HOSTILE_NAMES = {"cats": "![x](http://127.0.0.1:9/p.png)", "dogs": "[click](http://example.invalid)",
+                 "panda": "**bold**"}
+CLASSES = ["cats", "dogs", "panda"]
+
+
+def names_from(tmp_path: Path, rows: dict[str, str]) -> dict[str, str]:
+    """The readable names zoolens gives CLASSES when a dataset's names.csv holds `rows`."""
+    from zoolens.data.class_names import readable_names
+
+    folder = tmp_path / "data"
+    for name in CLASSES:
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    lines = ["class,name"] + [f'{label},"{name}"' for label, name in rows.items()]
+    (folder / "names.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return readable_names(folder, CLASSES)
+
 # ---- camera-trap files ----------------------------------------------------------------------------------------
 
 def read_rows(path: Path) -> tuple[list[str], list[dict]]:

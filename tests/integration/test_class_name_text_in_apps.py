@@ -10,23 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import chromium_browser, streamlit_server
+from helpers import CLASSES, HOSTILE_NAMES, chromium_browser, names_from, streamlit_server
 
 from zoolens.apps import web
 from zoolens.apps.web import as_text, html_text
-from zoolens.data.class_names import readable_names
-
-HOSTILE = {"cats": "![x](http://127.0.0.1:9/p.png)", "dogs": "[click](http://example.invalid)", "panda": "**bold**"}
-CLASSES = ["cats", "dogs", "panda"]
-
-
-def names_from(tmp_path: Path, rows: dict[str, str]) -> dict[str, str]:
-    folder = tmp_path / "data"
-    for name in CLASSES:
-        (folder / name).mkdir(parents=True, exist_ok=True)
-    lines = ["class,name"] + [f'{label},"{name}"' for label, name in rows.items()]
-    (folder / "names.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return readable_names(folder, CLASSES)
 
 
 @pytest.fixture
@@ -34,7 +21,7 @@ def hostile_models(trained_model, tmp_path) -> Path:
     """A models folder with the trained model as names.csv's hostile names would have made it."""
     runs = tmp_path / "runs"
     model = Path(shutil.copytree(trained_model.path, runs / "animals"))
-    names = names_from(tmp_path, HOSTILE)
+    names = names_from(tmp_path, HOSTILE_NAMES)
     meta = json.loads((model / "zoolens.json").read_text())
     meta["class_names"] = [names[c] for c in meta["classes"]]
     (model / "zoolens.json").write_text(json.dumps(meta))
@@ -54,7 +41,7 @@ def hostile_app(models: Path, monkeypatch):
 def test_the_class_caption_shows_hostile_names_as_text(hostile_models, monkeypatch):
     at = hostile_app(hostile_models, monkeypatch)
     caption = next(c.value for c in at.caption if c.value.startswith("Classes: "))
-    assert caption == "Classes: " + as_text(", ".join(HOSTILE[c] for c in CLASSES))
+    assert caption == "Classes: " + as_text(", ".join(HOSTILE_NAMES[c] for c in CLASSES))
 
 
 def test_an_answer_card_shows_hostile_class_and_file_names_as_html_text(hostile_models, other_animals, monkeypatch):
@@ -65,7 +52,7 @@ def test_an_answer_card_shows_hostile_class_and_file_names_as_html_text(hostile_
     assert not at.exception
     card = next(m.value for m in at.markdown if 'data-testid="zl-answer"' in m.value)
     assert "\n\n" not in card and "<img" not in card and "<a " not in card
-    assert html_text(HOSTILE["cats"]) in card  # the bars name every class, escaped as HTML text
+    assert html_text(HOSTILE_NAMES["cats"]) in card  # the bars name every class, escaped as HTML text
 
 
 # ---- in a real browser ----------------------------------------------------------------------------
@@ -98,7 +85,7 @@ def test_a_browser_shows_hostile_class_names_as_text(hostile_models, other_anima
         page.close()
     no_markup_from(found)
     shown = found["text"].replace("\u2060", "")
-    assert all(name in shown for name in HOSTILE.values())  # the names, character for character
+    assert all(name in shown for name in HOSTILE_NAMES.values())  # the names, character for character
 
 
 PROBE = """
@@ -131,7 +118,7 @@ def shown_when_all_drawn(page, names: list[str], seconds: float = 30.0) -> dict:
 
 def test_every_kind_of_element_the_app_shows_names_in_keeps_them_text(tmp_path):
     """Captions, alerts, Markdown, button labels and toasts (where the review page puts class and file names)."""
-    names = [*HOSTILE.values(), "www.example.invalid a@example.invalid :cat: $x^2$ :red[x] <b>t</b> 1. x"]
+    names = [*HOSTILE_NAMES.values(), "www.example.invalid a@example.invalid :cat: $x^2$ :red[x] <b>t</b> 1. x"]
     script = tmp_path / "probe.py"
     script.write_text(PROBE.format(names=names), encoding="utf-8")
     with streamlit_server([], tmp_path, script) as url, chromium_browser() as browser:

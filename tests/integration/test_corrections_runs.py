@@ -1,6 +1,7 @@
 """Corrections files in real runs: training, studies and `zoolens data issues` take a person's relabel / exclude /
 keep decisions without a photo being touched, record which file they were trained with, keep the decisions on a
-second run, and read a huge file in bounded memory. Reading and applying the file alone: tests/unit/test_corrections.py."""
+second run, and read a huge file in bounded memory.
+Reading and applying the file alone: tests/unit/test_corrections.py."""
 
 from __future__ import annotations
 
@@ -10,17 +11,13 @@ import json
 import shutil
 
 import pytest
-from helpers import copy_subset, tree_snapshot
+from helpers import copy_subset, tree_snapshot, write_csv
 
 from zoolens.data.corrections import read_corrections
 
 
 def _write(path, rows, columns=("path", "action", "label")):
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        writer.writerows(rows)
-    return path
+    return write_csv(path, rows, columns)
 
 
 @pytest.fixture(scope="module")

@@ -3,21 +3,15 @@ of shared/datasets/camera-traps. Reading the labels alone: tests/unit/test_label
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
-
-from helpers import copy_subset, read_rows
+from helpers import copy_subset, read_rows, write_csv
 
 from zoolens.cli.program import main
 
 
 def write_labels(path: Path, rows: list[list[str]], header=("filepath", "label")) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
+    return write_csv(path, rows, header)
 
 
 # ---- training from labels ---------------------------------------------------------------------------

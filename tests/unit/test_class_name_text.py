@@ -5,24 +5,11 @@ share a displayed name. The tests that train or start processes: tests/integrati
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from helpers import HOSTILE_NAMES, names_from
 
 from zoolens.apps.web import as_text, html_text
-from zoolens.data.class_names import readable_names
-
-HOSTILE = {"cats": "![x](http://127.0.0.1:9/p.png)", "dogs": "[click](http://example.invalid)", "panda": "**bold**"}
-CLASSES = ["cats", "dogs", "panda"]
-
-
-def names_from(tmp_path: Path, rows: dict[str, str]) -> dict[str, str]:
-    folder = tmp_path / "data"
-    for name in CLASSES:
-        (folder / name).mkdir(parents=True, exist_ok=True)
-    lines = ["class,name"] + [f'{label},"{name}"' for label, name in rows.items()]
-    (folder / "names.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return readable_names(folder, CLASSES)
 
 
 # ---- finding 10: distinct names -------------------------------------------------------------------
@@ -46,7 +33,7 @@ def test_two_classes_never_share_a_displayed_name(rows, expected, tmp_path):
 def test_plain_text_is_left_as_it_is_and_markdown_signs_are_escaped():
     for plain in ("cats, dogs, panda", "Skipped tampered: missing 'classes'", "golden retriever (n02099601)"):
         assert as_text(plain) == plain
-    for hostile in [*HOSTILE.values(), "1. cat", "- cat", "`x`", "$x^2$", "<b>x</b>", ":cat:", "a\n\n![x](y)"]:
+    for hostile in [*HOSTILE_NAMES.values(), "1. cat", "- cat", "`x`", "$x^2$", "<b>x</b>", ":cat:", "a\n\n![x](y)"]:
         shown = as_text(hostile)
         assert "\n" not in shown
         assert not re.search(r"(?<!\\)[\[\]!*`$<>]", shown), shown  # every sign escaped

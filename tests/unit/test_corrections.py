@@ -10,6 +10,7 @@ import hashlib
 
 import numpy as np
 import pytest
+from helpers import write_csv
 
 from zoolens.data.corrections import read_corrections, record_decision
 from zoolens.data.folders import Sample
@@ -18,11 +19,7 @@ from zoolens.errors import ZoolensError
 
 
 def _write(path, rows, columns=("path", "action", "label")):
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        writer.writerows(rows)
-    return path
+    return write_csv(path, rows, columns)
 
 
 def _manifest(root):

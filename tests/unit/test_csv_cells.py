@@ -6,12 +6,10 @@ The tests that train or start processes: tests/integration/test_csv_cells_comman
 from __future__ import annotations
 
 import csv
-import shutil
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from helpers import copy_subset
+from helpers import FORMULA, FORMULA_CLASS, FORMULA_NAMES, FORMULA_STARTS, no_formula
 
 from zoolens.data.corrections import corrected, read_corrections, record_decision, write_corrections
 from zoolens.data.folders import scan_folder
@@ -19,10 +17,6 @@ from zoolens.data.split import read_manifest, split_folder, write_manifest
 from zoolens.inference.batch.summary import summary_rows, write_summary_csv
 from zoolens.inference.prediction import Prediction, csv_text
 from zoolens.spreadsheet import from_cell, to_cell
-
-FORMULA = '=HYPERLINK("evil.example","click").jpg'
-NAMES = [FORMULA, "-1.jpg", "+1.jpg", "@sum.jpg", "\tx.jpg", "'a.jpg", "''b.jpg", "'=c.jpg"]
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @pytest.mark.parametrize("text", ["", "'", "''", "=", "'=", "''=", "-1", "+x", "@x", "\tx", "\rx", "a", "'a", "a=b",
@@ -41,9 +35,10 @@ def test_numbers_and_plain_text_are_written_as_they_are():
 
 
 def test_the_prediction_csv_and_the_batch_summary_neutralise_names():
-    predictions = [Prediction(source=name, label="-cats", confidence=0.9, top=[("-cats", 0.9)]) for name in NAMES]
+    predictions = [Prediction(source=name, label="-cats", confidence=0.9, top=[("-cats", 0.9)])
+                   for name in FORMULA_NAMES]
     rows = list(csv.reader(csv_text(predictions, top_k=1).splitlines()))[1:]
-    assert [row[0] for row in rows] == [to_cell(name) for name in NAMES]
+    assert [row[0] for row in rows] == [to_cell(name) for name in FORMULA_NAMES]
     assert rows[0][0].startswith("'=HYPERLINK") and rows[0][2] == "'-cats"
     assert rows[0][4] == "0.900000"  # numbers stay numbers
 
@@ -56,52 +51,29 @@ def test_the_batch_summary_neutralises_folder_and_class_names(tmp_path):
     assert table[0][2] == "'-cats" and table[1][:3] == ["'=cmd|' /C calc'!A0", "2", "2"]
 
 
-FORMULA_CLASS = '=HYPERLINK("evil.example","panda")'
-
-
-@pytest.fixture
-def named(animals3, tmp_path):
-    """6 animals3 photos per class, the panda class in a folder named like a formula, and cat photos under names a
-    spreadsheet would run."""
-    data = copy_subset(animals3, tmp_path / "data", per_class=6)
-    (data / "panda").rename(data / FORMULA_CLASS)
-    cats = sorted((animals3 / "cats").iterdir())[100:100 + len(NAMES)]
-    for name, photo in zip(NAMES, cats):
-        shutil.copyfile(photo, data / "cats" / name)
-    return data
-
-
-def _no_formula(path: Path) -> list[list[str]]:
-    """The file's rows; asserts that no cell starts like a formula."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        table = list(csv.reader(handle))
-    assert not [cell for row in table for cell in row if cell.startswith(FORMULA_STARTS)], path
-    return table
-
-
-def test_a_split_manifest_round_trips_such_names(named, tmp_path):
-    manifest = split_folder(scan_folder(named))
+def test_a_split_manifest_round_trips_such_names(formula_named, tmp_path):
+    manifest = split_folder(scan_folder(formula_named))
     write_manifest(manifest, tmp_path / "split.csv")
-    table = _no_formula(tmp_path / "split.csv")
+    table = no_formula(tmp_path / "split.csv")
     assert ["'" + FORMULA_CLASS in row[0] for row in table].count(True) == 6  # path and label quoted
     assert ["'" + FORMULA_CLASS, "'" + FORMULA_CLASS] in [[row[0][:len(FORMULA_CLASS) + 1], row[1]] for row in table]
-    again = read_manifest(tmp_path / "split.csv", named)
+    again = read_manifest(tmp_path / "split.csv", formula_named)
     assert again.rows == manifest.rows and all(sample.path.is_file() for sample, _ in again.rows)
 
 
-def test_a_decision_for_such_a_photo_is_quoted_and_reaches_it(named, tmp_path):
-    panda = sorted(p.name for p in (named / FORMULA_CLASS).iterdir())
+def test_a_decision_for_such_a_photo_is_quoted_and_reaches_it(formula_named, tmp_path):
+    panda = sorted(p.name for p in (formula_named / FORMULA_CLASS).iterdir())
     file = tmp_path / "fix.csv"
     record_decision(file, f"{FORMULA_CLASS}/{panda[0]}", "relabel", "cats")
     record_decision(file, f"{FORMULA_CLASS}/{panda[1]}", "exclude")
     record_decision(file, "cats/-1.jpg", "relabel", FORMULA_CLASS)
-    table = _no_formula(file)
+    table = no_formula(file)
     assert table[1][0] == f"'{FORMULA_CLASS}/{panda[0]}" and table[3][2] == "'" + FORMULA_CLASS
     write_corrections(tmp_path / "copy.csv", read_corrections(file).rows)
-    _no_formula(tmp_path / "copy.csv")
+    no_formula(tmp_path / "copy.csv")
     for written in (file, tmp_path / "copy.csv"):
-        manifest, applied = corrected(split_folder(scan_folder(named)), written)
-        labels = {sample.path.relative_to(named).as_posix(): sample.label for sample, _ in manifest.rows}
+        manifest, applied = corrected(split_folder(scan_folder(formula_named)), written)
+        labels = {sample.path.relative_to(formula_named).as_posix(): sample.label for sample, _ in manifest.rows}
         assert labels[f"{FORMULA_CLASS}/{panda[0]}"] == "cats" and f"{FORMULA_CLASS}/{panda[1]}" not in labels
         assert labels["cats/-1.jpg"] == FORMULA_CLASS
         assert (applied.record()["relabelled"], applied.record()["excluded"]) == (2, 1)

@@ -5,13 +5,12 @@ The tests that train or start processes: tests/integration/test_label_sources_tr
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
 
 import pytest
-from helpers import package_with_blanks, read_rows, tree_snapshot, write_rows
+from helpers import package_with_blanks, read_rows, tree_snapshot, write_csv, write_rows
 
 from zoolens.cli.program import main
 from zoolens.data.folders import scan_folder
@@ -30,11 +29,7 @@ def camera_traps():
 
 
 def write_labels(path: Path, rows: list[list[str]], header=("filepath", "label")) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
+    return write_csv(path, rows, header)
 
 
 # ---- labels CSV ---------------------------------------------------------------------------------------
