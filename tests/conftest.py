@@ -57,6 +57,18 @@ def other_animals(animals3, tmp_path_factory) -> Path:
     return copy_subset(animals3, tmp_path_factory.mktemp("other") / "animals", per_class=20, offset=500)
 
 
+@pytest.fixture(scope="session")
+def few_animals(small_animals, tmp_path_factory) -> Path:
+    """12 photos per class of `small_animals`: enough for a run that must start, or be refused, in seconds."""
+    return copy_subset(small_animals, tmp_path_factory.mktemp("few") / "animals", per_class=12)
+
+
+@pytest.fixture
+def data_copy(few_animals, tmp_path) -> Path:
+    """A private copy of `few_animals`, for the tests that try to write into the data folder."""
+    return copy_subset(few_animals, tmp_path / "photos", per_class=12)
+
+
 @pytest.fixture
 def formula_named(animals3, tmp_path) -> Path:
     """6 animals3 photos per class, the panda class in a folder named like a formula (FORMULA_CLASS), and cat photos

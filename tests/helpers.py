@@ -49,6 +49,25 @@ def tree_snapshot(root: Path) -> dict:
     }
 
 
+def tree_entries(root: Path) -> dict[str, str]:
+    """Every path below root, folders and links included (tree_snapshot lists files only)."""
+    return {str(p.relative_to(root)): "link" if p.is_symlink() else "dir" if p.is_dir() else "file"
+            for p in sorted(root.rglob("*"))}
+
+
+def users_partial(tmp_path: Path, progress: bool = False) -> Path:
+    """A user's own folder named like zoolens' `<out>.partial`; with `progress`, it even holds a checkpoint's
+    progress file, though zoolens did not make it."""
+    from zoolens.training.checkpoints import PROGRESS_FILE
+
+    mine = tmp_path / "mine.partial"
+    (mine / "drafts").mkdir(parents=True)
+    (mine / "drafts" / "essay.txt").write_text("three weeks of work")
+    if progress:
+        (mine / PROGRESS_FILE).write_text(json.dumps({"fingerprint": {}, "phases": {}}))
+    return mine
+
+
 # ---- processes and tools --------------------------------------------------------------------------------------
 
 def stop_process(process: subprocess.Popen, timeout: float) -> None:
@@ -339,6 +358,17 @@ def names_from(tmp_path: Path, rows: dict[str, str]) -> dict[str, str]:
     lines = ["class,name"] + [f'{label},"{name}"' for label, name in rows.items()]
     (folder / "names.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return readable_names(folder, CLASSES)
+
+# ---- the shared datasets' classes -------------------------------------------------------------------------
+
+# Imagewoof's class ids and their breeds, as the shared datasets' README lists them.
+IMAGEWOOF_BREEDS = {
+    "n02086240": "Shih-Tzu", "n02087394": "Rhodesian ridgeback", "n02088364": "beagle",
+    "n02089973": "English foxhound", "n02093754": "Border terrier", "n02096294": "Australian terrier",
+    "n02099601": "golden retriever", "n02105641": "Old English sheepdog", "n02111889": "Samoyed",
+    "n02115641": "dingo",
+}
+
 
 # ---- camera-trap files ----------------------------------------------------------------------------------------
 

@@ -4,23 +4,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import copy_subset
+from helpers import IMAGEWOOF_BREEDS, copy_subset
 from PIL import Image
 
 from zoolens.apps import dogs
 from zoolens.cli import main
-from zoolens.data.class_names import readable_names
-from zoolens.inference.imagenet import imagenet_categories
 
 WEB_SCRIPT = Path(dogs.__file__).with_name("web.py")
 GOLDEN_RETRIEVER = "n02099601"
-# Imagewoof's class ids and their breeds, as the shared datasets' README lists them.
-BREED_NAMES = {
-    "n02086240": "Shih-Tzu", "n02087394": "Rhodesian ridgeback", "n02088364": "beagle",
-    "n02089973": "English foxhound", "n02093754": "Border terrier", "n02096294": "Australian terrier",
-    "n02099601": "golden retriever", "n02105641": "Old English sheepdog", "n02111889": "Samoyed",
-    "n02115641": "dingo",
-}
 
 
 @pytest.fixture(scope="module")
@@ -62,18 +53,6 @@ def pugs(animals3) -> list[Path]:
     return [animals3 / "dogs" / "dogs_00212.jpg", animals3 / "dogs" / "dogs_00254.jpg"]
 
 
-def test_imagewoofs_ids_get_their_breed_names_which_are_imagenet_categories(imagewoof):
-    ids = sorted(p.name for p in (imagewoof / "train").iterdir())
-    assert readable_names(imagewoof, ids) == BREED_NAMES
-    assert set(BREED_NAMES.values()) <= set(imagenet_categories())
-
-
-def test_imagewoofs_dingo_lies_outside_the_seeds_dog_classes():
-    from zoolens.inference.imagenet import DOG_CLASSES
-
-    assert imagenet_categories().index(BREED_NAMES["n02115641"]) == 273 not in DOG_CLASSES
-
-
 def test_face_detector_uses_the_seeds_cascade_and_finds_a_face_not_a_cat(photos):
     detector = dogs.FaceDetector()
     assert (detector.scale_factor, detector.min_neighbors) == (1.35, 4)
@@ -106,13 +85,13 @@ def test_with_the_open_set_check_off_the_same_dogs_get_a_breed(app, pugs):
     # Confidently wrong: what the check, on by default, is there to stop.
     for pug in pugs:
         report = app.identify_one(pug, open_set="off")
-        assert report.breed in BREED_NAMES.values() and "Dog detected: it looks like" in report.message
+        assert report.breed in IMAGEWOOF_BREEDS.values() and "Dog detected: it looks like" in report.message
 
 
 def test_a_human_gets_a_resembling_breed(app, photos):
     report = app.identify(photos["human"])[0]
     assert report.kind == "human"
-    assert report.resembles in BREED_NAMES.values()
+    assert report.resembles in IMAGEWOOF_BREEDS.values()
     assert f"you look like {dogs.with_article(report.resembles)}" in report.message
 
 
@@ -126,7 +105,7 @@ def test_dog_and_human_in_one_photo_get_both_answers(app, photos):
     report = app.identify(photos["both"])[0]
     assert report.kind == "dog and human"
     assert report.breed == "golden retriever"
-    assert report.resembles in BREED_NAMES.values()
+    assert report.resembles in IMAGEWOOF_BREEDS.values()
     assert "Dog detected" in report.message and "you look like" in report.message
 
 

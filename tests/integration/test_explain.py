@@ -1,7 +1,5 @@
 """Grad-CAM and saliency: the right layer per architecture, maps on the animal, batches, the command."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -221,24 +219,8 @@ def test_explain_imagenet_command(tmp_path, capsys):
     assert "cat" in capsys.readouterr().out
 
 
-def test_figures_get_distinct_names_for_photos_with_the_same_name(tmp_path):
-    from zoolens.evaluation.explain import figure_name
-
-    taken: set[str] = set()
-    names = [figure_name(str(Path(folder) / "photo.jpg"), "gradcam", taken) for folder in ("a", "b", "c")]
-    assert names == ["photo_gradcam.png", "photo-2_gradcam.png", "photo-3_gradcam.png"]
-
-
 def test_explaining_a_chosen_class(trained_model, other_animals):
     photo = sorted((other_animals / "panda").iterdir())[0]
     first, last = explain(trained_model, [photo, photo], "gradcam", targets=[0, 2])
     assert (first.label, last.label) == (trained_model.classes[0], trained_model.classes[2])
     assert not np.allclose(first.heatmaps["gradcam"], last.heatmaps["gradcam"])
-
-
-def test_cnns_that_flatten_into_dense_layers_use_their_last_feature_map():
-    trunk = nn.Sequential(
-        nn.Conv2d(3, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(16 * 14 * 14, 32), nn.ReLU(),
-    )
-    assert gradcam_layer(trunk, 64) is trunk[5]

@@ -6,8 +6,6 @@ import shutil
 
 import pytest
 
-import zoolens
-from zoolens.errors import ZoolensError
 from zoolens.inference.model import Model
 from zoolens.inference.record import SUMMARY_FIGURES, EvaluationRecord
 
@@ -60,13 +58,6 @@ def test_a_model_says_what_it_is(trained_model):
                             f"test accuracy {accuracy})")
 
 
-def test_train_names_an_option_it_does_not_know(small_animals, tmp_path):
-    with pytest.raises(ZoolensError) as error:
-        zoolens.train(small_animals, tmp_path / "m", epochz=3, progress=False)
-    assert "'epochz' is not a setting" in str(error.value) and "epochs" in str(error.value)
-    assert "\n" not in str(error.value) and not (tmp_path / "m").exists()
-
-
 def test_a_model_is_its_fitted_steps_described_by_the_record_its_file_holds(trained_model):
     import dataclasses
     import json
@@ -93,22 +84,3 @@ def test_an_older_description_loads_and_what_it_recorded_is_kept(model_copy):
     model = Model.load(model_copy)
     assert model.meta["notes"] == {"from": "a newer zoolens"} and model.names == {}
     assert model.meta["calibration"] == {"temperature": described["calibration"]["temperature"]}
-
-
-def test_the_steps_split_the_features_each_reads():
-    import numpy as np
-
-    from zoolens.data.transforms import Preprocessing
-    from zoolens.inference.steps import FeatureStep
-    from zoolens.runtime.features import FeatureExtractor
-
-    own = FeatureExtractor("own", 3, Preprocessing(), lambda: None)
-    beside = FeatureExtractor("beside", 2, Preprocessing(), lambda: None)
-    features = np.arange(10, dtype=np.float32).reshape(2, 5)
-    step = FeatureStep(own, beside)
-    assert step.separate and step.extractor.members == (own, beside) and step.extractor.feature_dim == 5
-    head, check = step.split(features)
-    assert head.tolist() == [[0, 1, 2], [5, 6, 7]] and check.tolist() == [[3, 4], [8, 9]]
-    alone = FeatureStep(own, own)
-    assert not alone.separate and alone.extractor is own
-    assert all(part is features for part in alone.split(features))
