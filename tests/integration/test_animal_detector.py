@@ -59,7 +59,6 @@ def frames_with_an_animal(detector, paths) -> int:
     return sum(bool(found) for found in detector.detect(images(paths)))
 
 
-@pytest.mark.slow
 def test_animals_are_found_in_ena24_and_the_species_frames(detector, camera_traps):
     ena24 = sorted((camera_traps / "ena24").glob("*.jpg"))
     species = [camera_traps / "speciesnet-test" / f"{name}.jpg" for name in
@@ -70,7 +69,6 @@ def test_animals_are_found_in_ena24_and_the_species_frames(detector, camera_trap
     assert frames_with_an_animal(detector, species) == 8
 
 
-@pytest.mark.slow
 def test_the_heron_burst_is_mostly_missed_at_640_px(detector, camera_traps):
     """Measured, not wished: the night heron of the Camtrap DP example scores 0.12 at best (frame 1), nothing in the
     others. A judge must not rely on this detector alone for its "animal" (the burst and the classifier too)."""
@@ -79,7 +77,6 @@ def test_the_heron_burst_is_mostly_missed_at_640_px(detector, camera_traps):
     assert len(burst) == 10 and 1 <= found <= 3
 
 
-@pytest.mark.slow
 def test_no_box_on_the_empty_frames(detector, camera_traps):
     blanks = [camera_traps / "speciesnet-test" / f"{name}.jpg" for name in ("blank", "blank2", "blank3")]
     assert detector.detect(images(blanks), threshold=DEFAULT_THRESHOLD / 2) == [[], [], []]  # none above 0.05
@@ -109,7 +106,6 @@ def reference_detections(frame):
     return boxes, output[:, 4] * output[:, 5]
 
 
-@pytest.mark.slow
 def test_boxes_and_confidences_are_zambas(detector, camera_traps):
     """md_annotations.json's ENA24 boxes are placeholders (centred 0.3 x 0.3 squares on no animal; our best box
     overlaps them at IoU 0 in 13 of 21 frames, at most 0.29), so the reference here is zamba's own pipeline."""
@@ -126,7 +122,6 @@ def test_boxes_and_confidences_are_zambas(detector, camera_traps):
             assert np.abs(mine_corners - np.clip(box, 0, 1)).max() < 2e-3
 
 
-@pytest.mark.slow
 def test_the_export_is_made_once_and_then_reused(exported, monkeypatch, camera_traps):
     cache, exports = exported
     assert exports == 1
@@ -140,7 +135,6 @@ def test_the_export_is_made_once_and_then_reused(exported, monkeypatch, camera_t
     assert onnx_file.stat().st_mtime_ns == stamp
 
 
-@pytest.mark.slow
 def test_a_poisoned_export_is_named_and_exported_again(exported, tmp_path, monkeypatch, caplog, camera_traps):
     cache = tmp_path / "cache"
     shutil.copytree(exported[0], cache)
@@ -155,7 +149,6 @@ def test_a_poisoned_export_is_named_and_exported_again(exported, tmp_path, monke
     assert len(found[0]) == 1 and found[0][0].conf > 0.8
 
 
-@pytest.mark.slow
 def test_detecting_needs_no_torch_once_exported(exported, camera_traps, detector):
     frame = camera_traps / "ena24" / "2480.jpg"
     code = ("from zoolens.runtime.animal_detector import AnimalDetector\nfrom zoolens.data.images import open_image\n"

@@ -97,7 +97,6 @@ def test_training_on_photos_uses_the_augmentation_it_is_given(small_animals):
         assert torch.equal(validation[0], eval_transform(PREP)(decode_for_network(photo, PREP)))  # as answers decode
 
 
-@pytest.mark.slow
 def test_unfreeze_trains_only_the_last_blocks(small_animals, tmp_path):
     from zoolens.models.backbones import build_backbone, unfreeze_blocks
 

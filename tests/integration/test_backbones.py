@@ -124,7 +124,7 @@ def test_a_new_backbone_is_one_declaration():
         REGISTRY.pop("tiny_test_cnn")
 
 
-@pytest.mark.slow  # builds MobileNetV2 with its ImageNet weights
+# builds MobileNetV2 with its ImageNet weights
 def test_an_imagenet_heads_class_names_come_from_the_backbones_declaration(monkeypatch):
     from dataclasses import replace
 

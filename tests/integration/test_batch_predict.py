@@ -93,7 +93,6 @@ def middle_confidence(model, photos) -> float:
     return (confidences[len(confidences) // 4] + confidences[len(confidences) // 4 + 1]) / 2
 
 
-@pytest.mark.slow
 def test_results_match_model_predict_and_a_rerun_redoes_nothing(trained_model, camera_tree, tmp_path, capsys,
                                                                 caplog):
     from zoolens.inference.batch import predict_folder
@@ -222,7 +221,6 @@ batch.predict_folder(sys.argv[1], sys.argv[2], sys.argv[3], chunk_size=5, worker
 """
 
 
-@pytest.mark.slow
 def test_a_killed_run_leaves_only_whole_parts_and_resumes(trained_model, camera_tree, tmp_path):
     from zoolens.inference.batch import predict_folder
 
@@ -271,7 +269,6 @@ def test_sort_into_links_by_class_without_touching_the_photos(trained_model, cam
     assert tree_snapshot(camera_tree) == before
 
 
-@pytest.mark.slow
 def test_cli_copy_summary_and_clear_errors(trained_model, camera_tree, tmp_path, capsys):
     from zoolens.cli import main
 
@@ -296,7 +293,6 @@ def test_cli_copy_summary_and_clear_errors(trained_model, camera_tree, tmp_path,
         assert error.startswith("zoolens: error: ") and error.count("\n") == 1 and message in error, error
 
 
-@pytest.mark.slow
 def test_ray_engine_gives_the_same_results(trained_model, camera_tree, tmp_path):
     try:
         import ray

@@ -233,7 +233,6 @@ def shm_segments() -> set[str]:
     return {p.name for p in Path("/dev/shm").glob("psm_*")}
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not Path("/dev/shm").is_dir() or not Path("/proc/self/stat").exists(), reason="Linux only")
 def test_killing_the_whole_process_group_leaves_no_shared_memory(trained_model, animals3, tmp_path):
     """SIGKILL of the job's whole group (its workers too): no clean-up runs, and nothing may stay in /dev/shm."""

@@ -39,7 +39,6 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
     return float(error)
 
 
-@pytest.mark.slow
 def test_a_temperature_is_fitted_on_enough_validation_photos_and_lowers_their_nll_and_ece(imagewoof, tmp_path):
     data = copy_subset(imagewoof / "train", tmp_path / "woof", per_class=25)  # ten breeds, one folder each
     model = zoolens.train(data, tmp_path / "model", progress=False, ratios="40/40/20", image_size=160)
@@ -104,7 +103,6 @@ def test_model_predict_and_the_web_app_apply_the_temperature(warmer_model, photo
         assert [p for _, p in answer.top] == pytest.approx(wanted[str(path)], abs=1e-4)
 
 
-@pytest.mark.slow
 def test_the_command_lines_csv_applies_the_temperature(warmer_model, photos, tmp_path):
     paths = photo_list(photos)
     wanted = expected_top(warmer_model, paths)
@@ -135,7 +133,7 @@ def test_batch_prediction_applies_the_temperature(warmer_model, photos, tmp_path
         assert [row[f"top{i}_confidence"] for i in (1, 2, 3)] == pytest.approx(wanted[row["path"]], abs=1e-4)
 
 
-@pytest.mark.slow  # exports the whole network to ONNX
+# exports the whole network to ONNX
 def test_the_onnx_export_applies_the_temperature(warmer_model, photos, tmp_path):
     import onnxruntime as ort
 

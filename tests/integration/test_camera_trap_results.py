@@ -156,7 +156,6 @@ def write_inputs(folder: Path, deployments: str = DEPLOYMENTS, project: dict = P
     return folder / "deployments.csv", folder / "project.json"
 
 
-@pytest.mark.slow
 def test_the_camtrap_dp_package_validates_with_the_heron_burst_as_one_event(predicted, tmp_path, capsys):
     _, out, _ = predicted
     deployments, project = write_inputs(tmp_path)
@@ -186,7 +185,6 @@ def test_the_camtrap_dp_package_validates_with_the_heron_burst_as_one_event(pred
     assert "times at UTC, assumed" in said.out and "time zone was not given" in said.err
 
 
-@pytest.mark.slow
 def test_the_report_shows_the_counts_the_events_and_both_figures(predicted, tmp_path, capsys):
     _, out, _ = predicted
     assert run_results(out, "--report", tmp_path / "season.html") == 0
@@ -213,7 +211,6 @@ def test_the_figures_count_events_by_hour_and_each_cameras_days(predicted):
     assert len(days["cam2"]) == 5 and len(days["cam3"]) == 1
 
 
-@pytest.mark.slow
 def test_a_screenshot_of_the_report_shows_both_figures(predicted, tmp_path):
     from helpers import chromium_browser
 
@@ -326,7 +323,6 @@ def exif_time(original: str) -> bytes:
     return exif.tobytes()
 
 
-@pytest.mark.slow
 def test_hostile_metadata_gets_one_line_each_and_no_traceback(trained_model, camera_traps, tmp_path, capsys):
     heron = sorted((camera_traps / BURST).glob("*.JPG"))[4]
     traps = tmp_path / "traps"
@@ -391,7 +387,6 @@ def test_export_results_is_a_public_name(predicted, tmp_path):
     assert os.path.exists(done.events)
 
 
-@pytest.mark.slow
 def test_results_help_loads_no_heavy_library_and_a_mistyped_option_gets_the_closest():
     from helpers import run_probe
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from helpers import copy_subset
 
-pytestmark = pytest.mark.slow  # each runs `zoolens` in a new process: seconds of imports apiece
+# Slow: each runs `zoolens` in a new process: seconds of imports apiece
 
 
 def zoolens(*args, timeout=600):

@@ -28,7 +28,6 @@ def noisy(animals3, tmp_path_factory):
     return data, [p.relative_to(data).as_posix() for p in planted], original.relative_to(data).as_posix()
 
 
-@pytest.mark.slow
 def test_mislabelled_photos_come_first_copies_are_paired_and_nothing_is_written_inside(noisy, tmp_path, capsys):
     from zoolens.cli import main
 
@@ -93,7 +92,6 @@ def test_unusable_files_are_named_whether_found_by_the_scan_or_by_decoding(anima
     assert "skipped dogs/text.jpg: not an image file" in said.replace(f"{data}/", "")
 
 
-@pytest.mark.slow
 def test_suggested_corrections_find_the_flipped_labels_that_confident_learning_passes_over(animals3, tmp_path):
     """On all of animals3 with 5 % of its training labels flipped in the split manifest, the suggested corrections
     touch nearly every flipped photo (relabelled to its true class, or left out) and relabel almost no right label;

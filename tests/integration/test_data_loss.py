@@ -50,7 +50,6 @@ def users_part(snapshot: dict) -> dict:
 
 
 # ---- 1. replacing a model keeps everything else in its folder ------------------------------------------
-@pytest.mark.slow
 def test_training_again_into_a_model_folder_replaces_only_zoolens_files(few_animals, tmp_path):
     import zoolens
 
@@ -86,7 +85,6 @@ model.save(sys.argv[2])
 """
 
 
-@pytest.mark.slow
 def test_a_kill_in_the_middle_of_the_swap_leaves_no_half_model_and_keeps_the_users_files(trained_model, few_animals,
                                                                                          tmp_path):
     import zoolens
@@ -108,7 +106,6 @@ def test_a_kill_in_the_middle_of_the_swap_leaves_no_half_model_and_keeps_the_use
 
 
 # ---- 2. <out>.partial is zoolens's only when it says so ------------------------------------------------
-@pytest.mark.slow
 def test_a_cli_run_refuses_the_users_partial_folder_in_one_line(few_animals, tmp_path):
     mine = users_partial(tmp_path)
     before = tree_snapshot(mine)
@@ -117,7 +114,6 @@ def test_a_cli_run_refuses_the_users_partial_folder_in_one_line(few_animals, tmp
     assert tree_snapshot(mine) == before
 
 
-@pytest.mark.slow
 def test_cli_train_into_its_data_folder_is_one_line(data_copy):
     before, listing = tree_snapshot(data_copy), tree_entries(data_copy)
     result = run_zoolens("train", data_copy, "--out", data_copy / "model", "--image-size", "64", "--quiet")
@@ -125,7 +121,6 @@ def test_cli_train_into_its_data_folder_is_one_line(data_copy):
     assert tree_snapshot(data_copy) == before and tree_entries(data_copy) == listing
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("command", [["kfold", "--k", "2"], ["tune", "--trials", "1"],
                                      ["study", "frozen-vs-unfrozen", "--budget", "small"]])
 def test_studies_refuse_an_output_inside_their_data_before_writing(data_copy, command):
@@ -139,7 +134,7 @@ def test_studies_refuse_an_output_inside_their_data_before_writing(data_copy, co
 
 
 # ---- 4. one run per output folder --------------------------------------------------------------------
-@pytest.mark.slow  # trains once the lock is free
+# trains once the lock is free
 def test_a_second_run_into_the_same_out_is_refused_while_the_first_holds_it(few_animals, tmp_path):
     import zoolens
 
@@ -163,7 +158,6 @@ with output_lock(sys.argv[1]):
 """
 
 
-@pytest.mark.slow
 def test_two_processes_one_out_and_a_dead_holders_lock_is_taken_over(few_animals, tmp_path):
     import zoolens
 

@@ -8,7 +8,6 @@ import csv
 import multiprocessing
 import threading
 
-import pytest
 
 from zoolens.data.corrections import read_corrections, record_decision, refresh_review
 from zoolens.evaluation.data_issues import REVIEW_COLUMNS
@@ -59,7 +58,6 @@ def _decisions(file) -> dict[str, tuple[str, str]]:
     return {path: corrections.decision(path) for path in corrections.decided()}
 
 
-@pytest.mark.slow
 def test_processes_threads_and_a_data_issues_run_at_once_keep_every_decision(tmp_path):
     """2 processes and this one, 2 threads each, record 30 decisions per thread into one file, while another thread
     of this process keeps making the file anew as `zoolens data issues` does (refresh_review with 30 undecided flags,

@@ -41,7 +41,6 @@ def ddp_animals(animals3, tmp_path_factory):
     return copy_subset(animals3, root / "train", per_class=100), copy_subset(animals3, root / "judge", 200, offset=600)
 
 
-@pytest.mark.slow
 def test_two_process_ddp_finetuning_matches_one_process(ddp_animals, tmp_path):
     data, judge = ddp_animals
     cache = tmp_path / "cache"  # empty: the two processes share out the feature extraction
@@ -70,7 +69,6 @@ def test_two_process_ddp_finetuning_matches_one_process(ddp_animals, tmp_path):
     assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())  # checkpoints removed by process 0
 
 
-@pytest.mark.slow
 def test_torchrun_launch_needs_no_device_count(small_animals, trained_model, tmp_path):
     run = run_train(small_animals, tmp_path / "torchrun", tmp_path / "cache",
                     launcher=(sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"))
@@ -80,7 +78,6 @@ def test_torchrun_launch_needs_no_device_count(small_animals, trained_model, tmp
     assert abs(model.meta["metrics"]["accuracy"] - trained_model.evaluation.accuracy) <= 1 / 36
 
 
-@pytest.mark.slow
 def test_studies_refuse_several_devices(small_animals, tmp_path):
     result = subprocess.run([sys.executable, "-m", "zoolens.cli", "kfold", str(small_animals), "--out",
                              str(tmp_path / "k"), "--devices", "2"], capture_output=True, text=True, timeout=300,

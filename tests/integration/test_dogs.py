@@ -63,7 +63,6 @@ def test_face_detector_uses_the_seeds_cascade_and_finds_a_face_not_a_cat(photos)
     assert not detector.has_face(Image.open(photos["cat"]))
 
 
-@pytest.mark.slow
 def test_a_dog_gets_its_breed(app, photos):
     report = app.identify(photos["dog"])[0]
     assert report.kind == "dog"
@@ -116,7 +115,7 @@ def test_unreadable_photo_is_an_error_not_a_crash(app, tmp_path):
     assert report.kind == "error" and "cannot read this photo" in report.message
 
 
-@pytest.mark.slow  # both detectors on 60 photos
+# both detectors on 60 photos
 def test_audit_measures_both_detectors_on_the_shared_sets():
     rows = {row.key: row for row in dogs.audit_detectors(n=12)}
     assert set(rows) == {"faces", "imagewoof", "dogs", "cats", "panda"}
@@ -151,7 +150,7 @@ def test_cli_dogs_audit(capsys):
     assert "faces (humans)" in out and "imagewoof (dogs)" in out and "animals3 panda" in out
 
 
-@pytest.mark.slow  # the whole web app under Streamlit's AppTest
+# the whole web app under Streamlit's AppTest
 def test_web_dog_page(breeds_model, photos, monkeypatch):
     from streamlit.testing.v1 import AppTest
 

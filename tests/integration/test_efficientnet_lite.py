@@ -52,7 +52,7 @@ def imagenet_probabilities(name: str, photos: list[tuple[str, Image.Image]]) -> 
     return head.probabilities(features), head.categories
 
 
-@pytest.mark.slow  # 26 photos through each ImageNet-weighted network: 7 s or more each
+# 26 photos through each ImageNet-weighted network: 7 s or more each
 @pytest.mark.parametrize("name", sorted(INPUT_SIZES))
 def test_an_efficientnet_lite_loads_its_imagenet_weights_right(name, photos):
     if not offline_weights_available(name) and os.environ.get("CI") != "true":

@@ -127,7 +127,7 @@ def test_gradcam_concentrates_on_the_animal(trained_model, animals3):
     assert shares[0][0] > 2 * shares[0][1]  # the cat on grass: a quarter of the view, over half of the heat
 
 
-@pytest.mark.slow  # saliency on CPU: 6 s
+# saliency on CPU: 6 s
 def test_saliency_also_lies_on_the_animal(trained_model):
     cat_photo, cat_box = chelsea_on_grass()
     explanation, = explain(trained_model, cat_photo, "saliency")
@@ -135,7 +135,7 @@ def test_saliency_also_lies_on_the_animal(trained_model):
     assert inside > 2 * area  # measured: 0.59 of the gradient's mass in the cat's quarter of the view
 
 
-@pytest.mark.slow  # the ImageNet network loaded and explained: 5 s
+# the ImageNet network loaded and explained: 5 s
 def test_imagenet_network_explains_the_cat_too():
     cat_photo, cat_box = chelsea_on_grass()
     explanation, = explain(Explainable.imagenet("mobilenet_v2"), cat_photo, "gradcam")
@@ -145,7 +145,7 @@ def test_imagenet_network_explains_the_cat_too():
 
 
 # ---- batches, bad files, state -------------------------------------------------------------------
-@pytest.mark.slow  # both methods on four photos: 17 s
+# both methods on four photos: 17 s
 def test_batches_keep_order_and_name_unusable_files(trained_model, other_animals, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a jpeg at all")
@@ -189,7 +189,7 @@ def test_unknown_method_is_a_clear_error(trained_model):
 
 
 # ---- the command ---------------------------------------------------------------------------------
-@pytest.mark.slow  # both methods on three photos: 6 s
+# both methods on three photos: 6 s
 def test_explain_command_writes_one_figure_per_photo(trained_model, other_animals, tmp_path, capsys):
     photos = sorted((other_animals / "cats").iterdir())[:2] + sorted((other_animals / "panda").iterdir())[:1]
     out = tmp_path / "explained"

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import onnx
 import onnxruntime as ort
-import pytest
 
 from zoolens.data.images import open_image
 from zoolens.data.transforms import eval_transform, preprocess_array
@@ -14,7 +13,7 @@ from zoolens.inference.export import check_export, export_onnx
 from zoolens.inference.model import Model
 
 
-@pytest.mark.slow  # an ONNX export: 16 s
+# an ONNX export: 16 s
 def test_export_matches_pytorch_and_carries_its_classes(trained_model, small_animals, tmp_path):
     model = Model.load(trained_model.path)
     path = export_onnx(model, tmp_path / "model.onnx")
@@ -28,7 +27,7 @@ def test_export_matches_pytorch_and_carries_its_classes(trained_model, small_ani
     assert json.loads(metadata["preprocessing"])["input_size"] == 224
 
 
-@pytest.mark.slow  # an ONNX export: 7 s
+# an ONNX export: 7 s
 def test_exported_model_alone_agrees_with_model_predict(trained_model, other_animals, tmp_path):
     model = Model.load(trained_model.path)
     session = ort.InferenceSession(str(export_onnx(model, tmp_path / "m.onnx")), providers=["CPUExecutionProvider"])

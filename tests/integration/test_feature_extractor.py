@@ -54,7 +54,7 @@ def test_features_cached_under_the_old_key_are_used(cache, photos):
         "digests.sqlite", f"{MOBILENET_V2_KEY}.sqlite"}
 
 
-@pytest.mark.slow  # PyTorch's import and two ONNX exports
+# PyTorch's import and two ONNX exports
 def test_a_combination_is_an_extractor_of_its_members_side_by_side(cache, photos, tmp_path):
     small, large = tiny("tiny-a", 4, Preprocessing(16, 18)), tiny("tiny-b", 6, Preprocessing(24, 28))
     both = combined(small, large)

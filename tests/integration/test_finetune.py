@@ -1,6 +1,5 @@
 """Fine-tuning the whole network end to end, on a small real subset, at a reduced size to fit in CI."""
 
-import pytest
 from helpers import answers_without_torch
 
 import zoolens
@@ -8,7 +7,6 @@ from zoolens.inference.model import Model
 from zoolens.runtime.features import backbone_key
 
 
-@pytest.mark.slow
 def test_finetuning_improves_validation_loss_over_the_frozen_head(small_animals, tmp_path):
     model = zoolens.train(small_animals, tmp_path / "ft", strategy="finetune", image_size=128, epochs=4,
                           progress=False)

@@ -142,7 +142,6 @@ def kinds(judge, paths) -> dict[str, str]:
 
 
 @NEEDS_DETECTOR
-@pytest.mark.slow
 def test_on_the_real_frames_empty_ones_are_blank_animals_animal_and_the_vehicle_a_vehicle(judge, camera_traps):
     speciesnet = kinds(judge, [frame(camera_traps, name) for name in ("blank.jpg", "blank2.jpg", "blank3.jpg",
                                                                       "vehicle.jpg", "human.jpg")])
@@ -155,7 +154,6 @@ def test_on_the_real_frames_empty_ones_are_blank_animals_animal_and_the_vehicle_
 
 
 @NEEDS_DETECTOR
-@pytest.mark.slow
 def test_the_heron_burst_rolls_up_to_one_animal_event(judge, camera_traps):
     from zoolens.data.camera_trap import capture_time
     from zoolens.data.images import open_image
@@ -173,7 +171,6 @@ def test_the_heron_burst_rolls_up_to_one_animal_event(judge, camera_traps):
 
 
 @NEEDS_DETECTOR
-@pytest.mark.slow
 def test_predict_with_camera_traps_then_results_pass_both_validators(trained_model, camera_traps, tmp_path, capsys):
     from helpers import PROJECT, frictionless_errors, md_validate
 

@@ -83,7 +83,6 @@ def _load_raises_only_zoolens_error(folder) -> None:
         pass
 
 
-@pytest.mark.slow
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(data=st.data())
 def test_mutated_model_description_raises_only_zoolens_error(model_files, data):
@@ -93,7 +92,6 @@ def test_mutated_model_description_raises_only_zoolens_error(model_files, data):
     _load_raises_only_zoolens_error(folder)
 
 
-@pytest.mark.slow
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(data=st.data())
 def test_mutated_weights_raise_only_zoolens_error(model_files, data):

@@ -95,7 +95,6 @@ def test_unreadable_file(corpus):
 
 
 # ---- every command, as a user types it -------------------------------------------------------------
-@pytest.mark.slow
 def test_data_inspect_and_split_name_every_bad_file(bad_dataset, corpus, tmp_path):
     inspect = zoolens("data", "inspect", bad_dataset, "--json")
     assert inspect.returncode == 0, inspect.err
@@ -109,7 +108,6 @@ def test_data_inspect_and_split_name_every_bad_file(bad_dataset, corpus, tmp_pat
     assert (tmp_path / "split.csv").read_bytes().count(os.fsencode(NON_UTF8_NAME)) == 1  # the name survives, bytes intact
 
 
-@pytest.mark.slow
 def test_predict_imagenet_and_groups_answer_each_file(corpus, tmp_path):
     folder = corpus["text"].parent
     for extra in ([], ["--groups"]):
@@ -124,7 +122,6 @@ def test_predict_imagenet_and_groups_answer_each_file(corpus, tmp_path):
             assert len(lines) == 1 and "error" not in lines[0], (kind, lines)
 
 
-@pytest.mark.slow
 def test_train_evaluate_predict_explain_export_report_on_bad_data(bad_dataset, corpus, tmp_path):
     model = tmp_path / "model"
     train = zoolens("train", bad_dataset, "--out", model, "--image-size", "64", "--quiet")
@@ -151,20 +148,17 @@ def test_train_evaluate_predict_explain_export_report_on_bad_data(bad_dataset, c
     assert report.returncode == 0, report.err
 
 
-@pytest.mark.slow
 def test_kfold_on_bad_data(bad_dataset, corpus, tmp_path):
     result = zoolens("kfold", bad_dataset, "--k", "2", "--out", tmp_path / "kfold", "--image-size", "64", "--quiet")
     assert result.returncode == 0, result.err
 
 
-@pytest.mark.slow
 def test_dogs_answers_each_file(corpus, trained_model):
     result = zoolens("dogs", "--breeds", trained_model.path, *sorted(corpus.values()), timeout=180)
     assert result.returncode == 0, result.err
     assert_names_every_refusal(result.out, names(corpus))
 
 
-@pytest.mark.slow
 def test_data_folder_that_is_a_fifo_or_missing(corpus, tmp_path):
     for target in (corpus["fifo"], tmp_path / "missing", corpus["text"]):
         result = zoolens("data", "inspect", target, timeout=60)
@@ -181,7 +175,6 @@ MODEL_COMMANDS = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("command", list(MODEL_COMMANDS))
 def test_every_model_command_refuses_hostile_models_and_runs_no_code(command, trained_model, small_animals, tmp_path):
     photo = sorted((small_animals / "cats").glob("*.jpg"))[0]

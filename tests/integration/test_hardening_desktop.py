@@ -13,7 +13,6 @@ def corpus(small_animals, tmp_path_factory):
     return make_corpus(tmp_path_factory.mktemp("desktop-corpus") / "bad", real)
 
 
-@pytest.mark.slow
 def test_every_bad_photo_is_reported_in_the_window(root, trained_model, corpus):
     app = open_app(root, trained_model.path)
     for kind, reason in expected_refusals().items():

@@ -92,7 +92,6 @@ def jpeg_header(size=(300, 200), cut=600) -> bytes:
 
 
 # ---- pictures that cost more than their bytes --------------------------------------------------------
-@pytest.mark.slow
 def test_a_20_gb_sparse_photo_is_refused_unread_by_inspect_and_predict(data, model):
     """`data inspect` was killed by the kernel reading it whole; now it is refused from stat(): the same command on
     the same folder without it reads as many bytes and peaks as high, give or take a little."""
@@ -111,7 +110,7 @@ def test_a_20_gb_sparse_photo_is_refused_unread_by_inspect_and_predict(data, mod
     assert cost["read_mb"] < 150, cost  # measured 94 MB: the interpreter's imports and the model
 
 
-@pytest.mark.slow  # a 900 MB sparse file read in a child process: 17 s
+# a 900 MB sparse file read in a child process: 17 s
 def test_a_jpeg_header_padded_with_zeros_is_given_up_after_a_bounded_read(tmp_path):
     """600 bytes of header and 900 MB of zeros (under the size limit) hung inspect and predict for minutes: the
     decoder now stops once it has read more than a header can hold."""
@@ -128,7 +127,7 @@ def test_a_jpeg_header_padded_with_zeros_is_given_up_after_a_bounded_read(tmp_pa
     assert int(read) < 60e6  # the interpreter's own imports, then HEADER_ALLOWANCE of the file
 
 
-@pytest.mark.slow  # 19 MB decoded to the allowance: 17 s
+# 19 MB decoded to the allowance: 17 s
 def test_an_upload_of_a_header_and_zeros_stops_at_the_header_allowance():
     """The web app decodes uploads from memory: a 19 MB header and zeros took 23.7 s of server CPU."""
     blob = jpeg_header() + bytes(19 * 1024**2)
@@ -150,7 +149,7 @@ def test_an_upload_of_a_header_and_zeros_stops_at_the_header_allowance():
         open_image(blob)
 
 
-@pytest.mark.slow  # 40 MB of PNG chunks: 11 s
+# 40 MB of PNG chunks: 11 s
 def test_a_header_declaring_few_pixels_cannot_pull_in_much_more_data():
     """A 64 x 48 PNG whose pixels follow 40 MB of empty IDAT chunks: Pillow reads chunk after chunk for as long as
     they come; now reading stops at 8 bytes a declared pixel and 16 MB of metadata."""
@@ -171,7 +170,6 @@ def test_a_header_declaring_few_pixels_cannot_pull_in_much_more_data():
         open_image(png[:header_end] + padding + png[header_end:])
 
 
-@pytest.mark.slow
 def test_avif_is_one_rule_named_or_in_a_folder(data, model):
     from PIL import features
 
@@ -185,7 +183,6 @@ def test_avif_is_one_rule_named_or_in_a_folder(data, model):
     assert named.returncode == 0 and "error" not in named.stdout
 
 
-@pytest.mark.slow
 def test_an_eps_named_jpg_never_reaches_pillows_eps_reader(tmp_path, monkeypatch, model):
     from PIL import EpsImagePlugin
 
@@ -201,7 +198,6 @@ def test_an_eps_named_jpg_never_reaches_pillows_eps_reader(tmp_path, monkeypatch
 
 
 # ---- names and messages --------------------------------------------------------------------------------
-@pytest.mark.slow
 def test_mathtext_in_class_and_file_names_is_drawn_as_text(data, tmp_path):
     """`$\\undefinedmacro$` as a class folder and a file name crashed train (after saving the weights, leaving
     evaluation/ half-written), evaluate, report and explain in Matplotlib's mathtext parser."""
@@ -224,7 +220,6 @@ def test_mathtext_in_class_and_file_names_is_drawn_as_text(data, tmp_path):
     assert written[0] is not None and written[0].stat().st_size > 0
 
 
-@pytest.mark.slow
 def test_escape_sequences_in_names_are_shown_escaped_on_the_terminal(data, model):
     """A file named with a terminal escape (here: set the window title, clear the screen) was printed raw."""
     hostile = data / "cats" / "a\x1b]0;pwned\x07\x1b[2J.jpg"
@@ -240,7 +235,6 @@ def test_escape_sequences_in_names_are_shown_escaped_on_the_terminal(data, model
     assert "\x1b" not in refused.stderr and "no\\x1b[2Jmodel" in one_line_error(refused)
 
 
-@pytest.mark.slow
 def test_a_photo_path_over_the_system_limit_is_named(data):
     """A photo path over 4096 bytes was silently left out of training."""
     deep = data / "cats"
@@ -265,7 +259,6 @@ def test_a_photo_path_over_the_system_limit_is_named(data):
     assert "path too long for the file system" in result.stdout
 
 
-@pytest.mark.slow
 def test_a_class_with_one_photo_among_many_is_warned_about_with_the_counts(data, tmp_path):
     (data / "rare").mkdir()
     shutil.copyfile(next((data / "cats").glob("*.jpg")), data / "rare" / "only.jpg")
@@ -281,7 +274,6 @@ def leftovers(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir()}
 
 
-@pytest.mark.slow
 def test_a_full_disk_during_train_is_one_line_and_leaves_no_staging_folder(tiny, tmp_path):
     out = tmp_path / "runs" / "model"
     out.parent.mkdir()
@@ -296,7 +288,6 @@ def test_a_full_disk_during_train_is_one_line_and_leaves_no_staging_folder(tiny,
     assert "cache not written" in result.stderr  # the feature cache could not be written either: a warning
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("command", [
     ["evaluate", "{model}", "{data}", "--out", "{out}/evaluation"],
     ["report", "{model}", "--data", "{data}", "--out", "{out}/report.html"],
@@ -316,7 +307,6 @@ def test_a_full_disk_is_one_line_and_the_unfinished_output_is_removed(command, m
     assert tree_snapshot(model) == before
 
 
-@pytest.mark.slow
 def test_a_device_as_a_file_output_is_written_to_never_replaced(tiny, model, tmp_path):
     """`--out /dev/full` was renamed over: for root, a CSV where the device had been. A device is now written to
     as it is (a full one: one line), and a pipe such as /dev/stdout works."""
@@ -337,7 +327,6 @@ def test_a_device_as_a_file_output_is_written_to_never_replaced(tiny, model, tmp
     assert full.is_char_device()
 
 
-@pytest.mark.slow
 def test_a_results_part_with_another_schema_is_named_and_nothing_is_changed(tiny, model, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -352,7 +341,6 @@ def test_a_results_part_with_another_schema_is_named_and_nothing_is_changed(tiny
     assert tree_snapshot(results) == before
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("command", [
     ["data", "inspect", "{data}", "--out", "{data}/summary"],
     ["evaluate", "{model}", "{data}", "--out", "{data}/evaluation"],
@@ -372,7 +360,6 @@ def tampered_copy(model: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(model, tmp_path / "sent-model"))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("row", ["../outside/secret.jpg", "/etc/passwd", "cats/../../outside/secret.jpg"])
 def test_split_csv_rows_outside_the_data_folder_are_refused(row, tiny, model, tmp_path):
     sent = tampered_copy(model, tmp_path)
@@ -467,7 +454,6 @@ def test_a_study_reads_a_finished_runs_zoolens_json_through_the_schema(model, tm
     assert _finished(sent, TrainConfig()) is None
 
 
-@pytest.mark.slow
 def test_kfold_keeps_the_users_files_in_out_best_and_refuses_a_folder_that_is_not_a_model(tiny, model, tmp_path,
                                                                                            monkeypatch):
     from zoolens.studies.kfold import run_kfold

@@ -132,7 +132,6 @@ def test_a_batch_jobs_decoding_workers_make_the_same_pixels(trained_model, photo
         assert problem == "" and np.array_equal(pixels, network_pixels(photo, trained_model.preprocessing))
 
 
-@pytest.mark.slow
 def test_grad_cam_looks_at_the_pixels_every_answer_sees(trained_model, photos):
     from zoolens.evaluation.explain import explain
 
@@ -147,7 +146,6 @@ def test_grad_cam_looks_at_the_pixels_every_answer_sees(trained_model, photos):
         assert by_path.confidence == pytest.approx(reference(trained_model, photo).max(), abs=1e-4)  # PyTorch, ONNX
 
 
-@pytest.mark.slow
 def test_fine_tuning_trains_on_the_pixels_every_answer_sees(trained_model, photos):
     import torch
 

@@ -70,7 +70,7 @@ def test_open_set_off_answers_every_photo_with_a_class(trained_model, skimage_ph
     assert verdicts(answers)[CLASS] == len(skimage_photos)  # what zoolens said before: astronaut "dogs 96.8 %"
 
 
-@pytest.mark.slow  # 7 s
+# 7 s
 def test_faces_objects_and_other_species_are_turned_away_own_photos_are_not(trained_model, other_animals, faces,
                                                                             cifar_test):
     objects = first_photos(cifar_test / "airplane", 20) + first_photos(cifar_test / "truck", 20)
@@ -149,7 +149,6 @@ def test_a_damaged_open_set_file_is_a_one_line_error(trained_model, tmp_path, da
     assert capsys.readouterr().err.startswith("zoolens: error:")
 
 
-@pytest.mark.slow
 def test_the_animal_check_switches_itself_off_when_the_classes_are_not_animals(cifar_test, tmp_path, skimage_photos):
     data = tmp_path / "vehicles"
     for name in ("airplane", "truck"):

@@ -116,7 +116,6 @@ def test_evaluate_unknown_with_the_check_off_accepts_everything(trained_model, p
     assert (out / UNKNOWN_GRID).exists() and not (out / KNOWN_GRID).exists()  # nothing turned away, no stale grid
 
 
-@pytest.mark.slow
 def test_evaluate_unknown_text_and_errors(trained_model, photos, tmp_path, capsys):
     assert main(["evaluate", str(trained_model.path), str(photos.known), "--unknown", str(photos.people),
                  "--out", str(tmp_path / "ev")]) == 0
@@ -132,7 +131,6 @@ def test_evaluate_unknown_text_and_errors(trained_model, photos, tmp_path, capsy
     assert error.startswith("zoolens: error:") and str(empty) in error and "\n" not in error
 
 
-@pytest.mark.slow
 def test_the_score_is_above_one_exactly_for_photos_turned_away(trained_model, photos):
     evaluation = evaluate(trained_model, photos.known, progress=False)
     for mode in ("on", "strict"):
@@ -176,7 +174,6 @@ def test_every_evaluation_records_the_answers_but_accuracy_counts_every_photo(tr
     assert "turned away" in format_evaluation(evaluation)
 
 
-@pytest.mark.slow
 def test_report_shows_the_photos_it_does_not_know(trained_model, photos, tmp_path, capsys):
     from helpers import decode, parse
 

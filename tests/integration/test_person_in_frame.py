@@ -137,7 +137,6 @@ def test_an_elephant_facing_the_camera_is_not_a_person(trained_model, camera_tra
 
 
 @NEEDS_PERSON_DETECTOR
-@pytest.mark.slow
 def test_no_animal_frame_is_a_person(trained_model, camera_traps, blaze):
     answers = judged(trained_model, camera_traps, ANIMAL_FRAMES, blaze)
     assert {name: answer.kind for name, answer in zip(ANIMAL_FRAMES, answers)} == dict.fromkeys(ANIMAL_FRAMES,
@@ -172,7 +171,6 @@ def test_a_missing_person_detector_names_what_to_install(trained_model, camera_t
 
 @NEEDS_PERSON_DETECTOR
 @pytest.mark.skipif(not detector_available(), reason="zamba and yolox-datamint are not installed")
-@pytest.mark.slow
 def test_with_the_real_detector_human_jpg_is_a_person_and_no_animal_frame_is(trained_model, camera_traps, blaze):
     from zoolens.runtime.animal_detector import AnimalDetector
 

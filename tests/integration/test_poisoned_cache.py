@@ -20,7 +20,7 @@ from zoolens.inference.model import Model
 from zoolens.models.available import describe_backbone
 from zoolens.runtime import features, pretrained_kit
 
-pytestmark = pytest.mark.slow  # each runs `zoolens train` or `predict` (2-30 s, a kit or ONNX file rebuilt)
+# Slow: each runs `zoolens train` or `predict` (2-30 s, a kit or ONNX file rebuilt)
 
 
 @pytest.fixture(scope="module")

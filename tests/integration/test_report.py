@@ -3,8 +3,6 @@
 import json
 import re
 import shutil
-
-import pytest
 from helpers import PageParts, decode, parse
 
 from zoolens.cli import main
@@ -27,7 +25,7 @@ def assert_self_contained(html: str, parts: PageParts, path) -> None:
     assert path.stat().st_size < MAX_REPORT_BYTES
 
 
-@pytest.mark.slow  # the model evaluated on its data for the whole report: 16 s
+# the model evaluated on its data for the whole report: 16 s
 def test_report_on_a_trained_model(trained_model, tmp_path):
     out = write_report(trained_model.path, out=tmp_path / "report.html", progress=False)
     html, parts = parse(out)
@@ -79,7 +77,7 @@ def test_report_without_the_training_folder_uses_what_was_recorded(trained_model
     assert "answered with a class" in section_html(html, "unknown-photos")  # as recorded at training time
 
 
-@pytest.mark.slow  # a whole report: 7 s
+# a whole report: 7 s
 def test_report_of_a_model_made_before_the_open_set_check(trained_model, tmp_path):
     model_copy = shutil.copytree(trained_model.path, tmp_path / "old-model")
     (model_copy / "open_set.safetensors").unlink()
@@ -98,7 +96,7 @@ def test_report_command_on_a_missing_data_folder_is_one_line(trained_model, tmp_
     assert error.startswith("zoolens: error:") and "nowhere" in error and "\n" not in error
 
 
-@pytest.mark.slow  # a whole report: 8 s
+# a whole report: 8 s
 def test_the_verdict_says_in_words_what_the_metrics_say(trained_model, other_animals, tmp_path):
     """The sentences at the top are the evaluation's own numbers: right and wrong, per class, the worst confusion,
     how often a confident answer is right."""
@@ -121,7 +119,7 @@ def test_the_verdict_says_in_words_what_the_metrics_say(trained_model, other_ani
         assert term in html
 
 
-@pytest.mark.slow  # a whole report: 16 s
+# a whole report: 16 s
 def test_photos_whose_label_is_probably_wrong_are_marked(trained_model, other_animals, animals3, tmp_path):
     """Dog photos filed under cats/ are the mistakes the report marks for checking; paths are shown from inside the
     data folder."""

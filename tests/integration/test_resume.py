@@ -65,7 +65,6 @@ def tiny_animals(small_animals, tmp_path_factory) -> Path:
     return copy_subset(small_animals, tmp_path_factory.mktemp("tiny") / "animals", per_class=30)
 
 
-@pytest.mark.slow
 def test_training_killed_mid_run_resumes_from_its_last_checkpoint(tiny_animals, tmp_path):
     out = tmp_path / "model"
     options = ["train", tiny_animals, "--out", out, "--strategy", "scratch", "--backbone", "seed002_baseline",
@@ -103,7 +102,6 @@ def test_training_killed_mid_run_resumes_from_its_last_checkpoint(tiny_animals, 
     assert meta["metrics"]["accuracy"] > 0.4  # three classes: chance is 1/3
 
 
-@pytest.mark.slow
 def test_resume_with_no_checkpoint_says_so_and_trains_from_the_start(tiny_animals, tmp_path, caplog):
     import logging
 
@@ -115,7 +113,7 @@ def test_resume_with_no_checkpoint_says_so_and_trains_from_the_start(tiny_animal
     assert [row["epoch"] for row in model.history] == [1, 2, 3] and (tmp_path / "m" / "zoolens.json").exists()
 
 
-@pytest.mark.slow  # a real training process started, killed at its first epoch, resumed: 17 s
+# a real training process started, killed at its first epoch, resumed: 17 s
 def test_resume_with_different_options_is_refused(tiny_animals, tmp_path):
     out = tmp_path / "model"
     process = start_zoolens("train", tiny_animals, "--out", out, "--strategy", "scratch", "--backbone",
@@ -130,7 +128,6 @@ def test_resume_with_different_options_is_refused(tiny_animals, tmp_path):
     assert result.returncode == 2 and "different options (lr)" in result.stderr, result.stderr
 
 
-@pytest.mark.slow
 def test_frozen_run_resumes_a_finished_head_without_retraining(tiny_animals, tmp_path, monkeypatch):
     import shutil
 
@@ -171,7 +168,6 @@ model.save(sys.argv[2])
 """
 
 
-@pytest.mark.slow
 def test_kill_while_saving_never_leaves_a_half_model(trained_model, tmp_path):
     for target in (tmp_path / "new-model", trained_model.path):  # a new folder, and replacing an existing model
         before = sorted(p.name for p in target.iterdir()) if target.exists() else None
@@ -199,7 +195,6 @@ extract_features(paths, backbone, prep, batch_size=4, progress=False)  # killed 
 """
 
 
-@pytest.mark.slow
 def test_feature_cache_survives_a_kill_and_never_serves_a_corrupted_row(tiny_animals, tmp_path, monkeypatch):
     from zoolens.models.backbones import build_backbone
     from zoolens.runtime.features import extract_features

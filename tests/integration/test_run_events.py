@@ -71,7 +71,6 @@ def test_a_callback_that_raises_stops_the_run_with_nothing_published(small_anima
     assert not out.exists()  # a checkpoint of finished epochs may stay in model.partial/, for resume=True
 
 
-@pytest.mark.slow
 def test_without_progress_a_run_logs_and_prints_nothing(small_animals, tmp_path, monkeypatch, caplog, capsys):
     monkeypatch.setattr(progress, "in_a_terminal", lambda: False)
     monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)  # a bar would log a line at every update

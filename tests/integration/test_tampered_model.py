@@ -161,7 +161,6 @@ def test_cli_names_the_file_and_field(model_copy, small_animals, capsys):
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", [META, "model.safetensors", "open_set.safetensors"])
 def test_fifo_in_the_model_folder_is_refused_not_waited_on(model_copy, small_animals, name):
     (model_copy / name).unlink()

@@ -100,7 +100,6 @@ def test_bad_photos_are_skipped_and_named_training_goes_on(small_animals, tmp_pa
     assert model.classes == ["cats", "dogs", "panda"]
 
 
-@pytest.mark.slow
 def test_the_feature_cache_serves_a_second_run_without_the_backbone(small_animals, tmp_path, monkeypatch, caplog):
     import logging
 
@@ -121,14 +120,12 @@ def test_other_optimizers_learn_too(small_animals, tmp_path, optimizer):
     assert model.evaluation.accuracy >= 0.85
 
 
-@pytest.mark.slow
 def test_efficientnet_lite0_backbone_offline(small_animals, tmp_path):
     model = zoolens.train(small_animals, tmp_path / "lite", progress=False, backbone="efficientnet_lite0")
     assert model.evaluation.accuracy >= 0.9
     assert Model.load(tmp_path / "lite").network.backbone.info.name == "efficientnet_lite0"
 
 
-@pytest.mark.slow
 def test_imagewoof_subset_presplit_uses_val_as_test(imagewoof, tmp_path):
     data = tmp_path / "woof"
     copy_subset(imagewoof / "train", data / "train", per_class=30)
@@ -162,7 +159,6 @@ def test_a_photo_replaced_under_the_same_name_gets_new_features(small_animals, t
     assert np.allclose(as_panda, expected, atol=1e-5)
 
 
-@pytest.mark.slow
 def test_frozen_training_does_not_import_lightning(small_animals, tmp_path):
     import subprocess
     import sys
@@ -174,7 +170,6 @@ def test_frozen_training_does_not_import_lightning(small_animals, tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "[]"  # 2.5 s of imports a frozen run does without
 
 
-@pytest.mark.slow
 def test_a_frozen_model_on_cached_features_trains_without_pytorch_into_the_same_files(small_animals, tmp_path):
     """The first run builds the backbone and keeps it as a kit in the cache; the next, with every photo's features
     cached, trains, checks, evaluates and saves without importing PyTorch or scikit-learn, into the same model."""

@@ -68,7 +68,6 @@ def test_the_cascades_look_only_at_small_squares_around_proposed_faces(skimage_p
     assert max(max(shape) for shape in seen) <= faces.CONFIRM_SIDE, seen
 
 
-@pytest.mark.slow
 def test_faces_found_and_false_persons_no_worse_than_the_whole_photo_check(skimage_people):
     lfw = sorted(ensure_shared_dataset("faces").glob("*.jpg"))
     animals = sorted(ensure_shared_dataset("animals3").glob("*/*.jpg"))
@@ -123,7 +122,6 @@ def test_the_screen_proposes_nothing_on_an_empty_camera_trap_frame():
     assert np.allclose(mediapipe_models.anchor_centres(faces.SCREEN_SIZE, faces.SCREEN_ANCHORS)[:2], [[1 / 32, 1 / 32]] * 2)  # MediaPipe's first anchors: cell (0, 0)
 
 
-@pytest.mark.slow
 def test_the_screen_prints_nothing_on_stderr():
     """LiteRT announces its XNNPACK delegate on stderr from C++; a command's output must not carry it."""
     screened_detector()

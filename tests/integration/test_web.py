@@ -196,7 +196,6 @@ def browser():
         yield chromium
 
 
-@pytest.mark.slow
 def test_browser_upload_shows_the_prediction(server, browser, cat_photo, tmp_path):
     url, workdir = server
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -230,7 +229,6 @@ def answer_boxes(page) -> dict[str, dict]:
     })""")
 
 
-@pytest.mark.slow
 def test_browser_shows_none_of_these_for_no_animal_and_downloads_the_verdicts(server, browser, skimage_photos,
                                                                               tmp_path):
     url, _ = server
@@ -260,7 +258,6 @@ def test_browser_shows_none_of_these_for_no_animal_and_downloads_the_verdicts(se
     assert rows["chelsea.jpg"]["verdict"] == "class" and rows["chelsea.jpg"]["label"] == "cats"
 
 
-@pytest.mark.slow
 def test_browser_grad_cam_beside_each_photo_in_upload_order_with_a_key_and_a_zip(server, browser, skimage_photos,
                                                                                    tmp_path):
     """What a person sees with Grad-CAM on: the cards in the order the photos were given, each photo with its heat

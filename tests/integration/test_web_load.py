@@ -7,8 +7,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 from web_load import StreamlitServer, http_load, in_process_load, upload_mix  # noqa: E402
@@ -16,7 +14,6 @@ from web_load import StreamlitServer, http_load, in_process_load, upload_mix  # 
 USERS = 20
 
 
-@pytest.mark.slow
 def test_twenty_users_uploading_at_once_get_answers_and_no_errors(trained_model, small_animals):
     from zoolens.apps.common import Predictor
 
