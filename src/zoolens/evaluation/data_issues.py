@@ -196,11 +196,12 @@ class DataIssues:
 
 def find_data_issues(data: str | Path, backbone: str = "mobilenet_v2", split_file: str | Path | None = None,
                      ratios: str = "70/10/20", seed: int = 0, corrections: str | Path | None = None,
-                     progress: bool = True, group_by: str | None = None,
+                     progress: bool | None = None, group_by: str | None = None,
                      sequence_gap: float = DEFAULT_SEQUENCE_GAP_S) -> DataIssues:
     """Every kind of issue for the photos under `data`, judged on the split `zoolens train` would use (the same
     ratios and seed, or `split_file`) with `corrections` applied: relabelled photos judged under their new class,
-    excluded ones left out, and photos a person kept as they are no longer flagged as mislabelled or outliers."""
+    excluded ones left out, and photos a person kept as they are no longer flagged as mislabelled or outliers.
+    `progress`: the features' bar shown or not; None: as the caller's `progress.showing` says (a report's)."""
     from zoolens.data.corrections import corrected, relative_key
     from zoolens.data.folders import scan_folder
     from zoolens.data.split import split_or_manifest

@@ -25,6 +25,7 @@ from zoolens.errors import ZoolensError, setting
 from zoolens.evaluation.verdict import probably_mislabelled, verdict
 from zoolens.files import check_apart, lies_inside, read_json
 from zoolens.plotting import plain_text
+from zoolens.progress import showing, shown
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ def shown_name(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def labels_section(model, data: Path | None, progress: bool) -> dict:
+def labels_section(model, data: Path | None) -> dict:
     """What `zoolens data issues` finds in the data the model was trained on, judged on the model's own split (its
     split.csv, corrections applied): likely mislabelled photos, copies across the split, outliers; and the
     corrections the model was trained with."""
@@ -230,7 +231,7 @@ def labels_section(model, data: Path | None, progress: bool) -> dict:
         split = None  # another folder than the training one: judged on the split `zoolens train` would make of it
 
     try:
-        issues = find_data_issues(data, split_file=split, progress=progress)
+        issues = find_data_issues(data, split_file=split)  # its bar as the report's `progress.showing` says
     except ZoolensError as error:
         return {**section, "note": f"Not checked: {error}"}
     shots = []
@@ -529,7 +530,7 @@ def _label_doubt(evaluation, i: int) -> str:
     return f"label worth checking: the model is sure it shows {evaluation.shown[int(evaluation.y_pred[i])]}"
 
 
-def gallery_shots(model, evaluation, indices: list[int], progress: bool, root: Path | None = None,
+def gallery_shots(model, evaluation, indices: list[int], root: Path | None = None,
                   suspects: np.ndarray | None = None) -> list[dict]:
     from zoolens.evaluation.explain import explain
 
@@ -538,7 +539,7 @@ def gallery_shots(model, evaluation, indices: list[int], progress: bool, root: P
     paths = [evaluation.paths[i] for i in indices]
     predicted = [int(evaluation.y_pred[i]) for i in indices]
     shots = []
-    for i, explanation in zip(indices, explain(model, paths, "gradcam", targets=predicted, progress=progress)):
+    for i, explanation in zip(indices, explain(model, paths, "gradcam", targets=predicted, progress=shown())):
         if explanation.error:
             continue
         true, guess = int(evaluation.y_true[i]), int(evaluation.y_pred[i])
@@ -556,7 +557,7 @@ def gallery_shots(model, evaluation, indices: list[int], progress: bool, root: P
     return shots
 
 
-def galleries(model, evaluation, size: int, progress: bool, root: Path | None = None,
+def galleries(model, evaluation, size: int, root: Path | None = None,
               suspects: np.ndarray | None = None) -> list[dict]:
     mistakes = {"id": "mistakes", "title": "Worst mistakes",
                 "note": "", 
@@ -573,9 +574,9 @@ def galleries(model, evaluation, size: int, progress: bool, root: Path | None = 
                         + (f" {flagged} are marked “label worth checking”: confident learning (cleanlab) on the "
                            "model's probabilities finds their label less likely than what it answered."
                            if flagged else ""))
-    mistakes["shots"] = gallery_shots(model, evaluation, wrong[:size], progress, root, suspects)
+    mistakes["shots"] = gallery_shots(model, evaluation, wrong[:size], root, suspects)
     mistakes["empty"] = "No mistakes on these photos."
-    correct["shots"] = gallery_shots(model, evaluation, _most_confident_correct(evaluation, size), progress, root)
+    correct["shots"] = gallery_shots(model, evaluation, _most_confident_correct(evaluation, size), root)
     correct["empty"] = "No correct predictions on these photos."
     return [mistakes, correct]
 
@@ -622,7 +623,15 @@ def write_report(model, data: str | Path | None = None, out: str | Path | None =
                  open_set_results: str | Path | None = None) -> Path:
     """Write MODEL's report (default MODEL/report.html). DATA defaults to the folder it was trained on;
     without any data the page shows what was recorded at training time and no photo galleries.
-    `open_set_results`: the open_set.json of `zoolens evaluate --unknown` (default MODEL/evaluation/open_set.json)."""
+    `open_set_results`: the open_set.json of `zoolens evaluate --unknown` (default MODEL/evaluation/open_set.json).
+    `progress`: the bars of its long work (inspecting, features, Grad-CAM) shown, as the CLI does unless --quiet, or
+    not: `progress.showing` around the work, which every step below reads."""
+    with showing(progress):
+        return _write_report(model, data, out, gallery_size, open_set_results)
+
+
+def _write_report(model, data: str | Path | None, out: str | Path | None, gallery_size: int,
+                  open_set_results: str | Path | None) -> Path:
     from zoolens.data.inspect import inspect_folder
     from zoolens.evaluation.evaluate import evaluate
     from zoolens.inference.model import Model
@@ -636,8 +645,8 @@ def write_report(model, data: str | Path | None = None, out: str | Path | None =
     data = Path(data) if data is not None else default_data(model)
     if data is not None:
         check_apart(data, out, data_name="the photo folder")
-    summary = inspect_folder(data, progress=progress) if data is not None else None
-    evaluation = evaluate(model, data, progress=progress) if data is not None else None
+    summary = inspect_folder(data, progress=shown()) if data is not None else None
+    evaluation = evaluate(model, data, progress=shown()) if data is not None else None
     metrics = evaluation.summary() if evaluation is not None else model.meta.get("metrics", {})
     if evaluation is not None:
         matrix = evaluation.confusion()
@@ -646,29 +655,29 @@ def write_report(model, data: str | Path | None = None, out: str | Path | None =
     else:
         raise ZoolensError(f"{model.path}: no evaluation recorded and no data folder: pass {setting('data')}")
     curves = model.path / "training_curves.png" if model.path else None
-    shown = [model.name(c) for c in model.classes]
+    class_names = [model.name(c) for c in model.classes]
     suspects = probably_mislabelled(evaluation) if evaluation is not None else None
     open_set = open_set_section(model, metrics, _open_set_results(model, open_set_results), data)
     context = {
         "verdict": verdict(metrics, model.names, evaluation, open_set.get("unknown"),
                            int(suspects.sum()) if suspects is not None else 0),
         "title": model.path.name if model.path else model.network.backbone.info.name,
-        "classes": shown,
+        "classes": class_names,
         "written": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "version": __version__,
         "headline": headline(metrics),
         "evaluated_on": metrics.get("evaluated_on", "unknown photos"),
         "card": model_card(model),
         "dataset": dataset_section(model, data, summary),
-        "labels": labels_section(model, data, progress),
+        "labels": labels_section(model, data),
         "training": training_rows(model.meta),
         "curves": _curves_figure(curves),
         "per_class": per_class_rows(metrics),
         "overall": overall_rows(metrics),
-        "confusion": confusion_section(matrix, shown),
-        "confused_pairs": confused_pairs(matrix, shown),
+        "confusion": confusion_section(matrix, class_names),
+        "confused_pairs": confused_pairs(matrix, class_names),
         "open_set": open_set,
-        "galleries": galleries(model, evaluation, gallery_size, progress, data, suspects),
+        "galleries": galleries(model, evaluation, gallery_size, data, suspects),
     }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ from zoolens.data.images import file_digest
 from zoolens.data.transforms import Preprocessing, network_pixels, normalised
 from zoolens.errors import ImageError, ZoolensError
 from zoolens.files import open_cache_database, replaced_atomically, write_to_cache
-from zoolens.progress import progress_bar, shown
+from zoolens.progress import progress_bar
 
 if TYPE_CHECKING:
     import torch
@@ -106,9 +106,9 @@ class FeatureExtractor:
         """Its features per member: one backbone's are all of them."""
         return [features]
 
-    def features_of_paths(self, paths: list[Path], progress: bool = False, batch_size: int = 32,
+    def features_of_paths(self, paths: list[Path], progress: bool | None = False, batch_size: int = 32,
                           engine: str = "auto") -> FeatureSet:
-        """Photo files' features, from the cache where it has them (`extract_features`)."""
+        """Photo files' features, from the cache where it has them (`extract_features`, its `progress`)."""
         return extract_features([Path(p) for p in paths], self, self.preprocessing, batch_size, engine, progress)
 
     def features_of_pixels(self, pixels: np.ndarray) -> np.ndarray:
@@ -540,10 +540,12 @@ def extract_features(
     prep: Preprocessing | None = None,
     batch_size: int = 32,
     engine: str = "auto",
-    progress: bool = True,
+    progress: bool | None = False,
 ) -> FeatureSet:
     """Pooled backbone features for each photo, from the cache where possible. `backbone`: a PyTorch one, or a
-    FeatureExtractor (then `prep` is needed)."""
+    FeatureExtractor (then `prep` is needed). `progress`: the bar of the photos computed shown (True) or not (False,
+    as every extractor's `features_of_paths`: the library shows nothing unasked), or as the caller's
+    `progress.showing` says (None: the bars of a training run's progress view, of a report's data issues)."""
     prep = prep or backbone.info.preprocessing
     network = extractor_of_backbone(backbone, prep)
     cache = FeatureCache(network.key, network.feature_dim)
@@ -588,9 +590,9 @@ def extract_features_sharded(paths: list[Path], backbone: Backbone, prep: Prepro
     world_size-th photo to each), the pieces gathered so that every process gets the whole set; its bar shown as
     the run's `progress.showing` says."""
     if processes.world_size == 1:
-        return extract_features(paths, backbone, prep, batch_size, progress=shown())
+        return extract_features(paths, backbone, prep, batch_size, progress=None)
     mine = list(range(processes.rank, len(paths), processes.world_size))
-    piece = extract_features([paths[i] for i in mine], backbone, prep, batch_size, progress=shown())
+    piece = extract_features([paths[i] for i in mine], backbone, prep, batch_size, progress=None)
     features = np.zeros((len(paths), backbone.feature_dim), dtype=np.float32)
     usable = np.zeros(len(paths), dtype=bool)
     problems, computed = [], []
