@@ -61,7 +61,7 @@ def believed_class(flag: Flag, decided: str, classes: list[str]) -> str:
     return next((name for name in (decided, flag.suggested, flag.given) if name in classes), classes[0])
 
 
-@dataclass
+@dataclass(frozen=True)
 class Comparison:
     """Test accuracy before and after the corrections, both judged on the corrected labels of the same photos."""
 

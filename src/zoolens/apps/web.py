@@ -16,6 +16,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
@@ -23,6 +24,11 @@ from zoolens.apps.common import IMAGENET_NAME, answer_line, explain_target, find
 from zoolens.choices import DEFAULT_MIN_CONFIDENCE, DEFAULT_OPEN_SET, OPEN_SET_MODES
 from zoolens.data.images import PHOTO_FORMATS
 from zoolens.inference.prediction import CLASS, ERROR, NONE_OF_THESE, NOT_SURE, Prediction, csv_text, failed
+
+if TYPE_CHECKING:  # the review page's findings and decisions, imported where used (the page may never be opened)
+    from zoolens.apps.review import Review
+    from zoolens.data.corrections import Corrections
+    from zoolens.evaluation.data_issues import Flag
 
 MAX_UPLOAD_MB = 20
 NOT_A_PHOTO = "not a photo this app can read (JPEG, PNG, WebP, BMP, GIF or TIFF)"
@@ -475,18 +481,18 @@ def dogs_page(st, args, load_dog_app) -> None:
 DECISION_TEXT = {"relabel": "relabel to {label}", "exclude": "left out", "keep": "kept as it is", "": "not decided"}
 
 
-def decision_text(review, action: str, label: str) -> str:
+def decision_text(review: Review, action: str, label: str) -> str:
     return DECISION_TEXT[action].format(label=review.names.get(label, label))
 
 
-def flag_caption(review, flag: dict) -> str:
+def flag_caption(review: Review, flag: Flag) -> str:
     from zoolens.evaluation.data_issues import IN_DOUBT, MISLABELLED
 
     name = review.names.get(flag.given, flag.given)
     if flag.reason in (MISLABELLED, IN_DOUBT):
         suggested = review.names.get(flag.suggested, flag.suggested)
         looks = "looks like" if flag.reason == MISLABELLED else "label in doubt: may be"
-        return f"filed as {name}, {looks} {suggested} ({float(flag.score):.0%} sure it is not {name})"
+        return f"filed as {name}, {looks} {suggested} ({flag.score:.0%} sure it is not {name})"
     return flag.reason + (f" (filed as {name})" if name else "")
 
 
@@ -529,7 +535,7 @@ def review_page(st, args, load_review) -> None:
             flag_card(st, review, flag, made)
 
 
-def chosen_flags(st, flags: list[dict], decided: set[str]) -> list[dict]:
+def chosen_flags(st, flags: list[Flag], decided: set[str]) -> list[Flag]:
     """The kinds of flag to go through (each with its count), and whether to hide the photos already decided."""
     from collections import Counter
 
@@ -544,7 +550,7 @@ def chosen_flags(st, flags: list[dict], decided: set[str]) -> list[dict]:
     return shown_flags(flags, chosen, hide)
 
 
-def focused_flag(st, review, flag: dict, skipped: set) -> None:
+def focused_flag(st, review: Review, flag: Flag, skipped: set[str]) -> None:
     suggested = flag.suggested
     with st.container(border=True):
         picture, controls = st.columns([1, 2])
@@ -570,7 +576,7 @@ def focused_flag(st, review, flag: dict, skipped: set) -> None:
                 ("take the suggestion", "A"), ("exclude", "X"), ("keep", "K"), ("next", "N"))))
 
 
-def show_photo(st, review, flag: dict) -> None:
+def show_photo(st, review: Review, flag: Flag) -> None:
     from zoolens.data.images import ImageError, open_image
 
     try:
@@ -582,7 +588,7 @@ def show_photo(st, review, flag: dict) -> None:
     st.image(image, width="stretch")
 
 
-def flag_card(st, review, flag: dict, made) -> None:
+def flag_card(st, review: Review, flag: Flag, made: Corrections) -> None:
     from zoolens.apps.review import believed_class
 
     action, label = made.decision(flag.path)
@@ -611,7 +617,7 @@ def flag_card(st, review, flag: dict, made) -> None:
             st.rerun()
 
 
-def retrain_panel(st, review, made) -> None:
+def retrain_panel(st, review: Review, made: Corrections) -> None:
     """"Retrain now", "Accept the suggested fixes" for the photos not among the decisions `made`, and, once
     retrained, the two models' test accuracy side by side."""
     with st.container(border=True):
