@@ -1,8 +1,8 @@
 """Fixtures shared by the test files (a test asks for one by naming it as an argument) and pytest hooks.
 
-Two tiers: tests/unit/ (no network built, nothing trained, no process started: `pytest tests/unit`) and
-tests/integration/ (training, backbones and ONNX engines, whole commands, servers, browsers, Xvfb); every test under
-integration/ is marked `slow` here, so `pytest -m "not slow"` runs exactly the unit tier.
+Two tiers: tests/unit/ (nothing trained, no network built, no command, server or browser started:
+`pytest tests/unit`) and tests/integration/ (training, backbones and ONNX engines, whole commands, servers, browsers,
+Xvfb); every test under integration/ is marked `slow` here, so `pytest -m "not slow"` runs exactly the unit tier.
 
 Nothing here is imported by a test: plain functions and constants (copy_subset, tree_snapshot, run_without_torch,
 streamlit_server, ...) live in helpers.py, `from helpers import ...` (pyproject's `pythonpath` puts tests/ on the
@@ -43,6 +43,17 @@ def imagewoof() -> Path:
     from zoolens.data.shared import ensure_shared_dataset
 
     return ensure_shared_dataset("imagewoof")
+
+
+@pytest.fixture(scope="session")
+def chelsea(tmp_path_factory) -> Path:
+    """skimage's cat photo (Chelsea) saved as a JPEG: a real photo that needs no dataset."""
+    from PIL import Image
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("chelsea") / "chelsea.jpg"
+    Image.fromarray(data.chelsea()).save(path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -7,23 +7,12 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import zoolens
 from zoolens.inference.prediction import ERROR, NONE_OF_THESE
 from zoolens.inference.predictor import Predictor
-
-
-@pytest.fixture(scope="module")
-def chelsea(tmp_path_factory) -> Path:
-    from PIL import Image
-    from skimage import data
-
-    path = tmp_path_factory.mktemp("photos") / "chelsea.jpg"
-    Image.fromarray(data.chelsea()).save(path)
-    return path
 
 
 @pytest.fixture(scope="module")

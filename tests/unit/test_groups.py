@@ -1,23 +1,11 @@
 """Animal groups from the ImageNet classes: the table checked against the network's own names, then real photos."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from zoolens.cli import main
-from zoolens.inference.imagenet import DOG_CLASSES, ImageNetClassifier, imagenet_categories
+from zoolens.inference.imagenet import DOG_CLASSES, imagenet_categories
 from zoolens.models.imagenet_groups import ANIMAL_GROUPS, NOT_AN_ANIMAL, group_indices, group_probabilities
-
-
-@pytest.fixture(scope="module")
-def cat_photo(tmp_path_factory) -> Path:
-    from PIL import Image
-    from skimage import data
-
-    path = tmp_path_factory.mktemp("groups") / "chelsea.jpg"
-    Image.fromarray(data.chelsea()).save(path)
-    return path
 
 
 def test_every_range_starts_and_ends_at_the_named_imagenet_categories():
@@ -52,24 +40,6 @@ def test_group_probability_is_the_sum_over_its_classes():
     assert sum(totals.values()) == pytest.approx(1.0)
 
 
-def test_real_photos_get_their_group(cat_photo, animals3, imagewoof, tmp_path):
-    broken = tmp_path / "broken.jpg"
-    broken.write_bytes(b"not a photo")
-    panda = sorted((animals3 / "panda").iterdir())[0]
-    dog = sorted((imagewoof / "val" / "n02099601").iterdir())[0]  # golden retriever
-    cat, bear, retriever, unreadable = ImageNetClassifier().predict([cat_photo, panda, dog, broken], by_group=True)
-    assert cat.label == "cat" and cat.confidence > 0.8 and cat.top[0][0] == "cat"
-    assert bear.label == "panda" and bear.detail == "most likely giant panda"
-    assert retriever.label == "dog" and retriever.describe().startswith("dog (")
-    assert unreadable.error and unreadable.answer.startswith("error:")
-
-
-def test_cli_predict_imagenet_groups(cat_photo, capsys):
-    assert main(["predict", "--imagenet", "--groups", str(cat_photo)]) == 0
-    line = capsys.readouterr().out.strip()
-    assert "cat (" in line and "%" in line
-
-
-def test_cli_groups_needs_imagenet(cat_photo, capsys):
-    assert main(["predict", "--groups", "some-model", str(cat_photo)]) == 2
+def test_cli_groups_needs_imagenet(chelsea, capsys):
+    assert main(["predict", "--groups", "some-model", str(chelsea)]) == 2
     assert "--groups: only with --imagenet" in capsys.readouterr().err
