@@ -1,12 +1,13 @@
 # zoolens: `make demo` sets everything up and trains, evaluates and reports on animals3 (shared/datasets;
-# elsewhere three Oxford-IIIT Pet breeds, downloaded once); `make test` runs the tests.
+# elsewhere three Oxford-IIIT Pet breeds, downloaded once); `make test` runs every test, `make test-fast` the unit
+# tier (tests/unit: nothing trained, no network built, no command, server, browser or display started).
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 DEMO_DATA ?= animals3
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test setup bench clean
+.PHONY: demo test test-fast setup bench clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +39,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q tests/unit
 
 bench: setup
 	@for script in benchmarks/*.py; do $(BIN)/python $$script; done

@@ -21,14 +21,28 @@ from helpers import FORMULA_CLASS, FORMULA_NAMES, copy_subset, missing_tool, rea
 # Every test session starts with an empty feature/ONNX cache, as a new user would.
 os.environ.setdefault("ZOOLENS_CACHE", tempfile.mkdtemp(prefix="zoolens-cache-"))
 
-INTEGRATION = Path(__file__).parent / "integration"
+UNIT, INTEGRATION = Path(__file__).parent / "unit", Path(__file__).parent / "integration"
+# Fixtures that make a test an integration test wherever it asks for them.
+INTEGRATION_ONLY = {"trained_model": "trains a model", "display": "starts Xvfb", "root": "opens a Tk window"}
 
 
 def pytest_collection_modifyitems(config, items):
-    """The folder is the tier: a test under tests/integration/ is slow whether or not its file says so."""
+    """The folder is the tier: a test under tests/integration/ is slow whether or not its file says so, and a test
+    under tests/unit/ that is marked slow or asks for a fixture that trains or starts a display stops the run."""
+    misplaced = []
     for item in items:
-        if INTEGRATION in Path(item.path).parents:
+        folders = Path(item.path).parents
+        if INTEGRATION in folders:
             item.add_marker(pytest.mark.slow)
+        elif UNIT not in folders:
+            misplaced.append(f"{item.nodeid}: put it in tests/unit/ or tests/integration/")
+        elif item.get_closest_marker("slow"):
+            misplaced.append(f"{item.nodeid}: marked slow; move it to tests/integration/")
+        else:
+            misplaced += [f"{item.nodeid}: asks for {name}, which {why}; move it to tests/integration/"
+                          for name, why in INTEGRATION_ONLY.items() if name in item.fixturenames]
+    if misplaced:
+        raise pytest.UsageError("tests in the wrong tier (see DEVELOPERS.md, Tests):\n" + "\n".join(misplaced))
 
 
 @pytest.fixture(scope="session")
