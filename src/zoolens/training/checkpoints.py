@@ -117,6 +117,7 @@ class TrainingCheckpoints:
         self.folder = Path(folder)
         self.fingerprint = fingerprint  # the options and data that must match for a resume to make sense
         self.phases: dict[str, dict] = {}
+        self.restored: list[dict] = []  # the history rows of the epochs read back from disk, in the order trained
         self.writer = True  # False in the other processes of a multi-process run: one process writes
 
     @classmethod
@@ -162,6 +163,7 @@ class TrainingCheckpoints:
             raise ZoolensError(f"{self.folder}: was made with different options ({', '.join(changed)}); "
                                f"run with the same options, or without {setting('resume')} to start over")
         self.phases = phases
+        self.restored = [row for state in phases.values() for row in state.get("history", [])]
 
     def _drop_unnamed_tensors(self) -> None:
         """Tensor files progress.json does not name: an epoch's predecessor, when a kill came after the commit point

@@ -11,7 +11,9 @@ progress view) is done by callbacks of its own; a user's callback sees the same 
 
     zoolens.train("photos/", "model/", callbacks=[Losses()])
 
-A callback that raises stops the run there; nothing is published into `out` before the "save" step.
+A callback that raises stops the run there; nothing is published into `out` before the "save" step. A run resumed
+from its checkpoint tells `on_epoch_end` the restored epochs' rows first, as its training step starts, so that a
+callback sees every epoch of the model once, in the order trained (the row history.csv gets).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 STEPS = ("split", "features", "training", "calibration", "open-set check", "evaluation", "save")
+TRAINING = "training"  # the step whose start replays a resumed run's restored epochs
 
 
 class Callback:
@@ -58,6 +61,7 @@ class Events:
 
     def __init__(self, callbacks: Iterable[Any] = ()):
         self.callbacks = list(callbacks)
+        self.run: Any = None  # the run's state, from `running`
 
     @property
     def shows_progress(self) -> bool:
@@ -76,13 +80,23 @@ class Events:
     def step(self, name: str) -> Iterator[None]:
         log.debug("training step %s", name)
         self.emit("on_step_start", name)
+        if name == TRAINING:
+            self.replay_restored_epochs()
         yield
         self.emit("on_step_end", name)
+
+    def replay_restored_epochs(self) -> None:
+        """`on_epoch_end` for each epoch the run's checkpoints (`run.checkpoints`, started by the `on_step_start` of
+        the training step) read back from disk: the training loop goes on after them and tells only the new ones."""
+        checkpoints = getattr(self.run, "checkpoints", None)
+        for row in getattr(checkpoints, "restored", ()):
+            self.emit("on_epoch_end", row)
 
     @contextmanager
     def running(self, run: Any) -> Iterator[None]:
         """`on_run_start`, then `on_run_error` for every callback when the run fails (all of them, even when one of
         them fails too: each cleans up its own)."""
+        self.run = run
         self.emit("on_run_start", run)
         try:
             yield
