@@ -134,13 +134,26 @@ def test_rays_person_check_answers_as_the_api_does(trained_model, people, tmp_pa
     assert reasons_of(out) == api_reasons(trained_model, people)
 
 
+@pytest.fixture(scope="module")
+def cameraman_4000(tmp_path_factory) -> Path:
+    """A 4000x3000 frame with the cameraman at 0.7 of its height, in the middle: a face there at a 256 px decode (what
+    the ImageNet mode looked at), none at PERSON_MIN_SIDE."""
+    from skimage import data
+
+    frame = Image.fromarray(data.coffee()).resize((4000, 3000))
+    frame.paste(Image.fromarray(data.camera()).convert("RGB").resize((2100, 2100)), (950, 900))
+    return jpeg(frame, tmp_path_factory.mktemp("cameraman") / "cameraman-4000.jpg")
+
+
 @pytest.mark.slow  # MobileNetV2's ImageNet network
-def test_the_imagenet_modes_person_check_answers_as_the_api_does(trained_model, people):
+def test_the_imagenet_modes_person_check_answers_as_the_api_does(trained_model, people, cameraman_4000):
     from zoolens.inference.imagenet import ImageNetClassifier
 
+    assert has_person(open_input(cameraman_4000, 256)) != has_person(open_input(cameraman_4000, PERSON_MIN_SIDE))
     classifier = ImageNetClassifier()
-    for frame in sorted(people.iterdir()):
+    for frame in [*sorted(people.iterdir()), cameraman_4000]:
         expected = trained_model.predict(frame)[0].reason
+        assert expected in (PERSON, NO_ANIMAL)
         for answer in classifier.predict(as_inputs(frame)):
             assert answer.reason == expected, (frame.name, answer.describe())
 
