@@ -3,6 +3,11 @@ reference: scikit-learn's logistic regression on the same cached features and th
 object per dataset and backbone.
 
     .venv/bin/python benchmarks/accuracy.py [animals3] [imagewoof] [--backbone NAME ...] [--views mirror[,wide...]]
+        [--preset best] [--ensemble a+b]
+
+--backbone takes an ensemble's name too (mobilenet_v2+efficientnet_lite2: its members side by side, as `zoolens
+train --backbone` makes it); --preset best adds a row for `zoolens train --preset best` (alone unless --backbone is
+given too: `--backbone mobilenet_v2 --preset best` measures the default beside it).
 
 --views: test-time views (`runtime.views.ViewsExtractor`: the features of the photo and of each view named,
 averaged), measured in the same run against plain features on the same split: the head `train` fitted on plain
@@ -61,17 +66,19 @@ def logistic_regression_accuracy(model, split_csv: Path, root: Path) -> float:
     return float(classifier.score(*parts["test"]))
 
 
-def measure(name: str, backbone: str) -> dict:
+def measure(name: str, backbone: str | None, preset: str | None = None) -> dict:
     import zoolens
 
     root = DATASETS[name]()
+    options = {"preset": preset} if preset else {"backbone": backbone}
     with tempfile.TemporaryDirectory(prefix="zoolens-accuracy-") as scratch:
         started = time.perf_counter()
-        model = zoolens.train(root, Path(scratch) / "model", progress=False, backbone=backbone)
+        model = zoolens.train(root, Path(scratch) / "model", progress=False, **options)
         seconds = time.perf_counter() - started
         reference = logistic_regression_accuracy(model, Path(scratch) / "model" / "split.csv", Path(root))
-    return {"benchmark": "accuracy", "dataset": name, "backbone": backbone,
-            "input_size": model.network.backbone.info.preprocessing.input_size, "strategy": "frozen",
+    return {"benchmark": "accuracy", "dataset": name, **({"preset": preset} if preset else {}),
+            "backbone": model.record.backbone.name,
+            "input_size": model.preprocessing.input_size, "strategy": "frozen",
             "test_photos": len(model.evaluation.y_true), "test_accuracy": round(model.evaluation.accuracy, 4),
             "logistic_regression_test_accuracy": round(reference, 4), "train_seconds": round(seconds, 1)}
 
@@ -166,6 +173,7 @@ def measure_ensemble(name: str, members: list[str]) -> dict:
     photos, ratios and seed, not on the backbone): one head on their features side by side (`CombinedExtractor`),
     and the mean of the members' own models' probabilities."""
     import zoolens
+    from zoolens.models.member_scaling import normalised_members
     from zoolens.models.dense_head import fit_dense_head
     from zoolens.runtime.extractor import combined
     from zoolens.training.config import TrainConfig
@@ -186,8 +194,13 @@ def measure_ensemble(name: str, members: list[str]) -> dict:
     usable = {part: found[part].usable for part in parts}
     x = {part: found[part].features[usable[part]] for part in parts}
     y = {part: np.array([models[0].classes.index(row["label"]) for row in parts[part]])[usable[part]] for part in parts}
-    head = fit_dense_head(x["train"], y["train"], x["val"], y["val"], classes=len(models[0].classes),
-                          settings=head_settings(TrainConfig()))[0]
+    def fitted(features: dict) -> object:
+        return fit_dense_head(features["train"], y["train"], features["val"], y["val"], classes=len(models[0].classes),
+                              settings=head_settings(TrainConfig()))[0]
+
+    head = fitted(x)
+    widths = tuple(model.feature_width for model in models)
+    normalised = {part: normalised_members(x[part], widths) for part in x}  # what `train --backbone a+b` fits
     averaged = np.mean([model.class_probabilities(part_x) for model, part_x in
                         zip(models, together.parts(x["test"]))], axis=0)
 
@@ -198,6 +211,7 @@ def measure_ensemble(name: str, members: list[str]) -> dict:
             "test_photos": int(usable["test"].sum()),
             "members_test_accuracy": {m: round(model.evaluation.accuracy, 4) for m, model in zip(members, models)},
             "features_side_by_side": accuracy(head(x["test"])),
+            "each_member_scaled": accuracy(fitted(normalised)(normalised["test"])),
             "mean_of_probabilities": accuracy(averaged)}
 
 
@@ -208,15 +222,19 @@ def main() -> None:
     parser.add_argument("--views", help="test-time views besides the photo, e.g. mirror or mirror,wide: measured "
                         "against plain features (train plain / train averaged, both tested averaged)")
     parser.add_argument("--ensemble", help="backbones together, e.g. mobilenet_v2+efficientnet_lite2: one head on "
-                        "their features side by side against the mean of their models' probabilities")
+                        "their features side by side (as they are, and each member scaled to one length as train does) against the mean of "
+                        "their models' probabilities, each member at its own input size")
+    parser.add_argument("--preset", choices=["best"], help="measure `zoolens train --preset best` too")
     args = parser.parse_args()
     for name in args.datasets:
         if args.ensemble:
             print(json.dumps(measure_ensemble(name, args.ensemble.split("+"))), flush=True)
             continue
-        for backbone in args.backbone or ["mobilenet_v2"]:
+        for backbone in args.backbone or ([] if args.preset else ["mobilenet_v2"]):
             found = measure_views(name, backbone, args.views) if args.views else measure(name, backbone)
             print(json.dumps(found), flush=True)
+        if args.preset:
+            print(json.dumps(measure(name, None, args.preset)), flush=True)
 
 
 if __name__ == "__main__":

@@ -141,6 +141,20 @@ DEFAULT_OPEN_SET_SHARE = 0.02  # of the model's own validation photos the open-s
 TOP_K = 3  # the one default of every predictor's `top_k`: how many of the likeliest classes a Prediction carries
 DEFAULT_MIN_CONFIDENCE = 0.6  # the apps' "not sure" line (the library and `zoolens predict` default to none)
 
+# A backbone ensemble is one backbone name: its members' names joined ("mobilenet_v2+efficientnet_lite2").
+ENSEMBLE_JOIN = "+"
+
+
+class Preset(Choice):
+    """`zoolens train --preset`: a fixed recipe chosen from the measurements (training.config.PRESETS)."""
+
+    BEST = "best"
+
+
+def ensemble_members(backbone: str) -> tuple[str, ...]:
+    """The members of an ensemble's name, in order; a single backbone's name is its one member."""
+    return tuple(backbone.split(ENSEMBLE_JOIN))
+
 
 # ---- constraints --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)

@@ -85,9 +85,23 @@ def cmd_data_issues(args) -> int:
 
 
 # ---- train / evaluate -----------------------------------------------------------------------------
+PRESET_HELP = ("best: MobileNetV2 and EfficientNet-Lite2 side by side, frozen, one head (the same split as the default); "
+               "measured: Imagewoof XX %%, animals3 XX %% (default XX / XX), XX x the default's cold training time; "
+               "predicting costs XX ms a photo (default XX) and XX photos/s in a batch job (default XX)")
+
+
+def add_preset_option(parser) -> None:
+    """--preset NAME: checked by TrainConfig (its field `preset`, one of choices.Preset), like every other setting."""
+    from zoolens.choices import Preset
+
+    parser.add_argument("--preset", metavar="|".join(Preset.values()), help=PRESET_HELP)
+
+
 def cmd_train(args) -> int:
     refuse_unless(args, args.split is None, ("ratios", "group_by", "sequence_gap"),
                   "not with --split MANIFEST.csv, which already splits the photos")
+    refuse_unless(args, args.preset is None, ("backbone", "strategy", "image_size"),
+                  "not with --preset, which chooses it")
     config = training_config(args)
     config.validate()  # a wrong setting refused at once, before PyTorch loads
     if not args.quiet:  # at once: the imports below take a second or more on a small machine

@@ -61,7 +61,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     """The options that shape a training run (TrainConfig fields); shared by train, study, kfold, tune."""
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE,
                         help="the pretrained network: mobilenet_v2, efficientnet_lite0, ... "
-                             "(`zoolens models` lists them)")
+                             "(`zoolens models` lists them); several joined by + (mobilenet_v2+efficientnet_lite2) "
+                             "are an ensemble: their features side by side, one head, trained frozen")
     parser.add_argument("--strategy", default=Strategy.FROZEN.value, choices=Strategy.values(),
                         help="frozen: cached features + dense head (default); finetune: then train through the "
                              "backbone; scratch: a randomly initialised network")

@@ -22,6 +22,7 @@ from zoolens.choices import (
     ExportFormat,
 )
 from zoolens.cli.commands import (
+    add_preset_option,
     cmd_data_inspect,
     cmd_data_issues,
     cmd_data_split,
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="model folder to write, outside DATA; a zoolens model there is replaced (only its own "
                             "files: others in the folder are kept); one run at a time per folder")
     add_training_options(train)
+    add_preset_option(train)
     add_grouping_options(train)
     train.add_argument("--split", metavar="MANIFEST.csv", help="use this split manifest (from `zoolens data split`)")
     add_corrections_option(train)
@@ -149,7 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="the whole classifier as one ONNX file, for deployment")
     export.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     export.add_argument("--format", default=ExportFormat.ONNX.value, choices=ExportFormat.values(), help="file format")
-    export.add_argument("--out", metavar="FILE.onnx", help="file to write (default MODEL/model.onnx)")
+    export.add_argument("--out", metavar="FILE.onnx",
+                        help="file to write (default MODEL/model.onnx); a model on an ensemble of backbones "
+                             "(--backbone a+b) is one file too: normalised images in (the first member's "
+                             "normalisation), each member's features side by side inside, probabilities out")
     export.add_argument("--check", metavar="DATA", help="compare with PyTorch on these photos (default: its test part)")
     export.set_defaults(run=cmd_export, unfinished_outputs=ONE_SHOT_OUTPUTS)
 

@@ -4,7 +4,10 @@
     for e in explain(Model.load("my-model"), ["cat.jpg"], method="both"):
         e.save_figure("cat_explained.png")
 
-Grad-CAM needs the backbone's last spatial feature map; `gradcam_layer` picks it per architecture.
+Grad-CAM needs the backbone's last spatial feature map; `gradcam_layer` picks it per architecture. A model on an
+ensemble of backbones ("mobilenet_v2+efficientnet_lite2") is explained whole (its answer, its saliency), with the
+Grad-CAM map of one member's feature map (the first, unless `Explainable.from_model(model, member=...)`), named in
+every title.
 """
 
 from __future__ import annotations
@@ -107,16 +110,37 @@ class Explainable:
     temperature: float = 1.0
     name: str = ""
     answers: object = None  # what gives the photos' answers (a Model or an ImageNetClassifier): `.predict(images)`
+    member: int | None = None  # an ensemble's: the member whose feature map Grad-CAM weighs
 
     @classmethod
-    def from_model(cls, model) -> Explainable:
-        """A zoolens Model, or the path of a model folder."""
+    def from_model(cls, model, member: int | str = 0) -> Explainable:
+        """A zoolens Model, or the path of a model folder. `member`: of an ensemble, the member (its position or name)
+        whose last feature map Grad-CAM weighs in the whole ensemble's answer."""
         if isinstance(model, (str, Path)):
             from zoolens.inference.model import Model
 
             model = Model.load(model)
         name = model.path.name if getattr(model, "path", None) else model.network.backbone.info.name
-        return cls(model.network, model.classes, model.preprocessing, model.temperature, name, model)
+        record = getattr(model, "record", None)
+        members = [described.name for described in record.backbone.members] if record is not None else []
+        chosen = None
+        if members:
+            chosen = members.index(member) if member in members else member
+            if not isinstance(chosen, int) or not 0 <= chosen < len(members):
+                raise ZoolensError(f"{member!r}: not a member of {'+'.join(members)}")
+        return cls(model.network, model.classes, model.preprocessing, model.temperature, name, model, chosen)
+
+    @property
+    def gradcam_of(self) -> str | None:
+        """The ensemble member Grad-CAM looks at, named (None for one network)."""
+        if self.member is None:
+            return None
+        backbone = self.network.backbone
+        return f"{backbone.members[self.member].info.name}, one member of {backbone.info.name}"
+
+    def gradcam_layer(self) -> nn.Module:
+        network = self.network if self.member is None else self.network.backbone.members[self.member]
+        return gradcam_layer(network, self.preprocessing.input_size)
 
     @classmethod
     def imagenet(cls, backbone: str | None = None) -> Explainable:
@@ -151,9 +175,15 @@ class Explanation:
     heatmaps: dict[str, np.ndarray] = field(default_factory=dict)  # method -> (H, W) float32 in [0, 1]
     error: str | None = None
     prediction: Prediction | None = None  # the answer every other surface gives for this photo
+    gradcam_of: str | None = None  # an ensemble's member whose feature map the Grad-CAM map is of
 
     @property
     def title(self) -> str:
+        return self.answer + (f" (Grad-CAM of {self.gradcam_of})" if self.gradcam_of and "gradcam" in self.heatmaps
+                              else "")
+
+    @property
+    def answer(self) -> str:
         mapped = f"{self.label} ({self.confidence:.1%})"
         if self.prediction is None:
             return mapped
@@ -253,7 +283,7 @@ def explain(model_or_classifier, images, method: str = "gradcam", targets: list[
     items = list(images) if isinstance(images, (list, tuple)) else [images]
     if targets is not None and len(targets) != len(items):
         raise ValueError(f"{len(targets)} targets for {len(items)} images")
-    layer = gradcam_layer(target.network, target.preprocessing.input_size) if "gradcam" in methods else None
+    layer = target.gradcam_layer() if "gradcam" in methods else None
     results: list[Explanation] = []
     bar = progress_bar(len(items), "explaining", "img", enabled=progress)
     for start in range(0, len(items), batch_size):
@@ -281,6 +311,7 @@ def explain(model_or_classifier, images, method: str = "gradcam", targets: list[
                 result.label = target.classes[result.class_index]
                 result.confidence = float(probabilities[n, result.class_index])
                 result.heatmaps = {name: maps[name][n] for name in methods}
+                result.gradcam_of = target.gradcam_of
         results.extend(chunk_results)
         bar.update(len(chunk))
     bar.close()

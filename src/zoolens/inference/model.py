@@ -40,6 +40,7 @@ from zoolens.inference.prediction import (
 )
 from zoolens.inference.record import (
     NO_OPEN_SET,
+    BackboneDescription,
     EvaluationRecord,
     ModelRecord,
     read_evaluation,
@@ -50,7 +51,7 @@ from zoolens.inference.steps import DenseLayer, FeatureStep, TemperatureScaling
 from zoolens.models.available import BackboneInfo, describe_backbone
 from zoolens.models.faces import PERSON_MIN_SIDE
 from zoolens.models.open_set import NO_ANIMAL, OPEN_SET_FILE, PERSON, UNLIKE_TRAINING_ANY, OpenSetCheck
-from zoolens.runtime.extractor import Extractor, pretrained_extractor
+from zoolens.runtime.extractor import Extractor, combined, pretrained_extractor
 from zoolens.runtime.features import FeatureExtractor, feature_key, weights_fingerprint
 
 if TYPE_CHECKING:
@@ -74,10 +75,10 @@ def reference_name(path: Path, recorded: dict) -> str | None:
     return name
 
 
-def _read_head(path: Path, record: ModelRecord) -> tuple[DenseLayer, str]:
-    """The dense layer, and the key of the model's own features, read from model.safetensors with NumPy: the
-    backbone's tensors are only hashed, and only when they are its own (fine-tuned, scratch); a frozen one's
-    features are the pretrained backbone's."""
+def _read_head(path: Path, record: ModelRecord) -> tuple[DenseLayer, list[str]]:
+    """The dense layer, and the keys of the model's own features (one per member of an ensemble), read from
+    model.safetensors with NumPy: the backbone's tensors are only hashed, and only when they are its own (fine-tuned,
+    scratch); a frozen one's features are the pretrained backbone's."""
     described, classes = record.backbone, record.classes
     tensors = bundle.read_weights_numpy(path)
     weight, bias = tensors.get(HEAD_WEIGHT), tensors.get(HEAD_BIAS)
@@ -87,13 +88,35 @@ def _read_head(path: Path, record: ModelRecord) -> tuple[DenseLayer, str]:
         found = "no dense layer" if weight is None or bias is None else f"a dense layer of shape {list(weight.shape)}"
         raise ZoolensError(f"{path / bundle.WEIGHTS_FILE}: weights do not match the described model ({len(classes)} "
                            f"classes, {described.name} with {dim} features): {found}")
+    head = DenseLayer(weight.astype(np.float32), bias.astype(np.float32), record.dropout,
+                      tuple(member.feature_dim for member in described.members))
+    if described.members:
+        return head, [feature_key(_pretrained_info(path, member).weights_id, member.preprocessing)
+                      for member in described.members]
     if described.weights_tag != "none":
-        weights = dataclasses.replace(describe_backbone(described.name), weights_tag=described.weights_tag).weights_id
+        known = _known_backbone(path, described.name)
+        weights = dataclasses.replace(known, weights_tag=described.weights_tag).weights_id
     else:
         weights = weights_fingerprint({name[len(BACKBONE_PREFIX):]: array for name, array in tensors.items()
                                        if name.startswith(BACKBONE_PREFIX)})
-    head = DenseLayer(weight.astype(np.float32), bias.astype(np.float32), record.dropout)
-    return head, feature_key(weights, record.preprocessing)
+    return head, [feature_key(weights, record.preprocessing)]
+
+
+def _known_backbone(path: Path, name: str) -> BackboneInfo:
+    try:
+        return describe_backbone(name)
+    except ZoolensError as error:
+        raise ZoolensError(f"{path}: {error}") from None
+
+
+def _pretrained_info(path: Path, member: BackboneDescription) -> BackboneInfo:
+    """An ensemble member's backbone, with the pretrained weights it recorded; refused in one line when it is not one
+    zoolens knows, or not pretrained (an ensemble's members stay frozen)."""
+    info = _known_backbone(path, member.name)
+    if member.weights_tag == "none" or member.preprocessing is None or not member.feature_dim:
+        raise ZoolensError(f"{path / bundle.META_FILE}: backbone member {member.name!r} is not described as a "
+                           "pretrained network with its preprocessing and feature width")
+    return dataclasses.replace(info, weights_tag=member.weights_tag, preprocessing=member.preprocessing)
 
 
 def load_network(path: Path, record: ModelRecord) -> Classifier:
@@ -103,12 +126,15 @@ def load_network(path: Path, record: ModelRecord) -> Classifier:
 
     described = record.backbone
     try:
-        backbone = build_backbone(described.name, pretrained=False)
+        if described.members:
+            backbone = _ensemble_network(path, record)
+        else:
+            backbone = build_backbone(described.name, pretrained=False)
+            # A frozen backbone still holds the pretrained weights, so it shares their feature cache.
+            backbone.info = BackboneInfo(backbone.info.name, backbone.info.source, backbone.info.preprocessing,
+                                         described.weights_tag)
     except ZoolensError as error:
         raise ZoolensError(f"{path}: {error}") from None
-    # A frozen backbone still holds the pretrained weights, so it shares their feature cache.
-    backbone.info = BackboneInfo(backbone.info.name, backbone.info.source, backbone.info.preprocessing,
-                                 described.weights_tag)
     network = Classifier(backbone, len(record.classes), dropout=record.dropout)
     state = bundle.read_weights(path)
     try:
@@ -120,6 +146,20 @@ def load_network(path: Path, record: ModelRecord) -> Classifier:
             f"{described.name}): {first}"
         ) from None
     return network.eval()
+
+
+def _ensemble_network(path: Path, record: ModelRecord):
+    """An ensemble's members built without weights (the model file holds them), as one `EnsembleBackbone`."""
+    from zoolens.models.backbones import build_backbone
+    from zoolens.models.ensemble import EnsembleBackbone
+
+    described, members = record.backbone, []
+    for member in described.members:
+        backbone = build_backbone(member.name, pretrained=False)
+        backbone.info = _pretrained_info(path, member)
+        members.append(backbone)
+    info = BackboneInfo(described.name, described.source, record.preprocessing, described.weights_tag)
+    return EnsembleBackbone(members, [member.preprocessing for member in described.members], info)
 
 
 def network_on(backbone, head: DenseLayer) -> Classifier:
@@ -143,6 +183,24 @@ def _open_set_file(path: Path) -> Path | None:
 
 def _io_reason(error: Exception) -> str:
     return getattr(error, "strerror", None) or str(error).rpartition("I/O error: ")[2] or type(error).__name__
+
+
+def _own_extractor(path: Path, record: ModelRecord, keys: list[str], width: int,
+                   network: Callable[[], Classifier]) -> Extractor:
+    """The extractor a saved model's head reads: its backbone's features (cached under `keys`), or an ensemble's
+    members' side by side, each built from the model's file only when its ONNX export is not cached."""
+    described = record.backbone
+    if not described.members:
+        info = _known_backbone(path, described.name)
+        return FeatureExtractor(keys[0], width, record.preprocessing, lambda: network().backbone,
+                                dataclasses.replace(info, weights_tag=described.weights_tag))
+    members = [FeatureExtractor(key, member.feature_dim, member.preprocessing,
+                                functools.partial(lambda i: network().backbone.members[i], i),
+                                _pretrained_info(path, member))
+               for i, (key, member) in enumerate(zip(keys, described.members))]
+    if sum(member.feature_dim for member in members) != width:
+        raise ZoolensError(f"{path / bundle.META_FILE}: its backbone's members are not {width} features wide together")
+    return combined(*members)
 
 
 def _check_step(path: Path, record: ModelRecord, own: Extractor) -> tuple[OpenSetCheck | None, Extractor]:
@@ -296,15 +354,10 @@ class Model:
         """The model in a folder, from its JSON description and safetensors weights, without PyTorch."""
         path = Path(path)
         meta = bundle.read_meta(path)
-        try:
-            info = describe_backbone(meta["backbone"]["name"])
-        except ZoolensError as error:
-            raise ZoolensError(f"{path}: {error}") from None
         record = ModelRecord.from_json(meta)
-        head, own_key = _read_head(path, record)
+        head, keys = _read_head(path, record)
         network = functools.cache(lambda: load_network(path, record))
-        own = FeatureExtractor(own_key, head.weight.shape[1], record.preprocessing, lambda: network().backbone,
-                               dataclasses.replace(info, weights_tag=record.backbone.weights_tag))
+        own = _own_extractor(path, record, keys, head.weight.shape[1], network)
         open_set, check_from = _check_step(path, record, own)
         return cls(record, FeatureStep(own, check_from), head, open_set, network, path)
 

@@ -41,6 +41,14 @@ STRING = {"type": "string", "maxLength": 10_000}
 OPTIONAL_STRING = {"type": ["string", "null"], "maxLength": 10_000}
 COUNT = _number(0, integer=True, nullable=True)
 SHARE = _number(0, 1, nullable=True)
+PREPROCESSING = {
+    "type": "object", "required": ["input_size", "resize_size", "mean", "std"],
+    "properties": {"input_size": _number(*INPUT_SIZE, integer=True),
+                   "resize_size": _number(*RESIZE_SIZE, integer=True),
+                   "mean": _triple(*MEAN), "std": _triple(*STD)},
+}
+BACKBONE_FACTS = {"name": {"type": "string", "minLength": 1, "maxLength": 200}, "source": STRING,
+                  "weights_tag": STRING, "feature_dim": _number(1, integer=True)}
 # Keys in schema order: each field's type is checked before its bounds, a list's items before their uniqueness.
 SCHEMA = {
     "type": "object",
@@ -61,15 +69,13 @@ SCHEMA = {
         },
         "backbone": {
             "type": "object", "required": ["name"],
-            "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200},
-                           "source": STRING, "weights_tag": STRING, "feature_dim": _number(1, integer=True)},
+            "properties": {**BACKBONE_FACTS,
+                           "members": {  # an ensemble's ("mobilenet_v2+efficientnet_lite2"), in order
+                               "type": "array", "minItems": 2, "maxItems": 16,
+                               "items": {"type": "object", "required": ["name", "feature_dim", "preprocessing"],
+                                         "properties": {**BACKBONE_FACTS, "preprocessing": PREPROCESSING}}}},
         },
-        "preprocessing": {
-            "type": "object", "required": ["input_size", "resize_size", "mean", "std"],
-            "properties": {"input_size": _number(*INPUT_SIZE, integer=True),
-                           "resize_size": _number(*RESIZE_SIZE, integer=True),
-                           "mean": _triple(*MEAN), "std": _triple(*STD)},
-        },
+        "preprocessing": PREPROCESSING,
         "head": {"type": "object", "properties": {"dropout": _number(0, exclusive_maximum=1)}},
         "calibration": {"type": "object",
                         "properties": {"temperature": _number(*TEMPERATURE), "fitted_on": STRING}},

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import dataclasses
 import io
 import json
 import logging
@@ -118,12 +117,42 @@ def read_history(folder: Path) -> list[dict] | None:
 
 @dataclass(frozen=True)
 class BackboneDescription:
-    """The backbone a model's head reads, as zoolens.json names it."""
+    """The backbone a model's head reads, as zoolens.json names it. An ensemble ("mobilenet_v2+efficientnet_lite2")
+    also lists its `members`, each with the preprocessing it takes (its normalisation; one crop for them all)."""
 
     name: str
     source: str
     weights_tag: str  # "none": its own weights (fine-tuned, scratch); else the pretrained weights it kept
     feature_dim: int | None
+    members: tuple[BackboneDescription, ...] = ()
+    preprocessing: Preprocessing | None = None  # a member's
+
+    @classmethod
+    def of(cls, extractor) -> BackboneDescription:
+        """The description of a `runtime.extractor` extractor: one backbone, or an ensemble and its members."""
+        info = extractor.info
+        members = extractor.members
+        return cls(info.name, info.source, info.weights_tag, extractor.feature_dim,
+                   tuple(cls(m.info.name, m.info.source, m.info.weights_tag, m.feature_dim, (), m.preprocessing)
+                         for m in members) if len(members) > 1 else ())
+
+    def to_json(self) -> dict:
+        described = {"name": self.name, "source": self.source, "weights_tag": self.weights_tag}
+        if self.feature_dim is not None:
+            described["feature_dim"] = self.feature_dim
+        if self.preprocessing is not None:
+            described["preprocessing"] = self.preprocessing.to_dict()
+        if self.members:
+            described["members"] = [member.to_json() for member in self.members]
+        return described
+
+    @classmethod
+    def from_json(cls, described: dict) -> BackboneDescription:
+        """From zoolens.json's "backbone" (validated by `bundle.read_meta`)."""
+        prep = described.get("preprocessing")
+        return cls(described["name"], described.get("source", ""), described.get("weights_tag", "none"),
+                   described.get("feature_dim"), tuple(cls.from_json(m) for m in described.get("members", ())),
+                   Preprocessing.from_dict(prep) if prep is not None else None)
 
 
 @dataclass(frozen=True)
@@ -159,7 +188,7 @@ class ModelRecord:
             "created": self.created,
             "classes": list(self.classes),
             "class_names": list(self.class_names),
-            "backbone": {k: v for k, v in dataclasses.asdict(self.backbone).items() if v is not None},
+            "backbone": self.backbone.to_json(),
             "preprocessing": self.preprocessing.to_dict(),
             "head": {"dropout": self.dropout},
             "parameters": self.parameters,
@@ -171,13 +200,11 @@ class ModelRecord:
     def from_json(cls, meta: dict) -> ModelRecord:
         """From a zoolens.json already validated (`bundle.read_meta`)."""
         classes = tuple(meta["classes"])
-        described = meta["backbone"]
         calibration = meta.get("calibration", {})
         return cls(
             classes=classes,
             class_names=tuple(recorded_names(list(classes), meta).get(c, c) for c in classes),
-            backbone=BackboneDescription(described["name"], described.get("source", ""),
-                                    described.get("weights_tag", "none"), described.get("feature_dim")),
+            backbone=BackboneDescription.from_json(meta["backbone"]),
             preprocessing=Preprocessing.from_dict(meta["preprocessing"]),
             dropout=float(meta.get("head", {}).get("dropout", 0.2)),
             parameters=int(meta.get("parameters", 0)),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from zoolens.models.member_scaling import normalised_members
 from zoolens.models.probabilities import softmax
 from zoolens.runtime.extractor import Extractor, combined
 
@@ -45,20 +46,28 @@ class FeatureStep:
 
 @dataclass(frozen=True, eq=False)
 class DenseLayer:
-    """The head: one dense layer over the pooled features (dropout only while it trained)."""
+    """The head: one dense layer over the pooled features (dropout only while it trained). Over an ensemble's
+    features (`member_widths`: each member's width, in order) it reads each member's features scaled to one length
+    (`models.member_scaling`)."""
 
     weight: np.ndarray  # (classes, features) float32
     bias: np.ndarray  # (classes,) float32
     dropout: float
+    member_widths: tuple[int, ...] = ()
 
     def __repr__(self) -> str:
         classes, features = self.weight.shape
-        return f"DenseLayer({features} features -> {classes} classes, dropout {self.dropout})"
+        members = f", {len(self.member_widths)} members scaled alike" if len(self.member_widths) > 1 else ""
+        return f"DenseLayer({features} features -> {classes} classes, dropout {self.dropout}{members})"
+
+    def inputs(self, features: np.ndarray) -> np.ndarray:
+        """The features as the layer reads them."""
+        return normalised_members(np.asarray(features, np.float32), self.member_widths)
 
     def logits(self, features: np.ndarray) -> np.ndarray:
         # NumPy rather than torch for this one small matrix product: torch's per-call overhead is several
         # milliseconds on a busy 2-core CPU, a large share of a single prediction.
-        return np.asarray(features, np.float32) @ self.weight.T + self.bias
+        return self.inputs(features) @ self.weight.T + self.bias
 
 
 @dataclass(frozen=True)

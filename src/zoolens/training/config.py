@@ -11,6 +11,7 @@ from zoolens.choices import (
     AT_LEAST_1,
     DEFAULT_BACKBONE,
     DEFAULT_RATIOS,
+    ENSEMBLE_JOIN,
     Balance,
     Constraint,
     GroupBy,
@@ -19,10 +20,12 @@ from zoolens.choices import (
     Optimizer,
     PhaseKind,
     PhaseName,
+    Preset,
     Satisfies,
     Strategy,
     as_members,
     check_parameters,
+    ensemble_members,
     plain,
 )
 from zoolens.data.camera_trap import DEFAULT_SEQUENCE_GAP_S
@@ -92,9 +95,12 @@ class TrainConfig:
     workers: int | None = None
     open_set_share: float = DEFAULT_SHARE  # of the validation photos the open-set check may turn away
     balance: Balance = Balance.NONE
+    preset: Preset | None = None  # a fixed recipe (PRESETS): its settings replace these fields' defaults
 
     # What each setting may be, declared once; `validate` walks it in this order, then the rules between settings.
     PARAMETER_CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
+        "backbone": Satisfies(lambda name: check_backbone(name)),
+        "preset": Satisfies(lambda name: preset_recipe(name), optional=True),
         "strategy": OneOf(Strategy),
         "balance": OneOf(Balance),
         "optimizer": OneOf(Optimizer),
@@ -120,11 +126,22 @@ class TrainConfig:
     def __post_init__(self):
         for name, member in as_members(self, self.PARAMETER_CONSTRAINTS).items():
             setattr(self, name, member)
+        if self.preset is not None:
+            settings = preset_recipe(self.preset)
+            self.preset = Preset(self.preset)
+            for name, value in settings.items():
+                if getattr(self, name) not in (value, DEFAULTS[name]):
+                    raise ConfigError(name, f"{getattr(self, name)}: not with {setting('preset')} {self.preset}, "
+                                            f"which sets it to {value}")
+                setattr(self, name, value)
 
     def validate(self) -> None:
         """Refuses, in one line naming the field, the first setting out of its declared constraints, then the
         settings that do not go together."""
         check_parameters(self, self.PARAMETER_CONSTRAINTS)
+        if self.is_ensemble and self.strategy != Strategy.FROZEN:
+            raise ConfigError("strategy", f"{self.strategy}: an ensemble ({self.backbone}) trains frozen, one head on "
+                                          "its members' features side by side; fine-tuning takes one backbone")
         if self.unfreeze and self.strategy != Strategy.FINETUNE:
             raise ConfigError("unfreeze", f"chooses which blocks fine-tuning trains: it needs {setting('strategy')} "
                                           f"finetune, not {self.strategy}")
@@ -142,6 +159,11 @@ class TrainConfig:
                                 self.epochs or 5, self.patience, unfreeze=self.unfreeze, must_beat_start=True)]
         return [Phase(PhaseName.SCRATCH, PhaseKind.PHOTOS, self.lr or SCRATCH_LR[self.optimizer], self.epochs or 10,
                       self.patience, unfreeze=0, learns_batchnorm=True)]
+
+    @property
+    def is_ensemble(self) -> bool:
+        """Whether `backbone` names several backbones, side by side ("mobilenet_v2+efficientnet_lite2")."""
+        return ENSEMBLE_JOIN in self.backbone
 
     @property
     def pretrained(self) -> bool:
@@ -167,3 +189,49 @@ class TrainConfig:
         return data
 
 
+def check_backbone(backbone) -> None:
+    """A backbone's name, or an ensemble's ("mobilenet_v2+efficientnet_lite2": each member a pretrained backbone, named
+    once); else one ConfigError naming it (the member) and the backbones there are. A declared name is known without
+    importing anything; any other is looked up in torchvision and timm."""
+    if not isinstance(backbone, str) or not backbone:
+        raise ConfigError("backbone", f"must be a backbone's name, not {backbone!r}")
+    from zoolens.errors import ZoolensError
+    from zoolens.models.available import backbone_source, registered_backbones
+
+    pretrained = [name for name, spec in registered_backbones().items() if spec.pretrained]
+    listed = f"the backbones: {', '.join(pretrained)} (`zoolens models`), or a torchvision or timm name"
+    if ENSEMBLE_JOIN not in backbone:
+        try:
+            backbone_source(backbone)
+        except ZoolensError:
+            raise ConfigError("backbone", f"{backbone!r} is not a backbone; {listed}") from None
+        return
+    members = ensemble_members(backbone)
+    for member in members:
+        if not member:
+            raise ConfigError("backbone", f"{backbone!r}: an empty member; join backbones with {ENSEMBLE_JOIN!r}, "
+                                          f"e.g. {ENSEMBLE_JOIN.join(pretrained[:2])}")
+        try:
+            source = backbone_source(member)
+        except ZoolensError:
+            raise ConfigError("backbone", f"{member!r} in {backbone!r} is not a backbone; {listed}") from None
+        if source == "zoolens":
+            raise ConfigError("backbone", f"{member!r} in {backbone!r} has no pretrained weights: an ensemble's "
+                                          f"members are pretrained networks; {listed}")
+        if members.count(member) > 1:
+            raise ConfigError("backbone", f"{member!r} is twice in {backbone!r}")
+
+
+# `zoolens train --preset best`: the recipe measured best within 5x the default's cold training time, keeping its
+# split (ratios, seed); docs/measurements.md, "--preset best".
+PRESETS: dict[Preset, dict[str, object]] = {
+    Preset.BEST: {"backbone": "mobilenet_v2+efficientnet_lite2"},
+}
+DEFAULTS = {name: getattr(TrainConfig, name) for name in ("backbone", "strategy", "image_size")}
+
+
+def preset_recipe(preset) -> dict[str, object]:
+    """The settings a preset's name stands for; one ConfigError naming `preset` when it is none."""
+    if preset not in Preset.values():
+        raise ConfigError("preset", f"{preset!r}: choose from {', '.join(Preset.values())}")
+    return PRESETS[Preset(preset)]

@@ -34,19 +34,20 @@ from zoolens.inference.record import NO_OPEN_SET, BackboneDescription, ModelReco
 from zoolens.inference.steps import DenseLayer, FeatureStep, TemperatureScaling
 from zoolens.models.available import describe_backbone, has_pretrained_weights
 from zoolens.models.dense_head import DenseHead, FeatureBatches, NumpyDevice, fit_temperature
+from zoolens.models.member_scaling import normalised_members
 from zoolens.models.open_set import OpenSetCheck, fit_open_set
 from zoolens.plotting import FigureDrawer
 from zoolens.progress import ProgressView, showing, shown
 from zoolens.runtime.distributed import Processes, start_processes
-from zoolens.runtime.extractor import Extractor, pretrained_extractor
-from zoolens.runtime.features import (
-    FeatureExtractor,
-    cache_dir,
-    extract_features_sharded,
-    extractor_of_backbone,
-    may_fork_workers,
+from zoolens.runtime.extractor import (
+    Extractor,
+    ensemble_extractor,
+    features_sharded,
+    frozen_extractor,
+    pretrained_extractor,
 )
-from zoolens.runtime.pretrained_kit import find_kit, write_kit
+from zoolens.runtime.features import FeatureExtractor, cache_dir, extractor_of_backbone, may_fork_workers
+from zoolens.runtime.pretrained_kit import find_kit
 from zoolens.training.checkpoints import (
     TrainingCheckpoints,
     check_checkpoint_folder,
@@ -360,8 +361,8 @@ def _steps(run: TrainingRun) -> None:
         seed_everything(config.seed)
         network = _network_to_train(start, len(manifest.classes), config)
         head = DenseHead(start.feature_dim, len(manifest.classes), config.dropout, config.seed)
-        run.history = run_phases(network, head, photos.features, photos.parts, manifest.classes, start.preprocessing,
-                                 config, processes, events, run.checkpoints)
+        run.history = run_phases(network, head, head_inputs(photos.features, start), photos.parts, manifest.classes,
+                                 start.preprocessing, config, processes, events, run.checkpoints)
     # The new model's steps, fitted in turn: features (its own backbone's: the pretrained one it started from when
     # that stayed frozen, else the one trained) -> the dense head trained -> the temperature -> the open-set check,
     # the last two on its own features of the validation photos, by the first process only.
@@ -478,7 +479,7 @@ class SavedOutputs(Callback):
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
-def _network_to_train(start: FeatureExtractor, classes: int, config: TrainConfig) -> Classifier | None:
+def _network_to_train(start: Extractor, classes: int, config: TrainConfig) -> Classifier | None:
     """The PyTorch network whose backbone trains (fine-tuned, scratch); None when only the head does, on features."""
     if not config.trains_backbone:
         return None
@@ -487,19 +488,33 @@ def _network_to_train(start: FeatureExtractor, classes: int, config: TrainConfig
     return Classifier(start.backbone(), classes, dropout=config.dropout)
 
 
-def _trained_steps(start: FeatureExtractor, network: Classifier | None, head: DenseHead,
+def _trained_steps(start: Extractor, network: Classifier | None, head: DenseHead,
                    config: TrainConfig) -> tuple[Extractor, DenseLayer, Callable]:
     """The extractor the trained head reads (the one the run started from when only the head trained, else the
     trained backbone's), the head as a fitted step, and how the PyTorch network is had."""
     if network is None:
         own = start
         dense = DenseLayer(np.array(head.weight.data, np.float32), np.array(head.bias.data, np.float32),
-                           config.dropout)
+                           config.dropout, member_widths(start))
         return own, dense, functools.cache(lambda: network_on(own.backbone(), dense))
     own = extractor_of_backbone(network.backbone, start.preprocessing)
     layer = network.head[-1]
     dense = DenseLayer(layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy(), config.dropout)
     return own, dense, lambda: network
+
+
+def member_widths(extractor: Extractor) -> tuple[int, ...]:
+    """Each member's feature width where the extractor is an ensemble's, whose head reads each member's features scaled
+    to one length (`models.member_scaling`); () for one backbone."""
+    return tuple(member.feature_dim for member in extractor.members) if len(extractor.members) > 1 else ()
+
+
+def head_inputs(features, extractor: Extractor):
+    """The parts' cached features as the dense head reads them (`models.member_scaling`)."""
+    widths = member_widths(extractor)
+    if features is None or not widths:
+        return features
+    return {role: (normalised_members(x, widths), y) for role, (x, y) in features.items()}
 
 
 def fit_calibration(dense: DenseLayer, val_features: np.ndarray, classes: list[str],
@@ -514,28 +529,26 @@ def _assembled_model(own: Extractor, dense: DenseLayer, calibration: Temperature
                      config: TrainConfig) -> Model:
     """The new model from its fitted steps, and the record that describes it."""
     classes = photos.manifest.classes
-    info = own.info
     record = ModelRecord(
         classes=tuple(classes), class_names=tuple(photos.folder.name(c) for c in classes),
-        backbone=BackboneDescription(info.name, info.source, info.weights_tag, own.feature_dim),
+        backbone=BackboneDescription.of(own),
         preprocessing=own.preprocessing, dropout=config.dropout,
         parameters=own.parameters() + dense.weight.size + dense.bias.size, calibration=calibration,
         open_set=MappingProxyType(check.summary if check is not None else NO_OPEN_SET))
     return Model(record, FeatureStep(own, check_from), dense, check, make_network)
 
 
-def starting_extractor(config: TrainConfig) -> FeatureExtractor:
+def starting_extractor(config: TrainConfig) -> Extractor:
     """The backbone a run starts from, as the extractor of its features at the run's size: a pretrained one that
     stays frozen from its cached kit when there is one (nothing built, no PyTorch), else built now (and then, when
-    it stays frozen, kept as a kit for next time)."""
+    it stays frozen, kept as a kit for next time); an ensemble's members so, side by side."""
+    if config.is_ensemble:
+        return ensemble_extractor(config.backbone, config.image_size)
     info = describe_backbone(config.backbone)
     prep = info.preprocessing.at_size(config.image_size) if config.image_size else info.preprocessing
-    frozen = config.pretrained and not config.trains_backbone
-    kit = find_kit(info) if frozen else None
-    if kit is not None:
-        return pretrained_extractor(config.backbone, prep, kit)
-    built = _built(config)
-    return replace(extractor_of_backbone(built, prep), kit=write_kit(built) if frozen else None)
+    if config.pretrained and not config.trains_backbone:
+        return frozen_extractor(config.backbone, prep)
+    return extractor_of_backbone(_built(config), prep)
 
 
 def _built(config: TrainConfig) -> Backbone:
@@ -569,7 +582,7 @@ def _split(data: str | Path, split_file: str | Path | None, corrections: str | P
     return folder, manifest, applied
 
 
-def _read_photos(folder: ImageFolder, manifest: Manifest, backbone, prep, config: TrainConfig,
+def _read_photos(folder: ImageFolder, manifest: Manifest, backbone: Extractor, prep, config: TrainConfig,
                  processes: Processes, events: Events) -> TrainingPhotos:
     """Every photo of the split read once: through the frozen backbone into the feature cache when pretrained,
     only checked to decode when trained from scratch. Unreadable ones are left out, and named."""
@@ -577,7 +590,7 @@ def _read_photos(folder: ImageFolder, manifest: Manifest, backbone, prep, config
     found = None
     if config.pretrained:
         events.note(f"features from {config.backbone} at {prep.input_size} px (cached for next time)")
-        found = extract_features_sharded([s.path for s in samples], backbone, prep, processes)
+        found = features_sharded(backbone, [s.path for s in samples], processes)
         if found.computed_by_process:
             events.note(f"  {found.computed} new photos through the backbone, shared between "
                  f"{processes.world_size} processes ({' + '.join(map(str, found.computed_by_process))})")
