@@ -65,7 +65,7 @@ def imagenet_lite1():
     return ImageNetClassifier("efficientnet_lite1")
 
 
-@pytest.mark.slow  # EfficientNet-Lite1's ImageNet network exported once (10-20 s)
+# slow: EfficientNet-Lite1's ImageNet network exported once (10-20 s)
 @pytest.mark.parametrize("name", ["large.jpg", "medium.jpg", "photo.png"])
 def test_the_imagenet_mode_decodes_at_its_backbones_size(imagenet_lite1, photos, name):
     classifier, photo = imagenet_lite1, photos[name]
@@ -80,7 +80,6 @@ def test_the_imagenet_mode_decodes_at_its_backbones_size(imagenet_lite1, photos,
     np.testing.assert_allclose(classifier.probabilities([photo])[0], expected, atol=TOLERANCE)
 
 
-@pytest.mark.slow
 def test_the_medium_photo_really_decodes_otherwise_at_256_px(imagenet_lite1, photos):
     """The photo that catches a fixed 256 px decode: at 256 px it decodes at half its size, at 274 px whole."""
     from zoolens.data.images import open_image
@@ -124,7 +123,7 @@ def test_a_batch_jobs_person_check_answers_as_the_api_does(trained_model, people
     assert set(expected.values()) == {PERSON, NO_ANIMAL}  # one frame each way: a check on the crop gets both wrong
 
 
-@pytest.mark.slow  # a local Ray cluster started
+# slow: a local Ray cluster started
 def test_rays_person_check_answers_as_the_api_does(trained_model, people, tmp_path):
     pytest.importorskip("ray")
     from zoolens.inference.batch import predict_folder
@@ -145,7 +144,7 @@ def cameraman_4000(tmp_path_factory) -> Path:
     return jpeg(frame, tmp_path_factory.mktemp("cameraman") / "cameraman-4000.jpg")
 
 
-@pytest.mark.slow  # MobileNetV2's ImageNet network
+# slow: MobileNetV2's ImageNet network
 def test_the_imagenet_modes_person_check_answers_as_the_api_does(trained_model, people, cameraman_4000):
     from zoolens.inference.imagenet import ImageNetClassifier
 
@@ -165,7 +164,7 @@ def dog_app(trained_model):
     return DogBreedApp(trained_model)  # cats, dogs and pandas as its "breeds": what matters is what it is shown
 
 
-@pytest.mark.slow  # MobileNetV2's ImageNet network
+# slow: MobileNetV2's ImageNet network
 @pytest.mark.parametrize("name", ["large.jpg", "photo.png"])
 def test_the_dog_app_answers_as_the_breeds_model_does(dog_app, trained_model, photos, name):
     photo = photos[name]

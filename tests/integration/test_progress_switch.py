@@ -101,7 +101,7 @@ def test_extract_features_shows_its_bar_only_when_asked(small_animals, tmp_path,
     assert bars.named("features") == [False, True, False, True]
 
 
-@pytest.mark.slow  # out-of-fold heads on fresh features
+# slow: out-of-fold heads on fresh features
 @pytest.mark.parametrize("quiet", [False, True])
 def test_data_issues_shows_its_bar_unless_quiet(small_animals, tmp_path, bars, quiet):
     data = fresh_photos(small_animals, tmp_path / "photos")
@@ -109,7 +109,7 @@ def test_data_issues_shows_its_bar_unless_quiet(small_animals, tmp_path, bars, q
     assert bars.named("features") == [not quiet]
 
 
-@pytest.mark.slow  # a whole report: evaluation, data issues, Grad-CAM
+# slow: a whole report: evaluation, data issues, Grad-CAM
 @pytest.mark.parametrize("quiet", [False, True])
 def test_a_reports_work_shows_its_bars_unless_quiet(trained_model, small_animals, tmp_path, bars, feature_switches,
                                                     quiet):
@@ -124,7 +124,6 @@ def test_a_reports_work_shows_its_bars_unless_quiet(trained_model, small_animals
     assert len(feature_switches) >= 2 and set(feature_switches) == {not quiet}  # the evaluation's, the data issues'
 
 
-@pytest.mark.slow
 def test_a_quiet_report_is_quiet_down_to_its_data_issues(trained_model, small_animals, tmp_path, bars,
                                                          feature_switches):
     """The data issues a report finds follow the report's switch: no flag of their own is handed down."""

@@ -46,7 +46,7 @@ def tiny_animals(small_animals, tmp_path_factory):
     return copy_subset(small_animals, tmp_path_factory.mktemp("tiny") / "animals", per_class=30)
 
 
-@pytest.mark.slow  # two frozen runs (5-10 s)
+# slow: two frozen runs (5-10 s)
 def test_a_finished_phase_restored_is_told_to_the_callbacks(tiny_animals, tmp_path, monkeypatch):
     out = tmp_path / "model"
     # As if interrupted after the head finished but before the model was saved: its checkpoint stays.
@@ -60,7 +60,7 @@ def test_a_finished_phase_restored_is_told_to_the_callbacks(tiny_animals, tmp_pa
     assert set(seen.in_step) == {"training"}
 
 
-@pytest.mark.slow  # a small CNN trained from scratch on photos, stopped and resumed (5-15 s)
+# slow: a small CNN trained from scratch on photos, stopped and resumed (5-15 s)
 def test_a_phase_resumed_midway_tells_its_restored_epochs_then_the_new_ones(tiny_animals, tmp_path):
     out = tmp_path / "model"
     options = dict(progress=False, strategy="scratch", backbone="seed002_baseline", image_size=64, epochs=5,
