@@ -9,7 +9,8 @@ confirm a face only in the square around each proposal (CONFIRM_SIDE px: 1-5 ms)
 at its own threshold it fires on half of animals3's cats, dogs and pandas; the cascades reject those.
 
 Measured (one process, one thread; before -> after; LFW 300 faces, animals3 300 photos, skimage astronaut/camera),
-on the network's 224 px centre crop (what the batch job checks) | on the whole photo (the CLI, the apps):
+on the network's 224 px centre crop (the batch job's until 2026-12-08) | on the whole photo (the CLI, the apps,
+the batch job, Ray):
 faces found on LFW 244 -> 263 | 270 -> 271; astronaut and camera man both, before and after; false persons on
 animals3 7 -> 6 | 11 -> 2; on 170 blank frames, objects and vehicles 8 -> 1 | 8 -> 2; CPU per photo without a face
 177 -> 5 ms | 280 -> 7 ms. The margin and side were chosen among 2-3x and 80-160 px on these counts.
