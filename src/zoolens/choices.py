@@ -46,11 +46,13 @@ class OpenSetMode(Choice):
 
 
 class Strategy(Choice):
-    """frozen: cached features + dense head; finetune: then through the backbone; scratch: a new network."""
+    """frozen: cached features + dense head; finetune: then through the backbone; scratch: a new network; recipe:
+    fine-tuning the timm / fastai way (training.config.Recipe: every step of it on)."""
 
     FROZEN = "frozen"
     FINETUNE = "finetune"
     SCRATCH = "scratch"
+    RECIPE = "recipe"
 
 
 class PhaseName(Choice):

@@ -122,7 +122,7 @@ def test_one_constant_for_the_default_split_and_backbone():
 # ---- constraints: one line naming the field ---------------------------------------------------------------------
 # The messages as they were before the constraints were declared (tests and users rely on them), and a few new ones.
 TRAIN_REFUSALS = [
-    ({"strategy": "fast"}, "strategy: 'fast': choose from frozen, finetune, scratch"),
+    ({"strategy": "fast"}, "strategy: 'fast': choose from frozen, finetune, scratch, recipe"),
     ({"balance": "even"}, "balance: 'even': choose from none, weighted"),
     ({"optimizer": "adagrad"}, "optimizer: 'adagrad': choose from adam, sgd, rmsprop"),
     ({"lr": 0}, "lr: must be positive, not 0"),
@@ -220,7 +220,7 @@ def test_a_wrong_setting_on_the_command_line_is_its_option(tmp_path, capsys):
     with pytest.raises(SystemExit) as caught:
         main(["train", str(tmp_path / "photos"), "--out", str(tmp_path / "m"), "--strategy", "fast"])
     assert caught.value.code == 2
-    assert "invalid choice: 'fast' (choose from 'frozen', 'finetune', 'scratch')" in capsys.readouterr().err
+    assert "invalid choice: 'fast' (choose from 'frozen', 'finetune', 'scratch', 'recipe')" in capsys.readouterr().err
 
 
 # ---- recorded as plain words --------------------------------------------------------------------------------------

@@ -38,6 +38,32 @@ OPTIMIZERS = Optimizer.values()
 
 
 @dataclass(frozen=True)
+class Recipe:
+    """Fine-tuning the way timm and fastai do it, every step on (`--strategy recipe`; training/recipe.py runs it):
+    the head warmed first on cached frozen features (the head phase), then the whole network with lower rates for
+    earlier blocks (layer-wise decay), a linear warm-up into a cosine decay stepped every batch, label smoothing,
+    MixUp or CutMix on a share of the batches, and the moving average (EMA) of the weights, which is what is validated
+    and kept; at an input size chosen for the photos (small photos enlarged `upscale` times)."""
+
+    lr: float = 1e-3  # the head's peak rate; the backbone's last block lr * layer_decay, its first lr * decay ** blocks
+    layer_decay: float = 0.8  # 0.8 ** 19 blocks of MobileNetV2: the first at 1/70 of the head (fastai's slice: 1/100)
+    warmup: float = 0.2  # share of the phase's steps
+    label_smoothing: float = 0.1
+    mixup_alpha: float = 0.4
+    cutmix_alpha: float = 1.0
+    mix_share: float = 0.5  # of the training batches, mixed by MixUp or CutMix (one of the two at random)
+    ema_decay: float = 0.998  # at most: timm's warm-up of the decay keeps it lower over the first steps
+    epochs: int = 2  # an epoch of 4200 photos at 96 px: about half an hour on this busy 2-core CPU (measurements.md)
+    upscale: int = 3  # photos whose shorter side is under the backbone's input size / upscale are enlarged so much
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+RECIPE = Recipe()
+
+
+@dataclass(frozen=True)
 class Phase:
     """One stage of a training strategy, resolved before training starts (and recorded in zoolens.json)."""
 
@@ -49,6 +75,7 @@ class Phase:
     unfreeze: int | None = None  # on photos: the backbone's last blocks that train (0: all of them)
     learns_batchnorm: bool = False  # on photos: batch-norm statistics learnt (a new network) or kept (pretrained)
     must_beat_start: bool = False  # keep the network it started from unless an epoch beats its validation loss
+    recipe: Recipe | None = None  # --strategy recipe: its label smoothing on the head, all its steps on photos
 
     def to_dict(self) -> dict:
         """Plain data for zoolens.json: the name and kind as their words."""
@@ -157,6 +184,12 @@ class TrainConfig:
         if self.strategy == Strategy.FINETUNE:
             return [head, Phase(PhaseName.FINETUNE, PhaseKind.PHOTOS, self.lr or FINETUNE_LR[self.optimizer],
                                 self.epochs or 5, self.patience, unfreeze=self.unfreeze, must_beat_start=True)]
+        if self.strategy == Strategy.RECIPE:
+            recipe = replace(RECIPE, lr=self.lr or RECIPE.lr,
+                             label_smoothing=self.label_smoothing or RECIPE.label_smoothing)
+            return [replace(head, recipe=recipe),
+                    Phase(PhaseName.FINETUNE, PhaseKind.PHOTOS, recipe.lr, self.epochs or recipe.epochs, self.patience,
+                          unfreeze=0, learns_batchnorm=True, must_beat_start=True, recipe=recipe)]
         return [Phase(PhaseName.SCRATCH, PhaseKind.PHOTOS, self.lr or SCRATCH_LR[self.optimizer], self.epochs or 10,
                       self.patience, unfreeze=0, learns_batchnorm=True)]
 

@@ -35,6 +35,7 @@ from zoolens.progress import progress_bar, shown
 from zoolens.training.checkpoints import TrainingCheckpoints, phase_state, strip_prefix, unflatten_optimizer_state
 from zoolens.training.common import seed_everything
 from zoolens.training.config import Phase
+from zoolens.training.recipe import recipe_epochs
 
 if TYPE_CHECKING:
     import torch
@@ -188,9 +189,15 @@ def run_phase(phase: Phase, network, batches: FeatureBatches | PhotoBatches, opt
     # Reseeded per phase: decoding workers draw from the global generator, and a warm feature cache (no workers)
     # must train exactly the same network as a cold one. A resumed phase draws new shuffles.
     seed_everything(optimization.seed + done)
-    loss_function = device.loss_function(optimization.class_weights, optimization.label_smoothing)
-    optimizer = device.optimizer(optimization.optimizer, [p for p in network.parameters() if p.requires_grad],
-                                 phase.lr, optimization.weight_decay)
+    smoothing = phase.recipe.label_smoothing if phase.recipe else optimization.label_smoothing
+    loss_function = device.loss_function(optimization.class_weights, smoothing)
+    recipe = _recipe_steps(phase, network, batches, optimization, done) if phase.on == "photos" else None
+    if recipe:
+        optimizer = recipe.optimizer
+        note(recipe.describe())
+    else:
+        optimizer = device.optimizer(optimization.optimizer, [p for p in network.parameters() if p.requires_grad],
+                                     phase.lr, optimization.weight_decay)
     model, optimizer = device.setup(network, optimizer)
     if saved and saved["optimizer"] is not None:
         optimizer.load_state_dict(unflatten_optimizer_state(tensors, saved["optimizer"]))
@@ -198,9 +205,15 @@ def run_phase(phase: Phase, network, batches: FeatureBatches | PhotoBatches, opt
     # photos, one more for its batches.
     show_progress = shown()  # the run's progress view, when it has one (progress.showing)
     epochs = progress_bar(phase.epochs, phase.name, "epoch", enabled=show_progress, initial=done)
-    for row in fitted_epochs(model, network, batches, loss_function, optimizer, device, progress, name=phase.name,
-                             epochs=phase.epochs, patience=phase.patience,
-                             batch_bars=show_progress and phase.on == "photos"):
+    settings = dict(name=phase.name, epochs=phase.epochs, patience=phase.patience,
+                    batch_bars=show_progress and phase.on == "photos")
+    if recipe:
+        recipe.start(network)
+        epoch_rows = recipe_epochs(model, network, batches, loss_function, optimizer, device, progress, recipe,
+                                   **settings)
+    else:
+        epoch_rows = fitted_epochs(model, network, batches, loss_function, optimizer, device, progress, **settings)
+    for row in epoch_rows:
         epochs.set_postfix_str(_epoch_status(row, progress), refresh=False)
         epochs.update(1)
         if on_epoch:
@@ -220,6 +233,16 @@ def run_phase(phase: Phase, network, batches: FeatureBatches | PhotoBatches, opt
     if checkpoints and device.is_writer:
         checkpoints.save_epoch(phase.name, len(progress.rows), network, None, None, progress.state(), finished=True)
     return progress
+
+
+def _recipe_steps(phase: Phase, network, batches: PhotoBatches, optimization: Optimization, done: int):
+    """A recipe phase's steps (training/recipe.py), or None for a phase without a recipe."""
+    if phase.recipe is None:
+        return None
+    from zoolens.training.recipe import RecipeSteps
+
+    return RecipeSteps(phase.recipe, network, optimization.optimizer, optimization.weight_decay, len(batches.train),
+                       phase.epochs, network.head[-1].out_features, done)
 
 
 def _epoch_status(row: dict, progress: PhaseProgress) -> str:

@@ -57,6 +57,7 @@ from zoolens.training.checkpoints import (
 from zoolens.training.common import seed_everything
 from zoolens.training.config import WHERE_IT_RUNS, Phase, TrainConfig
 from zoolens.training.loop import FabricDevice, Optimization, run_phase
+from zoolens.training.recipe import sized_for_photos
 from zoolens.training.run import Callback, Events
 
 if TYPE_CHECKING:
@@ -132,6 +133,9 @@ def class_weights(train: list[Sample], classes: list[str]) -> tuple[float, ...]:
 def _phase_heading(phase: Phase, config: TrainConfig, photos: int) -> str:
     if phase.on == "features":
         return f"training the head ({config.optimizer}, early stopping on validation loss)"
+    if phase.recipe:
+        size = f", {config.image_size} px" if config.image_size else ""
+        return f"fine-tuning the whole network by the recipe ({photos} photos per epoch{size})"
     if phase.learns_batchnorm:
         return f"training {config.backbone} from scratch ({photos} photos per epoch)"
     blocks = f"the last {phase.unfreeze} blocks" if phase.unfreeze else "the whole network"
@@ -141,7 +145,8 @@ def _phase_heading(phase: Phase, config: TrainConfig, photos: int) -> str:
 
 def _write_history(rows: list[dict], path: Path) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0].keys()))
+        # a recipe phase's rows add its rates, mixing and average (left empty in the head's rows)
+        writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(name for row in rows for name in row)))
         writer.writeheader()
         writer.writerows(rows)
     return path
@@ -351,6 +356,7 @@ def _steps(run: TrainingRun) -> None:
     seed_everything(config.seed)
     with events.step("split"):
         folder, manifest, applied = _split(run.data, run.split_file, run.corrections, config, events)
+        config = run.config = sized_for_photos(config, _paths(manifest.part("train")), events.note)
     with events.step("features"):
         start = starting_extractor(config)
         run.photos = photos = _read_photos(folder, manifest, start, start.preprocessing, config, processes, events)
