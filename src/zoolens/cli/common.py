@@ -65,7 +65,9 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                              "are an ensemble: their features side by side, one head, trained frozen")
     parser.add_argument("--strategy", default=Strategy.FROZEN.value, choices=Strategy.values(),
                         help="frozen: cached features + dense head (default); finetune: then train through the "
-                             "backbone; scratch: a randomly initialised network")
+                             "backbone; scratch: a randomly initialised network; recipe: fine-tune the timm/fastai "
+                             "way (warmed head, layer-wise rates, warm-up + cosine, label smoothing, MixUp/CutMix, "
+                             "weight EMA; small photos enlarged 3x)")
     parser.add_argument("--unfreeze", type=int, default=0, help="finetune only the last N backbone blocks (0: all)")
     parser.add_argument("--optimizer", default=Optimizer.ADAM.value, choices=Optimizer.values(), help="optimizer")
     parser.add_argument("--lr", type=float,
