@@ -20,9 +20,12 @@ def animals3() -> Path:
 
 def demo_model(cache: str) -> Path:
     """A frozen MobileNetV2 model of animals3, trained once per benchmark run into a temporary folder; with
-    ZOOLENS_BENCH_PRESET=best in the environment, `zoolens train --preset best`'s model instead."""
+    ZOOLENS_BENCH_PRESET=best in the environment, `zoolens train --preset best`'s model instead; with
+    ZOOLENS_BENCH_MODEL=FOLDER, that model folder, trained before (its backbones are exported into the fresh cache)."""
     import zoolens
 
+    if os.environ.get("ZOOLENS_BENCH_MODEL"):
+        return Path(os.environ["ZOOLENS_BENCH_MODEL"])
     out = Path(cache) / "model"
     preset = os.environ.get("ZOOLENS_BENCH_PRESET")
     if not (out / "zoolens.json").exists():

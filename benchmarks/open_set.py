@@ -1,7 +1,7 @@
 """Open-set ("none of these") methods side by side, on the same photos: how many photos of none of a model's
 classes each still accepts as a class, and what it costs on the model's own test photos.
 
-    .venv/bin/python benchmarks/open_set.py [--quick] [--datasets animals3,imagewoof]
+    .venv/bin/python benchmarks/open_set.py [--quick] [--datasets animals3,imagewoof] [--backbone NAME]
 
 Methods, each with its threshold fitted on the model's validation photos so that 98 % of them are kept:
 "max probability alone" (calibrated max class probability), "feature distance alone" (10th-nearest-neighbour
@@ -161,13 +161,13 @@ def known_parts(model, root: Path) -> tuple[list, list]:
     return validation, test
 
 
-def run_dataset(dataset: str, count: int, scratch: Path) -> list[dict]:
+def run_dataset(dataset: str, count: int, scratch: Path, backbone: str = "mobilenet_v2") -> list[dict]:
     import zoolens
     from zoolens.data.shared import ensure_shared_dataset
 
     root = ensure_shared_dataset(dataset)
     started = time.perf_counter()
-    model = zoolens.train(root, scratch / dataset, progress=False)
+    model = zoolens.train(root, scratch / dataset, progress=False, backbone=backbone)
     trained = round(time.perf_counter() - started, 1)
     index = {name: i for i, name in enumerate(model.classes)}
     validation, test = known_parts(model, root)
@@ -176,7 +176,7 @@ def run_dataset(dataset: str, count: int, scratch: Path) -> list[dict]:
     known = Signals(model, [s.path for s in test], [index[s.label] for s in test])
     unknown = {name: Signals(model, paths) for name, paths in unknown_sets(dataset, count).items()}
     common = {"benchmark": "open_set", "dataset": dataset, "classes": len(model.classes),
-              "backbone": model.network.backbone.info.name, "train_seconds": trained,
+              "backbone": model.record.backbone.name, "train_seconds": trained,
               "animal_check": model.meta["open_set"]["animal_check"],
               "photos": {"validation": len(validation_signals), "known test": len(known),
                          **{name: len(s) for name, s in unknown.items()}}}
@@ -187,6 +187,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="200 photos per unknown set (default 1000)")
     parser.add_argument("--datasets", default="animals3,imagewoof", help="comma-separated: animals3, imagewoof")
+    parser.add_argument("--backbone", default="mobilenet_v2",
+                        help="the models' backbone, or an ensemble's members joined by + (mobilenet_v2+efficientnet_lite2)")
     args = parser.parse_args()
     count = 200 if args.quick else 1000
     datasets = [name.strip() for name in args.datasets.split(",") if name.strip()]
@@ -195,7 +197,7 @@ def main() -> None:
         parser.error(f"unknown dataset(s): {', '.join(unknown)} (choose from animals3, imagewoof)")
     with tempfile.TemporaryDirectory(prefix="zoolens-bench-open-set-") as scratch:  # the models trained here
         for dataset in datasets:
-            for row in run_dataset(dataset, count, Path(scratch)):
+            for row in run_dataset(dataset, count, Path(scratch), args.backbone):
                 print(json.dumps({**row, "quick": args.quick, "cpu_count": os.cpu_count()}), flush=True)
 
 

@@ -127,3 +127,31 @@ def test_grad_cam_is_of_one_member_and_says_which(ensemble, small_animals):
     assert "Grad-CAM of efficientnet_lite1" in second.title
     assert not np.allclose(first.heatmaps["gradcam"], second.heatmaps["gradcam"])
     assert first.prediction.describe() in first.title  # the whole ensemble's answer
+
+
+def test_the_batch_job_answers_as_predict_does(ensemble, small_animals, tmp_path):
+    import pandas as pd
+
+    from zoolens.inference.batch.job import predict_folder
+
+    _, out = ensemble
+    loaded = Model.load(out)
+    predict_folder(loaded, small_animals / "cats", tmp_path / "results.parquet", workers=0, chunk_size=8,
+                   progress=False)
+    rows = pd.read_parquet(tmp_path / "results.parquet").set_index("path")
+    photos = sorted((small_animals / "cats").glob("*.jpg"))
+    answers = loaded.predict(photos)
+    found = rows.loc[[str(p) for p in photos]]
+    assert [(verdict, label if isinstance(label, str) else None) for verdict, label in zip(found["verdict"],
+                                                                                           found["label"])] \
+        == [(a.verdict, a.label) for a in answers]
+    np.testing.assert_allclose(rows.loc[[str(p) for p in photos], "confidence"], [a.confidence for a in answers],
+                               atol=1e-5)
+
+
+def test_the_report_names_the_members(ensemble, tmp_path):
+    from zoolens.evaluation.report import write_report
+
+    _, out = ensemble
+    page = write_report(out, out=tmp_path / "report.html", progress=False, gallery_size=2).read_text()
+    assert "mobilenet_v2+efficientnet_lite1" in page
