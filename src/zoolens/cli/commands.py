@@ -87,9 +87,9 @@ def cmd_data_issues(args) -> int:
 # ---- train / evaluate -----------------------------------------------------------------------------
 PRESET_HELP = ("best: MobileNetV2 and EfficientNet-Lite2 side by side at 260 px, frozen, one head; the default's split. "
                "Measured (docs/measurements.md): Imagewoof 94.2 %%, animals3 99.3 %% (default 92.3 / 98.5) for "
-               "3.3-3.8x the default's cold training CPU time; predicting costs about 1.35x the default's time for "
-               "one photo (169 against 126 ms p50 on a busy 2-core CPU) and a third of its photos per second in a batch "
-               "job (29 against 94 photos/s)")
+               "3.3-3.8x the default's cold training CPU time; predicting costs about 4x the default's time for one "
+               "photo (63 against 16 ms p50 on this 2-core CPU) and a third of its photos per second in a batch job "
+               "(29 against 94 photos/s)")
 
 
 def add_preset_option(parser) -> None:
