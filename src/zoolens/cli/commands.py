@@ -87,7 +87,7 @@ def cmd_data_issues(args) -> int:
 # ---- train / evaluate -----------------------------------------------------------------------------
 PRESET_HELP = ("best: MobileNetV2 and EfficientNet-Lite2 side by side at 260 px, frozen, one head; the default's split. "
                "Measured (docs/measurements.md): Imagewoof 94.2 %%, animals3 99.3 %% (default 92.3 / 98.5) for "
-               "3.3-3.8x the default's cold training CPU time; predicting costs about 4x the default's time for one "
+               "3.3-4.2x the default's cold training CPU time; predicting costs about 4x the default's time for one "
                "photo (63 against 16 ms p50 on this 2-core CPU) and a third of its photos per second in a batch job "
                "(29 against 94 photos/s)")
 
