@@ -35,9 +35,9 @@ KEEP = 0.98  # of the validation photos, for the single-signal thresholds (the s
 CIFAR_OBJECTS = ("airplane", "automobile", "ship", "truck")
 
 
-def spread(paths: list[Path], count: int) -> list[Path]:
-    """`count` of `paths`, evenly spaced through the sorted list (all of them if fewer)."""
-    paths = sorted(paths)
+def spread(paths: list, count: int) -> list:
+    """`count` of `paths` (or samples, by their paths), evenly spaced through the sorted list (all of them if fewer)."""
+    paths = sorted(paths, key=lambda one: getattr(one, "path", one))
     if len(paths) <= count:
         return paths
     return [paths[i] for i in np.linspace(0, len(paths) - 1, count).round().astype(int)]

@@ -85,6 +85,18 @@ def test_none_of_these_is_fitted_on_the_ensemble_with_its_members_imagenet_class
     np.testing.assert_allclose(check.imagenet.probabilities(features), expected, atol=2e-3)  # float16 as saved
 
 
+def test_its_distance_check_reads_a_further_neighbour_than_one_backbones(ensemble, trained_model):
+    """An ensemble's 10th-neighbour threshold let in a quarter of unknown animals (docs/measurements.md): its bank is
+    read at the ENSEMBLE_NEIGHBOURS-th neighbour, at most its smallest class's count, and saved so."""
+    from zoolens.models.open_set import ENSEMBLE_NEIGHBOURS, NEIGHBOURS
+
+    model, out = ensemble
+    fewest = int(np.bincount(model.open_set.bank_labels).min())
+    assert model.open_set.neighbours == min(ENSEMBLE_NEIGHBOURS, fewest) > NEIGHBOURS
+    assert Model.load(out).open_set.neighbours == model.open_set.neighbours
+    assert trained_model.open_set.neighbours == NEIGHBOURS  # one backbone: as before
+
+
 def test_the_saved_model_names_its_members_reloads_and_answers_the_same(ensemble, small_animals):
     from PIL import Image
 

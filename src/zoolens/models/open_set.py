@@ -36,6 +36,10 @@ STRICT_SHARE = 0.05
 FITTED_MODES = {OpenSetMode.ON.value, OpenSetMode.STRICT.value}  # the modes with thresholds ("off" has none)
 NOT_SURE_BELOW = 0.5  # calibrated probability under which the best guess is more likely wrong than right
 NEIGHBOURS = 10  # measured: k=10 beat 1 and 5 on animals3 and Imagewoof (benchmarks/open_set.py)
+# An ensemble's features (`--backbone a+b`) need more: its 10th-neighbour threshold, set by the few farthest
+# validation photos, let in 24 % of CIFAR deer/frogs/horses on animals3, 4 % at k=20 and 0 % at k=50, own test photos
+# kept alike (98-99 %), Imagewoof's unknowns unchanged (2.5 / 0 % at 10, 3 / 0 % at 50); docs/measurements.md.
+ENSEMBLE_NEIGHBOURS = 50
 BANK_PER_CLASS = 1000  # training photos kept per class (float16): 2.5 MB per 1000 photos at 1280 dims
 MAX_FILE_BYTES = 1 << 30  # a tampered bundle's open-set file is refused before it is read
 MIN_CALIBRATION_PHOTOS = 100  # below this many validation photos, training photos (leave-one-out) join them
@@ -320,9 +324,11 @@ def non_animal_classes(animal: np.ndarray, labels: np.ndarray, classes: list[str
 
 def fit_open_set(train_features: np.ndarray, train_labels: np.ndarray, val_features: np.ndarray,
                  val_confidence: np.ndarray, classes: list[str], imagenet: ImageNetHead | None,
-                 imagenet_off_reason: str | None = None, share: float = DEFAULT_SHARE, seed: int = 0) -> OpenSetCheck:
+                 imagenet_off_reason: str | None = None, share: float = DEFAULT_SHARE, seed: int = 0,
+                 neighbours: int = NEIGHBOURS) -> OpenSetCheck:
     """Fit the checks on a model's own photos: a bank of training features and thresholds on its validation
-    photos (`val_confidence`: calibrated max probabilities), so that `share` of them is turned away."""
+    photos (`val_confidence`: calibrated max probabilities), so that `share` of them is turned away; the distance is
+    to the `neighbours`-th nearest training photo (at most the smallest class's count in the bank)."""
     rng = np.random.default_rng(seed)
     if imagenet is not None:  # scores as the saved model will compute them: its ImageNet weights are kept in float16
         imagenet = ImageNetHead(as_saved(imagenet.weight), imagenet.bias, imagenet.categories)
@@ -331,6 +337,7 @@ def fit_open_set(train_features: np.ndarray, train_labels: np.ndarray, val_featu
     keep.sort()
     bank = normalised_rows(as_saved(train_features[keep]))
     bank_labels = np.asarray(train_labels)[keep]
+    neighbours = max(min(NEIGHBOURS, neighbours), min(neighbours, int(np.bincount(bank_labels).min())))
     notes = []
     known = None
     if imagenet is not None:
@@ -344,13 +351,13 @@ def fit_open_set(train_features: np.ndarray, train_labels: np.ndarray, val_featu
         else:
             known = known_categories_of(train_imagenet.argmax(axis=1))
     val_imagenet = imagenet.probabilities(val_features) if imagenet is not None else None
-    calibration = CalibrationScores(kth_neighbour_distance(val_features, bank, NEIGHBOURS),
+    calibration = CalibrationScores(kth_neighbour_distance(val_features, bank, neighbours),
                                     val_imagenet[:, IMAGENET_ANIMALS].sum(axis=1) if imagenet is not None else None,
                                     np.asarray(val_confidence, np.float32),
                                     val_imagenet[:, known].sum(axis=1) if imagenet is not None else None)
     described = f"{len(val_features)} validation photos"
     if len(val_features) < MIN_CALIBRATION_PHOTOS:
-        calibration = _with_training_photos(calibration, train_features[keep], bank, imagenet, known)
+        calibration = _with_training_photos(calibration, train_features[keep], bank, imagenet, known, neighbours)
         described += f" and {len(bank)} training photos (leave-one-out), as validation has fewer than " \
                      f"{MIN_CALIBRATION_PHOTOS}"
         notes.append("few validation photos: thresholds are rough")
@@ -358,14 +365,14 @@ def fit_open_set(train_features: np.ndarray, train_labels: np.ndarray, val_featu
     for mode, mode_share in ((OpenSetMode.ON.value, share), (OpenSetMode.STRICT.value, max(share, STRICT_SHARE))):
         thresholds[mode], figures[mode] = _thresholds_for(calibration, mode_share)
     summary = {
-        "method": f"{NEIGHBOURS}th-nearest-neighbour cosine distance to training features"
+        "method": f"{neighbours}th-nearest-neighbour cosine distance to training features"
                   + (" + ImageNet animal check + known ImageNet kinds" if imagenet is not None else "")
                   + " + calibrated max probability",
         "share": share,
         "strict_share": max(share, STRICT_SHARE),
         "fitted_on": described,
         "bank": f"{len(bank)} training photos",
-        "neighbours": NEIGHBOURS,
+        "neighbours": neighbours,
         "animal_check": "on" if imagenet is not None else f"off: {imagenet_off_reason or 'no ImageNet classifier'}",
         "known_imagenet_categories": [imagenet.categories[i] for i in known] if known is not None else [],
         "thresholds": {mode: {k: (round(v, 5) if v is not None else None) for k, v in vars(t).items()}
@@ -373,13 +380,14 @@ def fit_open_set(train_features: np.ndarray, train_labels: np.ndarray, val_featu
         "turned_away_on_calibration": figures,
         "notes": notes,
     }
-    return OpenSetCheck(bank, bank_labels, NEIGHBOURS, thresholds, imagenet, summary, known)
+    return OpenSetCheck(bank, bank_labels, neighbours, thresholds, imagenet, summary, known)
 
 
 def _with_training_photos(calibration: CalibrationScores, features: np.ndarray, bank: np.ndarray,
-                          imagenet: ImageNetHead | None, known: np.ndarray | None) -> CalibrationScores:
+                          imagenet: ImageNetHead | None, known: np.ndarray | None,
+                          neighbours: int) -> CalibrationScores:
     """Few validation photos: add the bank's own photos, each measured against the others."""
-    distance = kth_neighbour_distance(features, bank, NEIGHBOURS, skip_self=True)
+    distance = kth_neighbour_distance(features, bank, neighbours, skip_self=True)
     probabilities = imagenet.probabilities(features) if imagenet is not None else None
 
     def joined(mine: np.ndarray | None, theirs) -> np.ndarray | None:

@@ -35,7 +35,7 @@ from zoolens.inference.steps import DenseLayer, FeatureStep, TemperatureScaling
 from zoolens.models.available import describe_backbone, has_pretrained_weights
 from zoolens.models.dense_head import DenseHead, FeatureBatches, NumpyDevice, fit_temperature
 from zoolens.models.member_scaling import normalised_members
-from zoolens.models.open_set import OpenSetCheck, fit_open_set
+from zoolens.models.open_set import ENSEMBLE_NEIGHBOURS, NEIGHBOURS, OpenSetCheck, fit_open_set
 from zoolens.plotting import FigureDrawer
 from zoolens.progress import ProgressView, showing, shown
 from zoolens.runtime.distributed import Processes, start_processes
@@ -218,7 +218,8 @@ def fit_open_set_check(classes: list[str], own: Extractor, confidence: np.ndarra
                               for role in ("train", "val"))
     imagenet, why_not = check_from.imagenet_head()
     check = fit_open_set(train_x, labels, val_x, confidence, classes, imagenet, why_not,
-                         share=config.open_set_share, seed=config.seed)
+                         share=config.open_set_share, seed=config.seed,
+                         neighbours=ENSEMBLE_NEIGHBOURS if len(check_from.members) > 1 else NEIGHBOURS)
     check.summary["features"] = "own" if check_from is own else {
         "backbone": check_from.info.name, "weights": check_from.info.weights_id,
         "why": "a network trained from scratch has no ImageNet classifier" if not config.pretrained
