@@ -337,7 +337,7 @@ def fit_open_set(train_features: np.ndarray, train_labels: np.ndarray, val_featu
     keep.sort()
     bank = normalised_rows(as_saved(train_features[keep]))
     bank_labels = np.asarray(train_labels)[keep]
-    neighbours = max(min(NEIGHBOURS, neighbours), min(neighbours, int(np.bincount(bank_labels).min())))
+    neighbours = min(neighbours, max(NEIGHBOURS, int(np.bincount(bank_labels).min())))
     notes = []
     known = None
     if imagenet is not None:
